@@ -1,0 +1,5 @@
+"""notifyplatform: a provider-agnostic notification platform."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,7 @@
+"""/api/v1/: each app contributes its own router; this module only mounts them."""
+
+from django.urls import include, path
+
+urlpatterns: list = [
+    path("", include("deliveries.api.urls")),
+]

@@ -1,0 +1,17 @@
+"""The Celery application.
+
+Reliability first: a task is acknowledged only after it ran (``acks_late``) and is
+requeued when the worker process dies (``task_reject_on_worker_lost``), so a
+SIGKILLed worker never loses a delivery. Every send is idempotent in the database,
+so a redelivered message cannot send twice.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
+
+app = Celery("notifyplatform")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

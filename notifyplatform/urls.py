@@ -1,0 +1,21 @@
+"""Root URLs: the admin console, the REST API under /api/v1/, health probes."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+admin.site.site_header = "notifyplatform"
+admin.site.site_title = "notifyplatform admin"
+admin.site.index_title = "Operations console"
+
+api_v1 = [
+    path("", include("notifyplatform.api_urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+]

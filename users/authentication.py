@@ -1,0 +1,27 @@
+"""DRF authentication by API token: ``Authorization: Bearer np_...`` (or ``Token np_...``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+
+from .services import token_authenticate
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request: Any) -> tuple[Any, Any] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0].lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be '<scheme> <token>'.")
+        token = token_authenticate(header[1])
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked API token.")
+        return token.user, token
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="api"'
