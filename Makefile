@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format venv bench clean stop
+.PHONY: run test lint format venv bench clean stop browser
 
 venv: $(VENV)/.installed
 
@@ -19,8 +19,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: venv
 	$(PY) -m notifyplatform.launcher run
 
+## browser: Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium;
+##          it never downloads a browser of its own)
+browser:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 ## test: lint, then the whole pytest suite against real PostgreSQL and Redis
-test: venv lint
+test: venv lint browser
 	$(PY) -m notifyplatform.launcher test -- -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
