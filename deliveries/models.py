@@ -197,7 +197,8 @@ class NotificationDelivery(models.Model):
             SeedIndex(fields=["invitation"], name="idx_notification_deliveries_invitation"),
             SeedIndex(fields=["status"], name="idx_notification_deliveries_status"),
             SeedIndex(
-                fields=["provider_name", "provider_type"], name="idx_notification_deliveries_provider"
+                fields=["provider_name", "provider_type"],
+                name="idx_notification_deliveries_provider",
             ),
             SeedIndex(fields=["scheduled_at"], name="idx_notification_deliveries_scheduled"),
             SeedIndex(

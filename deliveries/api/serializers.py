@@ -1,0 +1,175 @@
+"""API shapes. Serializers only check types; rules live in the services."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from rest_framework import serializers
+
+from notifyplatform.choices import Channel
+
+from ..models import FrequencyPeriod, Notification, NotificationDelivery, UserNotificationPreference
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    decision = serializers.SerializerMethodField()
+
+    class Meta:
+        model = NotificationDelivery
+        fields = [
+            "id",
+            "delivery_type",
+            "status",
+            "recipient",
+            "recipient_type",
+            "provider_name",
+            "provider_message_id",
+            "scheduled_at",
+            "sent_at",
+            "failed_at",
+            "expires_at",
+            "retry_count",
+            "max_retries",
+            "error_code",
+            "error_message",
+            "decision",
+        ]
+        read_only_fields = fields
+
+    def get_decision(self, obj: NotificationDelivery) -> dict[str, Any] | None:
+        return (obj.delivery_metadata or {}).get("decision")
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    user_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "user_id",
+            "event_type",
+            "notification_type",
+            "category",
+            "priority",
+            "title",
+            "message",
+            "rich_content",
+            "action_url",
+            "action_label",
+            "delivery_channels",
+            "status",
+            "is_read",
+            "is_archived",
+            "read_at",
+            "sent_at",
+            "scheduled_at",
+            "expires_at",
+            "metadata",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+def inbox_payload(notification: Notification) -> dict[str, Any]:
+    """JSON-ready form of an inbox notification (API and real-time event alike)."""
+    return dict(NotificationSerializer(notification).data)
+
+
+class NotifyRequestSerializer(serializers.Serializer):
+    """``POST /api/v1/notifications/``. Either ``user_id`` or an address-only recipient
+    (``email`` and/or ``phone``); either ``template_key`` or ``title`` + ``message``."""
+
+    user_id = serializers.UUIDField(required=False)
+    email = serializers.CharField(required=False, max_length=254)
+    phone = serializers.CharField(required=False, max_length=32)
+    locale = serializers.CharField(required=False, max_length=16, default="en")
+    template_key = serializers.CharField(required=False, max_length=100)
+    title = serializers.CharField(required=False, max_length=255)
+    message = serializers.CharField(required=False)
+    context = serializers.DictField(required=False, default=dict)
+    channels = serializers.ListField(
+        child=serializers.CharField(max_length=20), required=False, allow_empty=True
+    )
+    category = serializers.CharField(required=False, max_length=20)
+    priority = serializers.CharField(required=False, max_length=10)
+    scheduled_at = serializers.DateTimeField(required=False)
+    expires_at = serializers.DateTimeField(required=False)
+    action_url = serializers.CharField(required=False, max_length=2000)
+    action_label = serializers.CharField(required=False, max_length=100)
+    metadata = serializers.DictField(required=False)
+    webhook_url = serializers.CharField(required=False, max_length=2000)
+    idempotency_key = serializers.CharField(required=False, max_length=255)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("user_id") and (attrs.get("email") or attrs.get("phone")):
+            raise serializers.ValidationError(
+                {"user_id": ["give either user_id or an email/phone address, not both"]}
+            )
+        if not attrs.get("user_id") and not (attrs.get("email") or attrs.get("phone")):
+            raise serializers.ValidationError({"user_id": ["this field is required"]})
+        return attrs
+
+
+class PreferenceSerializer(serializers.ModelSerializer):
+    delivery_method = serializers.ChoiceField(choices=Channel.choices)
+    frequency_period = serializers.ChoiceField(
+        choices=FrequencyPeriod.choices, required=False, default=FrequencyPeriod.DAILY
+    )
+    frequency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    preferred_providers = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, allow_null=True
+    )
+    blocked_providers = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = UserNotificationPreference
+        fields = [
+            "id",
+            "invitation_type",
+            "delivery_method",
+            "conversation_style",
+            "is_enabled",
+            "frequency_limit",
+            "frequency_period",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "timezone",
+            "preferred_providers",
+            "blocked_providers",
+            "delivery_preferences",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # the (user, type, method) uniqueness is checked by the service (user is implicit)
+        validators: list[Any] = []
+
+    def validate_timezone(self, value: str | None) -> str | None:
+        if value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise serializers.ValidationError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def validate_delivery_preferences(self, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object")
+        over_cap = value.get("over_cap")
+        if over_cap is not None and over_cap not in ("skip", "defer"):
+            raise serializers.ValidationError("over_cap must be 'skip' or 'defer'")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start = attrs.get("quiet_hours_start", getattr(self.instance, "quiet_hours_start", None))
+        end = attrs.get("quiet_hours_end", getattr(self.instance, "quiet_hours_end", None))
+        if (start is None) != (end is None):
+            field = "quiet_hours_end" if end is None else "quiet_hours_start"
+            raise serializers.ValidationError({field: ["quiet hours need both a start and an end"]})
+        return attrs

@@ -1,0 +1,148 @@
+"""Notifications (send), the user's inbox and the user's preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from notifyplatform.api_errors import ApiError
+from users.models import User
+
+from .. import selectors, services
+from ..errors import NotifyError
+from ..filters import InboxFilter
+from ..types import Recipient
+from .serializers import (
+    DeliverySerializer,
+    NotificationSerializer,
+    NotifyRequestSerializer,
+    PreferenceSerializer,
+)
+
+
+def api_error(exc: NotifyError) -> ApiError:
+    return ApiError(exc.code, exc.message, fields={exc.field: [exc.message]} if exc.field else {})
+
+
+class CanSendNotifications(permissions.BasePermission):
+    """Staff users, or a service API token (``ApiToken.is_service``)."""
+
+    message = "Sending notifications needs a staff account or a service API token."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        return bool(user.is_staff or getattr(request.auth, "is_service", False))
+
+
+class NotificationViewSet(viewsets.GenericViewSet):
+    """``POST /notifications/``: send one notification (``Idempotency-Key`` header honoured:
+    a repeat returns the first result with 200 instead of 201 and sends nothing more)."""
+
+    permission_classes = [CanSendNotifications]
+    serializer_class = NotifyRequestSerializer
+    queryset = selectors.Notification.objects.none()
+
+    def create(self, request: Request) -> Response:
+        serializer = NotifyRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        idempotency_key = request.headers.get("Idempotency-Key") or data.pop(
+            "idempotency_key", None
+        )
+        data.pop("idempotency_key", None)
+        user_id = data.pop("user_id", None)
+        email, phone, locale = data.pop("email", None), data.pop("phone", None), data.pop("locale")
+        if user_id is not None:
+            recipient: Any = User.objects.filter(pk=user_id, is_active=True).first()
+            if recipient is None:
+                raise ApiError(
+                    "INVALID_RECIPIENT", "no such user", fields={"user_id": ["no such user"]}
+                )
+        else:
+            recipient = Recipient(email=email, phone=phone, locale=locale)
+        try:
+            result = services.notify(recipient, idempotency_key=idempotency_key, **data)
+        except NotifyError as exc:
+            raise api_error(exc) from exc
+        body = {
+            "notification": NotificationSerializer(result.notification).data
+            if result.notification
+            else None,
+            "deliveries": DeliverySerializer(result.deliveries, many=True).data,
+            "created": result.created,
+        }
+        return Response(
+            body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
+
+
+class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The signed-in user's in-app inbox. Other users' notifications are 404."""
+
+    serializer_class = NotificationSerializer
+    filterset_class = InboxFilter
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.inbox_list(self.request.user)
+
+    @action(detail=False, methods=["get"])
+    def unread_count(self, request: Request) -> Response:
+        return Response({"unread_count": selectors.inbox_unread_count(request.user)})
+
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str | None = None) -> Response:
+        notification = services.inbox_mark_read(user=request.user, notification_id=pk)
+        if notification is None:
+            raise ApiError("NOT_FOUND", "Not found.", status_code=status.HTTP_404_NOT_FOUND)
+        return Response(NotificationSerializer(notification).data)
+
+    @action(detail=False, methods=["post"])
+    def read_all(self, request: Request) -> Response:
+        return Response({"updated": services.inbox_mark_all_read(user=request.user)})
+
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, pk: str | None = None) -> Response:
+        notification = services.inbox_archive(user=request.user, notification_id=pk)
+        if notification is None:
+            raise ApiError("NOT_FOUND", "Not found.", status_code=status.HTTP_404_NOT_FOUND)
+        return Response(NotificationSerializer(notification).data)
+
+
+class PreferenceViewSet(viewsets.ModelViewSet):
+    """The signed-in user's own preference rows (platform defaults are admin-only)."""
+
+    serializer_class = PreferenceSerializer
+    filter_backends: list[Any] = []
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.preference_list(self.request.user)
+
+    def get_object(self):  # type: ignore[no-untyped-def]
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+    def perform_create(self, serializer: PreferenceSerializer) -> None:
+        try:
+            serializer.instance = services.preference_create(
+                user=self.request.user, data=dict(serializer.validated_data)
+            )
+        except NotifyError as exc:
+            raise api_error(exc) from exc
+
+    def perform_update(self, serializer: PreferenceSerializer) -> None:
+        try:
+            serializer.instance = services.preference_update(
+                preference=serializer.instance, data=dict(serializer.validated_data)
+            )
+        except NotifyError as exc:
+            raise api_error(exc) from exc
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.preference_delete(preference=instance)

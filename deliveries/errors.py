@@ -1,0 +1,39 @@
+"""Errors the pipeline raises for bad input. Codes are UPPER_SNAKE and stable (API clients
+and delivery records store them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
+TEMPLATE_VARIABLE_MISSING = "TEMPLATE_VARIABLE_MISSING"
+TEMPLATE_VARIABLE_INVALID = "TEMPLATE_VARIABLE_INVALID"
+UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
+INVALID_RECIPIENT = "INVALID_RECIPIENT"
+INVALID_URL = "INVALID_URL"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+VALIDATION_ERROR = "VALIDATION_ERROR"
+
+
+class NotifyError(Exception):
+    """Bad input to ``notify()``: nothing was written.
+
+    ``field`` names the offending input (``template_key``, ``context.amount``, ``channels``,
+    ``email``, ``phone``, ``webhook_url`` ...), so the API can answer 400 naming it.
+    """
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" + (f" ({self.field})" if self.field else "")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.message, self.field))
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {self.field: [self.message]} if self.field else {}
+        return {"code": self.code, "message": self.message, "fields": fields}

@@ -1,0 +1,25 @@
+"""Write paths of the delivery pipeline (see the modules for the why)."""
+
+from .inbox import (
+    inbox_archive,
+    inbox_mark_all_read,
+    inbox_mark_read,
+)
+from .notify import notify, notify_many
+from .preferences import preference_create, preference_delete, preference_update
+from .sending import deliveries_sweep, delivery_send, enqueue_deliveries, retry_delay
+
+__all__ = [
+    "deliveries_sweep",
+    "delivery_send",
+    "enqueue_deliveries",
+    "inbox_archive",
+    "inbox_mark_all_read",
+    "inbox_mark_read",
+    "notify",
+    "notify_many",
+    "preference_create",
+    "preference_delete",
+    "preference_update",
+    "retry_delay",
+]

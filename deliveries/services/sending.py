@@ -1,0 +1,498 @@
+"""Sending one delivery, crash-safe and at most once per claim; retries; the sweeper.
+
+The send is split in three steps so no database transaction is open during a network call
+and a crash at any point leaves a state the sweeper can repair:
+
+1. **Claim** (short transaction): ``SELECT … FOR UPDATE SKIP LOCKED`` the row; only a
+   ``pending`` row that is due is taken; past ``expires_at`` it becomes ``expired``. The row
+   becomes ``sending`` with a *lease* (``delivery_metadata.lease = {token, until, worker}``)
+   and that is committed **before** the provider is called. A second task for the same
+   delivery (a duplicate message, a sweeper re-enqueue, Celery's redelivery after a worker
+   died) finds it locked or not pending and does nothing.
+2. **Send** (no transaction): route (``providers.routing.candidates``) and
+   ``providers.services.send_with_failover`` with the idempotency key ``delivery-<id>``.
+3. **Record** (short transaction): a conditional UPDATE that only applies while *our* lease
+   holds, then the notification's status is recomputed under its row lock.
+
+If the worker dies between 1 and 3 the row stays ``sending`` until the lease runs out
+(``NP_DELIVERY_LEASE_SECONDS``, longer than any provider timeout × candidates); the sweeper
+then puts it back to ``pending`` (counting an attempt, so a message that crashes workers ends
+``failed`` instead of looping) and it is sent again with the **same** idempotency key.
+Trade-off, stated plainly: a crash *after* the provider accepted the message but *before*
+step 3 committed means the outcome is unknown; we choose at-least-once for that window (a
+few milliseconds) over losing the message. Providers that honour idempotency keys
+(HTTP APIs with ``Idempotency-Key``, webhook receivers deduplicating on ``webhook-id``)
+turn the re-send into a no-op; plain SMTP cannot, and the SMTP adapter puts the delivery id
+in a header so a duplicate is at least recognisable downstream.
+
+Retryable failures are rescheduled in the database (``scheduled_at`` = now + exponential
+backoff with full jitter, ``NP_DELIVERY_RETRY_BASE_SECONDS``/``_CAP_SECONDS``) up to
+``max_retries``; the sweeper enqueues them when due (no long Celery countdowns).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..models import DeliveryStatus, Notification, NotificationDelivery
+from ..types import SendOutcomeSummary
+from .status import USER_STATUSES, notification_status_from
+
+logger = logging.getLogger(__name__)
+
+LEASE_EXPIRED = "LEASE_EXPIRED"
+SEND_CRASHED = "UNKNOWN"
+_broker_down_until = 0.0
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def lease_seconds() -> float:
+    return _setting("NP_DELIVERY_LEASE_SECONDS", 120)
+
+
+def retry_delay(retry_count: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base · 2^n)), never less than
+    what the provider asked for (``Retry-After``)."""
+    base = _setting("NP_DELIVERY_RETRY_BASE_SECONDS", 30)
+    cap = _setting("NP_DELIVERY_RETRY_CAP_SECONDS", 3600)
+    delay = random.uniform(0, min(cap, base * (2**retry_count)))
+    return max(delay, retry_after or 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Enqueueing (the database is the outbox: a lost message is re-enqueued by the sweeper)
+# --------------------------------------------------------------------------------------------
+
+
+def enqueue_deliveries(delivery_ids: Iterable[int]) -> int:
+    """Publish send tasks; never raises. Returns how many were published.
+
+    When the broker is down the rows simply stay ``pending`` for the sweeper, and for
+    ``NP_BROKER_BACKOFF_SECONDS`` we do not even try, so API calls do not each pay the
+    connection timeout while Redis is away.
+    """
+    global _broker_down_until
+    ids = list(delivery_ids)
+    if not ids:
+        return 0
+    if time.monotonic() < _broker_down_until:
+        logger.warning("broker marked down; %d deliveries left for the sweeper", len(ids))
+        return 0
+    from ..tasks import send_deliveries, send_delivery
+
+    chunk = int(_setting("NP_DELIVERY_ENQUEUE_CHUNK", 50))
+    published = 0
+    try:
+        if len(ids) == 1:
+            send_delivery.delay(ids[0])
+            published = 1
+        else:
+            for start in range(0, len(ids), chunk):
+                part = ids[start : start + chunk]
+                send_deliveries.delay(part)
+                published += len(part)
+    except Exception:  # noqa: BLE001 - any broker failure: the outbox keeps the rows
+        _broker_down_until = time.monotonic() + _setting("NP_BROKER_BACKOFF_SECONDS", 5)
+        logger.exception(
+            "could not enqueue %d deliveries; left pending for the sweeper", len(ids) - published
+        )
+    return published
+
+
+# --------------------------------------------------------------------------------------------
+# Claim → send → record
+# --------------------------------------------------------------------------------------------
+
+
+def _without(meta: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in (meta or {}).items() if k not in keys}
+
+
+def _claim(delivery_id: int, now: datetime) -> NotificationDelivery | SendOutcomeSummary:
+    with transaction.atomic():
+        delivery = (
+            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return SendOutcomeSummary(delivery_id, "skipped_locked")
+        if delivery.status != DeliveryStatus.PENDING:
+            return SendOutcomeSummary(delivery_id, "not_pending", delivery.status)
+        if delivery.scheduled_at is not None and delivery.scheduled_at > now:
+            return SendOutcomeSummary(delivery_id, "not_due", delivery.scheduled_at.isoformat())
+        if delivery.expires_at is not None and delivery.expires_at <= now:
+            _expire(delivery, now)
+            return SendOutcomeSummary(delivery_id, "expired")
+        lease = {
+            "token": uuid.uuid4().hex,
+            "until": (now + timedelta(seconds=lease_seconds())).timestamp(),
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "attempt": delivery.retry_count + 1,
+        }
+        delivery.status = DeliveryStatus.SENDING
+        delivery.delivery_metadata = {
+            **_without(delivery.delivery_metadata, "lease"),
+            "lease": lease,
+        }
+        delivery.save(update_fields=["status", "delivery_metadata", "updated_at"])
+        return delivery
+
+
+def _expire(delivery: NotificationDelivery, now: datetime) -> None:
+    """Mark a (locked) delivery expired and record why."""
+    delivery.status = DeliveryStatus.EXPIRED
+    delivery.delivery_metadata = {
+        **_without(delivery.delivery_metadata, "lease"),
+        "decision": {
+            "rule": "expired",
+            "expires_at": delivery.expires_at.isoformat() if delivery.expires_at else None,
+            "at": now.isoformat(),
+        },
+    }
+    delivery.error_code = "EXPIRED"
+    delivery.error_message = "expired before it could be sent"
+    delivery.save(
+        update_fields=["status", "delivery_metadata", "error_code", "error_message", "updated_at"]
+    )
+    if delivery.notification_id:
+        _refresh_notification(delivery.notification_id)
+
+
+def build_message(delivery: NotificationDelivery) -> Any:
+    from providers.types import OutboundMessage
+
+    meta = delivery.delivery_metadata or {}
+    rendered = meta.get("message") or {}
+    notification = delivery.notification if delivery.notification_id else None
+    data: dict[str, Any] = {
+        "event_type": meta.get("event_type"),
+        "category": meta.get("category"),
+        "priority": meta.get("priority"),
+        "notification_id": str(delivery.notification_id) if delivery.notification_id else None,
+        "invitation_id": delivery.invitation_id,
+        "action_url": meta.get("action_url"),
+        "context": (notification.template_data if notification else None) or {},
+    }
+    if meta.get("data"):
+        data["metadata"] = meta["data"]
+    if meta.get("subscription"):
+        data["subscription"] = meta["subscription"]
+    return OutboundMessage(
+        delivery_id=delivery.pk,
+        channel=delivery.delivery_type,
+        recipient=delivery.recipient,
+        recipient_type=delivery.recipient_type,
+        subject=rendered.get("subject"),
+        text=rendered.get("text") or "",
+        html=rendered.get("html"),
+        data=data,
+        idempotency_key=f"delivery-{delivery.pk}",
+        user_id=str(notification.user_id) if notification else None,
+        metadata={
+            "event_type": meta.get("event_type"),
+            "priority": meta.get("priority"),
+            "locale": meta.get("locale"),
+        },
+    )
+
+
+def _send(delivery: NotificationDelivery) -> Any:
+    """Route and send; returns a providers.types.SendOutcome (never raises)."""
+    from providers import errors as perrors
+    from providers.errors import ProviderError
+    from providers.routing import candidates
+    from providers.services import send_with_failover
+    from providers.types import SendOutcome
+
+    meta = delivery.delivery_metadata or {}
+    try:
+        providers = candidates(
+            channel=delivery.delivery_type,
+            region=delivery.geographic_region,
+            preferred=meta.get("preferred_providers") or (),
+            blocked=meta.get("blocked_providers") or (),
+        )
+        if not providers:
+            error = ProviderError(
+                f"no enabled, healthy provider for channel '{delivery.delivery_type}'",
+                error_code=perrors.NO_PROVIDER,
+                retryable=True,
+            )
+            return SendOutcome(result=None, provider=None, attempts=[], error=error)
+        return send_with_failover(build_message(delivery), providers)
+    except Exception as exc:  # noqa: BLE001 - a bug or outage must not strand the row in sending
+        logger.exception("sending delivery %s crashed", delivery.pk)
+        error = ProviderError(
+            f"send crashed: {type(exc).__name__}: {exc}", error_code=SEND_CRASHED, retryable=True
+        )
+        return SendOutcome(result=None, provider=None, attempts=[], error=error)
+
+
+def _ours(delivery_id: int, token: str) -> Q:
+    """Our lease still holds — or it ran out and the sweeper re-queued the row, but nobody
+    claimed it again yet (then our result is still the truth and must be recorded)."""
+    return Q(pk=delivery_id) & (
+        Q(status=DeliveryStatus.SENDING, delivery_metadata__lease__token=token)
+        | Q(status=DeliveryStatus.PENDING, delivery_metadata__lease_expired__token=token)
+    )
+
+
+def _record(delivery: NotificationDelivery, outcome: Any, now: datetime) -> SendOutcomeSummary:
+    token = delivery.delivery_metadata["lease"]["token"]
+    meta = _without(delivery.delivery_metadata, "lease", "lease_expired")
+    attempts = [a.to_dict() for a in outcome.attempts]
+    fields: dict[str, Any] = {"updated_at": now}
+    provider = outcome.provider
+    if provider is not None:
+        fields.update(
+            provider_name=provider.provider_name,
+            provider_type=provider.provider_type,
+            provider_priority=provider.priority,
+        )
+    if outcome.result is not None:
+        result = outcome.result
+        cost = result.cost if result.cost is not None else provider.cost_per_message
+        fields.update(
+            status=DeliveryStatus.SENT,
+            provider_message_id=(result.provider_message_id or "")[:255] or None,
+            provider_response={"response": result.response, "attempts": attempts},
+            cost_per_message=Decimal(cost) if cost is not None else None,
+            sent_at=now,
+            error_code=None,
+            error_message=None,
+            delivery_metadata=meta,
+        )
+        summary = SendOutcomeSummary(delivery.pk, "sent", provider.provider_name)
+    else:
+        error = outcome.error
+        fields.update(
+            error_code=(error.error_code or "UNKNOWN")[:50],
+            error_message=error.message,
+            provider_response={"error": error.to_dict(), "attempts": attempts},
+        )
+        if error.retryable and delivery.retry_count < delivery.max_retries:
+            delay = retry_delay(delivery.retry_count, error.retry_after)
+            next_at = now + timedelta(seconds=delay)
+            meta["decision"] = {
+                "rule": "retry",
+                "attempt": delivery.retry_count + 1,
+                "error_code": error.error_code,
+                "next_attempt_at": next_at.isoformat(),
+            }
+            fields.update(
+                status=DeliveryStatus.PENDING,
+                retry_count=delivery.retry_count + 1,
+                scheduled_at=next_at,
+                delivery_metadata=meta,
+            )
+            summary = SendOutcomeSummary(delivery.pk, "retry", error.error_code)
+        else:
+            if error.retryable:
+                meta["decision"] = {"rule": "max_retries", "max_retries": delivery.max_retries}
+            fields.update(status=DeliveryStatus.FAILED, failed_at=now, delivery_metadata=meta)
+            summary = SendOutcomeSummary(delivery.pk, "failed", error.error_code)
+
+    with transaction.atomic():
+        updated = NotificationDelivery.objects.filter(_ours(delivery.pk, token)).update(**fields)
+        if not updated:
+            # Someone else owns the row now (our lease ran out and it was claimed again).
+            logger.error(
+                "delivery %s: lease lost before recording %s", delivery.pk, summary.outcome
+            )
+            return SendOutcomeSummary(delivery.pk, "lease_lost", summary.outcome)
+        if delivery.notification_id:
+            _refresh_notification(
+                delivery.notification_id,
+                attempted=True,
+                error_message=fields.get("error_message"),
+                provider_response=fields.get("provider_response"),
+            )
+        if summary.outcome == "sent" and delivery.delivery_type == "in_app":
+            notification_id = delivery.notification_id
+            transaction.on_commit(lambda: publish_in_app(delivery.pk, notification_id))
+    return summary
+
+
+def delivery_send(delivery_id: int, *, now: datetime | None = None) -> SendOutcomeSummary:
+    """Claim, send and record one delivery. Safe to call any number of times, concurrently."""
+    claimed = _claim(delivery_id, now or timezone.now())
+    if isinstance(claimed, SendOutcomeSummary):
+        return claimed
+    outcome = _send(claimed)
+    return _record(claimed, outcome, timezone.now())
+
+
+def _refresh_notification(
+    notification_id: Any,
+    *,
+    attempted: bool = False,
+    error_message: str | None = None,
+    provider_response: dict[str, Any] | None = None,
+) -> None:
+    """Recompute a notification's status from its deliveries, under the notification's row
+    lock so two deliveries finishing together cannot each miss the other's update."""
+    notification = (
+        Notification.objects.select_for_update().filter(pk=notification_id).only("status").first()
+    )
+    if notification is None:
+        return
+    statuses = list(
+        NotificationDelivery.objects.filter(notification_id=notification_id).values_list(
+            "status", flat=True
+        )
+    )
+    status = notification_status_from(statuses)
+    fields: dict[str, Any] = {}
+    if notification.status not in USER_STATUSES and status != notification.status:
+        fields["status"] = status
+    if attempted:
+        fields["delivery_attempts"] = F("delivery_attempts") + 1
+        if provider_response is not None:
+            fields["provider_response"] = provider_response
+        if error_message:
+            fields["error_message"] = error_message
+    now = timezone.now()
+    if status in ("sent", "delivered"):
+        fields["sent_at"] = Coalesce(F("sent_at"), Value(now))
+    if fields:
+        Notification.objects.filter(pk=notification_id).update(**fields, updated_at=now)
+
+
+# --------------------------------------------------------------------------------------------
+# In-app: publish the notification to the user's private real-time stream
+# --------------------------------------------------------------------------------------------
+
+_REALTIME_PRIORITY = {"low": "low", "normal": "normal", "high": "high", "urgent": "critical"}
+
+
+def publish_in_app(delivery_id: int, notification_id: Any) -> None:
+    """Best effort: the inbox row is the truth; the event is the live nudge."""
+    try:
+        from realtime.services import publish
+    except ImportError:  # realtime app not built yet: the inbox still has the notification
+        logger.warning("realtime.services.publish unavailable; in-app event not published")
+        return
+    from ..api.serializers import inbox_payload
+
+    try:
+        notification = Notification.objects.select_related("user").get(pk=notification_id)
+        publish(
+            event_type="notification.created",
+            category="notification",
+            data=inbox_payload(notification),
+            visibility="private",
+            user=notification.user,
+            auction=notification.auction_id and notification.auction,
+            priority=_REALTIME_PRIORITY.get(notification.priority, "normal"),
+            correlation_id=str(notification.pk),
+            metadata={"delivery_id": delivery_id},
+        )
+    except Exception:  # noqa: BLE001 - never fail a recorded send because of the live feed
+        logger.exception("publishing in-app notification %s failed", notification_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeper
+# --------------------------------------------------------------------------------------------
+
+
+def _release_expired_leases(now: datetime, batch_size: int) -> int:
+    released = 0
+    with transaction.atomic():
+        rows = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=DeliveryStatus.SENDING, delivery_metadata__lease__until__lt=now.timestamp()
+            )
+            .order_by("id")[:batch_size]
+        )
+        for row in rows:
+            lease = (row.delivery_metadata or {}).get("lease") or {}
+            meta = _without(row.delivery_metadata, "lease")
+            meta["lease_expired"] = lease
+            meta["lease_expiries"] = int(meta.get("lease_expiries", 0)) + 1
+            if row.retry_count >= row.max_retries:
+                meta["decision"] = {"rule": "max_retries", "max_retries": row.max_retries}
+                NotificationDelivery.objects.filter(pk=row.pk).update(
+                    status=DeliveryStatus.FAILED,
+                    failed_at=now,
+                    error_code=LEASE_EXPIRED,
+                    error_message="the worker sending it vanished (lease expired) too often",
+                    delivery_metadata=meta,
+                    updated_at=now,
+                )
+                if row.notification_id:
+                    _refresh_notification(row.notification_id)
+            else:
+                NotificationDelivery.objects.filter(pk=row.pk).update(
+                    status=DeliveryStatus.PENDING,
+                    retry_count=row.retry_count + 1,
+                    scheduled_at=now,
+                    delivery_metadata=meta,
+                    # old enough that this same sweep re-enqueues it
+                    updated_at=now - timedelta(days=1),
+                )
+            released += 1
+    return released
+
+
+def _expire_pending(now: datetime, batch_size: int) -> int:
+    with transaction.atomic():
+        rows = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=DeliveryStatus.PENDING, expires_at__lte=now)
+            .order_by("id")[:batch_size]
+        )
+        for row in rows:
+            _expire(row, now)
+    return len(rows)
+
+
+def deliveries_sweep(
+    *, batch_size: int | None = None, now: datetime | None = None
+) -> dict[str, int]:
+    """Repair and re-drive the outbox: expired leases → pending, past ``expires_at`` →
+    expired, due pending rows not touched for ``NP_SWEEP_GRACE_SECONDS`` → enqueued.
+
+    The grace period keeps the sweeper from re-enqueueing rows whose own on-commit enqueue is
+    still in flight; a duplicate enqueue would be harmless anyway (the claim is idempotent).
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or int(_setting("NP_SWEEP_BATCH_SIZE", 5000))
+    released = _release_expired_leases(now, batch_size)
+    expired = _expire_pending(now, batch_size)
+    grace = timedelta(seconds=_setting("NP_SWEEP_GRACE_SECONDS", 30))
+    due_ids = list(
+        NotificationDelivery.objects.filter(
+            status=DeliveryStatus.PENDING, scheduled_at__lte=now, updated_at__lte=now - grace
+        )
+        .order_by("scheduled_at", "id")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    enqueued = enqueue_deliveries(due_ids) if due_ids else 0
+    if due_ids and enqueued:
+        # Touch them so the next sweep (before a busy worker got to them) does not enqueue
+        # the same rows again; the claim would ignore duplicates, this just saves the work.
+        NotificationDelivery.objects.filter(
+            pk__in=due_ids[:enqueued], status=DeliveryStatus.PENDING
+        ).update(updated_at=now)
+    return {"released": released, "expired": expired, "due": len(due_ids), "enqueued": enqueued}

@@ -1,0 +1,346 @@
+"""Fixtures for the pipeline tests: the template catalogue, real loopback SMTP and webhook
+receivers, provider rows pointing at them, and real Celery worker subprocesses."""
+
+from __future__ import annotations
+
+import base64
+import email
+import hashlib
+import hmac
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+WEBHOOK_SECRET_ENV = "NP_TEST_PIPELINE_WEBHOOK_SECRET"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"pipeline-test-secret-0123456789").decode()
+DELIVERY_HEADER = "X-Notifyplatform-Delivery"
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, interval: float = 0.1) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Catalogue: transactional tests truncate every table, data migrations included
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalogue(db) -> None:
+    from templates.catalog import catalogue_rows
+    from templates.models import NotificationTemplate
+
+    existing = set(NotificationTemplate.objects.values_list("template_key", flat=True))
+    NotificationTemplate.objects.bulk_create(
+        [NotificationTemplate(**r) for r in catalogue_rows() if r["template_key"] not in existing]
+    )
+
+
+@pytest.fixture(autouse=True)
+def _provider_counters(settings) -> Iterator[None]:
+    """Circuit/rate-limit counters of this run live under their own Redis prefix."""
+    settings.NP_PROVIDERS_REDIS_PREFIX = f"np:prov:pipeline-test:{os.getpid()}"
+    yield
+    from providers import kv
+
+    conn = kv.client()
+    keys = list(conn.scan_iter(settings.NP_PROVIDERS_REDIS_PREFIX + ":*", count=1000))
+    if keys:
+        conn.delete(*keys)
+
+
+# --------------------------------------------------------------------------------------------
+# SMTP server (aiosmtpd) on loopback
+# --------------------------------------------------------------------------------------------
+
+
+class SmtpSink:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.original_content or envelope.content)
+        with self.lock:
+            self.messages.append(message)
+        return "250 OK"
+
+    def by_delivery(self) -> Counter[int]:
+        with self.lock:
+            return Counter(int(m[DELIVERY_HEADER]) for m in self.messages if m[DELIVERY_HEADER])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[SmtpSink, int]]:
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook receiver: verifies Standard Webhooks signatures, counts arrivals per delivery id
+# --------------------------------------------------------------------------------------------
+
+
+def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    offered = [part.split(",", 1)[1] for part in headers.get("webhook-signature", "").split()]
+    return any(hmac.compare_digest(expected, sig) for sig in offered)
+
+
+class WebhookReceiver:
+    """A real HTTP server. ``hold_after = n``: from the n-th arrival on, requests are held
+    (not answered, not counted) until ``release()``; a held request whose client vanished
+    meanwhile is dropped uncounted — it was never acknowledged, like a receiver whose
+    transaction rolls back when the response cannot be sent."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.arrivals: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.dropped = 0
+        self.held = 0
+        self.hold_after: int | None = None
+        self._release = threading.Event()
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if outer.must_hold():
+                    with outer.lock:
+                        outer.held += 1
+                    outer._release.wait(120)
+                    if outer.client_gone(self.connection):
+                        with outer.lock:
+                            outer.dropped += 1
+                        self.close_connection = True
+                        return
+                if self.path.endswith("/gone"):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if not verify_signature(outer.secret, headers, body):
+                    with outer.lock:
+                        outer.bad_signatures += 1
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with outer.lock:
+                    outer.arrivals.append(
+                        {"webhook_id": headers["webhook-id"], "payload": json.loads(body)}
+                    )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    def must_hold(self) -> bool:
+        with self.lock:
+            return self.hold_after is not None and len(self.arrivals) >= self.hold_after
+
+    @staticmethod
+    def client_gone(conn: socket.socket) -> bool:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def release(self) -> None:
+        with self.lock:
+            self.hold_after = None
+        self._release.set()
+
+    def by_delivery(self) -> Counter[int]:
+        with self.lock:
+            return Counter(a["payload"]["data"]["delivery_id"] for a in self.arrivals)
+
+    def stop(self) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver(monkeypatch, settings) -> Iterator[WebhookReceiver]:
+    monkeypatch.setenv(WEBHOOK_SECRET_ENV, WEBHOOK_SECRET)
+    settings.NP_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    receiver = WebhookReceiver(WEBHOOK_SECRET)
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def pipeline_providers(db, smtp_server, webhook_receiver) -> dict[str, Any]:
+    """One provider per channel under test, pointing at the loopback servers."""
+    from providers.models import Provider
+
+    _sink, port = smtp_server
+    return {
+        "email": Provider.objects.create(
+            provider_name="test-smtp",
+            provider_type="email",
+            provider_class="smtp",
+            priority=10,
+            configuration={"host": "127.0.0.1", "port": port, "timeout": 5},
+        ),
+        "webhook": Provider.objects.create(
+            provider_name="test-webhook",
+            provider_type="webhook",
+            provider_class="webhook",
+            priority=10,
+            configuration={"secret_env": WEBHOOK_SECRET_ENV, "timeout": 10},
+            credentials_required=[WEBHOOK_SECRET_ENV],
+        ),
+        "in_app": Provider.objects.create(
+            provider_name="test-in-app", provider_type="in_app", provider_class="in_app"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Real Celery worker subprocesses
+# --------------------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], beat: bool, log: Path) -> None:
+        command = [
+            str(BASE_DIR / ".venv" / "bin" / "celery"),
+            "-A",
+            "notifyplatform",
+            "worker",
+            "--pool=threads",
+            "--concurrency=8",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=WARNING",
+        ]
+        if beat:
+            command.append("--beat")
+        self.log = log
+        self._log_file = log.open("ab")
+        self.process = subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: SIGKILL takes all of it
+        )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+        self._log_file.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
+    """Start ``celery worker`` subprocesses on the test database; all are killed at teardown."""
+    workers: list[Worker] = []
+    db = settings.DATABASES["default"]
+    database_url = (
+        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+    def start(*, beat: bool = False, **extra_env: str) -> Worker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "NP_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+            "NP_PROVIDERS_REDIS_PREFIX": settings.NP_PROVIDERS_REDIS_PREFIX,
+            "NP_RUN_DIR": str(tmp_path),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "PYTHONUNBUFFERED": "1",
+            WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
+            **extra_env,
+        }
+        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.kill()
+
+
+@pytest.fixture
+def purge_queue(settings) -> None:
+    """Drop task messages left in this test run's broker database by earlier tests."""
+    import redis
+
+    conn = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for key in conn.scan_iter("*"):
+        name = key.decode()
+        if name in ("celery", "unacked", "unacked_index") or name.startswith("_kombu"):
+            conn.delete(key)

@@ -1,0 +1,92 @@
+"""Template lookup (type + channel + language with fallback) and rendering for the pipeline.
+
+``template_key`` as callers pass it is either a notification type (``outbid``) — looked up per
+channel and language — or an exact row key (``outbid.email.en``), which pins that one row.
+Language fallback: the user's full locale (``pt-BR``) → its language (``pt``) → ``en``
+(``rendering.select_language``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .models import NotificationTemplate
+from .rendering import RenderedMessage, render_message, select_language
+
+TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
+DEFAULT_LANGUAGE = "en"
+
+
+class TemplateNotFoundError(Exception):
+    code = TEMPLATE_NOT_FOUND
+
+    def __init__(self, message: str, *, channel: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.channel = channel
+
+
+def template_is_exact_key(template_key: str) -> bool:
+    return template_key.count(".") == 2
+
+
+def template_type_of(template_key: str) -> str:
+    """The notification type a caller's ``template_key`` names (``outbid.email.en`` → outbid)."""
+    return template_key.split(".", 1)[0] if template_is_exact_key(template_key) else template_key
+
+
+def templates_for_channels(
+    template_key: str, channels: Iterable[str], locale: str | None
+) -> dict[str, NotificationTemplate]:
+    """The active template per channel for ``template_key`` in the best language for ``locale``.
+
+    One query for all channels. Raises TemplateNotFoundError naming the first channel without one.
+    """
+    channels = list(channels)
+    if template_is_exact_key(template_key):
+        row = NotificationTemplate.objects.filter(template_key=template_key, is_active=True).first()
+        if row is None:
+            raise TemplateNotFoundError(f"unknown template '{template_key}'")
+        for channel in channels:
+            if channel != row.delivery_type:
+                raise TemplateNotFoundError(
+                    f"template '{template_key}' is for channel '{row.delivery_type}', "
+                    f"not '{channel}'",
+                    channel=channel,
+                )
+        return {row.delivery_type: row}
+
+    rows = list(
+        NotificationTemplate.objects.filter(
+            invitation_type=template_key, delivery_type__in=channels, is_active=True
+        )
+    )
+    if not rows:
+        raise TemplateNotFoundError(f"unknown template '{template_key}'")
+    by_channel: dict[str, dict[str, NotificationTemplate]] = {}
+    for row in rows:
+        by_channel.setdefault(row.delivery_type, {})[row.language] = row
+    chosen: dict[str, NotificationTemplate] = {}
+    for channel in channels:
+        languages = by_channel.get(channel, {})
+        language = select_language(languages, locale, DEFAULT_LANGUAGE)
+        if language is None:
+            raise TemplateNotFoundError(
+                f"template '{template_key}' has no '{channel}' version "
+                f"in '{locale or DEFAULT_LANGUAGE}' or '{DEFAULT_LANGUAGE}'",
+                channel=channel,
+            )
+        chosen[channel] = languages[language]
+    return chosen
+
+
+def template_render(template: NotificationTemplate, context: Mapping[str, Any]) -> RenderedMessage:
+    """Render one template row; raises ``rendering.TemplateRenderError`` (code, field, variable)."""
+    return render_message(
+        subject=template.subject_template,
+        content=template.content_template,
+        html=template.html_template,
+        declarations=template.template_variables,
+        context=context,
+    )
