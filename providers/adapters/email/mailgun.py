@@ -1,0 +1,112 @@
+"""Mailgun Messages API.
+
+Env: MAILGUN_API_KEY, MAILGUN_WEBHOOK_SIGNING_KEY (receipts). Configuration:
+``domain``, ``from_email``, ``api_base_url`` (default https://api.mailgun.net; the EU
+region is https://api.eu.mailgun.net).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+
+from providers import errors
+from providers.adapters.email.smtp import DELIVERY_HEADER
+from providers.base import HttpAdapter, ReceiptSignatureError
+from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+
+class MailgunAdapter(HttpAdapter):
+    kind = "mailgun"
+    channel = "email"
+    default_base_url = "https://api.mailgun.net"
+    credential_env = {"api_key": "MAILGUN_API_KEY", "signing_key": "MAILGUN_WEBHOOK_SIGNING_KEY"}
+    required_credentials = ("api_key",)
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if self.missing_credentials():
+            raise self.unconfigured()
+        from_email = str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL)
+        domain = str(self.config.get("domain") or from_email.rsplit("@", 1)[-1].strip(">"))
+        form = {
+            "from": from_email,
+            "to": message.recipient,
+            "subject": message.subject or "",
+            "text": message.text,
+            f"h:{DELIVERY_HEADER}": str(message.delivery_id),
+            "v:delivery_id": str(message.delivery_id),
+        }
+        if message.html:
+            form["html"] = message.html
+        response = self.request(
+            "POST",
+            f"/v3/{domain}/messages",
+            idempotency_key=message.idempotency_key,
+            data=form,
+            auth=("api", self.env("api_key")),
+        )
+        summary = self.raise_for_status(response)
+        message_id = str((summary.get("body") or {}).get("id") or "").strip("<>") or None
+        return SendResult(
+            provider_message_id=message_id, response=summary, cost=self.provider.cost_per_message
+        )
+
+    def provider_error_code(self, response: httpx.Response, summary: dict[str, Any]) -> str | None:
+        body = summary.get("body")
+        text = str(body.get("message", "")) if isinstance(body, dict) else str(body)
+        lowered = text.lower()
+        if response.status_code == 400 and ("to parameter" in lowered or "'to'" in lowered):
+            return errors.INVALID_RECIPIENT
+        return None
+
+    def parse_receipts(self, request: HttpRequest) -> list[Receipt]:
+        try:
+            payload = json.loads(request.body)
+            sig = payload["signature"]
+            timestamp, token, signature = (
+                str(sig["timestamp"]),
+                str(sig["token"]),
+                str(sig["signature"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReceiptSignatureError("unreadable Mailgun webhook") from exc
+        key = self.env("signing_key")
+        expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+        if not key or not hmac.compare_digest(expected, signature):
+            raise ReceiptSignatureError("Mailgun signature does not verify")
+        data = payload.get("event-data") or {}
+        event = str(data.get("event") or "")
+        if event == "failed":
+            status = ReceiptStatus.BOUNCED if data.get("severity") == "permanent" else None
+        else:
+            status = {
+                "delivered": ReceiptStatus.DELIVERED,
+                "complained": ReceiptStatus.COMPLAINED,
+                "rejected": ReceiptStatus.FAILED,
+            }.get(event)
+        message_id = str(((data.get("message") or {}).get("headers") or {}).get("message-id") or "")
+        if status is None or not message_id:
+            return []  # temporary failures are retried by Mailgun itself
+        when = data.get("timestamp")
+        delivery_status = data.get("delivery-status") or {}
+        return [
+            Receipt(
+                provider_message_id=message_id.strip("<>"),
+                status=status,
+                event=event,
+                timestamp=datetime.fromtimestamp(float(when), UTC) if when else None,
+                recipient=data.get("recipient"),
+                error_code="MAILGUN_BOUNCE" if status == ReceiptStatus.BOUNCED else None,
+                description=delivery_status.get("message") or None,
+                raw=data,
+            )
+        ]

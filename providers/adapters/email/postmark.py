@@ -1,0 +1,121 @@
+"""Postmark Email API.
+
+Env: POSTMARK_SERVER_TOKEN; webhooks are authenticated with HTTP Basic credentials in
+POSTMARK_WEBHOOK_USERNAME / POSTMARK_WEBHOOK_PASSWORD. Configuration: ``from_email``,
+``message_stream`` (default "outbound"), ``api_base_url`` (default
+https://api.postmarkapp.com).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+
+from providers import errors
+from providers.adapters.email.smtp import DELIVERY_HEADER
+from providers.base import HttpAdapter, ReceiptSignatureError
+from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+INVALID_RECIPIENT_CODES = {300, 406}
+AUTH_CODES = {10}
+
+
+class PostmarkAdapter(HttpAdapter):
+    kind = "postmark"
+    channel = "email"
+    default_base_url = "https://api.postmarkapp.com"
+    credential_env = {
+        "server_token": "POSTMARK_SERVER_TOKEN",
+        "webhook_username": "POSTMARK_WEBHOOK_USERNAME",
+        "webhook_password": "POSTMARK_WEBHOOK_PASSWORD",
+    }
+    required_credentials = ("server_token",)
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if self.missing_credentials():
+            raise self.unconfigured()
+        body: dict[str, Any] = {
+            "From": str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL),
+            "To": message.recipient,
+            "Subject": message.subject or "",
+            "TextBody": message.text,
+            "MessageStream": str(self.config.get("message_stream") or "outbound"),
+            "Metadata": {"delivery_id": str(message.delivery_id)},
+            "Headers": [{"Name": DELIVERY_HEADER, "Value": str(message.delivery_id)}],
+        }
+        if message.html:
+            body["HtmlBody"] = message.html
+        response = self.request(
+            "POST",
+            "/email",
+            idempotency_key=message.idempotency_key,
+            json=body,
+            headers={
+                "X-Postmark-Server-Token": self.env("server_token"),
+                "Accept": "application/json",
+            },
+        )
+        summary = self.raise_for_status(response)
+        return SendResult(
+            provider_message_id=(summary.get("body") or {}).get("MessageID"),
+            response=summary,
+            cost=self.provider.cost_per_message,
+        )
+
+    def provider_error_code(self, response: httpx.Response, summary: dict[str, Any]) -> str | None:
+        body = summary.get("body")
+        code = body.get("ErrorCode") if isinstance(body, dict) else None
+        if code in INVALID_RECIPIENT_CODES:
+            return errors.INVALID_RECIPIENT
+        if code in AUTH_CODES:
+            return errors.AUTH_FAILED
+        return None
+
+    def parse_receipts(self, request: HttpRequest) -> list[Receipt]:
+        user, password = self.env("webhook_username"), self.env("webhook_password")
+        header = request.headers.get("Authorization", "")
+        try:
+            given = base64.b64decode(header.removeprefix("Basic ").strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ReceiptSignatureError("Postmark basic auth missing") from exc
+        if not user or not hmac.compare_digest(given, f"{user}:{password}"):
+            raise ReceiptSignatureError("Postmark basic auth does not match")
+        try:
+            payload = json.loads(request.body)
+        except ValueError as exc:
+            raise ReceiptSignatureError("unreadable Postmark webhook") from exc
+        record = payload.get("RecordType")
+        if record == "Delivery":
+            status = ReceiptStatus.DELIVERED
+        elif record == "SpamComplaint":
+            status = ReceiptStatus.COMPLAINED
+        elif record == "Bounce":
+            status = (
+                ReceiptStatus.BOUNCED
+                if payload.get("Type") in ("HardBounce", "BadEmailAddress", "ManuallyDeactivated")
+                else ReceiptStatus.FAILED
+            )
+        else:
+            return []
+        if not payload.get("MessageID"):
+            return []
+        return [
+            Receipt(
+                provider_message_id=str(payload["MessageID"]),
+                status=status,
+                event=str(payload.get("Type") or record),
+                recipient=payload.get("Recipient") or payload.get("Email"),
+                error_code=f"POSTMARK_{payload['Type'].upper()}" if payload.get("Type") else None,
+                description=payload.get("Description"),
+                raw=payload,
+            )
+        ]

@@ -1,0 +1,97 @@
+"""Provider health: probe each provider, record ``provider_health_metrics`` with the
+success rates of its real traffic (from ``notification_deliveries``), and open or close
+its circuit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from providers import circuit, ratelimit
+from providers.models import Provider, ProviderHealthMetric
+from providers.registry import UnknownAdapterError, get_adapter
+from providers.types import HealthResult
+
+logger = logging.getLogger(__name__)
+
+SUCCESS = ("sent", "delivered")
+FAILURE = ("failed", "bounced")
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+
+
+def success_rates(provider_name: str) -> dict[str, Decimal | None]:
+    """Percent of finished deliveries (sent/delivered vs failed/bounced) per window."""
+    from deliveries.models import NotificationDelivery
+
+    now = timezone.now()
+    aggregates = {}
+    for label, window in WINDOWS.items():
+        since = Q(created_at__gte=now - window)
+        aggregates[f"ok_{label}"] = Count("id", filter=since & Q(status__in=SUCCESS))
+        aggregates[f"bad_{label}"] = Count("id", filter=since & Q(status__in=FAILURE))
+    counts = NotificationDelivery.objects.filter(
+        provider_name=provider_name, created_at__gte=now - WINDOWS["7d"]
+    ).aggregate(**aggregates)
+    rates: dict[str, Decimal | None] = {}
+    for label in WINDOWS:
+        ok, bad = counts[f"ok_{label}"], counts[f"bad_{label}"]
+        rates[label] = (
+            (Decimal(ok * 100) / Decimal(ok + bad)).quantize(Decimal("0.01")) if ok + bad else None
+        )
+    return rates
+
+
+def provider_check_health(provider: Provider) -> ProviderHealthMetric:
+    """Probe one provider, write its metrics row, and open/close its circuit."""
+    try:
+        result = get_adapter(provider).check_health()
+    except UnknownAdapterError as exc:
+        result = HealthResult(ok=False, error_code="UNCONFIGURED", error_message=str(exc))
+    missing = (
+        [] if result.error_code == "UNCONFIGURED" else get_adapter(provider).missing_credentials()
+    )
+    if missing:
+        result = HealthResult(
+            ok=False,
+            error_code="UNCONFIGURED",
+            error_message=f"provider {provider.provider_name} unconfigured: missing env "
+            + ", ".join(missing),
+        )
+    now = timezone.now()
+    if result.ok and not provider.is_healthy and (result.checked or circuit.cooled_down(provider)):
+        circuit.close_circuit(provider)
+    elif not result.ok and result.checked and provider.is_healthy:
+        circuit.open_circuit(provider, reason=f"health check failed: {result.error_message}")
+    remaining, reset_in = ratelimit.remaining(provider)
+    rates = success_rates(provider.provider_name)
+    Provider.objects.filter(pk=provider.pk).update(last_health_check=now)
+    return ProviderHealthMetric.objects.create(
+        provider_name=provider.provider_name,
+        provider_type=provider.provider_type,
+        health_check_timestamp=now,
+        is_healthy=result.ok and provider.is_healthy,
+        response_time_ms=result.response_time_ms,
+        error_message=result.error_message,
+        error_code=result.error_code,
+        success_rate_1h=rates["1h"],
+        success_rate_24h=rates["24h"],
+        success_rate_7d=rates["7d"],
+        cost_per_message=provider.cost_per_message,
+        rate_limit_remaining=remaining,
+        rate_limit_reset_at=now + timedelta(seconds=reset_in) if reset_in is not None else None,
+        geographic_region=",".join(provider.geographic_coverage or []) or None,
+    )
+
+
+def check_all() -> list[ProviderHealthMetric]:
+    metrics = []
+    for provider in Provider.objects.filter(is_enabled=True).order_by("provider_name"):
+        try:
+            metrics.append(provider_check_health(provider))
+        except Exception:  # one broken provider must not stop the others' checks
+            logger.exception("health check of provider %s crashed", provider.provider_name)
+    return metrics

@@ -1,0 +1,71 @@
+"""Which providers may carry a message, best first.
+
+Order: user-preferred providers first (in the user's order), then ``priority``
+(lower first), then ``cost_per_message`` (cheaper first; unknown cost last), then
+name so the order is stable. Never: disabled, unhealthy (circuit open), outside
+their region, blocked by the user, missing credentials, or out of rate-limit tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+
+from providers import ratelimit
+from providers.models import Provider
+from providers.registry import UnknownAdapterError, get_adapter
+
+logger = logging.getLogger(__name__)
+
+
+def usable(provider: Provider, *, region: str | None = None) -> bool:
+    """Whether routing may use this provider now (and the log line saying why not)."""
+    if not provider.covers(region):
+        return False
+    try:
+        adapter = get_adapter(provider)
+    except UnknownAdapterError as exc:
+        logger.error("provider %s skipped: %s", provider.provider_name, exc)
+        return False
+    missing = adapter.missing_credentials()
+    if missing:
+        logger.warning(
+            "provider %s unconfigured: missing env %s", provider.provider_name, ", ".join(missing)
+        )
+        return False
+    exhausted = ratelimit.available(provider)
+    if exhausted is not None:
+        logger.info(
+            "provider %s skipped: rate limit per %s (%s) reached, resets in %.0fs",
+            provider.provider_name,
+            exhausted.period,
+            exhausted.limit,
+            exhausted.reset_in,
+        )
+        return False
+    return True
+
+
+def candidates(
+    *,
+    channel: str,
+    region: str | None = None,
+    preferred: Iterable[str] = (),
+    blocked: Iterable[str] = (),
+) -> list[Provider]:
+    preferred_list = [name for name in preferred if name]
+    blocked_set = {name for name in blocked if name}
+    rows = Provider.objects.filter(provider_type=channel, is_enabled=True, is_healthy=True)
+    if blocked_set:
+        rows = rows.exclude(provider_name__in=blocked_set)
+    found = [p for p in rows if usable(p, region=region)]
+    found.sort(key=lambda p: sort_key(p, preferred_list))
+    return found
+
+
+def sort_key(provider: Provider, preferred: list[str]) -> tuple[object, ...]:
+    name = provider.provider_name
+    rank = preferred.index(name) if name in preferred else len(preferred)
+    cost = provider.cost_per_message
+    return (rank, provider.priority, cost is None, cost or Decimal(0), name)
