@@ -1,5 +1,616 @@
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+"""The ``ws/v1/events/`` consumer. The protocol is described in the README
+("Real-time protocol"); in short, JSON text frames:
+
+client → server  ``hello {reconnect?, protocol?}``, ``subscribe {topics, since?}``,
+                 ``unsubscribe {topics}``, ``ack {event_id}``, ``ping``, ``pong``
+server → client  ``connected``, ``event``, ``subscribed``, ``unsubscribed``,
+                 ``recovery_failed``, ``acked``, ``error {code, message}``, ``ping``, ``pong``
+
+Design notes
+* Events arrive from the layer as ready JSON text (serialised once per publish) and
+  are forwarded as is.
+* A ``subscribe`` with ``since`` replays from the database in a task of its own while
+  the dispatch loop keeps draining the layer into a buffer: the layer's per-channel
+  queue is bounded and drops messages when a consumer stops reading, so a long
+  replay must never block it. After the replay the buffer is flushed in sequence
+  order without the events the replay already sent.
+* Counters live in memory and are written in batches (every ``NP_WS_FLUSH_MESSAGES``
+  messages or ``NP_WS_FLUSH_SECONDS`` seconds, on each pong, and at disconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from . import conf, groups, selectors, services
+from .errors import RealtimeError
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = "1.0"
+CLOSE_AUTH_FAILED = 4401
+CLOSE_HEARTBEAT_TIMEOUT = 4408
+CLOSE_TOO_MANY_ERRORS = 4400
+RECENT_SEQ_WINDOW = 10_000  # sequence numbers remembered for de-duplication
+
+CLOSE_REASONS = {
+    1000: "client_closed",
+    1001: "client_going_away",
+    1006: "connection_lost",
+    CLOSE_AUTH_FAILED: "auth_failed",
+    CLOSE_HEARTBEAT_TIMEOUT: "heartbeat_timeout",
+    CLOSE_TOO_MANY_ERRORS: "too_many_errors",
+}
 
 
-class EventsConsumer(AsyncJsonWebsocketConsumer):
-    pass
+def _db(func: Any) -> Any:
+    # Not thread-sensitive: Channels' default runs every consumer's queries on ONE
+    # thread, so a few hundred clients connecting at once queue behind each other for
+    # longer than daphne's 5 s handshake timeout. No call here spans a transaction.
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
+def _open_and_position(**kwargs: Any) -> tuple[Any, int]:
+    row = services.connection_open(**kwargs)
+    return row, selectors.sequence_latest_committed()
+
+
+def _subscriptions_and_position(connection_id: Any, topics: set[str]) -> int:
+    services.connection_set_subscriptions(connection_id=connection_id, topics=topics)
+    return selectors.sequence_latest_committed()
+
+
+def _int_param(query: dict[str, list[str]], name: str) -> int | None:
+    try:
+        return int(query[name][0])
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class PendingAck:
+    seq: int
+    text: str
+    nbytes: int
+    timeout: float
+    due: float
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    # --- life cycle -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.connection_id: uuid.UUID | None = None
+        self.closing_reason: str | None = None
+        self.topics: set[str] = set()
+        self.sent_seqs: OrderedDict[int, None] = OrderedDict()
+        self.pending_acks: dict[str, PendingAck] = {}
+        self.replays = 0  # replays in progress; live events are buffered meanwhile
+        self.replay_lock = asyncio.Lock()
+        self.live_buffer: list[dict[str, Any]] = []
+        self.private_replayed = False
+        self.counters = services.ConnectionCounters()
+        self.unflushed = 0
+        self.first_unflushed_at: float | None = None
+        self.wakeup = asyncio.Event()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.timer_task: asyncio.Task[Any] | None = None
+
+        if self.scope.get("np_auth_error"):
+            await self.accept()
+            await self._send_frame(
+                {
+                    "type": "error",
+                    "code": "AUTH_FAILED",
+                    "message": "invalid, expired or revoked API token",
+                }
+            )
+            self.closing_reason = "auth_failed"
+            await self.close(code=CLOSE_AUTH_FAILED)
+            return
+
+        user = self.scope.get("user")
+        self.user_id: str | None = (
+            str(user.pk) if user is not None and user.is_authenticated else None
+        )
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        interval = _int_param(query, "heartbeat") or conf.get("NP_WS_HEARTBEAT_INTERVAL")
+        self.heartbeat_interval = max(
+            conf.get("NP_WS_HEARTBEAT_MIN"), min(conf.get("NP_WS_HEARTBEAT_MAX"), interval)
+        )
+        reconnect = max(0, _int_param(query, "reconnect") or 0)
+        protocol = (query.get("protocol") or query.get("v") or [PROTOCOL_VERSION])[0]
+        headers = dict(self.scope.get("headers", []))
+        client = self.scope.get("client") or ("0.0.0.0", 0)  # noqa: S104 - unix sockets
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        if self.scope.get("np_api_token_id"):
+            session_id = f"token:{self.scope['np_api_token_id']}"
+        else:
+            session_id = session_key or ("anonymous" if self.user_id is None else "session")
+
+        since = _int_param(query, "since")
+        if since is not None and since < 0:
+            since = None
+        self.bad_connect_topics = False
+        connect_topics: list[str] = []
+        if "topics" in query:
+            try:
+                connect_topics = groups.normalise_topics(
+                    t for t in query["topics"][0].split(",") if t
+                )
+            except ValueError:
+                connect_topics = []  # reported as an error frame once connected
+                self.bad_connect_topics = True
+        # accept first: daphne drops a handshake the application has not accepted within
+        # its websocket_connect_timeout, and the row's writes can queue under load
+        await self.accept()
+        if since is not None:
+            self.replays += 1  # buffer live events until the replay below is done
+        row, position = await _db(_open_and_position)(
+            user_id=self.user_id,
+            session_id=session_id,
+            socket_id=self.channel_name,
+            client_ip=client[0],
+            user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:1000],
+            protocol_version=protocol,
+            heartbeat_interval=self.heartbeat_interval,
+            reconnect_count=reconnect,
+        )
+        self.connection_id = row.pk
+        if self.user_id is not None:
+            await self.channel_layer.group_add(groups.user_group(self.user_id), self.channel_name)
+        await _db(services.connection_mark_connected)(connection_id=self.connection_id)
+
+        now = time.monotonic()
+        self.last_pong = now
+        self.unanswered_pings = 0
+        self.next_ping = now + self.heartbeat_interval
+        await self._send_frame(
+            {
+                "type": "connected",
+                "connection_id": str(self.connection_id),
+                "user_id": self.user_id,
+                "authenticated": self.user_id is not None,
+                "protocol": PROTOCOL_VERSION,
+                "heartbeat_interval": self.heartbeat_interval,
+                "position": position,
+            }
+        )
+        self.timer_task = asyncio.create_task(self._timers())
+        if self.bad_connect_topics:
+            await self._send_error("INVALID_TOPIC", "the topics parameter names an invalid topic")
+        if since is not None or connect_topics:
+            # ?topics=a,b&since=N: subscribe (and replay) from the first instant, so
+            # no live event can overtake the replay
+            await self._subscribe(connect_topics, since, resend_private=True)
+        elif self.user_id is not None:
+            # a reconnecting user gets their unacknowledged private events again
+            await self._resend_pending_acks(topics=[], include_private=True)
+
+    async def disconnect(self, code: int) -> None:
+        for task in [self.timer_task, *self.tasks]:
+            if task is not None:
+                task.cancel()
+        for task in [self.timer_task, *self.tasks]:
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self.connection_id is None:
+            return
+        reason = self.closing_reason or CLOSE_REASONS.get(code, f"closed_{code}")
+        await _db(services.connection_mark_disconnecting)(
+            connection_id=self.connection_id, reason=reason
+        )
+        names = [
+            g
+            for t in self.topics
+            for g in groups.topic_groups(t, authenticated=self.user_id is not None)
+        ]
+        if self.user_id is not None:
+            names.append(groups.user_group(self.user_id))
+        for name in names:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(name, self.channel_name)
+        await _db(services.connection_close)(
+            connection_id=self.connection_id, reason=reason, counters=self.counters.take()
+        )
+
+    # --- sending and counting --------------------------------------------------------
+
+    async def _send_text(self, text: str, nbytes: int | None = None) -> None:
+        await self.send(text_data=text)
+        self.counters.messages_sent += 1
+        self.counters.bytes_sent += nbytes if nbytes is not None else len(text.encode())
+        self._traffic()
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        await self._send_text(json.dumps(frame, separators=(",", ":")))
+
+    async def _send_error(self, code: str, message: str, **extra: Any) -> None:
+        self.counters.errors += 1
+        self.counters.last_error = f"{code}: {message}"
+        await self._send_frame({"type": "error", "code": code, "message": message, **extra})
+        self.error_total = getattr(self, "error_total", 0) + 1
+        if self.error_total >= conf.get("NP_WS_MAX_ERRORS"):
+            await self._server_close(CLOSE_TOO_MANY_ERRORS, "too_many_errors")
+
+    def _traffic(self) -> None:
+        self.unflushed += 1
+        if self.first_unflushed_at is None:
+            self.first_unflushed_at = time.monotonic()
+        if self.unflushed >= conf.get("NP_WS_FLUSH_MESSAGES"):
+            self.wakeup.set()
+
+    async def _flush(self) -> None:
+        self.unflushed = 0
+        self.first_unflushed_at = None
+        if self.connection_id is None:
+            return
+        counters = self.counters.take()
+        if not counters.is_empty():
+            await _db(services.connection_flush)(
+                connection_id=self.connection_id, counters=counters
+            )
+
+    async def _server_close(self, code: int, reason: str) -> None:
+        if self.closing_reason is not None:
+            return
+        self.closing_reason = reason
+        if self.connection_id is not None:
+            await _db(services.connection_mark_disconnecting)(
+                connection_id=self.connection_id, reason=reason
+            )
+        await self.close(code=code)
+
+    def _remember(self, seq: int) -> None:
+        self.sent_seqs[seq] = None
+        if len(self.sent_seqs) > RECENT_SEQ_WINDOW:
+            self.sent_seqs.popitem(last=False)
+
+    # --- the timer task: heartbeats, ack redelivery, counter flushes ----------------
+
+    async def _timers(self) -> None:
+        flush_seconds = conf.get("NP_WS_FLUSH_SECONDS")
+        while self.closing_reason is None:
+            now = time.monotonic()
+            deadlines = [self.next_ping]
+            if self.pending_acks:
+                deadlines.append(min(p.due for p in self.pending_acks.values()))
+            if self.first_unflushed_at is not None:
+                deadlines.append(self.first_unflushed_at + flush_seconds)
+            delay = max(0.0, min(deadlines) - now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
+            self.wakeup.clear()
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the connection's timers alive
+                logger.exception("realtime timer failed on %s", self.connection_id)
+                self.counters.errors += 1
+                self.counters.last_error = f"INTERNAL: {type(exc).__name__}: {exc}"
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_ping:
+            if self.unanswered_pings >= 2:
+                await self._server_close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout")
+                return
+            self.unanswered_pings += 1
+            self.next_ping = now + self.heartbeat_interval
+            await self._send_frame({"type": "ping", "ts": int(time.time() * 1000)})
+        for event_id, pending in list(self.pending_acks.items()):
+            if pending.due <= now and event_id in self.pending_acks:
+                pending.due = now + pending.timeout
+                await self._send_text(pending.text, pending.nbytes)
+        if (
+            self.unflushed >= conf.get("NP_WS_FLUSH_MESSAGES")
+            or (
+                self.first_unflushed_at is not None
+                and now - self.first_unflushed_at >= conf.get("NP_WS_FLUSH_SECONDS")
+            )
+            or self.counters.last_heartbeat is not None
+        ):
+            await self._flush()
+
+    # --- events from the channel layer -----------------------------------------------
+
+    async def rt_event(self, message: dict[str, Any]) -> None:
+        if self.closing_reason is not None:
+            return
+        if self.replays:
+            self.live_buffer.append(message)
+            return
+        await self._deliver(message)
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        seq = message["seq"]
+        if seq in self.sent_seqs:  # an event on two subscribed topics, or replayed
+            return
+        self._remember(seq)
+        await self._send_text(message["text"], message.get("n"))
+        if message.get("ack") and self.user_id is not None:
+            self._track_ack(message["id"], seq, message["text"], message.get("n"), message["ack"])
+
+    def _track_ack(
+        self, event_id: str, seq: int, text: str, nbytes: int | None, timeout: float
+    ) -> None:
+        if event_id in self.pending_acks:
+            return
+        if len(self.pending_acks) >= conf.get("NP_WS_MAX_PENDING_ACKS"):
+            return  # the rest are re-sent on the next connection
+        self.pending_acks[event_id] = PendingAck(
+            seq=seq,
+            text=text,
+            nbytes=nbytes if nbytes is not None else len(text.encode()),
+            timeout=float(timeout),
+            due=time.monotonic() + float(timeout),
+        )
+        self.wakeup.set()
+
+    async def _resend_pending_acks(self, *, topics: list[str], include_private: bool) -> None:
+        events = await _db(selectors.event_list_pending_ack)(
+            user_id=self.user_id, topics=topics, include_private=include_private
+        )
+        for event in events:
+            if str(event.id) in self.pending_acks:
+                continue
+            text = services.event_text(event)
+            message = services.layer_message(event, text)
+            self._remember(event.sequence_number)
+            await self._send_text(text, message["n"])
+            self._track_ack(
+                message["id"], event.sequence_number, text, message["n"], message["ack"]
+            )
+
+    # --- frames from the client ------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        raw = text_data if text_data is not None else bytes_data or b""
+        size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+        self.counters.messages_received += 1
+        self.counters.bytes_received += size
+        self._traffic()
+        if self.connection_id is None or self.closing_reason is not None:
+            return
+        if size > conf.get("NP_WS_MAX_MESSAGE_BYTES"):
+            await self._send_error(
+                "MESSAGE_TOO_LARGE",
+                f"frames are limited to {conf.get('NP_WS_MAX_MESSAGE_BYTES')} bytes",
+            )
+            return
+        try:
+            frame = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            await self._send_error("INVALID_JSON", "frames must be JSON objects")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self._send_error("INVALID_FRAME", "frames need a string 'type'")
+            return
+        handler = {
+            "subscribe": self._on_subscribe,
+            "unsubscribe": self._on_unsubscribe,
+            "ack": self._on_ack,
+            "ping": self._on_ping,
+            "pong": self._on_pong,
+            "hello": self._on_hello,
+        }.get(frame["type"])
+        if handler is None:
+            await self._send_error("UNKNOWN_TYPE", f"unknown frame type {frame['type']!r}")
+            return
+        try:
+            await handler(frame)
+        except RealtimeError as exc:
+            await self._send_error(exc.code, exc.message, field=exc.field)
+
+    def _heartbeat_seen(self) -> None:
+        self.last_pong = time.monotonic()
+        self.unanswered_pings = 0
+        self.counters.last_heartbeat = timezone.now()
+        self.wakeup.set()  # the timer writes last_heartbeat with the counters
+
+    async def _on_pong(self, frame: dict[str, Any]) -> None:
+        self._heartbeat_seen()
+
+    async def _on_ping(self, frame: dict[str, Any]) -> None:
+        self._heartbeat_seen()
+        await self._send_frame({"type": "pong", "ts": int(time.time() * 1000)})
+
+    async def _on_hello(self, frame: dict[str, Any]) -> None:
+        reconnect = frame.get("reconnect")
+        protocol = frame.get("protocol")
+        if reconnect is not None and (not isinstance(reconnect, int) or reconnect < 0):
+            raise RealtimeError(
+                "INVALID_RECONNECT", "reconnect must be a non-negative integer", "reconnect"
+            )
+        if protocol is not None and not isinstance(protocol, str):
+            raise RealtimeError("INVALID_PROTOCOL", "protocol must be a string", "protocol")
+        await _db(services.connection_update_client)(
+            connection_id=self.connection_id, reconnect_count=reconnect, protocol_version=protocol
+        )
+
+    def _topics_of(self, frame: dict[str, Any]) -> list[str]:
+        topics = frame.get("topics", [])
+        if isinstance(topics, str):
+            topics = [topics]
+        if not isinstance(topics, list):
+            raise RealtimeError("INVALID_TOPIC", "topics must be a list of names", "topics")
+        try:
+            return groups.normalise_topics(topics)
+        except ValueError as exc:
+            raise RealtimeError("INVALID_TOPIC", str(exc), "topics") from exc
+
+    async def _on_subscribe(self, frame: dict[str, Any]) -> None:
+        topics = self._topics_of(frame)
+        since = frame.get("since")
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, int) or since < 0
+        ):
+            raise RealtimeError("INVALID_SINCE", "since must be a non-negative integer", "since")
+        if since is not None:
+            # buffer live events from now on: joining the groups before reading the
+            # database means no event can fall between the replay and live delivery
+            self.replays += 1
+        await self._subscribe(topics, since)
+
+    async def _subscribe(
+        self, topics: list[str], since: int | None, resend_private: bool = False
+    ) -> None:
+        """Join ``topics``; with ``since`` (the caller has already counted the replay
+        in ``self.replays``) replay what the client missed in a task of its own."""
+        try:
+            new = [t for t in topics if t not in self.topics]
+            if len(self.topics) + len(new) > conf.get("NP_WS_MAX_TOPICS"):
+                raise RealtimeError(
+                    "TOO_MANY_TOPICS", f"at most {conf.get('NP_WS_MAX_TOPICS')} topics", "topics"
+                )
+            authenticated = self.user_id is not None
+            for topic in new:
+                for name in groups.topic_groups(topic, authenticated=authenticated):
+                    await self.channel_layer.group_add(name, self.channel_name)
+            self.topics.update(new)
+            position = await _db(_subscriptions_and_position)(self.connection_id, set(self.topics))
+        except BaseException:
+            if since is not None:
+                await self._replay_done()
+            raise
+        if since is None:
+            await self._send_frame(
+                {"type": "subscribed", "topics": topics, "position": position, "replayed": 0}
+            )
+            if authenticated and (new or resend_private):
+                await self._resend_pending_acks(topics=new, include_private=resend_private)
+            return
+        task = asyncio.create_task(self._replay(topics, new, since, resend_private))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _replay(
+        self, topics: list[str], new: list[str], since: int, resend_private: bool
+    ) -> None:
+        try:
+            async with self.replay_lock:
+                await self._replay_locked(topics, since)
+                if self.user_id is not None and (new or resend_private):
+                    await self._resend_pending_acks(topics=new, include_private=resend_private)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("replay failed on %s", self.connection_id)
+            await self._send_error("REPLAY_FAILED", f"{type(exc).__name__}")
+        finally:
+            await self._replay_done()
+
+    async def _replay_done(self) -> None:
+        self.replays -= 1
+        if not self.replays:
+            buffered = sorted(self.live_buffer, key=lambda m: m["seq"])
+            self.live_buffer = []
+            for message in buffered:
+                await self._deliver(message)
+
+    async def _replay_locked(self, topics: list[str], since: int) -> None:
+        limit = conf.get("NP_REPLAY_MAX_EVENTS")
+        include_private = self.user_id is not None and not self.private_replayed
+        oldest = await _db(selectors.sequence_oldest_retained)()
+        if oldest - 1 > since:
+            await self._recovery_failed(topics, since, oldest, "BEYOND_RETENTION")
+            return
+        events = await _db(selectors.event_list_since)(
+            user_id=self.user_id,
+            topics=topics,
+            include_private=include_private,
+            since=since,
+            limit=limit + 1,
+        )
+        if len(events) > limit:
+            await self._recovery_failed(topics, since, oldest, "TOO_MANY_EVENTS")
+            return
+        if include_private:
+            self.private_replayed = True
+        replayed = 0
+        position = since
+        messages = []
+        for event in events:
+            position = event.sequence_number
+            if event.sequence_number not in self.sent_seqs:
+                messages.append(services.layer_message(event, services.event_text(event)))
+                replayed += 1
+        # interleave what arrived live meanwhile (other topics, the private stream) so
+        # the client sees one increasing sequence; _deliver drops the duplicates
+        messages.extend(self.live_buffer)
+        self.live_buffer = []
+        for message in sorted(messages, key=lambda m: m["seq"]):
+            await self._deliver(message)
+        latest = await _db(selectors.sequence_latest_committed)()
+        await self._send_frame(
+            {
+                "type": "subscribed",
+                "topics": topics,
+                "position": max(position, latest),
+                "replayed": replayed,
+            }
+        )
+
+    async def _recovery_failed(
+        self, topics: list[str], since: int, oldest: int, reason: str
+    ) -> None:
+        position = await _db(selectors.sequence_latest_committed)()
+        await self._send_frame(
+            {
+                "type": "recovery_failed",
+                "topics": topics,
+                "since": since,
+                "reason": reason,
+                "oldest_sequence": oldest,
+                "position": position,
+                "message": "events after this position are no longer available; reload state",
+            }
+        )
+        await self._send_frame(
+            {"type": "subscribed", "topics": topics, "position": position, "replayed": 0}
+        )
+
+    async def _on_unsubscribe(self, frame: dict[str, Any]) -> None:
+        topics = self._topics_of(frame)
+        gone = [t for t in topics if t in self.topics]
+        for topic in gone:
+            for name in groups.topic_groups(topic, authenticated=self.user_id is not None):
+                await self.channel_layer.group_discard(name, self.channel_name)
+            self.topics.discard(topic)
+        if gone:
+            await _db(services.connection_set_subscriptions)(
+                connection_id=self.connection_id, topics=self.topics
+            )
+        await self._send_frame({"type": "unsubscribed", "topics": topics})
+
+    async def _on_ack(self, frame: dict[str, Any]) -> None:
+        event_id = frame.get("event_id")
+        if self.user_id is None:
+            raise RealtimeError("AUTH_REQUIRED", "anonymous clients cannot acknowledge", "event_id")
+        try:
+            event_id = str(uuid.UUID(str(event_id)))
+        except ValueError as exc:
+            raise RealtimeError(
+                "INVALID_EVENT_ID", "event_id must be an event's id", "event_id"
+            ) from exc
+        result = await _db(services.event_acknowledge)(event_id=event_id, user_id=self.user_id)
+        self.pending_acks.pop(event_id, None)
+        await self._send_frame(
+            {"type": "acked", "event_id": event_id, "duplicate": not result.created}
+        )

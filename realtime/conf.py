@@ -1,0 +1,38 @@
+"""Real-time settings with their defaults (the settings module may override each)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+
+_DEFAULTS: dict[str, object] = {
+    # seconds between server pings; a client may ask for another value with
+    # ?heartbeat=N, clamped to [MIN, MAX]
+    "NP_WS_HEARTBEAT_INTERVAL": 30,
+    "NP_WS_HEARTBEAT_MIN": 5,
+    "NP_WS_HEARTBEAT_MAX": 300,
+    # slack the stale-connection sweep allows on top of two missed heartbeats
+    "NP_WS_HEARTBEAT_GRACE": 5,
+    # counters are written every N messages or S seconds, and at disconnect
+    "NP_WS_FLUSH_MESSAGES": 100,
+    "NP_WS_FLUSH_SECONDS": 10,
+    "NP_WS_MAX_TOPICS": 200,
+    "NP_WS_MAX_MESSAGE_BYTES": 64 * 1024,
+    "NP_WS_MAX_ERRORS": 50,
+    "NP_WS_MAX_PENDING_ACKS": 1000,
+    "NP_REPLAY_MAX_EVENTS": 10_000,
+    "NP_RT_RETENTION_DAYS": {"short": 1, "standard": 7, "long": 30},
+    # take a transaction-level advisory lock before drawing a sequence number so
+    # events commit in sequence order (see realtime.services.publish)
+    "NP_RT_ORDERED_COMMIT": True,
+}
+
+
+def get(name: str):  # type: ignore[no-untyped-def]
+    return getattr(settings, name, _DEFAULTS[name])
+
+
+def retention(policy: str | None) -> timedelta:
+    days: dict[str, int] = get("NP_RT_RETENTION_DAYS")
+    return timedelta(days=days.get(policy or "standard", days.get("standard", 7)))

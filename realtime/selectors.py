@@ -1,0 +1,118 @@
+"""Read paths of the real-time app: what a subscriber may see, replay, pending acks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Max, Min, Q, QuerySet
+from django.utils import timezone
+
+from .models import EVENT_SEQUENCE, RealTimeEvent, Visibility, WebsocketConnection
+
+
+def visible_q(
+    *, user_id: uuid.UUID | str | None, topics: Iterable[str], include_private: bool
+) -> Q | None:
+    """The events a subscriber may see: public (and, signed in, authenticated) events
+    on ``topics``; with ``include_private`` the user's private and targeted events.
+    None when nothing is visible."""
+    topic_list = list(topics)
+    condition: Q | None = None
+    if topic_list:
+        allowed = (
+            [Visibility.PUBLIC]
+            if user_id is None
+            else [Visibility.PUBLIC, Visibility.AUTHENTICATED]
+        )
+        condition = Q(visibility__in=allowed, broadcast_channels__has_any_keys=topic_list)
+    if include_private and user_id is not None:
+        uid = str(user_id)
+        own = Q(visibility=Visibility.PRIVATE, user_id=uid) | Q(
+            visibility=Visibility.TARGETED, target_audience__has_key=uid
+        )
+        condition = own if condition is None else condition | own
+    return condition
+
+
+def _live(now: datetime | None = None) -> Q:
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now or timezone.now())
+
+
+def event_list_since(
+    *,
+    user_id: uuid.UUID | str | None,
+    topics: Iterable[str],
+    include_private: bool,
+    since: int,
+    limit: int,
+) -> list[RealTimeEvent]:
+    """Visible, unexpired events with ``sequence_number > since`` in sequence order
+    (at most ``limit``: callers ask for one more than they accept to detect overflow)."""
+    condition = visible_q(user_id=user_id, topics=topics, include_private=include_private)
+    if condition is None:
+        return []
+    return list(
+        RealTimeEvent.objects.filter(condition, _live(), sequence_number__gt=since).order_by(
+            "sequence_number"
+        )[:limit]
+    )
+
+
+def event_list_pending_ack(
+    *,
+    user_id: uuid.UUID | str,
+    topics: Iterable[str],
+    include_private: bool,
+    limit: int = 500,
+) -> list[RealTimeEvent]:
+    """Unexpired ``ack_required`` events the user may see and has not acknowledged."""
+    condition = visible_q(user_id=user_id, topics=topics, include_private=include_private)
+    if condition is None:
+        return []
+    acked = Q(acknowledgments__contains=[{"user_id": str(user_id)}])
+    return list(
+        RealTimeEvent.objects.filter(condition, _live(), ack_required=True)
+        .exclude(acked)
+        .order_by("sequence_number")[:limit]
+    )
+
+
+def event_visible_to(event: RealTimeEvent, user_id: uuid.UUID | str | None) -> bool:
+    uid = str(user_id) if user_id is not None else None
+    if event.visibility == Visibility.PUBLIC:
+        return True
+    if uid is None:
+        return False
+    if event.visibility == Visibility.AUTHENTICATED:
+        return True
+    if event.visibility == Visibility.PRIVATE:
+        return str(event.user_id) == uid
+    return uid in (event.target_audience or [])
+
+
+def sequence_last_value() -> int:
+    """The last number the sequence handed out (0 before the first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT last_value, is_called FROM {EVENT_SEQUENCE}")  # noqa: S608
+        last_value, is_called = cursor.fetchone()
+    return int(last_value) if is_called else 0
+
+
+def sequence_oldest_retained() -> int:
+    """The smallest sequence number still stored; when the table is empty, the next
+    number to be handed out (everything before it is gone)."""
+    oldest = RealTimeEvent.objects.aggregate(m=Min("sequence_number"))["m"]
+    return int(oldest) if oldest is not None else sequence_last_value() + 1
+
+
+def sequence_latest_committed() -> int:
+    latest = RealTimeEvent.objects.aggregate(m=Max("sequence_number"))["m"]
+    return int(latest) if latest is not None else sequence_last_value()
+
+
+def connection_list(*, user_id: uuid.UUID | str | None = None) -> QuerySet[WebsocketConnection]:
+    qs = WebsocketConnection.objects.select_related("user")
+    return qs.filter(user_id=user_id) if user_id is not None else qs

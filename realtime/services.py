@@ -1,0 +1,570 @@
+"""Write paths of the real-time app: publishing events, acknowledgments, the
+connection row's life cycle and the beat-driven clean-ups.
+
+Publishing
+    ``publish`` writes one ``real_time_events`` row in the caller's transaction and,
+    once that transaction commits, sends it to the channel-layer groups its
+    visibility allows (see ``realtime.groups``). The event's JSON frame is
+    serialised once per publish and travels through the layer as text, so each
+    consumer forwards it without decoding or re-encoding it.
+
+Sequence numbers and commit order
+    Replay after a reconnect asks for "every event after sequence N". If a
+    transaction drew sequence 10 and committed after another one that drew 11, a
+    client that saw 11 and resumed from 11 would never see 10. ``publish`` therefore
+    takes one transaction-level advisory lock before drawing its number, which makes
+    events commit in sequence order. Keep transactions that publish short: the lock
+    is held until they commit (``NP_RT_ORDERED_COMMIT=0`` turns it off where
+    throughput matters more than gapless resumption).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, DurationField, ExpressionWrapper, F, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from . import conf, groups
+from .errors import RealtimeError
+from .models import (
+    ConnectionStatus,
+    EventCategory,
+    EventPriority,
+    RealTimeEvent,
+    Visibility,
+    WebsocketConnection,
+)
+
+logger = logging.getLogger(__name__)
+
+ANONYMOUS_EMAIL = "anonymous@notifyplatform.invalid"
+PUBLISH_LOCK_KEY = 0x4E50_5254  # "NPRT": the advisory lock that orders commits
+EVENT_MESSAGE_TYPE = "rt.event"  # the channel-layer message type consumers handle
+
+
+# --- event frames ---------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def event_frame(event: RealTimeEvent) -> dict[str, Any]:
+    """The ``event`` frame a client receives. Never names other recipients
+    (``target_audience`` stays on the server)."""
+    return {
+        "type": "event",
+        "id": str(event.id),
+        "seq": event.sequence_number,
+        "event_type": event.event_type,
+        "category": event.event_category,
+        "visibility": event.visibility,
+        "topics": list(event.broadcast_channels or []),
+        "priority": event.priority,
+        "data": event.event_data,
+        "metadata": event.event_metadata,
+        "auction_id": str(event.auction_id) if event.auction_id else None,
+        "item_id": str(event.item_id) if event.item_id else None,
+        "bid_id": str(event.bid_id) if event.bid_id else None,
+        "correlation_id": event.correlation_id,
+        "previous_event_id": str(event.previous_event_id) if event.previous_event_id else None,
+        "generated_at": _iso(event.generated_at),
+        "expires_at": _iso(event.expires_at),
+        "ack_required": bool(event.ack_required),
+        "ack_timeout": event.ack_timeout,
+    }
+
+
+def event_text(event: RealTimeEvent) -> str:
+    return json.dumps(event_frame(event), cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def layer_message(event: RealTimeEvent, text: str) -> dict[str, Any]:
+    """What travels through the channel layer: the ready frame plus what the consumer
+    needs without parsing it (ordering, de-duplication, ack tracking, byte count)."""
+    return {
+        "type": EVENT_MESSAGE_TYPE,
+        "text": text,
+        "seq": event.sequence_number,
+        "id": str(event.id),
+        "ack": event.ack_timeout if event.ack_required else 0,
+        "n": len(text.encode()),
+    }
+
+
+def event_groups(event: RealTimeEvent) -> list[str]:
+    """The channel-layer groups an event's visibility allows."""
+    if event.visibility == Visibility.PUBLIC:
+        return [groups.public_group(t) for t in event.broadcast_channels or []]
+    if event.visibility == Visibility.AUTHENTICATED:
+        return [groups.auth_group(t) for t in event.broadcast_channels or []]
+    if event.visibility == Visibility.PRIVATE:
+        return [groups.user_group(event.user_id)] if event.user_id else []
+    return [groups.user_group(uid) for uid in event.target_audience or []]
+
+
+# --- publishing -----------------------------------------------------------------------
+
+
+def _user_id(value: Any, field: str) -> str:
+    raw = getattr(value, "pk", value)
+    try:
+        return str(uuid.UUID(str(raw)))
+    except (TypeError, ValueError) as exc:
+        raise RealtimeError("INVALID_USER", f"{raw!r} is not a user id", field) from exc
+
+
+def _choice(value: str, choices: type, field: str) -> str:
+    if value not in choices.values:
+        allowed = ", ".join(choices.values)
+        raise RealtimeError(f"INVALID_{field.upper()}", f"{value!r} is not one of {allowed}", field)
+    return value
+
+
+@transaction.atomic
+def publish(
+    *,
+    event_type: str,
+    category: str,
+    data: dict,
+    visibility: str,
+    topics: Iterable[str] = (),
+    user: Any = None,
+    target_users: Iterable[Any] = (),
+    auction: Any = None,
+    bid: Any = None,
+    item: Any = None,
+    priority: str = "normal",
+    ack_required: bool = False,
+    ack_timeout: int = 30,
+    expires_at: datetime | None = None,
+    retention_policy: str = "standard",
+    correlation_id: str | None = None,
+    previous_event_id: uuid.UUID | str | None = None,
+    metadata: dict | None = None,
+) -> RealTimeEvent:
+    """Write a ``real_time_events`` row and fan it out after commit.
+
+    ``public``/``authenticated`` events go to ``topics`` (default: the auction's
+    topic when ``auction`` is given); ``private`` to ``user``; ``targeted`` to each of
+    ``target_users`` (users or ids). Raises ``RealtimeError`` for bad input; nothing
+    is written then.
+    """
+    _choice(visibility, Visibility, "visibility")
+    _choice(category, EventCategory, "category")
+    _choice(priority, EventPriority, "priority")
+    if not event_type or len(event_type) > 100:
+        raise RealtimeError(
+            "INVALID_EVENT_TYPE", "event_type must be 1-100 characters", "event_type"
+        )
+    if not isinstance(data, dict):
+        raise RealtimeError("INVALID_DATA", "data must be a JSON object", "data")
+    if retention_policy not in conf.get("NP_RT_RETENTION_DAYS"):
+        raise RealtimeError(
+            "INVALID_RETENTION_POLICY",
+            f"unknown retention policy {retention_policy!r}",
+            "retention_policy",
+        )
+    if ack_timeout < 1:
+        raise RealtimeError(
+            "INVALID_ACK_TIMEOUT", "ack_timeout must be at least 1 second", "ack_timeout"
+        )
+    topic_list = list(topics)
+    if (
+        not topic_list
+        and auction is not None
+        and visibility in (Visibility.PUBLIC, Visibility.AUTHENTICATED)
+    ):
+        topic_list = [groups.auction_topic(getattr(auction, "pk", auction))]
+    try:
+        topic_list = groups.normalise_topics(topic_list)
+    except ValueError as exc:
+        raise RealtimeError("INVALID_TOPIC", str(exc), "topics") from exc
+
+    owner_id: str | None = _user_id(user, "user") if user is not None else None
+    targets: list[str] | None = None
+    if visibility in (Visibility.PUBLIC, Visibility.AUTHENTICATED) and not topic_list:
+        raise RealtimeError("TOPICS_REQUIRED", f"{visibility} events need topics", "topics")
+    if visibility == Visibility.PRIVATE and owner_id is None:
+        raise RealtimeError("USER_REQUIRED", "private events need a user", "user")
+    if visibility == Visibility.TARGETED:
+        targets = list(dict.fromkeys(_user_id(u, "target_users") for u in target_users))
+        if not targets:
+            raise RealtimeError(
+                "TARGETS_REQUIRED", "targeted events need target_users", "target_users"
+            )
+
+    if conf.get("NP_RT_ORDERED_COMMIT"):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PUBLISH_LOCK_KEY])
+    event = RealTimeEvent.objects.create(
+        event_type=event_type,
+        event_category=category,
+        event_data=data,
+        event_metadata=metadata,
+        visibility=visibility,
+        broadcast_channels=topic_list,
+        target_audience=targets,
+        user_id=owner_id,
+        auction_id=getattr(auction, "pk", auction),
+        bid_id=getattr(bid, "pk", bid),
+        item_id=getattr(item, "pk", item),
+        priority=priority,
+        ack_required=ack_required,
+        ack_timeout=ack_timeout,
+        expires_at=expires_at,
+        retention_policy=retention_policy,
+        correlation_id=correlation_id,
+        previous_event_id=previous_event_id,
+        generated_at=timezone.now(),
+    )
+    # Serialise while the row is at hand; the after-commit callback only sends.
+    text = event_text(event)
+    transaction.on_commit(lambda: fan_out(event, text), robust=True)
+    return event
+
+
+async def _send_to_groups(group_names: Sequence[str], message: dict[str, Any]) -> dict[str, Any]:
+    layer = get_channel_layer()
+    status: dict[str, Any] = {}
+    for name in group_names:
+        try:
+            await layer.group_send(name, message)
+            status[name] = {"status": "sent"}
+        except Exception as exc:  # noqa: BLE001 - recorded on the event, replay covers it
+            logger.warning("group_send to %s failed: %s", name, exc)
+            status[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+    return status
+
+
+def fan_out(event: RealTimeEvent, text: str | None = None) -> dict[str, Any]:
+    """Send a committed event to its groups and record ``published_at`` and the
+    per-group ``delivery_status``. A failed send loses nothing: the row stays
+    replayable by sequence number."""
+    text = text if text is not None else event_text(event)
+    names = event_groups(event)
+    status = async_to_sync(_send_to_groups)(names, layer_message(event, text)) if names else {}
+    published_at = timezone.now()
+    RealTimeEvent.objects.filter(pk=event.pk).update(
+        published_at=published_at, delivery_status={"channel_layer": status}
+    )
+    event.published_at = published_at
+    event.delivery_status = {"channel_layer": status}
+    return status
+
+
+# --- acknowledgments ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AckResult:
+    event_id: str
+    created: bool  # False when this user had already acknowledged it
+
+
+def event_acknowledge(*, event_id: uuid.UUID | str, user_id: uuid.UUID | str) -> AckResult:
+    """Store ``{"user_id", "acked_at"}`` on an event the user may see; idempotent.
+
+    One conditional UPDATE appends the entry unless the user already has one, so two
+    acks racing on two connections still store a single entry.
+    """
+    from .selectors import event_visible_to  # selectors import services' helpers
+
+    uid = _user_id(user_id, "user_id")
+    try:
+        eid = uuid.UUID(str(event_id))
+    except ValueError as exc:
+        raise RealtimeError(
+            "INVALID_EVENT_ID", f"{event_id!r} is not an event id", "event_id"
+        ) from exc
+    event = RealTimeEvent.objects.filter(pk=eid).first()
+    if event is None or not event_visible_to(event, uid):
+        raise RealtimeError("EVENT_NOT_FOUND", "no such event for this user", "event_id")
+    entry = [{"user_id": uid, "acked_at": timezone.now().isoformat()}]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE real_time_events
+               SET acknowledgments = COALESCE(acknowledgments, '[]'::jsonb) || %s::jsonb
+             WHERE event_id = %s
+               AND NOT COALESCE(acknowledgments, '[]'::jsonb) @> %s::jsonb
+            """,
+            [json.dumps(entry), eid, json.dumps([{"user_id": uid}])],
+        )
+        created = cursor.rowcount == 1
+    return AckResult(event_id=str(eid), created=created)
+
+
+# --- connections ----------------------------------------------------------------------
+
+
+def anonymous_user() -> Any:
+    """The inactive system user anonymous connections are recorded against
+    (``websocket_connections.user_id`` is NOT NULL). Created on demand."""
+    user_model = get_user_model()
+    user = user_model.objects.filter(email=ANONYMOUS_EMAIL).first()
+    if user is not None:
+        return user
+    user = user_model(email=ANONYMOUS_EMAIL, display_name="Anonymous", is_active=False)
+    user.set_unusable_password()
+    try:
+        with transaction.atomic():
+            user.save()
+    except Exception:  # lost a race with another connection creating it
+        return user_model.objects.get(email=ANONYMOUS_EMAIL)
+    return user
+
+
+_anonymous_id: uuid.UUID | None = None  # cached per process: anonymous connects are common
+
+
+def connection_open(
+    *,
+    user_id: uuid.UUID | str | None,
+    session_id: str,
+    socket_id: str,
+    client_ip: str,
+    user_agent: str,
+    protocol_version: str,
+    heartbeat_interval: int,
+    reconnect_count: int,
+    device_info: dict | None = None,
+) -> WebsocketConnection:
+    """The row of a new connection, status ``connecting``."""
+    global _anonymous_id
+    fields: dict[str, Any] = {
+        "session_id": session_id,
+        "socket_id": socket_id,
+        "client_ip": client_ip,
+        "user_agent": user_agent,
+        "protocol_version": protocol_version,
+        "heartbeat_interval": heartbeat_interval,
+        "reconnect_count": reconnect_count,
+        "device_info": device_info,
+    }
+    if user_id is not None:
+        return _connection_insert(user_id=user_id, **fields)
+    if _anonymous_id is None:
+        _anonymous_id = anonymous_user().pk
+    try:
+        with transaction.atomic():
+            return _connection_insert(user_id=_anonymous_id, **fields)
+    except IntegrityError:  # the cached system user is gone (deleted by hand, a test flush)
+        _anonymous_id = anonymous_user().pk
+        return _connection_insert(user_id=_anonymous_id, **fields)
+
+
+def _connection_insert(
+    *,
+    user_id: uuid.UUID | str,
+    session_id: str,
+    socket_id: str,
+    client_ip: str,
+    user_agent: str,
+    protocol_version: str,
+    heartbeat_interval: int,
+    reconnect_count: int,
+    device_info: dict | None = None,
+) -> WebsocketConnection:
+    now = timezone.now()
+    return WebsocketConnection.objects.create(
+        user_id=user_id,
+        session_id=session_id[:255],
+        socket_id=socket_id[:255],
+        connection_status=ConnectionStatus.CONNECTING,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        protocol_version=protocol_version[:20],
+        heartbeat_interval=heartbeat_interval,
+        last_heartbeat=now,
+        connected_at=now,
+        reconnect_count=reconnect_count,
+        device_info=device_info,
+        subscriptions=[],
+        auction_subscriptions=[],
+    )
+
+
+def connection_mark_connected(*, connection_id: uuid.UUID) -> None:
+    WebsocketConnection.objects.filter(
+        pk=connection_id, connection_status=ConnectionStatus.CONNECTING
+    ).update(connection_status=ConnectionStatus.CONNECTED, updated_at=timezone.now())
+
+
+def connection_update_client(
+    *, connection_id: uuid.UUID, reconnect_count: int | None, protocol_version: str | None
+) -> None:
+    """What a client says about itself in a ``hello`` frame."""
+    fields: dict[str, Any] = {"updated_at": timezone.now()}
+    if reconnect_count is not None:
+        fields["reconnect_count"] = reconnect_count
+    if protocol_version is not None:
+        fields["protocol_version"] = protocol_version[:20]
+    WebsocketConnection.objects.filter(pk=connection_id).update(**fields)
+
+
+def connection_set_subscriptions(*, connection_id: uuid.UUID, topics: Iterable[str]) -> None:
+    topic_list = sorted(set(topics))
+    auctions = [a for a in (groups.auction_id_of(t) for t in topic_list) if a]
+    WebsocketConnection.objects.filter(pk=connection_id).update(
+        subscriptions=topic_list, auction_subscriptions=auctions, updated_at=timezone.now()
+    )
+
+
+@dataclass
+class ConnectionCounters:
+    """Traffic not yet written to the connection row (deltas, so flushes add up)."""
+
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_heartbeat: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return not (
+            self.messages_sent or self.messages_received or self.errors or self.last_heartbeat
+        )
+
+    def take(self) -> ConnectionCounters:
+        """These counters, leaving this object zeroed (taken before any await so a
+        concurrent flush can never count the same traffic twice)."""
+        taken = ConnectionCounters(**self.__dict__)
+        self.__init__()  # type: ignore[misc]
+        return taken
+
+
+def _counter_updates(counters: ConnectionCounters) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "messages_sent": F("messages_sent") + counters.messages_sent,
+        "bytes_sent": F("bytes_sent") + counters.bytes_sent,
+        "messages_received": F("messages_received") + counters.messages_received,
+        "bytes_received": F("bytes_received") + counters.bytes_received,
+        "error_count": F("error_count") + counters.errors,
+        "updated_at": timezone.now(),
+    }
+    if counters.last_error is not None:
+        fields["last_error"] = counters.last_error[:2000]
+    if counters.last_heartbeat is not None:
+        fields["last_heartbeat"] = counters.last_heartbeat
+    return fields
+
+
+def connection_flush(*, connection_id: uuid.UUID, counters: ConnectionCounters) -> None:
+    """Add a batch of traffic to the row: one UPDATE per batch, never per message."""
+    if counters.is_empty():
+        return
+    WebsocketConnection.objects.filter(pk=connection_id).update(**_counter_updates(counters))
+
+
+def connection_mark_disconnecting(*, connection_id: uuid.UUID, reason: str) -> None:
+    WebsocketConnection.objects.filter(
+        pk=connection_id,
+        connection_status__in=[ConnectionStatus.CONNECTING, ConnectionStatus.CONNECTED],
+    ).update(
+        connection_status=ConnectionStatus.DISCONNECTING,
+        disconnect_reason=reason[:255],
+        updated_at=timezone.now(),
+    )
+
+
+def connection_close(
+    *, connection_id: uuid.UUID, reason: str, counters: ConnectionCounters
+) -> None:
+    """Final write: remaining counters, ``disconnected``. A reason recorded earlier
+    (the server's own, e.g. ``heartbeat_timeout``) wins over the socket's close code."""
+    fields = _counter_updates(counters)
+    fields.update(
+        connection_status=ConnectionStatus.DISCONNECTED,
+        disconnected_at=Coalesce(F("disconnected_at"), Value(timezone.now())),
+        disconnect_reason=Coalesce(F("disconnect_reason"), Value(reason[:255])),
+    )
+    WebsocketConnection.objects.filter(pk=connection_id).update(**fields)
+
+
+def connection_expire_stale(*, now: datetime | None = None) -> int:
+    """Mark connections that missed two heartbeats as ``disconnected``
+    (``heartbeat_timeout``): their server died or lost them without a close.
+
+    A live consumer writes ``last_heartbeat`` on every pong, so a healthy row is never
+    older than one interval plus the round trip."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=conf.get("NP_WS_HEARTBEAT_GRACE"))
+    deadline = ExpressionWrapper(
+        Coalesce(F("last_heartbeat"), F("connected_at"))
+        + F("heartbeat_interval") * Value(timedelta(seconds=2), output_field=DurationField())
+        + Value(grace, output_field=DurationField()),
+        output_field=DurationField(),
+    )
+    return (
+        WebsocketConnection.objects.filter(
+            connection_status__in=[
+                ConnectionStatus.CONNECTING,
+                ConnectionStatus.CONNECTED,
+                ConnectionStatus.DISCONNECTING,
+            ]
+        )
+        .alias(deadline=deadline)
+        .filter(deadline__lt=now)
+        .update(
+            connection_status=ConnectionStatus.DISCONNECTED,
+            disconnected_at=now,
+            disconnect_reason=Case(
+                When(
+                    connection_status=ConnectionStatus.DISCONNECTING,
+                    then=Coalesce(F("disconnect_reason"), Value("heartbeat_timeout")),
+                ),
+                default=Value("heartbeat_timeout"),
+            ),
+            updated_at=now,
+        )
+    )
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+def event_purge_expired(*, now: datetime | None = None, batch_size: int = 10_000) -> int:
+    """Delete events past ``expires_at`` or their retention policy's window, in batches
+    so one sweep never holds long locks. Returns the number deleted."""
+    now = now or timezone.now()
+    days: dict[str, int] = conf.get("NP_RT_RETENTION_DAYS")
+    default_days = days.get("standard", 7)
+    by_policy = Q(
+        retention_policy__isnull=True, generated_at__lt=now - timedelta(days=default_days)
+    )
+    for policy, policy_days in days.items():
+        by_policy |= Q(retention_policy=policy, generated_at__lt=now - timedelta(days=policy_days))
+    # unknown policies (written by hand or by an older version) keep the standard window
+    by_policy |= Q(generated_at__lt=now - timedelta(days=default_days)) & ~Q(
+        retention_policy__in=list(days)
+    )
+    condition = Q(expires_at__lt=now) | by_policy
+    total = 0
+    while True:
+        ids = list(
+            RealTimeEvent.objects.filter(condition)
+            .order_by()
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return total
+        deleted, _ = RealTimeEvent.objects.filter(pk__in=ids).delete()
+        total += deleted
+        if len(ids) < batch_size:
+            return total

@@ -1,0 +1,196 @@
+/*
+ * notifyplatform real-time client — dependency-free, for browsers.
+ *
+ *   const rt = new NotifyRealtime({
+ *     topics: ["auction.<uuid>", "system"],
+ *     token: "np_...",               // optional: API token; otherwise the session cookie
+ *     onEvent(event) { ... },        // every event frame, once, in sequence order
+ *     onStatus(status, detail) {},   // "connecting" | "open" | "closed" | "reconnecting"
+ *     onRecoveryFailed(frame) {},    // the gap is beyond retention: reload your state
+ *     onError(frame) {},             // error frames {code, message}
+ *     autoAck: false,                // ack ack_required events after onEvent returns
+ *   });
+ *   rt.connect();
+ *   rt.subscribe(["auction.<other>"]); rt.unsubscribe(["system"]); rt.ack(eventId);
+ *   rt.close();
+ *
+ * Resumption: the client remembers the highest sequence number it has seen and, after
+ * any disconnect, reconnects with exponential backoff and jitter, asking the server to
+ * replay everything after it (?topics=...&since=N&reconnect=K). Events are
+ * de-duplicated by sequence number, so a replay overlapping live delivery is harmless.
+ */
+(function (root) {
+  "use strict";
+
+  var DEFAULTS = {
+    path: "/ws/v1/events/",
+    url: null,
+    token: null,
+    topics: [],
+    since: null,
+    autoAck: false,
+    minBackoff: 500,
+    maxBackoff: 15000,
+    onEvent: null,
+    onStatus: null,
+    onRecoveryFailed: null,
+    onError: null,
+    onFrame: null,
+  };
+
+  function NotifyRealtime(options) {
+    this.options = {};
+    for (var key in DEFAULTS) this.options[key] = DEFAULTS[key];
+    for (key in options || {}) this.options[key] = options[key];
+    this.topics = this.options.topics.slice();
+    this.lastSeq = this.options.since;
+    this.reconnects = 0;
+    this.attempt = 0;
+    this.ws = null;
+    this.closedByUser = false;
+    this.seen = {};
+    this.seenOrder = [];
+    this.connectionId = null;
+    this.timer = null;
+  }
+
+  NotifyRealtime.prototype._url = function () {
+    var base = this.options.url;
+    if (!base) {
+      var loc = root.location;
+      base = (loc.protocol === "https:" ? "wss://" : "ws://") + loc.host + this.options.path;
+    }
+    var params = [];
+    if (this.topics.length) params.push("topics=" + encodeURIComponent(this.topics.join(",")));
+    if (this.lastSeq !== null && this.lastSeq !== undefined) params.push("since=" + this.lastSeq);
+    if (this.reconnects) params.push("reconnect=" + this.reconnects);
+    if (this.options.token) params.push("token=" + encodeURIComponent(this.options.token));
+    return base + (base.indexOf("?") >= 0 ? "&" : "?") + params.join("&");
+  };
+
+  NotifyRealtime.prototype._status = function (status, detail) {
+    this.status = status;
+    if (this.options.onStatus) this.options.onStatus(status, detail || {});
+  };
+
+  NotifyRealtime.prototype.connect = function () {
+    var self = this;
+    this.closedByUser = false;
+    this._status(this.reconnects ? "reconnecting" : "connecting", { attempt: this.attempt });
+    var ws = new WebSocket(this._url());
+    this.ws = ws;
+    ws.onopen = function () {
+      self.attempt = 0;
+      self._status("open", {});
+    };
+    ws.onmessage = function (message) {
+      var frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      self._handle(frame);
+    };
+    ws.onclose = function (close) {
+      if (self.ws !== ws) return;
+      self.ws = null;
+      self._status("closed", { code: close.code, reason: close.reason });
+      if (self.closedByUser || close.code === 4401) return; // 4401: bad token, don't retry
+      self._scheduleReconnect();
+    };
+    ws.onerror = function () {
+      /* onclose follows */
+    };
+    return this;
+  };
+
+  NotifyRealtime.prototype._scheduleReconnect = function () {
+    var self = this;
+    var delay = Math.min(this.options.maxBackoff, this.options.minBackoff * Math.pow(2, this.attempt));
+    delay = delay / 2 + Math.random() * delay / 2; // jitter: herds of clients spread out
+    this.attempt += 1;
+    this.reconnects += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(function () {
+      self.connect();
+    }, delay);
+  };
+
+  NotifyRealtime.prototype._remember = function (seq) {
+    if (this.seen[seq]) return false;
+    this.seen[seq] = true;
+    this.seenOrder.push(seq);
+    if (this.seenOrder.length > 5000) delete this.seen[this.seenOrder.shift()];
+    return true;
+  };
+
+  NotifyRealtime.prototype._handle = function (frame) {
+    if (this.options.onFrame) this.options.onFrame(frame);
+    switch (frame.type) {
+      case "connected":
+        this.connectionId = frame.connection_id;
+        // a first connection starts from the server's position, so an outage before
+        // the first event still resumes without a gap
+        if (this.lastSeq === null || this.lastSeq === undefined) this.lastSeq = frame.position;
+        break;
+      case "ping":
+        this._send({ type: "pong" });
+        break;
+      case "event":
+        var isNew = this._remember(frame.seq);
+        if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
+        if (!isNew && !frame.ack_required) break;
+        if (isNew && this.options.onEvent) this.options.onEvent(frame);
+        if (frame.ack_required && this.options.autoAck) this.ack(frame.id);
+        break;
+      case "recovery_failed":
+        this.lastSeq = frame.position;
+        if (this.options.onRecoveryFailed) this.options.onRecoveryFailed(frame);
+        break;
+      case "error":
+        if (this.options.onError) this.options.onError(frame);
+        break;
+    }
+  };
+
+  NotifyRealtime.prototype._send = function (frame) {
+    if (this.ws && this.ws.readyState === 1) {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  };
+
+  NotifyRealtime.prototype.subscribe = function (topics) {
+    var added = [];
+    for (var i = 0; i < topics.length; i++) {
+      if (this.topics.indexOf(topics[i]) < 0) {
+        this.topics.push(topics[i]);
+        added.push(topics[i]);
+      }
+    }
+    if (added.length) this._send({ type: "subscribe", topics: added });
+    return this;
+  };
+
+  NotifyRealtime.prototype.unsubscribe = function (topics) {
+    this.topics = this.topics.filter(function (t) {
+      return topics.indexOf(t) < 0;
+    });
+    this._send({ type: "unsubscribe", topics: topics });
+    return this;
+  };
+
+  NotifyRealtime.prototype.ack = function (eventId) {
+    return this._send({ type: "ack", event_id: eventId });
+  };
+
+  NotifyRealtime.prototype.close = function () {
+    this.closedByUser = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000);
+  };
+
+  root.NotifyRealtime = NotifyRealtime;
+})(typeof window !== "undefined" ? window : this);

@@ -1,0 +1,257 @@
+"""Fixtures for the real-time tests: a real daphne server on a free loopback port, real
+websocket clients (``websockets``), the test database and this run's Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_database_url() -> str:
+    db = settings.DATABASES["default"]
+    auth = db.get("USER") or ""
+    if db.get("PASSWORD"):
+        auth += f":{db['PASSWORD']}"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
+
+
+class DaphneServer:
+    """daphne serving ``notifyplatform.asgi`` against the test database."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(f"/tmp/np-rt-daphne-{os.getpid()}-{self.port}.log")
+
+    @property
+    def base(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.base}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # the child must not re-derive a per-xdist-worker Redis db from our settings
+        env.pop("PYTEST_XDIST_WORKER", None)
+        env.update(
+            DATABASE_URL=child_database_url(),
+            REDIS_URL=settings.REDIS_URL,
+            NP_CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+            SECRET_KEY=settings.SECRET_KEY,
+            DJANGO_SETTINGS_MODULE="notifyplatform.settings",
+            PYTHONUNBUFFERED="1",
+            NP_WS_HEARTBEAT_MIN="1",
+            NP_WS_HEARTBEAT_GRACE="1",
+            NP_REPLAY_MAX_EVENTS="500",
+            LOG_LEVEL="WARNING",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        daphne = Path(sys.executable).with_name("daphne")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                str(daphne),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "notifyplatform.asgi:application",
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daphne exited: {self.log()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"daphne did not listen on {self.port}: {self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup) -> Iterator[DaphneServer]:
+    server = DaphneServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+class WsClient:
+    """A websocket client that records every frame both ways (for counter checks)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.sent: list[str] = []
+        self.received: list[dict[str, Any]] = []
+        self.received_raw: list[str] = []
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        self.sent.append(text)
+        await self.ws.send(text)
+
+    async def recv(self, timeout: float = 10) -> dict[str, Any]:
+        text = await asyncio.wait_for(self.ws.recv(), timeout)
+        assert isinstance(text, str)
+        self.received_raw.append(text)
+        frame = json.loads(text)
+        self.received.append(frame)
+        return frame
+
+    async def recv_type(
+        self, *types: str, timeout: float = 10, skip: tuple[str, ...] = ("ping",)
+    ) -> dict[str, Any]:
+        """The next frame of one of ``types``; frames of ``skip`` types are passed over,
+        anything else is a failure."""
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] in types:
+                return frame
+            assert frame["type"] in skip, f"expected {types}, got {frame}"
+
+    async def events(
+        self, count: int, timeout: float = 15, skip: tuple[str, ...] = ("ping",)
+    ) -> list[dict[str, Any]]:
+        return [await self.recv_type("event", timeout=timeout, skip=skip) for _ in range(count)]
+
+    async def barrier(self) -> list[dict[str, Any]]:
+        """Ping and wait for the pong; returns the frames that came before it."""
+        before = len(self.received)
+        await self.send({"type": "ping"})
+        while (await self.recv())["type"] != "pong":
+            pass
+        return self.received[before:-1]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def wait_closed(self, timeout: float = 15) -> int | None:
+        """Read until the server closes; returns its close code."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self.recv(timeout)
+        return self.ws.close_code
+
+
+@contextlib.asynccontextmanager
+async def ws_connect(
+    server: DaphneServer,
+    query: str = "",
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    user_agent: str = "np-tests/1.0",
+    expect_connected: bool = True,
+):
+    all_headers = dict(headers or {})
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    url = f"ws://{server.base}/ws/v1/events/" + (f"?{query}" if query else "")
+    ws = await connect(
+        url,
+        origin=server.origin,
+        additional_headers=all_headers,
+        user_agent_header=user_agent,
+        compression=None,
+        proxy=None,
+        ping_interval=None,
+        open_timeout=20,
+        max_queue=None,
+    )
+    client = WsClient(ws)
+    try:
+        if expect_connected:
+            frame = await client.recv()
+            assert frame["type"] == "connected", frame
+        yield client
+    finally:
+        await ws.close()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def apublish():
+    """``realtime.services.publish`` callable from the async test body."""
+    from realtime.services import publish
+
+    return sync_to_async(publish)
+
+
+@pytest.fixture
+def make_token():
+    from users.services import token_create
+
+    def make(user: Any) -> str:
+        return token_create(user=user, name="ws test")[1]
+
+    return make
+
+
+def wait_for(predicate: Any, timeout: float = 15, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy (the database is written
+    by the daphne process, asynchronously to the test)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
