@@ -1,0 +1,105 @@
+"""Admin for auctions, their items, bids and watchers.
+
+Bids are placed through the bidding rules (``auctions`` services), which emit the
+real-time events and notifications; the admin shows them but does not place them.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from notifyplatform.admin_utils import NPModelAdmin, NPTabularInline
+
+from .models import Auction, AuctionItem, AuctionWatcher, Bid
+
+
+class AuctionItemInline(NPTabularInline):
+    model = AuctionItem
+    fields = ("title", "quantity", "image_url")
+
+
+class BidInline(NPTabularInline):
+    model = Bid
+    fields = ("bidder", "amount", "status", "placed_at")
+    readonly_fields = fields
+    can_delete = False
+    ordering = ("-amount",)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Auction)
+class AuctionAdmin(NPModelAdmin):
+    list_display = (
+        "title",
+        "auction_type",
+        "status",
+        "seller",
+        "current_price",
+        "bid_count",
+        "currency",
+        "starts_at",
+        "ends_at",
+        "winner",
+    )
+    list_filter = ("status", "auction_type", "currency")
+    search_fields = ("title", "description", "seller__email")
+    list_select_related = ("seller", "winner")
+    date_hierarchy = "starts_at"
+    autocomplete_fields = ("seller", "winner")
+    readonly_fields = ("current_price", "bid_count", "ending_notice_sent_at", "final_price")
+    inlines = (AuctionItemInline, BidInline)
+    fieldsets = (
+        (None, {"fields": ("title", "description", "seller", "auction_type", "status")}),
+        (
+            "Pricing",
+            {
+                "fields": (
+                    "currency",
+                    "starting_price",
+                    "reserve_price",
+                    "min_increment",
+                    "bid_increment",
+                    "extension_seconds",
+                )
+            },
+        ),
+        ("Schedule", {"fields": ("starts_at", "ends_at", "ending_notice_sent_at")}),
+        ("Result", {"fields": ("current_price", "bid_count", "winner", "final_price")}),
+        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+    )
+
+
+@admin.register(AuctionItem)
+class AuctionItemAdmin(NPModelAdmin):
+    list_display = ("title", "auction", "quantity", "created_at")
+    search_fields = ("title", "description", "auction__title")
+    list_select_related = ("auction",)
+    autocomplete_fields = ("auction",)
+
+
+@admin.register(Bid)
+class BidAdmin(NPModelAdmin):
+    list_display = ("auction", "bidder", "amount", "status", "placed_at")
+    list_filter = ("status", "auction__auction_type")
+    search_fields = ("auction__title", "bidder__email")
+    list_select_related = ("auction", "bidder")
+    date_hierarchy = "placed_at"
+    autocomplete_fields = ("auction", "bidder")
+    raw_id_fields = ("item",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(AuctionWatcher)
+class AuctionWatcherAdmin(NPModelAdmin):
+    list_display = ("auction", "user", "created_at")
+    search_fields = ("auction__title", "user__email")
+    list_select_related = ("auction", "user")
+    autocomplete_fields = ("auction", "user")

@@ -1,0 +1,239 @@
+"""Admin for stories, news, roleplay templates, invitations and their history.
+
+The invitation token is a bearer secret (whoever holds the link can answer it), so it
+is never displayed. History rows are an audit log: browse-only. The two analytics
+views are browse-only too.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from notifyplatform.admin_utils import NPModelAdmin, NPTabularInline, ReadOnlyModelAdmin
+
+from .models import (
+    InvitationConversionFunnel,
+    NewsArticle,
+    NewsNarration,
+    RoleplayCharacterRole,
+    RoleplayTemplate,
+    Story,
+    StoryCharacter,
+    StoryInvitation,
+    UserInvitationHistory,
+    UserInvitationSummary,
+)
+
+
+class StoryCharacterInline(NPTabularInline):
+    model = StoryCharacter
+    fields = ("name", "description", "voice_profile")
+
+
+@admin.register(Story)
+class StoryAdmin(NPModelAdmin):
+    list_display = ("title", "owner", "genre", "is_public", "created_at")
+    list_filter = ("is_public", "genre")
+    search_fields = ("title", "synopsis", "owner__email")
+    list_select_related = ("owner",)
+    autocomplete_fields = ("owner",)
+    date_hierarchy = "created_at"
+    inlines = (StoryCharacterInline,)
+
+
+@admin.register(StoryCharacter)
+class StoryCharacterAdmin(NPModelAdmin):
+    list_display = ("name", "story", "voice_profile", "created_at")
+    list_filter = ("voice_profile",)
+    search_fields = ("name", "description", "story__title")
+    list_select_related = ("story",)
+    autocomplete_fields = ("story",)
+
+
+class NewsNarrationInline(NPTabularInline):
+    model = NewsNarration
+    fields = ("user", "conversation_style", "narrator_profile", "total_duration")
+    raw_id_fields = ("user",)
+
+
+@admin.register(NewsArticle)
+class NewsArticleAdmin(NPModelAdmin):
+    list_display = (
+        "short_title",
+        "category",
+        "author",
+        "language",
+        "published_at",
+        "is_active",
+        "reading_time_minutes",
+    )
+    list_filter = ("is_active", "category", "language")
+    search_fields = ("title", "summary", "author", "content_hash")
+    date_hierarchy = "published_at"
+    readonly_fields = ("content_hash",)
+    inlines = (NewsNarrationInline,)
+
+    @admin.display(description="title", ordering="title")
+    def short_title(self, obj: NewsArticle) -> str:
+        return str(obj)
+
+
+@admin.register(NewsNarration)
+class NewsNarrationAdmin(NPModelAdmin):
+    list_display = (
+        "id",
+        "news_article",
+        "user",
+        "conversation_style",
+        "narrator_profile",
+        "total_duration",
+        "created_at",
+    )
+    list_filter = ("conversation_style", "narrator_profile")
+    search_fields = ("news_article__title", "user__email")
+    list_select_related = ("news_article", "user")
+    autocomplete_fields = ("news_article", "user")
+    date_hierarchy = "created_at"
+
+
+class RoleplayCharacterRoleInline(NPTabularInline):
+    model = RoleplayCharacterRole
+    fields = ("role_name", "character", "is_protagonist", "required_voice_emotions")
+    raw_id_fields = ("character",)
+
+
+@admin.register(RoleplayTemplate)
+class RoleplayTemplateAdmin(NPModelAdmin):
+    list_display = (
+        "template_name",
+        "story",
+        "total_characters",
+        "difficulty_level",
+        "estimated_duration_minutes",
+        "is_public",
+        "created_by",
+    )
+    list_filter = ("difficulty_level", "is_public")
+    search_fields = ("template_name", "description", "story__title")
+    list_select_related = ("story", "created_by")
+    autocomplete_fields = ("story", "created_by")
+    inlines = (RoleplayCharacterRoleInline,)
+
+
+@admin.register(RoleplayCharacterRole)
+class RoleplayCharacterRoleAdmin(NPModelAdmin):
+    list_display = ("role_name", "roleplay_template", "character", "is_protagonist")
+    list_filter = ("is_protagonist",)
+    search_fields = ("role_name", "role_description", "roleplay_template__template_name")
+    list_select_related = ("roleplay_template", "character")
+    autocomplete_fields = ("roleplay_template",)
+    raw_id_fields = ("character",)
+
+
+class HistoryInline(NPTabularInline):
+    model = UserInvitationHistory
+    fields = ("action", "user", "action_timestamp", "ip_address", "user_agent")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(StoryInvitation)
+class StoryInvitationAdmin(NPModelAdmin):
+    list_display = (
+        "id",
+        "invitation_type",
+        "inviter",
+        "invitee",
+        "status",
+        "conversation_style",
+        "content_type",
+        "expires_at",
+        "created_at",
+    )
+    list_filter = ("status", "invitation_type", "conversation_style", "content_type")
+    search_fields = ("invitee_email", "invitee_phone", "inviter__email", "invitee_user__email")
+    list_select_related = ("inviter", "invitee_user")
+    date_hierarchy = "created_at"
+    autocomplete_fields = ("inviter", "invitee_user", "story")
+    raw_id_fields = ("roleplay_character_role", "batch_job")
+    readonly_fields = ("viewed_at", "responded_at", "reminder_count", "last_reminded_at")
+    # `token` is left out on purpose: it is the secret of the invitation link.
+    fieldsets = (
+        (None, {"fields": ("invitation_type", "status", "inviter", "message")}),
+        ("Invitee", {"fields": ("invitee_user", "invitee_email", "invitee_phone")}),
+        (
+            "Content",
+            {
+                "fields": (
+                    "story",
+                    "content_type",
+                    "content_id",
+                    "content_metadata",
+                    "roleplay_character_role",
+                    "conversation_style",
+                )
+            },
+        ),
+        (
+            "Delivery",
+            {"fields": ("delivery_preferences", "geographic_region", "batch_job", "expires_at")},
+        ),
+        (
+            "Responses",
+            {"fields": ("viewed_at", "responded_at", "reminder_count", "last_reminded_at")},
+        ),
+        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = (HistoryInline,)
+
+    @admin.display(description="invitee")
+    def invitee(self, obj: StoryInvitation) -> str:
+        return str(obj.invitee_user or obj.invitee_email or obj.invitee_phone or "-")
+
+    def has_add_permission(self, request: object) -> bool:
+        # An invitation needs a fresh secret token and a delivery: it is created by the
+        # invitation service (API), not typed in here.
+        return False
+
+
+@admin.register(UserInvitationHistory)
+class UserInvitationHistoryAdmin(ReadOnlyModelAdmin):
+    list_display = ("action", "invitation", "user", "action_timestamp", "ip_address")
+    list_filter = ("action",)
+    search_fields = ("user__email", "invitation__invitee_email")
+    list_select_related = ("invitation", "user")
+    date_hierarchy = "action_timestamp"
+
+
+@admin.register(UserInvitationSummary)
+class UserInvitationSummaryAdmin(ReadOnlyModelAdmin):
+    list_display = (
+        "email",
+        "invitations_sent",
+        "invitations_received",
+        "invitations_accepted",
+        "invitations_declined",
+        "invitations_expired",
+        "acceptance_rate",
+        "last_activity",
+    )
+    search_fields = ("email",)
+
+
+@admin.register(InvitationConversionFunnel)
+class InvitationConversionFunnelAdmin(ReadOnlyModelAdmin):
+    list_display = (
+        "invitation_type",
+        "conversation_style",
+        "total_invitations",
+        "invitations_sent",
+        "invitations_viewed",
+        "invitations_accepted",
+        "view_rate",
+        "conversion_rate",
+    )
+    list_filter = ("invitation_type",)

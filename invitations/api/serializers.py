@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from deliveries.models import ProviderPerformanceSummary
+from notifyplatform.choices import ConversationStyle, InvitationType
+
+from ..models import (
+    InvitationConversionFunnel,
+    NewsArticle,
+    NewsNarration,
+    RoleplayCharacterRole,
+    RoleplayTemplate,
+    Story,
+    StoryInvitation,
+    UserInvitationSummary,
+)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    """An invitation as its inviter or invitee sees it (never the token)."""
+
+    direction = serializers.SerializerMethodField()
+    inviter_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StoryInvitation
+        fields = [
+            "id", "direction", "invitation_type", "status", "inviter", "inviter_name",
+            "invitee_user", "invitee_email", "invitee_phone", "story", "content_type",
+            "content_id", "content_metadata", "roleplay_character_role", "conversation_style",
+            "message", "delivery_preferences", "expires_at", "viewed_at", "responded_at",
+            "reminder_count", "last_reminded_at", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_direction(self, obj: StoryInvitation) -> str:
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        return "sent" if user is not None and obj.inviter_id == user.pk else "received"
+
+    def get_inviter_name(self, obj: StoryInvitation) -> str:
+        return obj.inviter.display_name or "Someone"
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    invitation_type = serializers.ChoiceField(choices=InvitationType.choices)
+    invitee_user = serializers.UUIDField(required=False, allow_null=True)
+    invitee_email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
+    invitee_phone = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=20
+    )
+    story = serializers.PrimaryKeyRelatedField(
+        queryset=Story.objects.all(), required=False, allow_null=True
+    )
+    article = serializers.PrimaryKeyRelatedField(
+        queryset=NewsArticle.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    narration = serializers.PrimaryKeyRelatedField(
+        queryset=NewsNarration.objects.all(), required=False, allow_null=True
+    )
+    roleplay_template = serializers.PrimaryKeyRelatedField(
+        queryset=RoleplayTemplate.objects.all(), required=False, allow_null=True
+    )
+    role = serializers.PrimaryKeyRelatedField(
+        queryset=RoleplayCharacterRole.objects.all(), required=False, allow_null=True
+    )
+    conversation_style = serializers.ChoiceField(
+        choices=ConversationStyle.choices, default=ConversationStyle.NEUTRAL
+    )
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=90, default=7)
+    channels = serializers.ListField(
+        child=serializers.CharField(max_length=20), required=False, allow_empty=False
+    )
+
+
+class AnswerSerializer(serializers.Serializer):
+    response_data = serializers.JSONField(required=False, allow_null=True)
+
+
+class TokenInvitationSerializer(serializers.ModelSerializer):
+    """What the holder of an invitation link may see: no addresses, no ids of people."""
+
+    inviter_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StoryInvitation
+        fields = [
+            "invitation_type", "status", "inviter_name", "content_type", "content_metadata",
+            "conversation_style", "message", "expires_at", "viewed_at", "responded_at",
+        ]
+        read_only_fields = fields
+
+    def get_inviter_name(self, obj: StoryInvitation) -> str:
+        return obj.inviter.display_name or "Someone"
+
+
+class UserInvitationSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UserInvitationSummary
+        fields = [
+            "user", "email", "invitations_sent", "invitations_received", "invitations_accepted",
+            "invitations_declined", "invitations_expired", "acceptance_rate", "last_activity",
+        ]
+        read_only_fields = fields
+
+
+class ProviderPerformanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProviderPerformanceSummary
+        fields = [
+            "provider_name", "provider_type", "total_deliveries", "successful_deliveries",
+            "failed_deliveries", "success_rate", "avg_cost_per_message", "total_cost",
+            "first_delivery", "last_delivery",
+        ]
+        read_only_fields = fields
+
+
+class InvitationFunnelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InvitationConversionFunnel
+        fields = [
+            "invitation_type", "conversation_style", "total_invitations", "invitations_sent",
+            "invitations_viewed", "invitations_accepted", "view_rate", "conversion_rate",
+        ]
+        read_only_fields = fields

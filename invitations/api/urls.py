@@ -1,0 +1,37 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from .views import (
+    InvitationAcceptByTokenView,
+    InvitationByTokenView,
+    InvitationDeclineByTokenView,
+    InvitationFunnelViewSet,
+    InvitationViewSet,
+    ProviderPerformanceViewSet,
+    UserInvitationSummaryViewSet,
+)
+
+router = SimpleRouter()
+router.register("invitations", InvitationViewSet, basename="invitation")
+router.register(
+    "analytics/user-invitation-summary", UserInvitationSummaryViewSet,
+    basename="analytics-user-invitation-summary",
+)
+router.register(
+    "analytics/provider-performance", ProviderPerformanceViewSet,
+    basename="analytics-provider-performance",
+)
+router.register(
+    "analytics/invitation-funnel", InvitationFunnelViewSet, basename="analytics-invitation-funnel"
+)
+
+# The token routes come first: "by-token" must not be read as an invitation id.
+urlpatterns = [
+    path("invitations/by-token/<str:token>/", InvitationByTokenView.as_view(),
+         name="invitation-by-token"),
+    path("invitations/by-token/<str:token>/accept/", InvitationAcceptByTokenView.as_view(),
+         name="invitation-by-token-accept"),
+    path("invitations/by-token/<str:token>/decline/", InvitationDeclineByTokenView.as_view(),
+         name="invitation-by-token-decline"),
+    *router.urls,
+]

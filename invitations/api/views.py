@@ -1,0 +1,167 @@
+"""Invitations API: a user's own invitations (sent / received) and creating one; the
+invitee's token actions (no login); the seed's analytics views, read-only, for staff."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from deliveries.models import ProviderPerformanceSummary
+from notifyplatform.api_errors import ApiError
+from users.models import User
+
+from .. import selectors, services
+from ..errors import INVITATION_NOT_FOUND, InvitationError
+from ..filters import InvitationFilter
+from ..models import InvitationConversionFunnel, StoryInvitation, UserInvitationSummary
+from .serializers import (
+    AnswerSerializer,
+    InvitationCreateSerializer,
+    InvitationFunnelSerializer,
+    InvitationSerializer,
+    ProviderPerformanceSerializer,
+    TokenInvitationSerializer,
+    UserInvitationSummarySerializer,
+)
+
+
+def api_error(exc: InvitationError) -> ApiError:
+    fields = {exc.field: [exc.message]} if exc.field else {}
+    return ApiError(exc.code, exc.message, fields=fields, status_code=exc.status)
+
+
+class InvitationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Invitations the caller sent or received; ``?direction=sent|received``,
+    ``?status=``, ``?type=``. POST creates and sends one."""
+
+    serializer_class = InvitationSerializer
+    filterset_class = InvitationFilter
+    ordering_fields = ["created_at", "expires_at"]
+
+    def get_queryset(self) -> Any:
+        return selectors.invitation_list_for_user(user=self.request.user)
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = InvitationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        invitee_user = None
+        if data.get("invitee_user"):
+            invitee_user = User.objects.filter(pk=data["invitee_user"], is_active=True).first()
+            if invitee_user is None:
+                raise ApiError(
+                    "VALIDATION_ERROR", "invitee_user: no such user",
+                    fields={"invitee_user": ["no such user"]},
+                )
+        preferences = {"channels": data["channels"]} if data.get("channels") else None
+        try:
+            invitation = services.invitation_create(
+                inviter=request.user,
+                invitation_type=data["invitation_type"],
+                invitee_user=invitee_user,
+                invitee_email=data.get("invitee_email") or None,
+                invitee_phone=data.get("invitee_phone") or None,
+                story=data.get("story"),
+                article=data.get("article"),
+                narration=data.get("narration"),
+                roleplay_template=data.get("roleplay_template"),
+                role=data.get("role"),
+                conversation_style=data["conversation_style"],
+                message=data.get("message", ""),
+                expires_in=timedelta(days=data["expires_in_days"]),
+                delivery_preferences=preferences,
+            )
+        except InvitationError as exc:
+            raise api_error(exc) from exc
+        body = InvitationSerializer(invitation, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class _TokenView(APIView):
+    """The link token is the credential: no session (hence no CSRF), no login."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    def invitation(self, token: str) -> StoryInvitation:
+        invitation = selectors.invitation_get_by_token(token)
+        if invitation is None:
+            raise ApiError(
+                INVITATION_NOT_FOUND, "this invitation link is not valid",
+                status_code=status.HTTP_404_NOT_FOUND,
+            )
+        return invitation
+
+
+class InvitationByTokenView(_TokenView):
+    @extend_schema(responses={200: TokenInvitationSerializer})
+    def get(self, request: Request, token: str) -> Response:
+        invitation = self.invitation(token)
+        services.invitation_view(
+            invitation=invitation, meta=services.RequestMeta.from_request(request)
+        )
+        invitation.refresh_from_db()
+        return Response(TokenInvitationSerializer(invitation).data)
+
+
+class _AnswerView(_TokenView):
+    accept: bool = True
+
+    @extend_schema(request=AnswerSerializer, responses={200: TokenInvitationSerializer})
+    def post(self, request: Request, token: str) -> Response:
+        invitation = self.invitation(token)
+        serializer = AnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        answer = services.invitation_accept if self.accept else services.invitation_decline
+        try:
+            invitation = answer(
+                invitation=invitation,
+                meta=services.RequestMeta.from_request(request),
+                response_data=serializer.validated_data.get("response_data"),
+            )
+        except InvitationError as exc:
+            raise api_error(exc) from exc
+        return Response(TokenInvitationSerializer(invitation).data)
+
+
+class InvitationAcceptByTokenView(_AnswerView):
+    accept = True
+
+
+class InvitationDeclineByTokenView(_AnswerView):
+    accept = False
+
+
+class _StaffReadOnly(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [permissions.IsAdminUser]
+
+
+class UserInvitationSummaryViewSet(_StaffReadOnly):
+    serializer_class = UserInvitationSummarySerializer
+    queryset = UserInvitationSummary.objects.all()
+    filterset_fields = ["email"]
+    ordering_fields = ["email", "invitations_sent", "acceptance_rate", "last_activity"]
+
+
+class ProviderPerformanceViewSet(_StaffReadOnly):
+    serializer_class = ProviderPerformanceSerializer
+    queryset = ProviderPerformanceSummary.objects.all()
+    filterset_fields = ["provider_type", "provider_name"]
+    ordering_fields = ["provider_name", "success_rate", "total_cost"]
+
+
+class InvitationFunnelViewSet(_StaffReadOnly):
+    serializer_class = InvitationFunnelSerializer
+    queryset = InvitationConversionFunnel.objects.all()
+    filterset_fields = ["invitation_type", "conversation_style"]
+    ordering_fields = ["invitation_type", "conversion_rate", "view_rate"]
