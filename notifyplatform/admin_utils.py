@@ -1,0 +1,178 @@
+"""Shared Django Admin helpers.
+
+- :class:`PrettyJSONWidget`: JSON columns edited as indented JSON in a monospace textarea
+  (Django's default is one compact line, unreadable for provider responses).
+- :class:`PrettyJSONMixin`: a JSON field listed in ``readonly_fields`` is shown as an
+  indented ``<pre>`` block instead of Django's one-line ``json.dumps``.
+- :class:`ReadOnlyTimestampsMixin`: ``created_at`` / ``updated_at`` shown read-only
+  wherever the model has them, without every admin repeating them.
+- :class:`NPModelAdmin`: the base every app's admin uses (both mixins).
+- :class:`ReadOnlyModelAdmin`: for the unmanaged analytics-view models and append-only
+  logs: browsable, never added to, changed or deleted from the admin.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+PRETTY_SUFFIX = "_pretty"
+TIMESTAMP_FIELDS: tuple[str, ...] = ("created_at", "updated_at")
+
+
+def pretty_json(value: Any) -> SafeString | str:
+    """``value`` as indented JSON inside ``<pre>`` (escaped), or ``-`` for NULL."""
+    if value is None:
+        return "-"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html('<pre class="np-json" style="margin:0;white-space:pre-wrap">{}</pre>', text)
+
+
+class PrettyJSONWidget(forms.Textarea):
+    """A textarea that re-indents the compact JSON Django's ``JSONField`` hands it.
+
+    Input that is not valid JSON (a bound form being redisplayed with its error) is
+    shown exactly as typed so the user can fix it.
+    """
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        base = {
+            "rows": 8,
+            "cols": 90,
+            "class": "vLargeTextField np-json",
+            "style": "font-family:monospace",
+        }
+        super().__init__(attrs={**base, **(attrs or {})})
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, str) and value:
+            try:
+                return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+            except ValueError:
+                return value
+        return super().format_value(value)
+
+
+def _json_display(field: models.JSONField) -> Callable[[models.Model], SafeString | str]:
+    def display(obj: models.Model) -> SafeString | str:
+        return pretty_json(getattr(obj, field.attname))
+
+    display.short_description = field.verbose_name  # type: ignore[attr-defined]
+    return display
+
+
+class PrettyJSONMixin:
+    """Indented JSON for editing and for read-only display.
+
+    A JSON field named in ``readonly_fields`` (or made read-only by
+    ``get_readonly_fields``) is swapped for a ``<name>_pretty`` display, and the raw
+    field is kept out of the form, so the change page shows a ``<pre>`` block.
+    """
+
+    model: type[models.Model]
+    formfield_overrides: dict[type[models.Field], dict[str, Any]] = {
+        models.JSONField: {"widget": PrettyJSONWidget},
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._json_fields = {
+            f.name for f in self.model._meta.concrete_fields if isinstance(f, models.JSONField)
+        }
+        for f in self.model._meta.concrete_fields:
+            if isinstance(f, models.JSONField):
+                setattr(self, f.name + PRETTY_SUFFIX, _json_display(f))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
+        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        return tuple(
+            f + PRETTY_SUFFIX if isinstance(f, str) and f in self._json_fields else f
+            for f in fields
+        )
+
+    def _pretty_names(self, request: HttpRequest, obj: Any) -> set[str]:
+        return {
+            f.removesuffix(PRETTY_SUFFIX)
+            for f in self.get_readonly_fields(request, obj)
+            if isinstance(f, str) and f.endswith(PRETTY_SUFFIX)
+        }
+
+    def _rename(self, fields: Sequence[Any], pretty: set[str]) -> list[Any]:
+        """Field names (possibly grouped on one line as tuples) with read-only JSON
+        fields swapped for their display."""
+        return [
+            self._rename(f, pretty)
+            if isinstance(f, list | tuple)
+            else f + PRETTY_SUFFIX
+            if f in pretty
+            else f
+            for f in fields
+        ]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
+        fields = super().get_fields(request, obj)  # type: ignore[misc]
+        return self._rename(fields, self._pretty_names(request, obj))
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        pretty = self._pretty_names(request, obj)
+        return [
+            (title, {**options, "fields": self._rename(options["fields"], pretty)})
+            for title, options in fieldsets
+        ]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Sequence[str] | None:
+        excluded = super().get_exclude(request, obj)  # type: ignore[misc]
+        pretty = self._pretty_names(request, obj)
+        if not pretty:
+            return excluded
+        return [*(excluded or ()), *sorted(pretty)]
+
+
+class ReadOnlyTimestampsMixin:
+    """Adds the model's ``created_at`` / ``updated_at`` to the read-only fields."""
+
+    model: type[models.Model]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
+        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        names = {f.name for f in self.model._meta.concrete_fields}
+        fields += [t for t in TIMESTAMP_FIELDS if t in names and t not in fields]
+        return tuple(fields)
+
+
+class NPModelAdmin(PrettyJSONMixin, ReadOnlyTimestampsMixin, admin.ModelAdmin):
+    """The project's admin base class."""
+
+    list_per_page = 50
+    show_full_result_count = False  # COUNT(*) on big tables on every page is wasted work
+
+
+class NPTabularInline(PrettyJSONMixin, ReadOnlyTimestampsMixin, admin.TabularInline):
+    extra = 0
+    show_change_link = True
+
+
+class ReadOnlyModelAdmin(NPModelAdmin):
+    """Browse-only: every field read-only, no add, no change, no delete."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
+        names = [f.name for f in self.model._meta.concrete_fields]
+        return tuple(n + PRETTY_SUFFIX if n in self._json_fields else n for n in names)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
