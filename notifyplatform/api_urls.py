@@ -4,4 +4,7 @@ from django.urls import include, path
 
 urlpatterns: list = [
     path("", include("deliveries.api.urls")),
+    path("", include("auctions.api.urls")),
+    path("", include("invitations.api.urls")),
+    path("", include("providers.api.urls")),
 ]

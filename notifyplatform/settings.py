@@ -129,14 +129,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"  # the seeds' SERIAL ids are i
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _XDIST_WORKER.startswith("gw"):
+if _XDIST_WORKER.startswith("gw") and not os.environ.get("NP_REDIS_DB_ISOLATED"):
     # Parallel test processes share one Redis server: give each its own database so
-    # their Celery queues, channel layers and rate-limit counters never meet.
+    # their Celery queues, channel layers and rate-limit counters never meet. The
+    # result goes back into the environment (with a marker) so that workers and
+    # servers the tests start inherit the same database instead of shifting again.
     from urllib.parse import urlsplit, urlunsplit
 
     _parts = urlsplit(REDIS_URL)
     _db = int((_parts.path or "/0").lstrip("/") or 0) + 1 + int(_XDIST_WORKER[2:])
     REDIS_URL = urlunsplit(_parts._replace(path=f"/{_db}"))
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["NP_REDIS_DB_ISOLATED"] = "1"
 
 CACHES = {
     "default": {
@@ -215,6 +219,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "notifyplatform.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "notifyplatform API",
@@ -269,3 +274,101 @@ LOGGING = {
 
 # --- platform settings -------------------------------------------------------------
 NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+
+# --- auctions & invitations (event sources) ---
+# Watchers and bidders are warned once, this many seconds before an auction ends.
+NP_AUCTION_ENDING_NOTICE_SECONDS = env_int("NP_AUCTION_ENDING_NOTICE_SECONDS", 300)
+# Invitations neither viewed nor answered after this long get a reminder (batch issue).
+from datetime import timedelta as _timedelta  # noqa: E402
+
+NP_INVITATION_REMINDER_AFTER = _timedelta(
+    seconds=env_int("NP_INVITATION_REMINDER_AFTER_SECONDS", 3 * 86400)
+)
+NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "auctions-start": {"task": "auctions.start_auctions", "schedule": 10.0},
+        "auctions-ending-notices": {"task": "auctions.send_auction_ending_notices", "schedule": 10.0},
+        "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
+    }
+)
+
+# --- providers ---------------------------------------------------------------------
+# Webhook/push targets on private, loopback or link-local addresses are refused unless
+# their host or IP matches one of these (host names, IPs or CIDRs, comma-separated).
+NP_WEBHOOK_ALLOWED_HOSTS = env_list("NP_WEBHOOK_ALLOWED_HOSTS", "")
+NP_PROVIDERS_REDIS_PREFIX = os.environ.get("NP_PROVIDERS_REDIS_PREFIX", "np:prov")
+# Circuit breaker (per provider, over 5 minutes): open at >= MIN_ERRORS errors that are
+# >= ERROR_RATE of the calls, or after CONSECUTIVE failures in a row.
+NP_CIRCUIT_MIN_ERRORS = env_int("NP_CIRCUIT_MIN_ERRORS", 100)
+NP_CIRCUIT_ERROR_RATE = float(os.environ.get("NP_CIRCUIT_ERROR_RATE", "0.35"))
+NP_CIRCUIT_CONSECUTIVE = env_int("NP_CIRCUIT_CONSECUTIVE", 20)
+NP_CIRCUIT_COOLDOWN = env_int("NP_CIRCUIT_COOLDOWN", 120)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "providers-check-health": {
+            "task": "providers.tasks.check_provider_health",
+            "schedule": float(env_int("NP_PROVIDER_HEALTH_INTERVAL", 60)),
+        },
+    }
+)
+
+# --- deliveries (the pipeline) -----------------------------------------------------
+# notify(): largest JSON size of context / metadata / message accepted (PAYLOAD_TOO_LARGE).
+NP_NOTIFY_MAX_PAYLOAD_BYTES = env_int("NP_NOTIFY_MAX_PAYLOAD_BYTES", 64 * 1024)
+NP_DELIVERY_MAX_RETRIES = env_int("NP_DELIVERY_MAX_RETRIES", 3)
+# Retry backoff: uniform(0, min(CAP, BASE * 2**retry_count)) seconds ("full jitter").
+NP_DELIVERY_RETRY_BASE_SECONDS = env_int("NP_DELIVERY_RETRY_BASE_SECONDS", 30)
+NP_DELIVERY_RETRY_CAP_SECONDS = env_int("NP_DELIVERY_RETRY_CAP_SECONDS", 3600)
+# A delivery in "sending" whose worker vanished is re-queued after this lease; keep it
+# above the slowest provider timeout times the number of failover candidates.
+NP_DELIVERY_LEASE_SECONDS = env_int("NP_DELIVERY_LEASE_SECONDS", 120)
+# Sweeper: rows untouched for GRACE seconds and due are re-enqueued, BATCH_SIZE per run.
+NP_SWEEP_INTERVAL_SECONDS = env_int("NP_SWEEP_INTERVAL_SECONDS", 15)
+NP_SWEEP_GRACE_SECONDS = env_int("NP_SWEEP_GRACE_SECONDS", 30)
+NP_SWEEP_BATCH_SIZE = env_int("NP_SWEEP_BATCH_SIZE", 5000)
+# After a failed publish, stop trying the broker for this long (rows wait for the sweeper).
+NP_BROKER_BACKOFF_SECONDS = env_int("NP_BROKER_BACKOFF_SECONDS", 5)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "deliveries-sweep": {
+            "task": "deliveries.sweep_deliveries",
+            "schedule": float(NP_SWEEP_INTERVAL_SECONDS),
+        },
+    }
+)
+
+# --- realtime ----------------------------------------------------------------------
+NP_WS_HEARTBEAT_INTERVAL = env_int("NP_WS_HEARTBEAT_INTERVAL", 30)  # seconds between pings
+NP_WS_HEARTBEAT_MIN = env_int("NP_WS_HEARTBEAT_MIN", 5)  # bounds for a client's ?heartbeat=N
+NP_WS_HEARTBEAT_MAX = env_int("NP_WS_HEARTBEAT_MAX", 300)
+NP_WS_HEARTBEAT_GRACE = env_int("NP_WS_HEARTBEAT_GRACE", 5)  # slack for the stale sweep
+NP_WS_FLUSH_MESSAGES = env_int("NP_WS_FLUSH_MESSAGES", 100)  # counters written every N msgs
+NP_WS_FLUSH_SECONDS = env_int("NP_WS_FLUSH_SECONDS", 10)  # ... or every S seconds
+NP_WS_MAX_TOPICS = env_int("NP_WS_MAX_TOPICS", 200)
+NP_WS_MAX_MESSAGE_BYTES = env_int("NP_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+NP_REPLAY_MAX_EVENTS = env_int("NP_REPLAY_MAX_EVENTS", 10_000)  # more → recovery_failed
+NP_RT_RETENTION_DAYS = {
+    "short": env_int("NP_RT_RETENTION_SHORT_DAYS", 1),
+    "standard": env_int("NP_RT_RETENTION_STANDARD_DAYS", 7),
+    "long": env_int("NP_RT_RETENTION_LONG_DAYS", 30),
+}
+NP_RT_ORDERED_COMMIT = env_bool("NP_RT_ORDERED_COMMIT", True)
+# redis-py 8 gives every connection a 5 s socket timeout, the same 5 s channels_redis
+# blocks in BZPOPMIN waiting for a message: a consumer idle for 5 s then dies with
+# "Timeout reading from redis" (close 1011). Read timeouts must outlast that wait.
+for _host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]:
+    _host.setdefault("socket_timeout", env_int("NP_CHANNEL_LAYER_SOCKET_TIMEOUT", 30))
+    _host.setdefault("socket_connect_timeout", 5)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "realtime-expire-stale-connections": {
+            "task": "realtime.expire_stale_connections",
+            "schedule": float(env_int("NP_WS_STALE_SWEEP_SECONDS", 30)),
+        },
+        "realtime-purge-expired-events": {
+            "task": "realtime.purge_expired_events",
+            "schedule": float(env_int("NP_RT_PURGE_SECONDS", 3600)),
+        },
+    }
+)

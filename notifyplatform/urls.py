@@ -18,4 +18,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("i/", include("invitations.urls")),
+    path("realtime/", include("realtime.urls")),
 ]
+
+handler404 = "notifyplatform.api_errors.page_not_found"
+handler500 = "notifyplatform.api_errors.server_error"
