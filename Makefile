@@ -30,6 +30,10 @@ browser:
 test: venv lint browser
 	$(PY) -m notifyplatform.launcher test -- -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+## bench: the benchmark table (figures next to this machine's raw limits); not a test
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
