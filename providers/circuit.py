@@ -4,9 +4,22 @@ Counts per minute bucket over a sliding 5-minute window. The circuit opens when 
 window holds at least ``NP_CIRCUIT_MIN_ERRORS`` errors (default 100, Saleor's number)
 and they are at least ``NP_CIRCUIT_ERROR_RATE`` (35 %) of the calls, or after
 ``NP_CIRCUIT_CONSECUTIVE`` (20) failures in a row. Open means
-``provider_registry.is_healthy = False``: routing skips the provider, and the health
-check task closes the circuit again when the provider's health check passes (after
-``NP_CIRCUIT_COOLDOWN`` seconds, default 120, for providers with nothing to probe).
+``provider_registry.is_healthy = False``: routing skips the provider.
+
+Two things close it again:
+
+- the health check task, when the provider's health check passes (after
+  ``NP_CIRCUIT_COOLDOWN`` seconds, default 120, for providers with nothing to probe);
+- half-open: once the circuit has been open for the cooldown, routing lets ONE request
+  through as a trial (:func:`claim_trial`, a Redis ``SET NX`` shared by every worker, held
+  for at most ``NP_CIRCUIT_TRIAL_TIMEOUT`` seconds, default 60, so a trial lost with its
+  worker does not block the next one). Its success closes the circuit
+  (:func:`record_success`); its failure re-opens it for another cooldown
+  (:func:`record_failure`). A trial that ends otherwise (a bad recipient, a local rate
+  limit) decides nothing: the next trial comes when its claim times out.
+
+Routing hands a half-open provider out with ``is_healthy`` still False, which is how the
+outcome of a send is recognised as the trial's.
 """
 
 from __future__ import annotations
@@ -42,7 +55,14 @@ def opened_at_key(name: str) -> str:
     return f"{kv.prefix()}:cb:{name}:opened_at"
 
 
+def trial_key(name: str) -> str:
+    return f"{kv.prefix()}:cb:{name}:trial"
+
+
 def record_success(provider: Provider) -> None:
+    if not provider.is_healthy:  # the half-open trial went through: the provider is back
+        close_circuit(provider, reason="half-open trial succeeded")
+        return
     buckets, consecutive = _keys(provider.provider_name, time.time())
     try:
         pipe = kv.client().pipeline()
@@ -56,6 +76,9 @@ def record_success(provider: Provider) -> None:
 
 def record_failure(provider: Provider) -> bool:
     """Count one failure; open the circuit if a threshold is crossed. True if opened."""
+    if not provider.is_healthy:  # the half-open trial failed: open for another cooldown
+        open_circuit(provider, reason="half-open trial failed", reopen=True)
+        return True
     now = time.time()
     buckets, consecutive = _keys(provider.provider_name, now)
     try:
@@ -99,32 +122,99 @@ def stats(provider: Provider) -> dict[str, float]:
     return {"ok": ok, "errors": err, "consecutive": int(result[-1] or 0)}
 
 
-def open_circuit(provider: Provider, *, reason: str) -> None:
+def open_circuit(provider: Provider, *, reason: str, reopen: bool = False) -> None:
+    """Open the circuit. The cooldown starts when it opens (or, with ``reopen``, now):
+    failures of requests still in flight when it opened do not push it further away."""
     updated = Provider.objects.filter(pk=provider.pk, is_healthy=True).update(
         is_healthy=False, updated_at=timezone.now()
     )
     provider.is_healthy = False
+    name = provider.provider_name
     with contextlib.suppress(redis.RedisError):
-        kv.client().set(opened_at_key(provider.provider_name), str(time.time()))
-    if updated:
-        logger.warning("circuit opened for provider %s: %s", provider.provider_name, reason)
+        conn = kv.client()
+        if updated or reopen:
+            pipe = conn.pipeline()
+            pipe.set(opened_at_key(name), str(time.time()))
+            pipe.delete(trial_key(name))
+            pipe.execute()
+        else:
+            conn.set(opened_at_key(name), str(time.time()), nx=True)
+    if updated or reopen:
+        logger.warning("circuit opened for provider %s: %s", name, reason)
 
 
-def close_circuit(provider: Provider) -> None:
+def close_circuit(provider: Provider, *, reason: str = "") -> None:
     Provider.objects.filter(pk=provider.pk).update(is_healthy=True, updated_at=timezone.now())
     provider.is_healthy = True
-    buckets, consecutive = _keys(provider.provider_name, time.time())
+    name = provider.provider_name
+    buckets, consecutive = _keys(name, time.time())
     with contextlib.suppress(redis.RedisError):
-        kv.client().delete(*buckets, consecutive, opened_at_key(provider.provider_name))
-    logger.info("circuit closed for provider %s", provider.provider_name)
+        kv.client().delete(*buckets, consecutive, opened_at_key(name), trial_key(name))
+    logger.info("circuit closed for provider %s%s", name, f": {reason}" if reason else "")
+
+
+def _opened_at(provider: Provider) -> float | None:
+    value = kv.client().get(opened_at_key(provider.provider_name))
+    return float(value) if value is not None else None
 
 
 def cooled_down(provider: Provider) -> bool:
     """True once the circuit has been open for the cooldown period (or its start is lost)."""
     try:
-        opened = kv.client().get(opened_at_key(provider.provider_name))
+        opened = _opened_at(provider)
     except redis.RedisError:
         return True
     if opened is None:
         return True
-    return time.time() - float(opened) >= _setting("NP_CIRCUIT_COOLDOWN", 120)
+    return time.time() - opened >= _setting("NP_CIRCUIT_COOLDOWN", 120)
+
+
+def trial_due(provider: Provider) -> bool:
+    """Whether an open circuit has cooled down enough for a half-open trial.
+
+    Unlike :func:`cooled_down`, an unknown opening time (a row marked unhealthy by hand, or
+    Redis lost) gives no trial: then only a passing health check brings the provider back.
+    """
+    if provider.is_healthy:
+        return False
+    try:
+        opened = _opened_at(provider)
+    except redis.RedisError:
+        return False
+    return opened is not None and time.time() - opened >= _setting("NP_CIRCUIT_COOLDOWN", 120)
+
+
+def claim_trial(provider: Provider) -> bool:
+    """Claim the single half-open trial of a cooled-down open circuit; True for one caller
+    (across all workers) until the trial reports back or its claim times out."""
+    if not trial_due(provider):
+        return False
+    timeout = max(1, int(_setting("NP_CIRCUIT_TRIAL_TIMEOUT", 60)))
+    try:
+        claimed = bool(
+            kv.client().set(
+                trial_key(provider.provider_name), str(time.time()), nx=True, ex=timeout
+            )
+        )
+    except redis.RedisError:
+        return False
+    if claimed:
+        logger.info("circuit half-open for provider %s: one trial request", provider.provider_name)
+    return claimed
+
+
+def state(provider: Provider) -> dict[str, object]:
+    """The circuit as the admin or a test sees it: closed / open / half_open (a trial is
+    out), when it opened, and the current counters."""
+    name = provider.provider_name
+    pipe = kv.client().pipeline()
+    pipe.get(opened_at_key(name))
+    pipe.exists(trial_key(name))
+    opened, trial = pipe.execute()
+    healthy = Provider.objects.filter(pk=provider.pk).values_list("is_healthy", flat=True).first()
+    label = "closed" if healthy else ("half_open" if trial else "open")
+    return {
+        "state": label,
+        "opened_at": float(opened) if opened is not None else None,
+        **stats(provider),
+    }

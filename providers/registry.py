@@ -19,6 +19,7 @@ ADAPTERS: dict[str, str] = {
     "twilio": "providers.adapters.sms.twilio.TwilioAdapter",
     "vonage": "providers.adapters.sms.vonage.VonageAdapter",
     "fcm": "providers.adapters.push.fcm.FcmAdapter",
+    "webpush": "providers.adapters.push.webpush.WebPushAdapter",
     "webhook": "providers.adapters.webhook.standard.WebhookAdapter",
     "in_app": "providers.adapters.in_app.local.InAppAdapter",
     "console": "providers.adapters.console.console.ConsoleAdapter",

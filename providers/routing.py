@@ -4,6 +4,8 @@ Order: user-preferred providers first (in the user's order), then ``priority``
 (lower first), then ``cost_per_message`` (cheaper first; unknown cost last), then
 name so the order is stable. Never: disabled, unhealthy (circuit open), outside
 their region, blocked by the user, missing credentials, or out of rate-limit tokens.
+An open circuit past its cooldown is offered to exactly one caller as the half-open
+trial (``circuit.claim_trial``); see ``providers.circuit``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 
-from providers import ratelimit
+from providers import circuit, ratelimit
 from providers.models import Provider
 from providers.registry import UnknownAdapterError, get_adapter
 
@@ -56,10 +58,19 @@ def candidates(
 ) -> list[Provider]:
     preferred_list = [name for name in preferred if name]
     blocked_set = {name for name in blocked if name}
-    rows = Provider.objects.filter(provider_type=channel, is_enabled=True, is_healthy=True)
+    rows = Provider.objects.filter(provider_type=channel, is_enabled=True)
     if blocked_set:
         rows = rows.exclude(provider_name__in=blocked_set)
-    found = [p for p in rows if usable(p, region=region)]
+    found: list[Provider] = []
+    for provider in rows:
+        if not provider.is_healthy and not circuit.trial_due(provider):
+            continue  # circuit open, still cooling down
+        if not usable(provider, region=region):
+            continue
+        # claimed last, so a trial is only taken by a caller that can actually use it
+        if not provider.is_healthy and not circuit.claim_trial(provider):
+            continue
+        found.append(provider)
     found.sort(key=lambda p: sort_key(p, preferred_list))
     return found
 

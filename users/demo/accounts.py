@@ -79,14 +79,20 @@ def provider_definitions() -> list[dict[str, Any]]:
     """The demo provider registry: one or more providers for every channel.
 
     Credentials are environment variable names only; ``configuration`` is non-secret.
+    Every HTTP provider's API base URL is the provider sandbox (``NP_SANDBOX_URL``, which
+    ``make run`` sets to its sandbox, with the sandbox's credentials in the environment),
+    so a demo delivery goes pending → sent → delivered by the sandbox's signed receipt.
+    Web Push and webhooks have no base URL: their targets are the recipients' own URLs.
     """
     sandbox = sandbox_url()
     return [
         {
+            # second: SMTP has no delivery receipts, so the demo's email goes through
+            # Mailgun (the sandbox) and reaches "delivered"; SMTP is its fallback
             "provider_name": "smtp-local",
             "provider_type": "email",
             "provider_class": "smtp",
-            "priority": 10,
+            "priority": 20,
             "cost_per_message": Decimal("0"),
             "rate_limit_per_minute": 600,
             "configuration": {
@@ -102,7 +108,7 @@ def provider_definitions() -> list[dict[str, Any]]:
             "provider_name": "mailgun",
             "provider_type": "email",
             "provider_class": "mailgun",
-            "priority": 20,
+            "priority": 10,
             "cost_per_message": Decimal("0.000800"),
             "rate_limit_per_minute": 300,
             "rate_limit_per_day": 100000,
@@ -161,7 +167,12 @@ def provider_definitions() -> list[dict[str, Any]]:
             "priority": 10,
             "cost_per_message": Decimal("0"),
             "rate_limit_per_minute": 6000,
-            "configuration": {"api_base_url": sandbox, "project_id": "notifyplatform-demo"},
+            "configuration": {
+                "api_base_url": sandbox,
+                "token_url": f"{sandbox}/token",  # for FCM_SERVICE_ACCOUNT_JSON
+                "project_id": "notifyplatform-demo",
+            },
+            # either this or FCM_SERVICE_ACCOUNT_JSON (the adapter accepts one for the other)
             "credentials_required": ["FCM_ACCESS_TOKEN"],
             "supported_features": {"data_messages": True},
         },

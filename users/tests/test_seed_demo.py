@@ -168,16 +168,16 @@ def test_providers_cover_every_channel_and_point_at_the_sandbox(monkeypatch):
         "in_app",
     }
     mailgun = providers["mailgun"]
-    assert (mailgun.provider_type, mailgun.priority) == ("email", 20)
+    assert (mailgun.provider_type, mailgun.priority) == ("email", 10)
     assert mailgun.configuration["api_base_url"] == "http://127.0.0.1:9999"
     assert mailgun.credentials_required == ["MAILGUN_API_KEY"]
-    assert providers["smtp-local"].priority == 10
+    assert providers["smtp-local"].priority == 20
     email_order = list(
         Provider.objects.filter(provider_type="email")
         .order_by("priority")
         .values_list("provider_name", flat=True)
     )
-    assert email_order == ["smtp-local", "mailgun", "console"]
+    assert email_order == ["mailgun", "smtp-local", "console"]
     assert providers["vonage"].geographic_coverage == [
         "eu-west",
         "eu-central",
