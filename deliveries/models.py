@@ -383,3 +383,8 @@ class ProviderPerformanceSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_name} ({self.provider_type})"
+
+
+# The batch runner's chunk ledger lives in deliveries.batch; importing it here registers
+# it with the app whatever else is imported (its table references notification_batch_jobs).
+from .batch.models import BatchChunk  # noqa: E402,F401

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from auctions.models import Auction, AuctionItem, AuctionWatcher, Bid
+from deliveries.batch.models import BatchChunk
 from deliveries.models import NotificationBatchJob
 from realtime.models import RealTimeEvent, WebsocketConnection
 
@@ -193,9 +194,18 @@ def seed_batch_jobs(s: Seeder) -> None:
             None,
         ),
     ]
+    chunks = {
+        # job name -> [(index, status, processed, successful, failed, error_counts)]
+        "News digest — morning": [
+            (0, "done", 64, 60, 4, {"opt_out": 4}),
+            (1, "pending", 0, 0, 0, {}),
+        ],
+        "Roleplay launch invitations": [(0, "done", 40, 39, 1, {"no_address": 1})],
+    }
+    recipients = [str(user.pk) for user in s.users.values()]
     for name, job_type, kind, status, (total, done, ok, bad), error in jobs:
         started = s.ago(hours=3) if status != "pending" else None
-        s.get(
+        job = s.get(
             NotificationBatchJob,
             job_name=name,
             defaults={
@@ -218,6 +228,22 @@ def seed_batch_jobs(s: Seeder) -> None:
                 },
             },
         )
+        for index, chunk_status, processed, successful, failed, errors in chunks.get(name, []):
+            s.get(
+                BatchChunk,
+                job=job,
+                index=index,
+                defaults={
+                    "item_ids": recipients,
+                    "status": chunk_status,
+                    "processed": processed,
+                    "successful": successful,
+                    "failed": failed,
+                    "error_counts": errors,
+                    "attempts": 1 if chunk_status == "done" else 0,
+                    "finished_at": s.ago(hours=2) if chunk_status == "done" else None,
+                },
+            )
 
 
 def seed_realtime(s: Seeder) -> None:

@@ -58,7 +58,7 @@ def test_running_twice_creates_nothing_new():
 
     assert row_counts() == after_first
     assert "seed_demo: 0 rows created" in second_output
-    assert "0 rows created" not in first_output
+    assert "seed_demo: 0 rows created" not in first_output
     assert after_first["users"] == 6
     empty = sorted(table for table, n in after_first.items() if n == 0)
     assert empty == ["api_tokens"]

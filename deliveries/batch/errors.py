@@ -1,0 +1,30 @@
+"""Batch job errors: one ``BatchError(code, message, field)`` for the command, the admin form
+and the API alike (the command prints ``error: <field>: <message> [CODE]`` and exits 2)."""
+
+from __future__ import annotations
+
+UNKNOWN_JOB_TYPE = "UNKNOWN_JOB_TYPE"
+INVALID_INVITATION_TYPE = "INVALID_INVITATION_TYPE"
+CONTENT_REQUIRED = "CONTENT_REQUIRED"
+CONTENT_NOT_FOUND = "CONTENT_NOT_FOUND"
+INVALID_AUDIENCE = "INVALID_AUDIENCE"
+EMPTY_AUDIENCE = "EMPTY_AUDIENCE"
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+INVITER_NOT_FOUND = "INVITER_NOT_FOUND"
+JOB_NOT_FOUND = "JOB_NOT_FOUND"
+INVALID_STATE = "INVALID_STATE"
+# recorded in a job's error_summary
+CHUNK_FAILED = "CHUNK_FAILED"
+NOT_SENT = "NOT_SENT"
+
+
+class BatchError(Exception):
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def one_line(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{where}{self.message} [{self.code}]"

@@ -1,0 +1,63 @@
+"""Following a job from a terminal: a progress bar on a TTY (counts, rate, ETA), plain log
+lines otherwise (CI logs, cron mail)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TextIO
+
+from ..models import NotificationBatchJob
+from .selectors import batch_progress
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def progress_line(p: dict[str, Any], *, width: int = 30) -> str:
+    filled = int(width * p["percent"] / 100) if p["total"] else width
+    bar = "#" * filled + "." * (width - filled)
+    return (
+        f"[{bar}] {p['processed']:,}/{p['total']:,} {p['percent']:5.1f}% "
+        f"ok {p['successful']:,} failed {p['failed']:,} · {p['rate_per_second']:,.0f}/s "
+        f"· ETA {_duration(p['eta_seconds'])} · {p['status']}"
+    )
+
+
+def follow(
+    job_id: int,
+    out: TextIO,
+    *,
+    tty: bool,
+    interval: float = 0.5,
+    log_every: float = 5.0,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Print progress until the job finishes (or ``timeout``); returns the last figures."""
+    started = time.monotonic()
+    last_log = 0.0
+    while True:
+        job = NotificationBatchJob.objects.get(pk=job_id)
+        p = batch_progress(job)
+        now = time.monotonic()
+        if tty:
+            out.write("\r\x1b[2K" + progress_line(p))
+            out.flush()
+        elif p["finished"] or now - last_log >= log_every:
+            out.write(
+                f"job {job_id} {p['status']}: {p['processed']}/{p['total']} processed, "
+                f"{p['successful']} ok, {p['failed']} failed, {p['rate_per_second']:.0f}/s, "
+                f"eta {_duration(p['eta_seconds'])}\n"
+            )
+            out.flush()
+            last_log = now
+        if p["finished"] or (timeout is not None and now - started > timeout):
+            if tty:
+                out.write("\n")
+            return p
+        time.sleep(interval)
