@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services.sending import deliveries_sweep, delivery_send
+from .services.sending import (
+    deliveries_dispatch,
+    deliveries_send,
+    deliveries_sweep,
+    delivery_send,
+)
 
 
 @shared_task(name="deliveries.send_delivery", ignore_result=True)
@@ -14,15 +19,20 @@ def send_delivery(delivery_id: int) -> str:
 
 @shared_task(name="deliveries.send_deliveries", ignore_result=True)
 def send_deliveries(delivery_ids: list[int]) -> int:
-    """A chunk of deliveries in one message (the fan-out and sweeper path: one broker round
-    trip per chunk instead of per delivery)."""
-    sent = 0
-    for delivery_id in delivery_ids:
-        if delivery_send(delivery_id).outcome == "sent":
-            sent += 1
-    return sent
+    """A chunk of deliveries in one message (the fan-out and sweeper path): claimed in
+    batches, sent concurrently, recorded in bulk (``deliveries_send``)."""
+    return sum(1 for summary in deliveries_send(delivery_ids) if summary.outcome == "sent")
+
+
+@shared_task(name="deliveries.dispatch_due", ignore_result=True)
+def dispatch_due() -> int:
+    """Claim and send whatever is due, batch after batch, for a bounded time."""
+    return deliveries_dispatch()
 
 
 @shared_task(name="deliveries.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict[str, int]:
     return deliveries_sweep()
+
+
+from deliveries.batch.tasks import resume_stalled_batches, run_batch_chunk  # noqa: E402,F401

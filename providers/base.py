@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import os
 import threading
 import time
@@ -117,6 +118,20 @@ def response_summary(response: httpx.Response, limit: int = 2000) -> dict[str, A
     return summary
 
 
+# httpx logs every request at INFO: at thousands of sends per second that line costs more
+# than the request (each attempt is recorded on the delivery row anyway). An explicit level
+# in LOGGING still wins: only an unset (NOTSET) level is raised to WARNING.
+_httpx_logger = logging.getLogger("httpx")
+if _httpx_logger.level == logging.NOTSET:
+    _httpx_logger.setLevel(logging.WARNING)
+
+
+def _send_concurrency() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "NP_SEND_CONCURRENCY", 32))
+
+
 _clients: dict[tuple[int, str], httpx.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -133,9 +148,15 @@ def shared_client(key: str, timeout: httpx.Timeout) -> httpx.Client:
         with _clients_lock:
             client = _clients.get(cache_key)
             if client is None:
+                # keep-alive for every connection the batch sender's threads may hold at
+                # once (NP_SEND_CONCURRENCY): a smaller keep-alive pool closes and reopens
+                # TCP connections under load instead of reusing them
+                pool = max(20, _send_concurrency())
                 client = httpx.Client(
                     timeout=timeout,
-                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                    limits=httpx.Limits(
+                        max_connections=max(100, pool), max_keepalive_connections=pool
+                    ),
                     follow_redirects=False,
                     headers={"User-Agent": "notifyplatform/1.0"},
                 )

@@ -32,19 +32,22 @@ backoff with full jitter, ``NP_DELIVERY_RETRY_BASE_SECONDS``/``_CAP_SECONDS``) u
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -82,7 +85,7 @@ def retry_delay(retry_count: int, retry_after: float | None = None) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def enqueue_deliveries(delivery_ids: Iterable[int]) -> int:
+def enqueue_deliveries(delivery_ids: Iterable[int], *, chunk: int | None = None) -> int:
     """Publish send tasks; never raises. Returns how many were published.
 
     When the broker is down the rows simply stay ``pending`` for the sweeper, and for
@@ -98,7 +101,7 @@ def enqueue_deliveries(delivery_ids: Iterable[int]) -> int:
         return 0
     from ..tasks import send_deliveries, send_delivery
 
-    chunk = int(_setting("NP_DELIVERY_ENQUEUE_CHUNK", 50))
+    chunk = chunk or int(_setting("NP_DELIVERY_ENQUEUE_CHUNK", 50))
     published = 0
     try:
         if len(ids) == 1:
@@ -215,8 +218,9 @@ def build_message(delivery: NotificationDelivery) -> Any:
     )
 
 
-def _send(delivery: NotificationDelivery) -> Any:
-    """Route and send; returns a providers.types.SendOutcome (never raises)."""
+def _send(delivery: NotificationDelivery, routed: list[Any] | None = None) -> Any:
+    """Route (unless ``routed`` gives the candidates already) and send; returns a
+    providers.types.SendOutcome (never raises)."""
     from providers import errors as perrors
     from providers.errors import ProviderError
     from providers.routing import candidates
@@ -225,12 +229,14 @@ def _send(delivery: NotificationDelivery) -> Any:
 
     meta = delivery.delivery_metadata or {}
     try:
-        providers = candidates(
-            channel=delivery.delivery_type,
-            region=delivery.geographic_region,
-            preferred=meta.get("preferred_providers") or (),
-            blocked=meta.get("blocked_providers") or (),
-        )
+        providers = routed
+        if providers is None:
+            providers = candidates(
+                channel=delivery.delivery_type,
+                region=delivery.geographic_region,
+                preferred=meta.get("preferred_providers") or (),
+                blocked=meta.get("blocked_providers") or (),
+            )
         if not providers:
             error = ProviderError(
                 f"no enabled, healthy provider for channel '{delivery.delivery_type}'",
@@ -256,8 +262,11 @@ def _ours(delivery_id: int, token: str) -> Q:
     )
 
 
-def _record(delivery: NotificationDelivery, outcome: Any, now: datetime) -> SendOutcomeSummary:
-    token = delivery.delivery_metadata["lease"]["token"]
+def _outcome_fields(
+    delivery: NotificationDelivery, outcome: Any, now: datetime
+) -> tuple[dict[str, Any], SendOutcomeSummary]:
+    """The column values a send outcome writes to its (claimed) delivery, and its summary.
+    Shared by the single and the batch path so both record exactly the same thing."""
     meta = _without(delivery.delivery_metadata, "lease", "lease_expired")
     attempts = [a.to_dict() for a in outcome.attempts]
     fields: dict[str, Any] = {"updated_at": now}
@@ -310,7 +319,12 @@ def _record(delivery: NotificationDelivery, outcome: Any, now: datetime) -> Send
                 meta["decision"] = {"rule": "max_retries", "max_retries": delivery.max_retries}
             fields.update(status=DeliveryStatus.FAILED, failed_at=now, delivery_metadata=meta)
             summary = SendOutcomeSummary(delivery.pk, "failed", error.error_code)
+    return fields, summary
 
+
+def _record(delivery: NotificationDelivery, outcome: Any, now: datetime) -> SendOutcomeSummary:
+    token = delivery.delivery_metadata["lease"]["token"]
+    fields, summary = _outcome_fields(delivery, outcome, now)
     with transaction.atomic():
         updated = NotificationDelivery.objects.filter(_ours(delivery.pk, token)).update(**fields)
         if not updated:
@@ -339,6 +353,386 @@ def delivery_send(delivery_id: int, *, now: datetime | None = None) -> SendOutco
         return claimed
     outcome = _send(claimed)
     return _record(claimed, outcome, timezone.now())
+
+
+# --------------------------------------------------------------------------------------------
+# Batch path: claim many, send concurrently, record in bulk
+# --------------------------------------------------------------------------------------------
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def send_concurrency() -> int:
+    return max(1, int(_setting("NP_SEND_CONCURRENCY", 32)))
+
+
+def send_batch_size() -> int:
+    """Deliveries claimed at once: never more than the sender threads, so every claimed
+    delivery is in flight at once and its lease only has to outlast one send (with
+    failover), exactly as in the single path. A bigger claim would leave rows leased but
+    waiting for a thread, and a short lease could expire before they even started."""
+    return max(1, min(int(_setting("NP_SEND_BATCH_SIZE", 32)), send_concurrency()))
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One thread pool per process (the pid is in the key: a forked child builds its own)."""
+    pid = os.getpid()
+    pool = _executors.get(pid)
+    if pool is None:
+        with _executors_lock:
+            pool = _executors.get(pid)
+            if pool is None:
+                pool = ThreadPoolExecutor(
+                    max_workers=send_concurrency(),
+                    thread_name_prefix="np-send",
+                )
+                _executors[pid] = pool
+    return pool
+
+
+def _claim_batch(
+    delivery_ids: list[int] | None, limit: int, now: datetime
+) -> list[NotificationDelivery]:
+    """Lease up to ``limit`` due pending deliveries (those of ``delivery_ids``, or the oldest
+    due ones) in one statement; rows another worker holds are skipped, never waited for."""
+    lease = {
+        "token": uuid.uuid4().hex,  # one token per claim: the record checks (id, token)
+        "until": (now + timedelta(seconds=lease_seconds())).timestamp(),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
+    where = (
+        "status = 'pending' AND (scheduled_at IS NULL OR scheduled_at <= %(now)s)"
+        " AND (expires_at IS NULL OR expires_at > %(now)s)"
+    )
+    if delivery_ids is not None:
+        where += " AND id = ANY(%(ids)s)"
+        order = "id"
+    else:
+        order = "scheduled_at, id"  # idx_notification_deliveries_due (partial, pending)
+    sql = f"""
+        WITH picked AS (
+            SELECT id FROM notification_deliveries WHERE {where}
+            ORDER BY {order} LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        )
+        UPDATE notification_deliveries d
+        SET status = 'sending',
+            delivery_metadata = (COALESCE(d.delivery_metadata, '{{}}'::jsonb) - 'lease')
+                || jsonb_build_object('lease', jsonb_build_object(
+                    'token', %(token)s::text, 'until', %(until)s::float8,
+                    'worker', %(worker)s::text, 'attempt', d.retry_count + 1)),
+            updated_at = %(now)s
+        FROM picked WHERE d.id = picked.id
+        RETURNING d.id
+    """  # noqa: S608 - fixed fragments, values are parameters
+    params = {"now": now, "ids": delivery_ids, "limit": limit, **lease}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        claimed = [row[0] for row in cursor.fetchall()]
+    if not claimed:
+        return []
+    return list(
+        NotificationDelivery.objects.filter(pk__in=claimed)
+        .select_related("notification")
+        .order_by("id")
+    )
+
+
+def _expire_among(delivery_ids: list[int], now: datetime) -> list[SendOutcomeSummary]:
+    with transaction.atomic():
+        rows = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True).filter(
+                pk__in=delivery_ids, status=DeliveryStatus.PENDING, expires_at__lte=now
+            )
+        )
+        for row in rows:
+            _expire(row, now)
+    return [SendOutcomeSummary(row.pk, "expired") for row in rows]
+
+
+def _route_groups(deliveries: list[NotificationDelivery]) -> dict[tuple, list[Any] | Exception]:
+    """Candidates per (channel, region, preferred, blocked): one routing per group and batch
+    instead of one per delivery."""
+    from providers.routing import candidates
+
+    routes: dict[tuple, list[Any] | Exception] = {}
+    for delivery in deliveries:
+        key = _route_key(delivery)
+        if key in routes:
+            continue
+        try:
+            routes[key] = candidates(
+                channel=key[0], region=key[1], preferred=key[2], blocked=key[3]
+            )
+        except Exception as exc:  # noqa: BLE001 - becomes each delivery's crash outcome
+            routes[key] = exc
+    return routes
+
+
+def _route_key(delivery: NotificationDelivery) -> tuple:
+    meta = delivery.delivery_metadata or {}
+    return (
+        delivery.delivery_type,
+        delivery.geographic_region,
+        tuple(meta.get("preferred_providers") or ()),
+        tuple(meta.get("blocked_providers") or ()),
+    )
+
+
+def _send_routed(delivery: NotificationDelivery, route: list[Any] | Exception) -> Any:
+    if isinstance(route, Exception):
+        from providers.errors import ProviderError
+        from providers.types import SendOutcome
+
+        error = ProviderError(
+            f"send crashed: {type(route).__name__}: {route}",
+            error_code=SEND_CRASHED,
+            retryable=True,
+        )
+        return SendOutcome(result=None, provider=None, attempts=[], error=error)
+    try:
+        return _send(delivery, list(route))
+    finally:
+        # a failover that opened a circuit used this thread's own DB connection: give it back
+        conn = connections[DEFAULT_DB_ALIAS]
+        if conn.connection is not None and threading.current_thread().name.startswith("np-send"):
+            conn.close()
+
+
+_PG_TYPES = {
+    "CharField": "text",
+    "TextField": "text",
+    "IntegerField": "integer",
+    "DecimalField": "numeric",
+    "DateTimeField": "timestamptz",
+    "JSONField": "jsonb",
+}
+
+
+def _bulk_record(
+    items: list[tuple[NotificationDelivery, dict[str, Any], SendOutcomeSummary]],
+) -> set[int]:
+    """UPDATE every outcome's delivery, guarded by its lease, in one statement per shape of
+    outcome (sent / retry / failed); returns the ids whose lease still held."""
+    groups: dict[tuple[str, ...], list[tuple[NotificationDelivery, dict[str, Any]]]] = {}
+    for delivery, fields, _summary in items:
+        groups.setdefault(tuple(sorted(fields)), []).append((delivery, fields))
+    recorded: set[int] = set()
+    meta = NotificationDelivery._meta
+    for names, rows in groups.items():
+        columns = [meta.get_field(name) for name in names]
+        sets, casts, params = [], [], []
+        ids = [d.pk for d, _f in rows]
+        tokens = [d.delivery_metadata["lease"]["token"] for d, _f in rows]
+        for field_obj in columns:
+            pg_type = _PG_TYPES[field_obj.get_internal_type()]
+            values = [fields[field_obj.name] for _d, fields in rows]
+            if pg_type == "jsonb":
+                values = [None if v is None else json.dumps(v) for v in values]
+                casts.append("%s::text[]")
+                sets.append(f"{field_obj.column} = v.{field_obj.column}::jsonb")
+            else:
+                casts.append(f"%s::{pg_type}[]")
+                sets.append(f"{field_obj.column} = v.{field_obj.column}")
+            params.append(values)
+        sql = f"""
+            UPDATE notification_deliveries d SET {", ".join(sets)}
+            FROM unnest(%s::integer[], %s::text[], {", ".join(casts)})
+                AS v(id, token, {", ".join(f.column for f in columns)})
+            WHERE d.id = v.id AND (
+                (d.status = 'sending' AND d.delivery_metadata -> 'lease' ->> 'token' = v.token)
+                OR (d.status = 'pending'
+                    AND d.delivery_metadata -> 'lease_expired' ->> 'token' = v.token))
+            RETURNING d.id
+        """  # noqa: S608 - column names come from the model
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [ids, tokens, *params])
+            recorded.update(row[0] for row in cursor.fetchall())
+    return recorded
+
+
+def _bulk_refresh_notifications(
+    attempts: dict[Any, tuple[int, str | None, dict[str, Any] | None]], now: datetime
+) -> None:
+    """``_refresh_notification(attempted=True, ...)`` for many notifications: lock them in a
+    stable order, read their deliveries' statuses in one query, write in one UPDATE.
+    ``attempts`` maps notification id → (attempts recorded, last error, last response)."""
+    ids = sorted(attempts, key=str)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT notification_id, status FROM notifications"
+            " WHERE notification_id = ANY(%s) ORDER BY notification_id FOR UPDATE",
+            [ids],
+        )
+        current = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT notification_id, status FROM notification_deliveries"
+            " WHERE notification_id = ANY(%s)",
+            [ids],
+        )
+        statuses: dict[Any, list[str]] = {}
+        for notification_id, status in cursor.fetchall():
+            statuses.setdefault(notification_id, []).append(status)
+        rows = []
+        for notification_id in ids:
+            if notification_id not in current:
+                continue
+            status = notification_status_from(statuses.get(notification_id, []))
+            new_status = (
+                status
+                if current[notification_id] not in USER_STATUSES
+                and status != current[notification_id]
+                else None
+            )
+            count, error_message, response = attempts[notification_id]
+            rows.append(
+                (
+                    notification_id,
+                    new_status,
+                    count,
+                    error_message or None,
+                    None if response is None else json.dumps(response),
+                    status in ("sent", "delivered"),
+                )
+            )
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        cursor.execute(
+            """
+            UPDATE notifications n SET
+                status = COALESCE(v.status, n.status),
+                delivery_attempts = n.delivery_attempts + v.inc,
+                error_message = COALESCE(v.err, n.error_message),
+                provider_response = COALESCE(v.pr::jsonb, n.provider_response),
+                sent_at = CASE WHEN v.sent THEN COALESCE(n.sent_at, %s) ELSE n.sent_at END,
+                updated_at = %s
+            FROM unnest(%s::uuid[], %s::text[], %s::integer[], %s::text[], %s::text[],
+                        %s::boolean[]) AS v(id, status, inc, err, pr, sent)
+            WHERE n.notification_id = v.id
+            """,
+            [now, now, *[list(c) for c in columns]],
+        )
+
+
+def deliveries_send_batch(
+    delivery_ids: list[int] | None = None,
+    *,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> list[SendOutcomeSummary]:
+    """Claim up to ``limit`` due pending deliveries at once (those of ``delivery_ids``, else
+    the oldest due ones), send them concurrently on the process's thread pool over the
+    adapters' pooled keep-alive clients, and record every outcome in bulk.
+
+    Same guarantees as ``delivery_send``: the claim commits a lease before any provider is
+    called, a row locked or leased elsewhere is skipped, the record applies only while our
+    lease holds, the idempotency key is ``delivery-<id>``. Ids that were not claimable
+    (not pending, not due, locked) are left alone and not reported; expired ones are
+    expired and reported."""
+    now = now or timezone.now()
+    limit = min(limit or send_batch_size(), send_concurrency())
+    summaries: list[SendOutcomeSummary] = []
+    ids = list(delivery_ids) if delivery_ids is not None else None
+    if ids is not None:
+        if not ids:
+            return []
+        summaries += _expire_among(ids, now)
+    claimed = _claim_batch(ids, limit, now)
+    if not claimed:
+        return summaries
+    routes = _route_groups(claimed)
+    if len(claimed) == 1:
+        delivery = claimed[0]
+        summaries += _record_batch(
+            [(delivery, _send_routed(delivery, routes[_route_key(delivery)]))]
+        )
+        return summaries
+    pool = _executor()
+    futures = {
+        pool.submit(_send_routed, delivery, routes[_route_key(delivery)]): delivery
+        for delivery in claimed
+    }
+    # Record as sends complete, in small groups: one slow provider call must not hold back
+    # the record of the others (a crash would otherwise leave already-accepted messages
+    # unrecorded for up to a provider timeout instead of milliseconds).
+    waiting = set(futures)
+    done_items: list[tuple[NotificationDelivery, Any]] = []
+    while waiting:
+        done, waiting = wait(waiting, timeout=_RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+        done_items += [(futures[future], future.result()) for future in done]
+        if done_items and (not done or not waiting or len(done_items) >= _RECORD_GROUP):
+            summaries += _record_batch(done_items)
+            done_items = []
+    return summaries
+
+
+_RECORD_EVERY_SECONDS = 0.05
+_RECORD_GROUP = 16
+
+
+def _record_batch(done: list[tuple[NotificationDelivery, Any]]) -> list[SendOutcomeSummary]:
+    """Record finished sends in bulk: one lease-guarded UPDATE per outcome shape, one
+    notification refresh, in-app publishes after commit."""
+    recorded_at = timezone.now()
+    summaries: list[SendOutcomeSummary] = []
+    items = []
+    for delivery, outcome in done:
+        fields, summary = _outcome_fields(delivery, outcome, recorded_at)
+        items.append((delivery, fields, summary))
+    with transaction.atomic():
+        recorded = _bulk_record(items)
+        attempts: dict[Any, tuple[int, str | None, dict[str, Any] | None]] = {}
+        published: list[tuple[int, Any]] = []
+        for delivery, fields, summary in items:
+            if delivery.pk not in recorded:
+                logger.error(
+                    "delivery %s: lease lost before recording %s", delivery.pk, summary.outcome
+                )
+                summaries.append(SendOutcomeSummary(delivery.pk, "lease_lost", summary.outcome))
+                continue
+            summaries.append(summary)
+            if delivery.notification_id:
+                count, error_message, _response = attempts.get(
+                    delivery.notification_id, (0, None, None)
+                )
+                attempts[delivery.notification_id] = (
+                    count + 1,
+                    fields.get("error_message") or error_message,
+                    fields.get("provider_response"),
+                )
+            if summary.outcome == "sent" and delivery.delivery_type == "in_app":
+                published.append((delivery.pk, delivery.notification_id))
+        if attempts:
+            _bulk_refresh_notifications(attempts, recorded_at)
+        if published:
+            transaction.on_commit(
+                lambda: [publish_in_app(pk, notification_id) for pk, notification_id in published]
+            )
+    return summaries
+
+
+def deliveries_send(delivery_ids: Iterable[int]) -> list[SendOutcomeSummary]:
+    """Send these deliveries through the batch path, ``NP_SEND_BATCH_SIZE`` at a time."""
+    ids = list(dict.fromkeys(delivery_ids))
+    size = send_batch_size()
+    summaries: list[SendOutcomeSummary] = []
+    for start in range(0, len(ids), size):
+        summaries += deliveries_send_batch(ids[start : start + size], limit=size)
+    return summaries
+
+
+def deliveries_dispatch(*, limit: int | None = None, max_seconds: float = 10.0) -> int:
+    """Dispatcher loop: claim and send due deliveries batch after batch until none is due or
+    ``max_seconds`` passed; returns how many were sent."""
+    deadline = time.monotonic() + max_seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        summaries = deliveries_send_batch(None, limit=limit)
+        if not summaries:
+            break
+        sent += sum(1 for s in summaries if s.outcome == "sent")
+    return sent
 
 
 def _refresh_notification(

@@ -1,0 +1,275 @@
+"""``make bench``: run every benchmark script and print one table.
+
+Services come from the launcher (``notifyplatform.launcher.services``: configured / local /
+embedded, as ``make run`` chooses them). The run uses a fresh database ``np_bench``
+(``NP_BENCH_DB``; dropped, created and migrated at the start) and its own Redis db
+(``NP_BENCH_REDIS_DB``, default 15). Each ``bench/<name>.py`` that exists runs as a
+subprocess with ``--json`` (and ``--quick`` with ``--quick``) under a time limit; the figures
+they print go into one table, also written to ``bench/results/latest.md``.
+
+    python bench/run.py [--quick] [--only fanout,send_throughput]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT))
+
+# (script, time limit in seconds, quick time limit)
+SCRIPTS = [
+    ("fanout", 240, 90),
+    ("send_throughput", 240, 120),
+    ("batch_100k", 150, 90),
+    ("ws_throughput", 120, 60),
+    ("notify_to_inapp", 90, 60),
+    ("api_to_smtp", 90, 60),
+    ("ws_replay", 90, 60),
+    ("ws_idle", 120, 60),
+    ("unread_count", 420, 120),
+]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def with_redis_db(url: str, db: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+
+
+def fresh_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def machine(database_url: str, redis_url: str) -> dict[str, str]:
+    info: dict[str, str] = {}
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info["CPU"] = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        info["RAM"] = f"{kb / 1024 / 1024:.1f} GB"
+    except (OSError, ValueError, IndexError):
+        info["RAM"] = "unknown"
+    info["Python"] = platform.python_version()
+    try:
+        import psycopg
+
+        with psycopg.connect(database_url, connect_timeout=10) as conn:
+            info["PostgreSQL"] = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception as exc:  # noqa: BLE001 - informational
+        info["PostgreSQL"] = f"unknown ({exc})"
+    try:
+        import redis
+
+        info["Redis"] = redis.Redis.from_url(redis_url).info("server")["redis_version"]
+    except Exception as exc:  # noqa: BLE001 - informational
+        info["Redis"] = f"unknown ({exc})"
+    with contextlib.suppress(OSError):
+        info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return info
+
+
+def run_script(name: str, limit: int, quick: bool, env: dict[str, str]) -> tuple[list, list, str]:
+    path = BENCH / f"{name}.py"
+    argv = [sys.executable, str(path), "--json"] + (["--quick"] if quick else [])
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=limit)
+        status = f"exit {proc.returncode}" if proc.returncode else "ok"
+    except subprocess.TimeoutExpired:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        status = f"timed out after {limit}s"
+    figures, rss = [], []
+    for line in (out or "").splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "rss" in row:
+            rss.append(row["rss"])
+        elif "figure" in row:
+            figures.append(row)
+    elapsed = time.monotonic() - started
+    if status != "ok":
+        tail = "\n".join((err or "").strip().splitlines()[-8:])
+        log(f"  {name}: {status}\n{tail}")
+    return figures, rss, f"{status}, {elapsed:.0f}s"
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def table(figures: list[dict], rss: list[dict], notes: list[str], info: dict[str, str]) -> str:
+    lines = [
+        "| figure | value | compared with (same run) | ratio | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in figures:
+        value, baseline = row.get("value"), row.get("baseline")
+        compared = (
+            f"{fmt(baseline)} {row.get('unit', '')} ({row.get('baseline_label')})"
+            if baseline is not None
+            else "—"
+        )
+        ratio = f"{value / baseline:.2f}×" if value is not None and baseline else "—"
+        met = {True: "yes", False: "**no**", None: "—"}[row.get("met")]
+        name = row["figure"] + (f" — {row['note']}" if row.get("note") else "")
+        lines.append(
+            f"| {name} | {fmt(value)} {row.get('unit', '')} | {compared} | {ratio} |"
+            f" {row.get('goal') or '—'} | {met} |"
+        )
+    for item in rss:
+        lines.append(f"| peak RSS: {item['name']} | {fmt(item['mb'])} MB | — | — | reported | — |")
+    out = ["Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), "", *lines]
+    if notes:
+        out += ["", *[f"- {note}" for note in notes]]
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmarks, print one table.")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--only", help="comma-separated script names")
+    args = parser.parse_args()
+    started = time.monotonic()
+
+    from notifyplatform.launcher.services import ensure_services
+
+    env = dict(os.environ)
+    env.setdefault("NP_DB_NAME", os.environ.get("NP_BENCH_DB", "np_bench"))
+    services = ensure_services(env, log=log)
+    try:
+        log(services.mode_line())
+        db_name = os.environ.get("NP_BENCH_DB", "np_bench")
+        database_url = with_db(services.urls["DATABASE_URL"], db_name)
+        redis_url = with_redis_db(
+            services.urls["REDIS_URL"], int(os.environ.get("NP_BENCH_REDIS_DB", "15"))
+        )
+        log(f"fresh database {db_name}, redis {redis_url}")
+        fresh_database(database_url)
+        child = {
+            **os.environ,
+            **services.env(),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        child.pop("NP_REDIS_DB_ISOLATED", None)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=child,
+            check=True,
+        )
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        info = machine(database_url, redis_url)
+        only = set(args.only.split(",")) if args.only else None
+        figures: list[dict] = []
+        rss: list[dict] = []
+        notes: list[str] = []
+        for name, limit, quick_limit in SCRIPTS:
+            if only and name not in only:
+                continue
+            if not (BENCH / f"{name}.py").exists():
+                notes.append(f"bench/{name}.py does not exist (yet): skipped")
+                log(f"skip {name}: no bench/{name}.py")
+                continue
+            log(f"run {name} ...")
+            got, got_rss, status = run_script(
+                name, quick_limit if args.quick else limit, args.quick, child
+            )
+            log(f"  {name}: {status}, {len(got)} figure(s)")
+            if not got:
+                figures.append(
+                    {
+                        "figure": f"{name}: no figure",
+                        "value": None,
+                        "unit": "",
+                        "met": False,
+                        "note": status,
+                    }
+                )
+            figures += got
+            rss += got_rss
+            if not status.startswith("ok"):
+                notes.append(f"bench/{name}.py: {status}")
+        total = time.monotonic() - started
+        notes.append(
+            f"whole run {total:.0f}s{' (--quick)' if args.quick else ''};"
+            f" {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        )
+        text = table(figures, rss, notes, info)
+        print(text)
+        results = BENCH / "results"
+        results.mkdir(exist_ok=True)
+        (results / ("latest-quick.md" if args.quick else "latest.md")).write_text(text)
+        return 0
+    finally:
+        services.release(log=log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Sending throughput: pending → sent, webhook channel to the provider sandbox, 2 Celery
+worker processes, against empty Celery tasks (one task per message) on the same 2 workers,
+measured in the same run. Also the old path (one ``send_delivery`` task per delivery) on a
+sample, and the workers' peak RSS.
+
+    python bench/send_throughput.py [--json] [--quick] [--deliveries N]
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import (
+    ROOT,
+    VENV_BIN,
+    Reporter,
+    celery_worker,
+    ensure_users,
+    flush_redis,
+    free_port,
+    parse_args,
+    peak_rss_mb,
+    setup_django,
+    start,
+    stop,
+    truncate,
+    wait_port,
+)
+
+SECRET_ENV = "NP_BENCH_WEBHOOK_SECRET"
+SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789ab").decode()
+WORKERS = 2
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def sent_count(ids_min: int) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM notification_deliveries WHERE id >= %s AND status = 'sent'",
+            [ids_min],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def make_deliveries(users: list, count: int, url: str, tag: str) -> list[int]:
+    """``count`` pending webhook deliveries, nothing enqueued (the queue is flushed)."""
+    from deliveries.services import notify_many
+
+    ids: list[int] = []
+    while len(ids) < count:
+        part = users[: min(len(users), count - len(ids))]
+        results = notify_many(
+            part,
+            idempotency_prefix=f"{tag}-{len(ids)}",
+            title="Bench",
+            message="webhook throughput",
+            channels=["webhook"],
+            webhook_url=url,
+        )
+        ids += [r.deliveries[0].pk for r in results]
+    flush_redis()
+    return ids
+
+
+def run_workers(env: dict[str, str], log_dir: Path, **options) -> list:
+    workers = [
+        celery_worker(log=log_dir / f"worker-{n}.log", **options, **env) for n in range(WORKERS)
+    ]
+    time.sleep(0.5)
+    return workers
+
+
+def main() -> None:
+    args = parse_args(
+        __doc__.splitlines()[0],
+        lambda p: p.add_argument("--deliveries", type=int, default=None),
+    )
+    os.environ[SECRET_ENV] = SECRET
+    os.environ["NP_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
+    setup_django()
+    from django.conf import settings
+
+    from deliveries.services import enqueue_deliveries
+    from deliveries.tasks import send_delivery
+    from notifyplatform.celery import app
+    from providers.models import Provider
+
+    report = Reporter(args.json)
+    total = args.deliveries or (3_000 if args.quick else 20_000)
+    sample = 300 if args.quick else 1_000
+    log_dir = Path(tempfile.mkdtemp(prefix="np-bench-send-"))
+
+    # the provider sandbox, its webhook receiver verifying our signatures
+    port = free_port()
+    config = log_dir / "sandbox.json"
+    config.write_text(json.dumps({"webhook": {"name": "bench", "secret": SECRET}}))
+    sandbox = start(
+        [
+            str(VENV_BIN / "python"),
+            "-m",
+            "providers.sandbox",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+            "--max-messages",
+            "1000",
+        ],
+        log=log_dir / "sandbox.log",
+    )
+    wait_port(port, proc=sandbox)
+    url = f"http://127.0.0.1:{port}/hooks/bench"
+
+    truncate("notifications", "notification_deliveries")
+    Provider.objects.filter(provider_type="webhook").delete()
+    Provider.objects.create(
+        provider_name="bench-webhook",
+        provider_type="webhook",
+        provider_class="webhook",
+        priority=10,
+        configuration={"secret_env": SECRET_ENV, "timeout": 10},
+        credentials_required=[SECRET_ENV],
+    )
+    users = ensure_users(min(total, 10_000))
+    env = {
+        "NP_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        SECRET_ENV: SECRET,
+        "NP_SWEEP_INTERVAL_SECONDS": "3600",
+        "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    redis_conn = __import__("redis").Redis.from_url(settings.REDIS_URL)
+
+    # 1. baseline: empty tasks, one per message, same 2 worker processes
+    flush_redis()
+    n_empty = total
+    workers = run_workers(env, log_dir, concurrency=8, include="_bench_tasks")
+    noop = app.signature("bench.noop")
+    noop.apply_async()
+    wait_until(lambda: int(redis_conn.get("bench:noop") or 0) >= 1, 60)
+    redis_conn.set("bench:noop", 0)
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for _ in range(n_empty):
+            noop.apply_async(producer=producer)
+    wait_until(lambda: int(redis_conn.get("bench:noop") or 0) >= n_empty, 300)
+    empty_rate = int(redis_conn.get("bench:noop") or 0) / (time.perf_counter() - started)
+    for worker in workers:
+        stop(worker)
+
+    # 2. the old path on a sample: one send_delivery task per delivery
+    ids = make_deliveries(users, sample, url, "single")
+    workers = run_workers(env, log_dir, concurrency=8)
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for delivery_id in ids:
+            send_delivery.apply_async((delivery_id,), producer=producer)
+    wait_until(lambda: sent_count(ids[0]) >= len(ids), 300, 0.2)
+    single_rate = sent_count(ids[0]) / (time.perf_counter() - started)
+    for worker in workers:
+        stop(worker)
+
+    # 3. the batch path: send_deliveries chunks → claim N, send concurrently, record in bulk
+    truncate("notifications", "notification_deliveries")
+    warm = make_deliveries(users, 200, url, "warm")
+    workers = run_workers(env, log_dir, concurrency=2)
+    enqueue_deliveries(warm, chunk=100)
+    wait_until(lambda: sent_count(warm[0]) >= len(warm), 120, 0.1)
+    ids = make_deliveries(users, total, url, "batch")
+    started = time.perf_counter()
+    enqueue_deliveries(ids, chunk=int(os.environ.get("NP_BENCH_ENQUEUE_CHUNK", 500)))
+    done = wait_until(lambda: sent_count(ids[0]) >= len(ids), 600, 0.1)
+    elapsed = time.perf_counter() - started
+    sent = sent_count(ids[0])
+    rate = sent / elapsed
+    rss = [peak_rss_mb(w.pid) for w in workers]
+    for worker in workers:
+        stop(worker)
+    stop(sandbox)
+    ratio = rate / empty_rate if empty_rate else 0
+    report.figure(
+        f"deliveries sent/s end to end (webhook to the sandbox, {WORKERS} workers)",
+        rate,
+        "deliveries/s",
+        baseline=empty_rate,
+        baseline_label="empty Celery tasks/s, one per message",
+        goal=">= 3x and >= 3,000/s",
+        met=ratio >= 3 and rate >= 3000,
+        note=(
+            f"{sent:,}/{len(ids):,} sent in {elapsed:.1f}s{'' if done else ' (TIMED OUT)'};"
+            f" old path (one send_delivery task each): {single_rate:,.0f}/s"
+        ),
+    )
+    for n, mb in enumerate(rss):
+        report.rss(f"celery worker {n + 1} (batch sending)", mb)
+    truncate("notifications", "notification_deliveries")
+    flush_redis()
+    print(f"logs in {log_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
