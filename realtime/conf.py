@@ -26,6 +26,16 @@ _DEFAULTS: dict[str, object] = {
     # take a transaction-level advisory lock before drawing a sequence number so
     # events commit in sequence order (see realtime.services.publish)
     "NP_RT_ORDERED_COMMIT": True,
+    # per-process fan-out (realtime.hub): under load the dispatcher waits up to this
+    # long for more events so they share frames; 0 turns the wait off
+    "NP_RT_HUB_GATHER_MS": 20,
+    # the hub re-adds its group memberships this often (the layer expires them)
+    "NP_RT_HUB_REFRESH_SECONDS": 3600,
+    # how often (seconds) a server process writes the counters that are due, for all
+    # its connections in one statement
+    "NP_RT_HUB_FLUSH_TICK": 1.0,
+    # most events one coalesced frame carries (clients that asked for ?batch=1)
+    "NP_WS_BATCH_MAX_EVENTS": 200,
 }
 
 

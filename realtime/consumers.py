@@ -1,14 +1,23 @@
 """The ``ws/v1/events/`` consumer. The protocol is described in the README
 ("Real-time protocol"); in short, JSON text frames:
 
-client → server  ``hello {reconnect?, protocol?}``, ``subscribe {topics, since?}``,
+client → server  ``hello {reconnect?, protocol?, batch?}``, ``subscribe {topics, since?}``,
                  ``unsubscribe {topics}``, ``ack {event_id}``, ``ping``, ``pong``
 server → client  ``connected``, ``event``, ``subscribed``, ``unsubscribed``,
                  ``recovery_failed``, ``acked``, ``error {code, message}``, ``ping``, ``pong``
 
+A client that connects with ``?batch=1`` (or says ``hello {batch: true}``) may also
+receive a JSON *array* of ``event`` frames in one websocket message when several
+events are ready for it at once (a replay, or live events while the server is behind);
+the array's events are in sequence order and mean exactly what they mean one per
+frame. Other clients always get one frame per message.
+
 Design notes
+* Fan-out is per process (``realtime.hub``): the process, not each consumer, is a
+  member of the channel-layer groups; the hub hands every group message to the local
+  consumers that joined that group, which keeps the layer's visibility rules.
 * Events arrive from the layer as ready JSON text (serialised once per publish) and
-  are forwarded as is.
+  are forwarded as is (a batch is the texts joined into an array, never re-encoded).
 * A ``subscribe`` with ``since`` replays from the database in a task of its own while
   the dispatch loop keeps draining the layer into a buffer: the layer's per-channel
   queue is bounded and drops messages when a consumer stops reading, so a long
@@ -37,6 +46,7 @@ from django.utils import timezone
 
 from . import conf, groups, selectors, services
 from .errors import RealtimeError
+from .hub import get_hub
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +74,8 @@ def _db(func: Any) -> Any:
 
 
 def _open_and_position(**kwargs: Any) -> tuple[Any, int]:
-    row = services.connection_open(**kwargs)
+    # one thread hop, one commit: the row (with its first topics), connected, position
+    row = services.connection_open_connected(**kwargs)
     return row, selectors.sequence_latest_committed()
 
 
@@ -89,11 +100,36 @@ class PendingAck:
     due: float
 
 
+def _unwrapped_send(send: Any) -> Any:
+    """The server's own ``send`` under Channels' session middleware wrappers: they only
+    act on ``http.response.start`` (saving the session, setting its cookie) yet cost a
+    few lazy-object look-ups on every websocket frame, which adds up at 1,000 frames per
+    event. Falls back to ``send`` itself if the wrapper changes shape."""
+    seen = 0
+    while seen < 5 and callable(getattr(getattr(send, "__self__", None), "real_send", None)):
+        send = send.__self__.real_send
+        seen += 1
+    return send
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
 class EventsConsumer(AsyncWebsocketConsumer):
+    # No per-consumer channel-layer channel: group messages come through the process's
+    # hub (an alias that is not configured makes Channels skip the layer entirely).
+    channel_layer_alias = "realtime-hub-no-consumer-channel"
+
     # --- life cycle -------------------------------------------------------------------
 
     async def connect(self) -> None:
+        self.hub = get_hub()
+        self.hub_groups: set[str] = set()
+        self.batch_frames = False
+        self.channel_name = ""
         self.connection_id: uuid.UUID | None = None
+        self._raw_send = self.base_send
         self.closing_reason: str | None = None
         self.topics: set[str] = set()
         self.sent_seqs: OrderedDict[int, None] = OrderedDict()
@@ -132,6 +168,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             conf.get("NP_WS_HEARTBEAT_MIN"), min(conf.get("NP_WS_HEARTBEAT_MAX"), interval)
         )
         reconnect = max(0, _int_param(query, "reconnect") or 0)
+        self.batch_frames = _truthy((query.get("batch") or [""])[0])
         protocol = (query.get("protocol") or query.get("v") or [PROTOCOL_VERSION])[0]
         headers = dict(self.scope.get("headers", []))
         client = self.scope.get("client") or ("0.0.0.0", 0)  # noqa: S104 - unix sockets
@@ -155,11 +192,25 @@ class EventsConsumer(AsyncWebsocketConsumer):
             except ValueError:
                 connect_topics = []  # reported as an error frame once connected
                 self.bad_connect_topics = True
+            if len(connect_topics) > conf.get("NP_WS_MAX_TOPICS"):
+                connect_topics = []
+                self.bad_connect_topics = True
         # accept first: daphne drops a handshake the application has not accepted within
         # its websocket_connect_timeout, and the row's writes can queue under load
         await self.accept()
+        self._raw_send = _unwrapped_send(self.base_send)
+        hub_channel = await self.hub.start()
+        self.channel_name = f"{hub_channel}.{uuid.uuid4().hex[:16]}"
+        # buffer live events until the connected (and subscribed) frames are out; the
+        # groups are joined before the position is read so nothing falls between them
+        self.replays += 1
         if since is not None:
-            self.replays += 1  # buffer live events until the replay below is done
+            self.replays += 1  # ... and until the replay below is done
+        if self.user_id is not None:
+            await self._join(groups.user_group(self.user_id))
+        for topic in connect_topics:
+            for name in groups.topic_groups(topic, authenticated=self.user_id is not None):
+                await self._join(name)
         row, position = await _db(_open_and_position)(
             user_id=self.user_id,
             session_id=session_id,
@@ -169,11 +220,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
             protocol_version=protocol,
             heartbeat_interval=self.heartbeat_interval,
             reconnect_count=reconnect,
+            topics=connect_topics,
         )
         self.connection_id = row.pk
-        if self.user_id is not None:
-            await self.channel_layer.group_add(groups.user_group(self.user_id), self.channel_name)
-        await _db(services.connection_mark_connected)(connection_id=self.connection_id)
+        self.topics.update(connect_topics)
 
         now = time.monotonic()
         self.last_pong = now
@@ -188,6 +238,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 "protocol": PROTOCOL_VERSION,
                 "heartbeat_interval": self.heartbeat_interval,
                 "position": position,
+                "batch": self.batch_frames,
             }
         )
         self.timer_task = asyncio.create_task(self._timers())
@@ -196,10 +247,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if since is not None or connect_topics:
             # ?topics=a,b&since=N: subscribe (and replay) from the first instant, so
             # no live event can overtake the replay
-            await self._subscribe(connect_topics, since, resend_private=True)
+            await self._subscribe(
+                connect_topics, since, resend_private=True, joined_position=position
+            )
         elif self.user_id is not None:
             # a reconnecting user gets their unacknowledged private events again
             await self._resend_pending_acks(topics=[], include_private=True)
+        await self._replay_done()  # the connect-time buffer
 
     async def disconnect(self, code: int) -> None:
         for task in [self.timer_task, *self.tasks]:
@@ -209,33 +263,51 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        hub_groups = getattr(self, "hub_groups", set())
+        self.hub_groups = set()
+        if hub_groups:
+            await self.hub.leave_all(hub_groups, self)
+        await self.hub.forget(self)
         if self.connection_id is None:
             return
         reason = self.closing_reason or CLOSE_REASONS.get(code, f"closed_{code}")
-        await _db(services.connection_mark_disconnecting)(
-            connection_id=self.connection_id, reason=reason
-        )
-        names = [
-            g
-            for t in self.topics
-            for g in groups.topic_groups(t, authenticated=self.user_id is not None)
-        ]
-        if self.user_id is not None:
-            names.append(groups.user_group(self.user_id))
-        for name in names:
-            with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(name, self.channel_name)
-        await _db(services.connection_close)(
+        await _db(services.connection_disconnect)(
             connection_id=self.connection_id, reason=reason, counters=self.counters.take()
         )
 
     # --- sending and counting --------------------------------------------------------
 
     async def _send_text(self, text: str, nbytes: int | None = None) -> None:
-        await self.send(text_data=text)
+        await self._raw_send({"type": "websocket.send", "text": text})
         self.counters.messages_sent += 1
         self.counters.bytes_sent += nbytes if nbytes is not None else len(text.encode())
         self._traffic()
+
+    async def _send_events(self, messages: list[dict[str, Any]]) -> None:
+        """Send accepted layer messages in order: one frame each, or (for a client that
+        asked for batches) JSON arrays of up to ``NP_WS_BATCH_MAX_EVENTS`` events."""
+        if self.closing_reason is not None:
+            return
+        if not self.batch_frames or len(messages) == 1:
+            for message in messages:
+                await self._send_text(message["text"], message.get("n"))
+            return
+        size = self.hub.batch_max_events
+        for start in range(0, len(messages), size):
+            chunk = messages[start : start + size]
+            if len(chunk) == 1:
+                await self._send_text(chunk[0]["text"], chunk[0].get("n"))
+                continue
+            nbytes = sum(m.get("n") or len(m["text"].encode()) for m in chunk) + len(chunk) + 1
+            await self._send_text("[" + ",".join(m["text"] for m in chunk) + "]", nbytes)
+
+    async def _join(self, group: str) -> None:
+        self.hub_groups.add(group)
+        await self.hub.join(group, self)
+
+    async def _leave(self, group: str) -> None:
+        self.hub_groups.discard(group)
+        await self.hub.leave(group, self)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self._send_text(json.dumps(frame, separators=(",", ":")))
@@ -252,19 +324,29 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.unflushed += 1
         if self.first_unflushed_at is None:
             self.first_unflushed_at = time.monotonic()
-        if self.unflushed >= conf.get("NP_WS_FLUSH_MESSAGES"):
-            self.wakeup.set()
+            self.hub.mark_dirty(self)
 
-    async def _flush(self) -> None:
+    def hub_take_counters(
+        self, now: float, flush_messages: int, flush_seconds: float
+    ) -> tuple[uuid.UUID, services.ConnectionCounters] | None:
+        """The counters to write now (every ``NP_WS_FLUSH_MESSAGES`` messages, every
+        ``NP_WS_FLUSH_SECONDS`` seconds, or with a heartbeat), else None. The hub writes
+        those of all its connections in one statement (``connection_flush_many``)."""
+        if self.connection_id is None:
+            return None
+        due = (
+            self.unflushed >= flush_messages
+            or self.counters.last_heartbeat is not None
+            or (
+                self.first_unflushed_at is not None
+                and now - self.first_unflushed_at >= flush_seconds
+            )
+        )
+        if not due:
+            return None
         self.unflushed = 0
         self.first_unflushed_at = None
-        if self.connection_id is None:
-            return
-        counters = self.counters.take()
-        if not counters.is_empty():
-            await _db(services.connection_flush)(
-                connection_id=self.connection_id, counters=counters
-            )
+        return self.connection_id, self.counters.take()
 
     async def _server_close(self, code: int, reason: str) -> None:
         if self.closing_reason is not None:
@@ -281,17 +363,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if len(self.sent_seqs) > RECENT_SEQ_WINDOW:
             self.sent_seqs.popitem(last=False)
 
-    # --- the timer task: heartbeats, ack redelivery, counter flushes ----------------
+    # --- the timer task: heartbeats, ack redelivery (the hub flushes counters) --------
 
     async def _timers(self) -> None:
-        flush_seconds = conf.get("NP_WS_FLUSH_SECONDS")
         while self.closing_reason is None:
             now = time.monotonic()
             deadlines = [self.next_ping]
             if self.pending_acks:
                 deadlines.append(min(p.due for p in self.pending_acks.values()))
-            if self.first_unflushed_at is not None:
-                deadlines.append(self.first_unflushed_at + flush_seconds)
             delay = max(0.0, min(deadlines) - now)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
@@ -318,34 +397,35 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if pending.due <= now and event_id in self.pending_acks:
                 pending.due = now + pending.timeout
                 await self._send_text(pending.text, pending.nbytes)
-        if (
-            self.unflushed >= conf.get("NP_WS_FLUSH_MESSAGES")
-            or (
-                self.first_unflushed_at is not None
-                and now - self.first_unflushed_at >= conf.get("NP_WS_FLUSH_SECONDS")
-            )
-            or self.counters.last_heartbeat is not None
-        ):
-            await self._flush()
 
-    # --- events from the channel layer -----------------------------------------------
+    # --- events from the hub (realtime.hub) -------------------------------------------
 
-    async def rt_event(self, message: dict[str, Any]) -> None:
+    def hub_accept(self, message: dict[str, Any]) -> bool:
+        """A live event of one of our groups: True when it is to be sent now."""
         if self.closing_reason is not None:
-            return
-        if self.replays:
+            return False
+        if self.replays:  # connecting, or replaying
             self.live_buffer.append(message)
-            return
-        await self._deliver(message)
+            return False
+        return self._accept(message)
 
-    async def _deliver(self, message: dict[str, Any]) -> None:
+    async def hub_send(self, messages: list[dict[str, Any]]) -> None:
+        await self._send_events(messages)
+
+    def _accept(self, message: dict[str, Any]) -> bool:
         seq = message["seq"]
         if seq in self.sent_seqs:  # an event on two subscribed topics, or replayed
-            return
+            return False
         self._remember(seq)
-        await self._send_text(message["text"], message.get("n"))
         if message.get("ack") and self.user_id is not None:
             self._track_ack(message["id"], seq, message["text"], message.get("n"), message["ack"])
+        return True
+
+    async def _deliver_all(self, messages: list[dict[str, Any]]) -> None:
+        """Send, in sequence order, those of ``messages`` not sent yet."""
+        fresh = [m for m in sorted(messages, key=lambda m: m["seq"]) if self._accept(m)]
+        if fresh:
+            await self._send_events(fresh)
 
     def _track_ack(
         self, event_id: str, seq: int, text: str, nbytes: int | None, timeout: float
@@ -422,7 +502,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.last_pong = time.monotonic()
         self.unanswered_pings = 0
         self.counters.last_heartbeat = timezone.now()
-        self.wakeup.set()  # the timer writes last_heartbeat with the counters
+        self.hub.mark_dirty(self)  # the hub writes last_heartbeat with the counters
 
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         self._heartbeat_seen()
@@ -440,6 +520,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
             )
         if protocol is not None and not isinstance(protocol, str):
             raise RealtimeError("INVALID_PROTOCOL", "protocol must be a string", "protocol")
+        batch = frame.get("batch")
+        if batch is not None and not isinstance(batch, bool):
+            raise RealtimeError("INVALID_BATCH", "batch must be true or false", "batch")
+        if batch is not None:
+            self.batch_frames = batch
         await _db(services.connection_update_client)(
             connection_id=self.connection_id, reconnect_count=reconnect, protocol_version=protocol
         )
@@ -469,26 +554,22 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._subscribe(topics, since)
 
     async def _subscribe(
-        self, topics: list[str], since: int | None, resend_private: bool = False
+        self,
+        topics: list[str],
+        since: int | None,
+        resend_private: bool = False,
+        joined_position: int | None = None,
     ) -> None:
         """Join ``topics``; with ``since`` (the caller has already counted the replay
-        in ``self.replays``) replay what the client missed in a task of its own."""
-        try:
-            new = [t for t in topics if t not in self.topics]
-            if len(self.topics) + len(new) > conf.get("NP_WS_MAX_TOPICS"):
-                raise RealtimeError(
-                    "TOO_MANY_TOPICS", f"at most {conf.get('NP_WS_MAX_TOPICS')} topics", "topics"
-                )
-            authenticated = self.user_id is not None
-            for topic in new:
-                for name in groups.topic_groups(topic, authenticated=authenticated):
-                    await self.channel_layer.group_add(name, self.channel_name)
-            self.topics.update(new)
-            position = await _db(_subscriptions_and_position)(self.connection_id, set(self.topics))
-        except BaseException:
-            if since is not None:
-                await self._replay_done()
-            raise
+        in ``self.replays``) replay what the client missed in a task of its own.
+        ``joined_position``: the topics are already joined and recorded (at connect)
+        and this was the position then."""
+        authenticated = self.user_id is not None
+        if joined_position is not None:
+            new = topics
+            position = joined_position
+        else:
+            new, position = await self._join_topics(topics, since)
         if since is None:
             await self._send_frame(
                 {"type": "subscribed", "topics": topics, "position": position, "replayed": 0}
@@ -499,6 +580,27 @@ class EventsConsumer(AsyncWebsocketConsumer):
         task = asyncio.create_task(self._replay(topics, new, since, resend_private))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _join_topics(self, topics: list[str], since: int | None) -> tuple[list[str], int]:
+        """Join the groups of the topics not joined yet and record the subscriptions;
+        returns those topics and the position after joining."""
+        try:
+            new = [t for t in topics if t not in self.topics]
+            if len(self.topics) + len(new) > conf.get("NP_WS_MAX_TOPICS"):
+                raise RealtimeError(
+                    "TOO_MANY_TOPICS", f"at most {conf.get('NP_WS_MAX_TOPICS')} topics", "topics"
+                )
+            authenticated = self.user_id is not None
+            for topic in new:
+                for name in groups.topic_groups(topic, authenticated=authenticated):
+                    await self._join(name)
+            self.topics.update(new)
+            position = await _db(_subscriptions_and_position)(self.connection_id, set(self.topics))
+        except BaseException:
+            if since is not None:
+                await self._replay_done()
+            raise
+        return new, position
 
     async def _replay(
         self, topics: list[str], new: list[str], since: int, resend_private: bool
@@ -519,10 +621,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def _replay_done(self) -> None:
         self.replays -= 1
         if not self.replays:
-            buffered = sorted(self.live_buffer, key=lambda m: m["seq"])
+            buffered = self.live_buffer
             self.live_buffer = []
-            for message in buffered:
-                await self._deliver(message)
+            await self._deliver_all(buffered)
 
     async def _replay_locked(self, topics: list[str], since: int) -> None:
         limit = conf.get("NP_REPLAY_MAX_EVENTS")
@@ -531,7 +632,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if oldest - 1 > since:
             await self._recovery_failed(topics, since, oldest, "BEYOND_RETENTION")
             return
-        events = await _db(selectors.event_list_since)(
+        events = await _db(selectors.event_messages_since)(
             user_id=self.user_id,
             topics=topics,
             include_private=include_private,
@@ -546,17 +647,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
         replayed = 0
         position = since
         messages = []
-        for event in events:
-            position = event.sequence_number
-            if event.sequence_number not in self.sent_seqs:
-                messages.append(services.layer_message(event, services.event_text(event)))
+        for message in events:
+            position = message["seq"]
+            if position not in self.sent_seqs:
+                messages.append(message)
                 replayed += 1
         # interleave what arrived live meanwhile (other topics, the private stream) so
         # the client sees one increasing sequence; _deliver drops the duplicates
         messages.extend(self.live_buffer)
         self.live_buffer = []
-        for message in sorted(messages, key=lambda m: m["seq"]):
-            await self._deliver(message)
+        await self._deliver_all(messages)
         latest = await _db(selectors.sequence_latest_committed)()
         await self._send_frame(
             {
@@ -591,7 +691,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         gone = [t for t in topics if t in self.topics]
         for topic in gone:
             for name in groups.topic_groups(topic, authenticated=self.user_id is not None):
-                await self.channel_layer.group_discard(name, self.channel_name)
+                await self._leave(name)
             self.topics.discard(topic)
         if gone:
             await _db(services.connection_set_subscriptions)(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
-from django.db.models import Max, Min, Q, QuerySet
+from django.db.models import Max, Min, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .models import EVENT_SEQUENCE, RealTimeEvent, Visibility, WebsocketConnection
@@ -59,6 +61,58 @@ def event_list_since(
             "sequence_number"
         )[:limit]
     )
+
+
+REPLAY_ROW_FIELDS = (
+    "id",
+    "sequence_number",
+    "event_type",
+    "event_category",
+    "visibility",
+    "topics_json",
+    "priority",
+    "data_json",
+    "metadata_json",
+    "auction_id",
+    "item_id",
+    "bid_id",
+    "correlation_id",
+    "previous_event_id",
+    "generated_at",
+    "expires_at",
+    "ack_required",
+    "ack_timeout",
+)
+
+
+def event_messages_since(
+    *,
+    user_id: uuid.UUID | str | None,
+    topics: Iterable[str],
+    include_private: bool,
+    since: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """``event_list_since`` as ready layer messages (see ``services.layer_message``) for
+    a replay: tuples instead of model instances and the JSON columns as the database's
+    text, spliced into the frame without a decode/encode round trip (10,000 events in a
+    fraction of the time the model path takes)."""
+    from .services import replay_message
+
+    condition = visible_q(user_id=user_id, topics=topics, include_private=include_private)
+    if condition is None:
+        return []
+    rows = (
+        RealTimeEvent.objects.filter(condition, _live(), sequence_number__gt=since)
+        .annotate(
+            topics_json=Cast("broadcast_channels", TextField()),
+            data_json=Cast("event_data", TextField()),
+            metadata_json=Cast("event_metadata", TextField()),
+        )
+        .order_by("sequence_number")
+        .values_list(*REPLAY_ROW_FIELDS)[:limit]
+    )
+    return [replay_message(row) for row in rows]
 
 
 def event_list_pending_ack(

@@ -20,15 +20,17 @@ Sequence numbers and commit order
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
@@ -101,6 +103,78 @@ def layer_message(event: RealTimeEvent, text: str) -> dict[str, Any]:
         "seq": event.sequence_number,
         "id": str(event.id),
         "ack": event.ack_timeout if event.ack_required else 0,
+        "n": len(text.encode()),
+    }
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_REPLAY_FRAME = (
+    '{"type":"event","id":"%s","seq":%d,"event_type":%s,"category":%s,"visibility":%s,'
+    '"topics":%s,"priority":%s,"data":%s,"metadata":%s,"auction_id":%s,"item_id":%s,'
+    '"bid_id":%s,"correlation_id":%s,"previous_event_id":%s,"generated_at":%s,'
+    '"expires_at":%s,"ack_required":%s,"ack_timeout":%s}'
+)
+
+
+def _js(value: Any) -> str:
+    return "null" if value is None else _encode(value)
+
+
+def _js_id(value: Any) -> str:
+    return _encode(str(value)) if value else "null"
+
+
+def replay_message(row: Sequence[Any]) -> dict[str, Any]:
+    """The layer message of an event row read for a replay
+    (``selectors.REPLAY_ROW_FIELDS``). The frame has ``event_frame``'s keys and values;
+    the JSON columns are the database's own text of them (same values, jsonb's key
+    order and spacing)."""
+    (
+        event_id,
+        seq,
+        event_type,
+        category,
+        visibility,
+        topics_json,
+        priority,
+        data_json,
+        metadata_json,
+        auction_id,
+        item_id,
+        bid_id,
+        correlation_id,
+        previous_event_id,
+        generated_at,
+        expires_at,
+        ack_required,
+        ack_timeout,
+    ) = row
+    text = _REPLAY_FRAME % (
+        event_id,
+        seq,
+        _js(event_type),
+        _js(category),
+        _js(visibility),
+        topics_json or "[]",
+        _js(priority),
+        data_json or "null",
+        metadata_json or "null",
+        _js_id(auction_id),
+        _js_id(item_id),
+        _js_id(bid_id),
+        _js(correlation_id),
+        _js_id(previous_event_id),
+        _js(_iso(generated_at)),
+        _js(_iso(expires_at)),
+        "true" if ack_required else "false",
+        _js(ack_timeout),
+    )
+    return {
+        "type": EVENT_MESSAGE_TYPE,
+        "text": text,
+        "seq": seq,
+        "id": str(event_id),
+        "ack": ack_timeout if ack_required else 0,
         "n": len(text.encode()),
     }
 
@@ -237,12 +311,56 @@ def publish(
     return event
 
 
+class _PublisherLoop:
+    """One event loop thread per process for the after-commit sends. ``async_to_sync``
+    from a plain thread builds a new event loop per call, and channels_redis keeps its
+    connections per loop, so every publish paid for a fresh Redis connection; a loop
+    that lives as long as the process keeps one pool warm."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pid = 0
+        self.lock = threading.Lock()
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self.loop is None or self.pid != os.getpid() or not self.loop.is_running():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                threading.Thread(target=serve, name="realtime-publisher", daemon=True).start()
+                ready.wait()
+                self.loop, self.pid = loop, os.getpid()
+            return self.loop
+
+
+_publisher = _PublisherLoop()
+
+
+def _run_in_publisher_loop(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # called from async code (a test, a consumer): the caller's own loop
+        coro.close()
+        raise RuntimeError("fan_out must be called from synchronous code")
+    return asyncio.run_coroutine_threadsafe(coro, _publisher.get()).result()
+
+
 async def _send_to_groups(group_names: Sequence[str], message: dict[str, Any]) -> dict[str, Any]:
     layer = get_channel_layer()
     status: dict[str, Any] = {}
     for name in group_names:
         try:
-            await layer.group_send(name, message)
+            # the group travels with the message: a server process is one member of
+            # many groups and hands each copy to that group's consumers (realtime.hub)
+            await layer.group_send(name, {**message, "group": name})
             status[name] = {"status": "sent"}
         except Exception as exc:  # noqa: BLE001 - recorded on the event, replay covers it
             logger.warning("group_send to %s failed: %s", name, exc)
@@ -256,11 +374,16 @@ def fan_out(event: RealTimeEvent, text: str | None = None) -> dict[str, Any]:
     replayable by sequence number."""
     text = text if text is not None else event_text(event)
     names = event_groups(event)
-    status = async_to_sync(_send_to_groups)(names, layer_message(event, text)) if names else {}
-    published_at = timezone.now()
-    RealTimeEvent.objects.filter(pk=event.pk).update(
-        published_at=published_at, delivery_status={"channel_layer": status}
+    status = (
+        _run_in_publisher_loop(_send_to_groups(names, layer_message(event, text))) if names else {}
     )
+    published_at = timezone.now()
+    with transaction.atomic():
+        # bookkeeping on a row that is already durable: no need to wait for the WAL flush
+        _relaxed_commit()
+        RealTimeEvent.objects.filter(pk=event.pk).update(
+            published_at=published_at, delivery_status={"channel_layer": status}
+        )
     event.published_at = published_at
     event.delivery_status = {"channel_layer": status}
     return status
@@ -342,10 +465,13 @@ def connection_open(
     heartbeat_interval: int,
     reconnect_count: int,
     device_info: dict | None = None,
+    topics: Iterable[str] = (),
 ) -> WebsocketConnection:
-    """The row of a new connection, status ``connecting``."""
+    """The row of a new connection, status ``connecting`` (with its first subscriptions
+    when ``topics`` are given)."""
     global _anonymous_id
     fields: dict[str, Any] = {
+        "topics": topics,
         "session_id": session_id,
         "socket_id": socket_id,
         "client_ip": client_ip,
@@ -378,8 +504,10 @@ def _connection_insert(
     heartbeat_interval: int,
     reconnect_count: int,
     device_info: dict | None = None,
+    topics: Iterable[str] = (),
 ) -> WebsocketConnection:
     now = timezone.now()
+    topic_list = sorted(set(topics))
     return WebsocketConnection.objects.create(
         user_id=user_id,
         session_id=session_id[:255],
@@ -393,9 +521,42 @@ def _connection_insert(
         connected_at=now,
         reconnect_count=reconnect_count,
         device_info=device_info,
-        subscriptions=[],
-        auction_subscriptions=[],
+        subscriptions=topic_list,
+        auction_subscriptions=[a for a in (groups.auction_id_of(t) for t in topic_list) if a],
     )
+
+
+def _relaxed_commit() -> None:
+    """Connection rows are bookkeeping (status, counters) that a server writes thousands
+    of times a second under a connect storm; their commits need not wait for the WAL
+    flush. A PostgreSQL crash can lose the last few hundred milliseconds of them, which
+    the stale-connection sweep repairs; events are never written this way."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def connection_open_connected(**fields: Any) -> WebsocketConnection:
+    """``connection_open`` then ``connection_mark_connected`` in one transaction: one
+    thread hop and one commit per new connection instead of two or three."""
+    with transaction.atomic():
+        _relaxed_commit()
+        with connection.cursor() as cursor:
+            # foreign keys are checked at the INSERT, not at COMMIT, so connection_open
+            # still sees a stale cached anonymous user inside its savepoint
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        row = connection_open(**fields)
+        connection_mark_connected(connection_id=row.pk)
+    return row
+
+
+def connection_disconnect(
+    *, connection_id: uuid.UUID, reason: str, counters: ConnectionCounters
+) -> None:
+    """``connection_mark_disconnecting`` then ``connection_close`` in one transaction."""
+    with transaction.atomic():
+        _relaxed_commit()
+        connection_mark_disconnecting(connection_id=connection_id, reason=reason)
+        connection_close(connection_id=connection_id, reason=reason, counters=counters)
 
 
 def connection_mark_connected(*, connection_id: uuid.UUID) -> None:
@@ -470,6 +631,49 @@ def connection_flush(*, connection_id: uuid.UUID, counters: ConnectionCounters) 
     if counters.is_empty():
         return
     WebsocketConnection.objects.filter(pk=connection_id).update(**_counter_updates(counters))
+
+
+def connection_flush_many(batches: Sequence[tuple[uuid.UUID, ConnectionCounters]]) -> int:
+    """Add many connections' traffic in ONE statement (a server process flushes all its
+    connections together rather than one UPDATE per connection). Returns rows updated."""
+    rows = [(cid, c) for cid, c in batches if not c.is_empty()]
+    if not rows:
+        return 0
+    values = ", ".join(
+        ["(%s::uuid, %s::int, %s::bigint, %s::int, %s::bigint, %s::int, %s, %s::timestamptz)"]
+        * len(rows)
+    )
+    params: list[Any] = []
+    for cid, c in rows:
+        params += [
+            cid,
+            c.messages_sent,
+            c.bytes_sent,
+            c.messages_received,
+            c.bytes_received,
+            c.errors,
+            c.last_error[:2000] if c.last_error is not None else None,
+            c.last_heartbeat,
+        ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        _relaxed_commit()
+        cursor.execute(
+            f"""
+            UPDATE websocket_connections AS c
+               SET messages_sent = c.messages_sent + v.ms,
+                   bytes_sent = c.bytes_sent + v.bs,
+                   messages_received = c.messages_received + v.mr,
+                   bytes_received = c.bytes_received + v.br,
+                   error_count = c.error_count + v.ec,
+                   last_error = COALESCE(v.le, c.last_error),
+                   last_heartbeat = COALESCE(v.lh, c.last_heartbeat),
+                   updated_at = now()
+              FROM (VALUES {values}) AS v(id, ms, bs, mr, br, ec, le, lh)
+             WHERE c.connection_id = v.id
+            """,  # noqa: S608 - only placeholders are interpolated
+            params,
+        )
+        return cursor.rowcount
 
 
 def connection_mark_disconnecting(*, connection_id: uuid.UUID, reason: str) -> None:

@@ -255,3 +255,21 @@ def wait_for(predicate: Any, timeout: float = 15, interval: float = 0.1) -> Any:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _server_writes_settle_before_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Let the daphne process finish recording this test's disconnects before
+    pytest-django truncates the tables: a TRUNCATE racing the server's own writes
+    deadlocks on a loaded machine. (pytest-django's db fixture is set up before this
+    one, so this teardown runs before the flush.)"""
+    yield
+    if "daphne_server" not in request.fixturenames:
+        return
+    from realtime.models import WebsocketConnection
+
+    open_rows = WebsocketConnection.objects.exclude(connection_status="disconnected")
+    deadline = time.monotonic() + 20
+    while open_rows.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)  # the last disconnect's counters flush right after its status

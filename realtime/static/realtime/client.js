@@ -9,6 +9,8 @@
  *     onRecoveryFailed(frame) {},    // the gap is beyond retention: reload your state
  *     onError(frame) {},             // error frames {code, message}
  *     autoAck: false,                // ack ack_required events after onEvent returns
+ *     batch: true,                   // accept coalesced frames (?batch=1): the server may
+ *                                    // send a JSON array of event frames in one message
  *   });
  *   rt.connect();
  *   rt.subscribe(["auction.<other>"]); rt.unsubscribe(["system"]); rt.ack(eventId);
@@ -29,6 +31,7 @@
     topics: [],
     since: null,
     autoAck: false,
+    batch: true,
     minBackoff: 500,
     maxBackoff: 15000,
     onEvent: null,
@@ -52,6 +55,7 @@
     this.seenOrder = [];
     this.connectionId = null;
     this.timer = null;
+    this.batches = 0; // coalesced messages received (arrays of event frames)
   }
 
   NotifyRealtime.prototype._url = function () {
@@ -64,6 +68,7 @@
     if (this.topics.length) params.push("topics=" + encodeURIComponent(this.topics.join(",")));
     if (this.lastSeq !== null && this.lastSeq !== undefined) params.push("since=" + this.lastSeq);
     if (this.reconnects) params.push("reconnect=" + this.reconnects);
+    if (this.options.batch) params.push("batch=1");
     if (this.options.token) params.push("token=" + encodeURIComponent(this.options.token));
     return base + (base.indexOf("?") >= 0 ? "&" : "?") + params.join("&");
   };
@@ -88,6 +93,12 @@
       try {
         frame = JSON.parse(message.data);
       } catch (e) {
+        return;
+      }
+      if (Array.isArray(frame)) {
+        // a coalesced message: event frames in sequence order, handled one by one
+        self.batches += 1;
+        for (var i = 0; i < frame.length; i++) self._handle(frame[i]);
         return;
       }
       self._handle(frame);
