@@ -3,14 +3,32 @@
 What a provider reported (message id, response, timestamps, cost) is read-only: it is
 the record of what happened, written by the pipeline. The ``provider_performance_summary``
 view is browse-only.
+
+Operators filter deliveries and notifications by status, channel, provider and date, and
+retry or cancel them through ``deliveries.services.operations`` (the same services the staff
+API calls, so both behave the same; a row in the wrong state is reported, not changed).
+"Why" shows the rule recorded in ``delivery_metadata["decision"]`` (opt-out, quiet hours,
+frequency cap, expiry, retry, manual action), and the change page lists every provider
+attempt of the last send as a table.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from typing import Any
 
-from notifyplatform.admin_utils import NPModelAdmin, NPTabularInline, ReadOnlyModelAdmin
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.safestring import SafeString
+
+from notifyplatform.admin_utils import (
+    NPModelAdmin,
+    NPTabularInline,
+    ReadOnlyModelAdmin,
+    html_table,
+    run_per_row,
+)
+from notifyplatform.choices import Channel
 
 from .models import (
     Notification,
@@ -19,6 +37,108 @@ from .models import (
     ProviderPerformanceSummary,
     UserNotificationPreference,
 )
+from .services.operations import (
+    DeliveryOperationError,
+    delivery_cancel,
+    delivery_retry,
+    notification_cancel,
+)
+
+# Keys of a decision record that are shown as "key=value" after its rule, in this order.
+DECISION_DETAIL_KEYS = (
+    "channel",
+    "action",
+    "deferred_until",
+    "bypassed",
+    "error_code",
+    "attempt",
+    "next_attempt_at",
+    "max_retries",
+    "expires_at",
+    "previous_status",
+    "reason",
+)
+
+
+def decision_summary(metadata: Any) -> str:
+    """One line saying why a delivery was skipped, deferred, retried or stopped, from the
+    ``decision`` the pipeline recorded; '-' when nothing stopped it."""
+    decision = (metadata or {}).get("decision") if isinstance(metadata, dict) else None
+    if not decision:
+        return "-"
+    if isinstance(decision, str):
+        return decision
+    if not isinstance(decision, dict):
+        return str(decision)
+    details = [f"{k}={decision[k]}" for k in DECISION_DETAIL_KEYS if decision.get(k) is not None]
+    rule = str(decision.get("rule", "?"))
+    return f"{rule} ({', '.join(details)})" if details else rule
+
+
+def attempts_table(response: Any) -> SafeString | str:
+    """The provider attempts of the last send (failover order) as a table."""
+    attempts = (response or {}).get("attempts") if isinstance(response, dict) else None
+    if not attempts:
+        return "-"
+    return html_table(
+        ("#", "provider", "ok", "error code", "retryable", "ms", "message id", "error"),
+        [
+            (
+                n,
+                a.get("provider_name"),
+                "yes" if a.get("ok") else "no",
+                a.get("error_code"),
+                a.get("retryable"),
+                a.get("duration_ms"),
+                a.get("provider_message_id"),
+                a.get("error_message"),
+            )
+            for n, a in enumerate(attempts, 1)
+            if isinstance(a, dict)
+        ],
+        css="np-attempts",
+    )
+
+
+class ProviderNameFilter(admin.SimpleListFilter):
+    """Deliveries by provider: the registry's names (one small query), not a DISTINCT
+    over the whole delivery table."""
+
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from providers.models import Provider
+
+        names = Provider.objects.order_by("provider_name").values_list("provider_name", flat=True)
+        return [(n, n) for n in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        if queryset.model is Notification:
+            return queryset.filter(
+                pk__in=NotificationDelivery.objects.filter(provider_name=value).values(
+                    "notification_id"
+                )
+            )
+        return queryset.filter(provider_name=value)
+
+
+class NotificationChannelFilter(admin.SimpleListFilter):
+    """Notifications whose ``delivery_channels`` include a channel."""
+
+    title = "channel"
+    parameter_name = "channel"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(Channel.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(delivery_channels__contains=[value]) if value else queryset
+
 
 # Written by providers and the pipeline; the admin shows them, never edits them.
 DELIVERY_OUTCOME_FIELDS = (
@@ -63,8 +183,19 @@ class NotificationAdmin(NPModelAdmin):
         "is_read",
         "created_at",
     )
-    list_filter = ("status", "category", "priority", "notification_type", "is_read", "is_archived")
+    list_filter = (
+        "status",
+        NotificationChannelFilter,
+        ProviderNameFilter,
+        ("created_at", admin.DateFieldListFilter),
+        "category",
+        "priority",
+        "notification_type",
+        "is_read",
+        "is_archived",
+    )
     search_fields = ("title", "user__email", "event_type", "idempotency_key")
+    actions = ("cancel_notifications",)
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     autocomplete_fields = ("user", "template")
@@ -114,6 +245,17 @@ class NotificationAdmin(NPModelAdmin):
         ),
     )
 
+    @admin.action(description="Cancel selected notifications (pending deliveries)")
+    def cancel_notifications(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        run_per_row(
+            self,
+            request,
+            queryset.order_by("created_at"),
+            lambda n: notification_cancel(notification=n),
+            errors=(DeliveryOperationError,),
+            done="notification(s) cancelled",
+        )
+
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(NPModelAdmin):
@@ -128,9 +270,19 @@ class NotificationDeliveryAdmin(NPModelAdmin):
         "cost_per_message",
         "scheduled_at",
         "sent_at",
+        "why",
         "notification",
     )
-    list_filter = ("status", "delivery_type", "provider_type", "provider_name", "recipient_type")
+    list_filter = (
+        "status",
+        "delivery_type",
+        ProviderNameFilter,
+        ("created_at", admin.DateFieldListFilter),
+        ("sent_at", admin.DateFieldListFilter),
+        "provider_type",
+        "recipient_type",
+    )
+    actions = ("retry_deliveries", "cancel_deliveries")
     search_fields = (
         "recipient",
         "provider_message_id",
@@ -141,9 +293,9 @@ class NotificationDeliveryAdmin(NPModelAdmin):
     list_select_related = ("notification",)
     date_hierarchy = "created_at"
     raw_id_fields = ("notification", "invitation")
-    readonly_fields = DELIVERY_OUTCOME_FIELDS
+    readonly_fields = (*DELIVERY_OUTCOME_FIELDS, "why", "attempts")
     fieldsets = (
-        (None, {"fields": ("notification", "invitation", "delivery_type", "status")}),
+        (None, {"fields": ("notification", "invitation", "delivery_type", "status", "why")}),
         (
             "Route",
             {
@@ -166,6 +318,7 @@ class NotificationDeliveryAdmin(NPModelAdmin):
             {
                 "fields": (
                     *DELIVERY_OUTCOME_FIELDS,
+                    "attempts",
                     "error_code",
                     "error_message",
                     "delivery_metadata",
@@ -174,6 +327,40 @@ class NotificationDeliveryAdmin(NPModelAdmin):
         ),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
+
+    @admin.display(description="why (not) sent")
+    def why(self, obj: NotificationDelivery) -> str:
+        return decision_summary(obj.delivery_metadata)
+
+    @admin.display(description="provider attempts")
+    def attempts(self, obj: NotificationDelivery) -> SafeString | str:
+        return attempts_table(obj.provider_response)
+
+    @admin.action(description="Retry selected deliveries now")
+    def retry_deliveries(
+        self, request: HttpRequest, queryset: QuerySet[NotificationDelivery]
+    ) -> None:
+        run_per_row(
+            self,
+            request,
+            queryset.order_by("id"),
+            lambda d: delivery_retry(delivery=d),
+            errors=(DeliveryOperationError,),
+            done="delivery(ies) queued for retry",
+        )
+
+    @admin.action(description="Cancel selected pending deliveries")
+    def cancel_deliveries(
+        self, request: HttpRequest, queryset: QuerySet[NotificationDelivery]
+    ) -> None:
+        run_per_row(
+            self,
+            request,
+            queryset.order_by("id"),
+            lambda d: delivery_cancel(delivery=d),
+            errors=(DeliveryOperationError,),
+            done="delivery(ies) cancelled",
+        )
 
 
 @admin.register(NotificationBatchJob)
@@ -235,3 +422,6 @@ class ProviderPerformanceSummaryAdmin(ReadOnlyModelAdmin):
     )
     list_filter = ("provider_type",)
     search_fields = ("provider_name",)
+
+
+from . import batch_admin  # noqa: E402,F401 - batch jobs: start/cancel/resume, progress

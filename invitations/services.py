@@ -581,3 +581,191 @@ def article_create(
     except IntegrityError:
         # lost a race with a concurrent insert of the same content
         raise duplicate from None
+
+
+# --- bulk creation and sending for batch jobs (deliveries.batch) -----------------------
+#
+# A batch invites thousands of users to the same content at once. Rows are written with
+# bulk inserts, and the notifications through ``notify_many`` (the pipeline's bulk path).
+# ``notify_many`` renders ONE context for everyone, but every invitation carries its own
+# secret link and id, so the shared context holds placeholders that one UPDATE per table
+# replaces with each invitation's link and id, in the same transaction, before any send is
+# enqueued (sends are enqueued on commit) — nothing outside ever sees a placeholder.
+
+BULK_LINK_PLACEHOLDER = "NPBATCHLINKPLACEHOLDER0"
+BULK_ID_PLACEHOLDER = "NPBATCHINVITATIONID0"
+
+
+def invitation_content_check(
+    *,
+    invitation_type: str,
+    story: Story | None = None,
+    article: NewsArticle | None = None,
+    narration: NewsNarration | None = None,
+    roleplay_template: RoleplayTemplate | None = None,
+    role: RoleplayCharacterRole | None = None,
+    channels: list[str] | None = None,
+) -> list[str]:
+    """Validate what an invitation of ``invitation_type`` needs (content, channels) without
+    writing anything; raises ``InvitationError``. Returns the channel list to use."""
+    _content_for(
+        invitation_type, story=story, article=article, narration=narration,
+        roleplay_template=roleplay_template, role=role,
+    )
+    # Batch invitees are users, so any invitation channel is addressable; pass a stand-in
+    # user so only the channel names are checked.
+    return _channels(
+        {"channels": channels} if channels else None, invitee_user=User(),
+        invitee_email=None, invitee_phone=None,
+    )
+
+
+def invitations_create_bulk(
+    *,
+    inviter: User,
+    invitation_type: str,
+    invitees: list[User],
+    batch_job: NotificationBatchJob | None = None,
+    story: Story | None = None,
+    article: NewsArticle | None = None,
+    narration: NewsNarration | None = None,
+    roleplay_template: RoleplayTemplate | None = None,
+    role: RoleplayCharacterRole | None = None,
+    channels: list[str] | None = None,
+    conversation_style: str = "neutral",
+    message: str = "",
+    expires_in: timedelta = timedelta(days=7),
+) -> list[StoryInvitation]:
+    """Create one ``sent`` invitation per invitee (one bulk insert) with its ``sent`` and
+    ``received`` history rows (one more). The caller sends them with
+    ``invitations_send_bulk`` in the same transaction. Raises ``InvitationError``."""
+    content = _content_for(
+        invitation_type, story=story, article=article, narration=narration,
+        roleplay_template=roleplay_template, role=role,
+    )
+    channel_list = invitation_content_check(
+        invitation_type=invitation_type, story=story, article=article, narration=narration,
+        roleplay_template=roleplay_template, role=role, channels=channels,
+    )
+    if any(invitee.pk == inviter.pk for invitee in invitees):
+        raise InvitationError(
+            errors.SELF_INVITATION, "you cannot invite yourself", field="invitee_user"
+        )
+    now = timezone.now()
+    expires_at = now + expires_in
+    invitations = StoryInvitation.objects.bulk_create(
+        [
+            StoryInvitation(
+                inviter=inviter,
+                invitee_user=invitee,
+                message=message,
+                token=token_generate(),
+                status=InvitationStatus.SENT,
+                expires_at=expires_at,
+                conversation_style=conversation_style,
+                invitation_type=invitation_type,
+                delivery_preferences={"channels": channel_list},
+                geographic_region=invitee.region or None,
+                batch_job=batch_job,
+                **content["fields"],
+            )
+            for invitee in invitees
+        ]
+    )
+    meta = {"channels": channel_list}
+    history: list[UserInvitationHistory] = []
+    for invitation in invitations:
+        history.append(UserInvitationHistory(
+            invitation=invitation, user=inviter, action=InvitationAction.SENT,
+            action_timestamp=now, interaction_metadata=meta,
+        ))
+        history.append(UserInvitationHistory(
+            invitation=invitation, user=invitation.invitee_user,
+            action=InvitationAction.RECEIVED, action_timestamp=now, interaction_metadata=meta,
+        ))
+    UserInvitationHistory.objects.bulk_create(history)
+    return invitations
+
+
+def invitations_send_bulk(
+    invitations: list[StoryInvitation], *, idempotency_prefix: str
+) -> list[Any]:
+    """Notify the invitees of invitations that share inviter, type, content and expiry (one
+    batch's chunk) through ``notify_many``; the idempotency key of each is
+    ``<idempotency_prefix>:<invitee user id>``. Must run inside a transaction (the link
+    substitution and the notifications commit together). Returns the ``NotifyResult``s."""
+    from django.db import connection
+
+    from deliveries.errors import NotifyError
+    from deliveries.services import notify_many
+
+    from .tokens import token_sign
+
+    if not invitations:
+        return []
+    first = invitations[0]
+    context = _context(first, first.token)
+    base = f"{settings.NP_PUBLIC_BASE_URL.rstrip('/')}/i/{BULK_LINK_PLACEHOLDER}/"
+    context.update(
+        view_url=base, accept_url=f"{base}accept/", decline_url=f"{base}decline/",
+        invitation_url=base,
+    )
+    channels = (first.delivery_preferences or {}).get("channels") or DEFAULT_CHANNELS
+    by_user = {invitation.invitee_user_id: invitation for invitation in invitations}
+    try:
+        results = notify_many(
+            [invitation.invitee_user for invitation in invitations],
+            idempotency_prefix=idempotency_prefix,
+            template_key=first.invitation_type,
+            context={**context, "reminder": False},
+            channels=channels,
+            category="invitation",
+            priority="normal",
+            expires_at=first.expires_at,
+            action_url=base,
+            action_label="View invitation",
+            metadata={"invitation_id": BULK_ID_PLACEHOLDER, "reminder": False},
+        )
+    except NotifyError as exc:
+        raise InvitationError(exc.code, exc.message, field=exc.field) from exc
+    rows = [
+        (result.notification.pk, token_sign(by_user[result.notification.user_id].token),
+         by_user[result.notification.user_id].pk)
+        for result in results
+        if result.created and result.notification is not None
+    ]
+    if rows:
+        ids, links, invitation_ids = (list(column) for column in zip(*rows, strict=True))
+        quoted_id = f'"{BULK_ID_PLACEHOLDER}"'
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE notifications n SET
+                  title = replace(n.title, %(ph)s, v.link),
+                  message = replace(n.message, %(ph)s, v.link),
+                  action_url = replace(n.action_url, %(ph)s, v.link),
+                  rich_content = replace(n.rich_content::text, %(ph)s, v.link)::jsonb,
+                  template_data = replace(n.template_data::text, %(ph)s, v.link)::jsonb,
+                  metadata = replace(n.metadata::text, %(qid)s, v.inv::text)::jsonb
+                FROM unnest(%(ids)s::uuid[], %(links)s::text[], %(invs)s::int[])
+                  AS v(nid, link, inv)
+                WHERE n.notification_id = v.nid
+                """,
+                {"ph": BULK_LINK_PLACEHOLDER, "qid": quoted_id, "ids": ids, "links": links,
+                 "invs": invitation_ids},
+            )
+            cursor.execute(
+                """
+                UPDATE notification_deliveries d SET
+                  invitation_id = v.inv,
+                  delivery_metadata = replace(
+                    replace(d.delivery_metadata::text, %(ph)s, v.link), %(qid)s, v.inv::text
+                  )::jsonb
+                FROM unnest(%(ids)s::uuid[], %(links)s::text[], %(invs)s::int[])
+                  AS v(nid, link, inv)
+                WHERE d.notification_id = v.nid
+                """,
+                {"ph": BULK_LINK_PLACEHOLDER, "qid": quoted_id, "ids": ids, "links": links,
+                 "invs": invitation_ids},
+            )
+    return results

@@ -176,3 +176,81 @@ class ReadOnlyModelAdmin(NPModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- console helpers (badges, small tables, per-row action outcomes) ---------------------
+
+BADGE_COLOURS: dict[str, str] = {
+    "ok": "#1e7b34",
+    "warn": "#a15c00",
+    "bad": "#b02a37",
+    "off": "#5f6b77",
+}
+
+
+def badge(text: str, kind: str) -> SafeString:
+    """A small coloured pill (``kind``: ok / warn / bad / off) for list and change pages."""
+    colour = BADGE_COLOURS.get(kind, BADGE_COLOURS["off"])
+    return format_html(
+        '<span class="np-badge np-badge-{}" style="background:{};color:#fff;'
+        'border-radius:8px;padding:1px 8px;font-size:11px;white-space:nowrap">{}</span>',
+        kind,
+        colour,
+        text,
+    )
+
+
+def html_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css: str = ""
+) -> SafeString:
+    """A plain escaped HTML table for read-only change-page fields (health history,
+    attempts). Cells may be SafeStrings (badges); everything else is escaped."""
+    from django.utils.html import format_html_join
+
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (format_html_join("", "<td>{}</td>", (("-" if c is None else c,) for c in row)),)
+            for row in rows
+        ),
+    )
+    return format_html(
+        '<table class="np-table {}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+        css,
+        head,
+        body,
+    )
+
+
+def run_per_row(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    rows: Any,
+    operation: Callable[[Any], Any],
+    *,
+    errors: tuple[type[Exception], ...],
+    done: str,
+) -> tuple[int, list[str]]:
+    """Apply ``operation`` to each row on its own (one transaction each, as the services
+    do), so one row in the wrong state does not stop the others; report both outcomes."""
+    from django.contrib import messages
+
+    ok = 0
+    refused: list[str] = []
+    for row in rows:
+        try:
+            operation(row)
+        except errors as exc:  # the service refused this row: tell the operator
+            code = getattr(exc, "code", type(exc).__name__)
+            refused.append(f"{row.pk}: {code} {getattr(exc, 'message', str(exc))}")
+        else:
+            ok += 1
+    if ok:
+        modeladmin.message_user(request, f"{ok} {done}.", messages.SUCCESS)
+    if refused:
+        modeladmin.message_user(
+            request, f"{len(refused)} refused: " + "; ".join(refused[:10]), messages.WARNING
+        )
+    return ok, refused

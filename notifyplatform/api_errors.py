@@ -9,10 +9,12 @@ name to its reasons (empty when the error is not about a field).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -72,8 +74,18 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
     return {"non_field_errors": [str(detail)]}
 
 
+def _too_large_message() -> str:
+    return f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = ApiError(
+            "REQUEST_TOO_LARGE",
+            _too_large_message(),
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -124,3 +136,58 @@ def server_error(request: HttpRequest) -> Any:
     from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request)
+
+
+# Error codes for statuses that reach the client without passing DRF's handler (Django's own
+# 405/403-CSRF/400 pages, plain Django views under /api/).
+_STATUS_CODES = {
+    400: "MALFORMED_REQUEST",
+    401: "NOT_AUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    429: "THROTTLED",
+    500: "SERVER_ERROR",
+}
+
+
+class RequestSizeLimitMiddleware:
+    """Under ``/api/``: refuse a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with a JSON 413
+    before anything reads it, and give any non-JSON error response the one error shape.
+
+    Django only enforces the limit when ``request.body`` or a form is read; DRF's JSON parser
+    reads the stream directly, so without this a large JSON body would be parsed in full.
+    The declared Content-Length is checked first (cheap); a chunked body without one is still
+    capped when Django reads it (``RequestDataTooBig`` → 413 in ``exception_handler``).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not _is_api(request):
+            return self.get_response(request)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            return JsonResponse(error_body("REQUEST_TOO_LARGE", _too_large_message()), status=413)
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            shaped = JsonResponse(
+                error_body(
+                    _STATUS_CODES.get(response.status_code, "ERROR"),
+                    response.reason_phrase or "Error.",
+                ),
+                status=response.status_code,
+            )
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if response.has_header(header):
+                    shaped[header] = response[header]
+            return shaped
+        return response

@@ -1,9 +1,16 @@
 """/api/v1/: each app contributes its own router; this module only mounts them."""
 
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns: list = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("users.api.urls")),
+    path("", include("templates.api.urls")),
+    path("", include("realtime.api.urls")),
     path("", include("deliveries.api.urls")),
+    path("", include("deliveries.batch.api")),
     path("", include("auctions.api.urls")),
     path("", include("invitations.api.urls")),
     path("", include("providers.api.urls")),

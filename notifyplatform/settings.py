@@ -372,3 +372,87 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+
+# --- REST API (issue 8) ----------------------------------------------------------
+# Throttles: per user (session or any of its tokens), per API token, per anonymous address.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "notifyplatform.throttling.UserRateThrottle",
+    "notifyplatform.throttling.TokenRateThrottle",
+    "notifyplatform.throttling.AnonRateThrottle",
+]
+NP_THROTTLE_RATES = {
+    "user": os.environ.get("NP_THROTTLE_USER", "1000/min"),
+    "token": os.environ.get("NP_THROTTLE_TOKEN", "1000/min"),
+    "anon": os.environ.get("NP_THROTTLE_ANON", "100/min"),
+}
+# Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (NP_MAX_REQUEST_BYTES) get a JSON 413 under /api/.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
+    "notifyplatform.api_errors.RequestSizeLimitMiddleware",
+)
+# Swagger UI assets come from the drf-spectacular-sidecar package (no CDN).
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "notifyplatform.schema.add_error_responses",
+        ],
+        "ENUM_NAME_OVERRIDES": {
+            "ChannelEnum": "notifyplatform.choices.Channel",
+            "DeliveryStatusEnum": "deliveries.models.DeliveryStatus",
+            "NotificationStatusEnum": "deliveries.models.NotificationStatus",
+        },
+    }
+)
+# /metrics: open when NP_METRICS_TOKEN is empty (bind the server to loopback or keep it
+# behind the proxy); otherwise it needs "Authorization: Bearer <NP_METRICS_TOKEN>".
+# Staff sessions may always read it.
+NP_METRICS_TOKEN = os.environ.get("NP_METRICS_TOKEN", "")
+# The send-latency histogram covers deliveries sent in this many seconds before a scrape.
+NP_METRICS_LATENCY_WINDOW_SECONDS = env_int("NP_METRICS_LATENCY_WINDOW_SECONDS", 3600)
+# Celery queues whose depth /metrics reports (Redis list lengths).
+NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", "celery")
+
+# --- admin console ---
+# notifyplatform/ is not an installed app (it holds no models); its admin templates
+# (dashboard, preview, index link) and console CSS are found through these two lists.
+TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "notifyplatform" / "templates"]
+STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "notifyplatform" / "static"]
+# The API speaks JSON only (no form or multipart bodies: one input format to validate).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["rest_framework.parsers.JSONParser"]
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "notifyplatform.pagination.Pagination"
+REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
+    "notifyplatform.api_filters.StrictFilterBackend",
+    "rest_framework.filters.OrderingFilter",
+]
+
+# --- delivery pipeline performance (bulk fan-out, batch sending) ---
+NP_NOTIFY_BULK_CHUNK = env_int("NP_NOTIFY_BULK_CHUNK", 10_000)  # recipients per COPY round
+NP_NOTIFY_BULK_ENQUEUE_CHUNK = env_int("NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500)  # ids per task
+NP_SEND_BATCH_SIZE = env_int("NP_SEND_BATCH_SIZE", 32)  # claimed at once, <= concurrency
+NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # sender threads per process
+
+# --- realtime performance (per-process fan-out, coalesced frames) ---
+NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events when behind
+NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 3600)  # re-add group memberships
+NP_WS_BATCH_MAX_EVENTS = env_int("NP_WS_BATCH_MAX_EVENTS", 200)  # events per coalesced frame
+
+# --- batch jobs (deliveries.batch) ---
+# A running job with no progress for this long has its unfinished chunks re-enqueued.
+NP_BATCH_STALL_SECONDS = env_int("NP_BATCH_STALL_SECONDS", 300)
+NP_BATCH_CHUNK_MAX_ATTEMPTS = env_int("NP_BATCH_CHUNK_MAX_ATTEMPTS", 3)
+# The inviter of batches started without --inviter (an inactive account, created on demand).
+NP_BATCH_INVITER_EMAIL = os.environ.get("NP_BATCH_INVITER_EMAIL", "batch@notifyplatform.invalid")
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "resume-stalled-batches": {
+            "task": "deliveries.resume_stalled_batches",
+            "schedule": float(env_int("NP_BATCH_STALL_CHECK_SECONDS", 60)),
+        }
+    }
+)

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import dashboard, metrics, views
 
 admin.site.site_header = "notifyplatform"
 admin.site.site_title = "notifyplatform admin"
@@ -14,10 +14,12 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("admin/dashboard/", dashboard.view, name="admin_dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("i/", include("invitations.urls")),
     path("realtime/", include("realtime.urls")),
 ]

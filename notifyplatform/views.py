@@ -30,11 +30,36 @@ def _check_redis() -> None:
         client.close()
 
 
+def _check_channel_layer() -> None:
+    """Round-trip one message through the channel layer (what websockets fan out through)."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+
+    async def roundtrip() -> None:
+        channel = await layer.new_channel("readyz.")
+        await layer.send(channel, {"type": "readyz.ping"})
+        message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+        if message.get("type") != "readyz.ping":
+            raise RuntimeError(f"unexpected message {message!r}")
+
+    async_to_sync(roundtrip)()
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     checks: dict[str, dict[str, object]] = {}
     ok = True
-    for name, check in (("database", _check_database), ("redis", _check_redis)):
+    for name, check in (
+        ("database", _check_database),
+        ("redis", _check_redis),
+        ("channel_layer", _check_channel_layer),
+    ):
         started = time.perf_counter()
         try:
             check()
@@ -43,5 +68,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
             ok = False
             checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         checks[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                        status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )

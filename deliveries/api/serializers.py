@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from notifyplatform.api_fields import StrictBooleanField
 from notifyplatform.choices import Channel
 
 from ..models import FrequencyPeriod, Notification, NotificationDelivery, UserNotificationPreference
@@ -112,8 +113,19 @@ class NotifyRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class NotifyResponseSerializer(serializers.Serializer):
+    """What ``POST /notifications/`` answers: the notification (None for an address-only
+    recipient), its deliveries, and whether this call created it (False on an idempotent
+    repeat)."""
+
+    notification = NotificationSerializer(allow_null=True)
+    deliveries = DeliverySerializer(many=True)
+    created = serializers.BooleanField()
+
+
 class PreferenceSerializer(serializers.ModelSerializer):
     delivery_method = serializers.ChoiceField(choices=Channel.choices)
+    is_enabled = StrictBooleanField(required=False, default=True)
     frequency_period = serializers.ChoiceField(
         choices=FrequencyPeriod.choices, required=False, default=FrequencyPeriod.DAILY
     )

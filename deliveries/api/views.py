@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from notifyplatform.api_errors import ApiError
+from notifyplatform.schema import error_response
 from users.models import User
 
 from .. import selectors, services
 from ..errors import NotifyError
 from ..filters import InboxFilter
+from ..models import UserNotificationPreference
+from ..services.operations import DeliveryOperationError, notification_cancel
 from ..types import Recipient
+from .filters import NotificationFilter
 from .serializers import (
     DeliverySerializer,
     NotificationSerializer,
     NotifyRequestSerializer,
+    NotifyResponseSerializer,
     PreferenceSerializer,
 )
+from .staff import operation_error
 
 
 def api_error(exc: NotifyError) -> ApiError:
@@ -41,14 +49,59 @@ class CanSendNotifications(permissions.BasePermission):
         return bool(user.is_staff or getattr(request.auth, "is_service", False))
 
 
-class NotificationViewSet(viewsets.GenericViewSet):
+class NotificationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """``POST /notifications/``: send one notification (``Idempotency-Key`` header honoured:
-    a repeat returns the first result with 200 instead of 201 and sends nothing more)."""
+    a repeat returns the first result with 200 instead of 201 and sends nothing more).
 
-    permission_classes = [CanSendNotifications]
-    serializer_class = NotifyRequestSerializer
+    ``GET /notifications/``: the caller's own notifications on every channel, in any state
+    (their history; the inbox is the in-app subset). Another user's notification is 404.
+    ``POST /notifications/{id}/cancel/`` (staff): cancel its pending deliveries."""
+
+    serializer_class = NotificationSerializer
     queryset = selectors.Notification.objects.none()
+    filterset_class = NotificationFilter
+    ordering_fields = ["created_at", "sent_at", "priority"]
+    ordering = ["-created_at"]
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
 
+    def get_permissions(self) -> list[Any]:
+        if self.action == "create":
+            return [CanSendNotifications()]
+        if self.action == "cancel":
+            return [permissions.IsAdminUser()]
+        return [permissions.IsAuthenticated()]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if self.action == "cancel":
+            return selectors.Notification.objects.all()
+        return selectors.Notification.objects.filter(user=self.request.user).order_by("-created_at")
+
+    @extend_schema(
+        request=None,
+        responses={200: NotificationSerializer, 409: error_response("Nothing left to cancel.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            result = notification_cancel(notification=self.get_object())
+        except DeliveryOperationError as exc:
+            raise operation_error(exc) from exc
+        return Response(NotificationSerializer(result.notification).data)
+
+    @extend_schema(
+        request=NotifyRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="A repeat with the same key returns the first result (200).",
+            )
+        ],
+        responses={201: NotifyResponseSerializer, 200: NotifyResponseSerializer},
+    )
     def create(self, request: Request) -> Response:
         serializer = NotifyRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -83,34 +136,54 @@ class NotificationViewSet(viewsets.GenericViewSet):
         )
 
 
+def _uuid(value: str | None) -> uuid.UUID:
+    """The path id as a UUID; a malformed one is simply not found (404), never a 500."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ApiError("NOT_FOUND", "Not found.", status_code=status.HTTP_404_NOT_FOUND) from None
+
+
 class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The signed-in user's in-app inbox. Other users' notifications are 404."""
 
     serializer_class = NotificationSerializer
     filterset_class = InboxFilter
+    queryset = selectors.Notification.objects.none()
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.inbox_list(self.request.user)
 
-    @action(detail=False, methods=["get"])
+    @extend_schema(
+        responses={
+            200: inline_serializer("UnreadCount", {"unread_count": serializers.IntegerField()})
+        }
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def unread_count(self, request: Request) -> Response:
         return Response({"unread_count": selectors.inbox_unread_count(request.user)})
 
+    @extend_schema(request=None, responses={200: NotificationSerializer})
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
-        notification = services.inbox_mark_read(user=request.user, notification_id=pk)
+        notification = services.inbox_mark_read(user=request.user, notification_id=_uuid(pk))
         if notification is None:
             raise ApiError("NOT_FOUND", "Not found.", status_code=status.HTTP_404_NOT_FOUND)
         return Response(NotificationSerializer(notification).data)
 
-    @action(detail=False, methods=["post"])
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("ReadAll", {"updated": serializers.IntegerField()})},
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def read_all(self, request: Request) -> Response:
         return Response({"updated": services.inbox_mark_all_read(user=request.user)})
 
+    @extend_schema(request=None, responses={200: NotificationSerializer})
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str | None = None) -> Response:
-        notification = services.inbox_archive(user=request.user, notification_id=pk)
+        notification = services.inbox_archive(user=request.user, notification_id=_uuid(pk))
         if notification is None:
             raise ApiError("NOT_FOUND", "Not found.", status_code=status.HTTP_404_NOT_FOUND)
         return Response(NotificationSerializer(notification).data)
@@ -121,6 +194,8 @@ class PreferenceViewSet(viewsets.ModelViewSet):
 
     serializer_class = PreferenceSerializer
     filter_backends: list[Any] = []
+    queryset = UserNotificationPreference.objects.none()
+    lookup_value_regex = r"\d+"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.preference_list(self.request.user)

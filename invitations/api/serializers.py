@@ -13,6 +13,7 @@ from ..models import (
     RoleplayTemplate,
     Story,
     StoryInvitation,
+    UserInvitationHistory,
     UserInvitationSummary,
 )
 
@@ -124,4 +125,13 @@ class InvitationFunnelSerializer(serializers.ModelSerializer):
             "invitation_type", "conversation_style", "total_invitations", "invitations_sent",
             "invitations_viewed", "invitations_accepted", "view_rate", "conversion_rate",
         ]
+        read_only_fields = fields
+
+
+class InvitationHistorySerializer(serializers.ModelSerializer):
+    """One entry of the caller's own invitation history."""
+
+    class Meta:
+        model = UserInvitationHistory
+        fields = ["id", "invitation", "action", "action_timestamp", "response_data"]
         read_only_fields = fields

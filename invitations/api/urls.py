@@ -6,6 +6,7 @@ from .views import (
     InvitationByTokenView,
     InvitationDeclineByTokenView,
     InvitationFunnelViewSet,
+    InvitationHistoryViewSet,
     InvitationViewSet,
     ProviderPerformanceViewSet,
     UserInvitationSummaryViewSet,
@@ -13,6 +14,7 @@ from .views import (
 
 router = SimpleRouter()
 router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("invitation-history", InvitationHistoryViewSet, basename="invitation-history")
 router.register(
     "analytics/user-invitation-summary", UserInvitationSummaryViewSet,
     basename="analytics-user-invitation-summary",

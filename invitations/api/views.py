@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.request import Request
@@ -14,16 +15,24 @@ from rest_framework.views import APIView
 
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
+from notifyplatform.api_filters import IntegerFilter
 from users.models import User
 
 from .. import selectors, services
 from ..errors import INVITATION_NOT_FOUND, InvitationError
 from ..filters import InvitationFilter
-from ..models import InvitationConversionFunnel, StoryInvitation, UserInvitationSummary
+from ..models import (
+    InvitationAction,
+    InvitationConversionFunnel,
+    StoryInvitation,
+    UserInvitationHistory,
+    UserInvitationSummary,
+)
 from .serializers import (
     AnswerSerializer,
     InvitationCreateSerializer,
     InvitationFunnelSerializer,
+    InvitationHistorySerializer,
     InvitationSerializer,
     ProviderPerformanceSerializer,
     TokenInvitationSerializer,
@@ -45,6 +54,8 @@ class InvitationViewSet(
 
     serializer_class = InvitationSerializer
     filterset_class = InvitationFilter
+    queryset = StoryInvitation.objects.none()
+    lookup_value_regex = r"\d+"
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self) -> Any:
@@ -140,6 +151,31 @@ class InvitationAcceptByTokenView(_AnswerView):
 
 class InvitationDeclineByTokenView(_AnswerView):
     accept = False
+
+
+class InvitationHistoryFilter(django_filters.FilterSet):
+    action = django_filters.MultipleChoiceFilter(choices=InvitationAction.choices)
+    invitation = IntegerFilter(field_name="invitation_id")
+    after = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="gte")
+    before = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="lt")
+
+    class Meta:
+        model = UserInvitationHistory
+        fields = ["action", "invitation", "after", "before"]
+
+
+class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):
+    """The caller's own invitation history (sent, viewed, accepted ...). Others' are 404."""
+
+    serializer_class = InvitationHistorySerializer
+    filterset_class = InvitationHistoryFilter
+    queryset = UserInvitationHistory.objects.none()
+    ordering_fields = ["action_timestamp"]
+    ordering = ["-action_timestamp", "-id"]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self) -> Any:
+        return UserInvitationHistory.objects.filter(user=self.request.user)
 
 
 class _StaffReadOnly(viewsets.ReadOnlyModelViewSet):

@@ -110,8 +110,12 @@ def test_column_type_nullability_and_foreign_key(catalog, table, column, col):
     columns, constraints, _indexes, _views = catalog
     assert (table, column) in columns, f"missing column {table}.{column}"
     got, not_null, default, identity = columns[(table, column)]
-    checks = [d for t, kind, cols, _f, d in constraints if t == table and kind == "c" and cols == [column]]
-    assert _type_ok(col["type"], got, default, identity, checks), f"{table}.{column}: want {col['type']} got {got}"
+    checks = [
+        d for t, kind, cols, _f, d in constraints if t == table and kind == "c" and cols == [column]
+    ]
+    assert _type_ok(col["type"], got, default, identity, checks), (
+        f"{table}.{column}: want {col['type']} got {got}"
+    )
     if col["not_null"]:
         assert not_null, f"{table}.{column} must be NOT NULL"
     target = CONTRACT["tables"][table]["foreign_keys"].get(column)
@@ -130,7 +134,7 @@ def test_primary_key_indexes_and_unique_keys(catalog, table):
     assert pk == [[spec["primary_key"]]]
     table_indexes = [(uniq, partial, cols) for t, uniq, partial, cols in indexes if t == table]
     for name, cols in spec["indexes"].items():
-        assert any(ix[:len(cols)] == cols for _u, _p, ix in table_indexes), f"missing {name}"
+        assert any(ix[: len(cols)] == cols for _u, _p, ix in table_indexes), f"missing {name}"
     for cols in spec["unique"]:
         assert any(u and not p and sorted(ix) == sorted(cols) for u, p, ix in table_indexes)
 
@@ -145,10 +149,14 @@ def test_views_expose_the_seed_columns(catalog, view):
 def test_every_enumerated_seed_column_has_a_check_constraint(catalog):
     """Each of the seeds' eight ENUM columns is held to its values by a CHECK constraint."""
     enum_columns = [
-        (t, c) for t, s in CONTRACT["tables"].items() for c, col in s["columns"].items()
+        (t, c)
+        for t, s in CONTRACT["tables"].items()
+        for c, col in s["columns"].items()
         if col["type"].startswith("enum:")
     ]
     assert len(enum_columns) == 8
     _columns, constraints, _indexes, _views = catalog
     for table, column in enum_columns:
-        assert any(t == table and kind == "c" and cols == [column] for t, kind, cols, _f, _d in constraints)
+        assert any(
+            t == table and kind == "c" and cols == [column] for t, kind, cols, _f, _d in constraints
+        )

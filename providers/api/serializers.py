@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from notifyplatform.api_fields import StrictBooleanField
 from providers.models import Provider, ProviderHealthMetric
 
 
@@ -43,3 +44,10 @@ class ProviderHealthMetricSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProviderHealthMetric
         fields = "__all__"
+
+
+class ProviderUpdateSerializer(serializers.Serializer):
+    """What staff may change through the API (credentials and classes stay in the admin)."""
+
+    is_enabled = StrictBooleanField(required=False)
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=1000)

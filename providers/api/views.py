@@ -4,38 +4,91 @@ public receipt endpoint providers post status callbacks to."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import django_filters
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import permissions, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from notifyplatform.api_errors import error_body
 from providers import selectors
-from providers.api.serializers import ProviderHealthMetricSerializer, ProviderSerializer
+from providers.api.serializers import (
+    ProviderHealthMetricSerializer,
+    ProviderSerializer,
+    ProviderUpdateSerializer,
+)
 from providers.base import ReceiptSignatureError
+from providers.models import Provider, ProviderHealthMetric
 from providers.registry import UnknownAdapterError, get_adapter
 from providers.services import receipt_apply
 
 logger = logging.getLogger(__name__)
 
 
-class ProviderViewSet(viewsets.ReadOnlyModelViewSet):
+class ProviderViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Staff: the provider registry. ``PATCH`` enables/disables a provider or changes its
+    priority; routing reads both on every send, so it takes effect for the next delivery."""
+
     serializer_class = ProviderSerializer
     permission_classes = [permissions.IsAdminUser]
     lookup_field = "provider_name"
+    queryset = Provider.objects.none()
+    filterset_fields = ["provider_type", "is_enabled", "is_healthy"]
+    ordering_fields = ["provider_name", "priority", "cost_per_message"]
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.provider_list(provider_type=self.request.query_params.get("provider_type"))
+        return selectors.provider_list()
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        if self.action in ("update", "partial_update"):
+            return ProviderUpdateSerializer
+        return ProviderSerializer
+
+    @extend_schema(request=ProviderUpdateSerializer, responses={200: ProviderSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        provider = self.get_object()
+        serializer = ProviderUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data:
+            Provider.objects.filter(pk=provider.pk).update(
+                **serializer.validated_data, updated_at=timezone.now()
+            )
+            provider.refresh_from_db()
+        return Response(ProviderSerializer(provider).data)
+
+
+class ProviderHealthFilter(django_filters.FilterSet):
+    provider_name = django_filters.CharFilter()
+    is_healthy = django_filters.BooleanFilter()
+    checked_after = django_filters.IsoDateTimeFilter(field_name="health_check_timestamp", lookup_expr="gte")
+    checked_before = django_filters.IsoDateTimeFilter(field_name="health_check_timestamp", lookup_expr="lt")
+
+    class Meta:
+        model = ProviderHealthMetric
+        fields = ["provider_name", "is_healthy", "checked_after", "checked_before"]
 
 
 class ProviderHealthViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ProviderHealthMetricSerializer
     permission_classes = [permissions.IsAdminUser]
+    queryset = ProviderHealthMetric.objects.none()
+    filterset_class = ProviderHealthFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.provider_health_list(name=self.request.query_params.get("provider_name"))
+        return selectors.provider_health_list()
 
 
 @method_decorator(csrf_exempt, name="dispatch")
