@@ -239,6 +239,9 @@ USE_TZ = True
 # --- static ------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise warns at every start when STATIC_ROOT is missing; `collectstatic` is optional
+# here (files are served from the apps' folders), so an empty folder is enough.
+STATIC_ROOT.mkdir(exist_ok=True)
 # Serve straight from the apps' static folders: no collectstatic step for `make run`.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
