@@ -102,14 +102,37 @@ def machine(database_url: str, redis_url: str) -> dict[str, str]:
     return info
 
 
+def _kill_marked(marker: str) -> int:
+    """Kill every process that inherited this script's marker in its environment.
+
+    Scripts start daphne, workers and the sandbox in sessions of their own, so killing
+    the script's process group on a timeout does not reach them; the environment does.
+    """
+    import signal
+
+    needle = f"NP_BENCH_RUN_MARK={marker}".encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
 def run_script(name: str, limit: int, quick: bool, env: dict[str, str]) -> tuple[list, list, str]:
     path = BENCH / f"{name}.py"
     argv = [sys.executable, str(path), "--json"] + (["--quick"] if quick else [])
     started = time.monotonic()
+    marker = f"{name}-{os.getpid()}-{time.time_ns()}"
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
-        env=env,
+        env={**env, "NP_BENCH_RUN_MARK": marker},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -122,12 +145,15 @@ def run_script(name: str, limit: int, quick: bool, env: dict[str, str]) -> tuple
         import signal
 
         os.killpg(proc.pid, signal.SIGTERM)
+        # children that escaped the group would hold the output pipes open
+        _kill_marked(marker)
         try:
             out, err = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
         status = f"timed out after {limit}s"
+    _kill_marked(marker)
     figures, rss = [], []
     for line in (out or "").splitlines():
         line = line.strip()
