@@ -24,6 +24,13 @@ from typing import Any
 
 import pytest
 
+
+class _Receiver(ThreadingHTTPServer):
+    # The senders under test open dozens of connections at once; the stdlib's listen
+    # backlog of 5 would refuse some of them and look like a provider outage.
+    request_queue_size = 256
+
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET_ENV = "NP_TEST_PIPELINE_WEBHOOK_SECRET"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"pipeline-test-secret-0123456789").decode()
@@ -183,7 +190,7 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Receiver(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

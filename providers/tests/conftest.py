@@ -15,6 +15,12 @@ import pytest
 _names = itertools.count(1)
 
 
+class _Receiver(ThreadingHTTPServer):
+    # The senders under test open dozens of connections at once; the stdlib's listen
+    # backlog of 5 would refuse some of them and look like a provider outage.
+    request_queue_size = 256
+
+
 @pytest.fixture(autouse=True)
 def clean_provider_counters(settings) -> Iterator[None]:
     """Rate-limit and circuit counters live in this test run's Redis database."""
@@ -102,7 +108,7 @@ class LoopbackHTTPServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Receiver(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
