@@ -3,19 +3,11 @@ read, the input field at fault (if any) and the HTTP status the API answers with
 
 from __future__ import annotations
 
+from notifyplatform.errors import DomainError
 
-class AuctionError(Exception):
-    def __init__(
-        self, code: str, message: str, *, field: str | None = None, status: int = 400
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-        self.status = status
 
-    def __repr__(self) -> str:
-        return f"AuctionError({self.code!r}, {self.message!r}, field={self.field!r})"
+class AuctionError(DomainError):
+    pass
 
 
 # Error codes (documented in the README's error table)

@@ -3,7 +3,7 @@ and delivery records store them)."""
 
 from __future__ import annotations
 
-from typing import Any
+from notifyplatform.errors import DomainError
 
 TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
 TEMPLATE_VARIABLE_MISSING = "TEMPLATE_VARIABLE_MISSING"
@@ -15,25 +15,12 @@ PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 VALIDATION_ERROR = "VALIDATION_ERROR"
 
 
-class NotifyError(Exception):
+class NotifyError(DomainError):
     """Bad input to ``notify()``: nothing was written.
 
     ``field`` names the offending input (``template_key``, ``context.amount``, ``channels``,
     ``email``, ``phone``, ``webhook_url`` ...), so the API can answer 400 naming it.
     """
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-
     def __str__(self) -> str:
         return f"{self.code}: {self.message}" + (f" ({self.field})" if self.field else "")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.code, self.message, self.field))
-
-    def to_dict(self) -> dict[str, Any]:
-        fields = {self.field: [self.message]} if self.field else {}
-        return {"code": self.code, "message": self.message, "fields": fields}

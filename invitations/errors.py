@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
+from notifyplatform.errors import DomainError
 
-class InvitationError(Exception):
-    def __init__(
-        self, code: str, message: str, *, field: str | None = None, status: int = 400
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-        self.status = status
 
-    def __repr__(self) -> str:
-        return f"InvitationError({self.code!r}, {self.message!r}, field={self.field!r})"
+class InvitationError(DomainError):
+    pass
 
 
 INVITATION_NOT_FOUND = "INVITATION_NOT_FOUND"  # 404: unknown or tampered token

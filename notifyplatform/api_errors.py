@@ -19,6 +19,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from notifyplatform.errors import DomainError
+
 logger = logging.getLogger(__name__)
 
 CODES = {
@@ -85,6 +87,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             _too_large_message(),
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    elif isinstance(exc, DomainError):
+        exc = ApiError(exc.code, exc.message, fields=exc.fields, status_code=exc.status)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

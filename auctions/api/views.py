@@ -10,10 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifyplatform.api_errors import ApiError
-
 from .. import selectors, services
-from ..errors import AuctionError
 from ..filters import AuctionFilter, AuctionItemFilter
 from .serializers import (
     AuctionItemSerializer,
@@ -21,11 +18,6 @@ from .serializers import (
     BidCreateSerializer,
     BidSerializer,
 )
-
-
-def api_error(exc: AuctionError) -> ApiError:
-    fields = {exc.field: [exc.message]} if exc.field else {}
-    return ApiError(exc.code, exc.message, fields=fields, status_code=exc.status)
 
 
 class AuctionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -43,27 +35,21 @@ class AuctionViewSet(viewsets.ReadOnlyModelViewSet):
     def bids(self, request: Request, pk: str | None = None) -> Response:
         serializer = BidCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            bid = services.bid_place(
-                auction_id=pk,
-                bidder=request.user,
-                amount=serializer.validated_data["amount"],
-                item=serializer.validated_data.get("item"),
-            )
-        except AuctionError as exc:
-            raise api_error(exc) from exc
+        bid = services.bid_place(
+            auction_id=pk,
+            bidder=request.user,
+            amount=serializer.validated_data["amount"],
+            item=serializer.validated_data.get("item"),
+        )
         return Response(BidSerializer(bid).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: None, 204: None})
     @action(detail=True, methods=["post", "delete"], url_path="watch")
     def watch(self, request: Request, pk: str | None = None) -> Response:
-        try:
-            if request.method == "DELETE":
-                services.auction_unwatch(auction_id=pk, user=request.user)
-                return Response(status=status.HTTP_204_NO_CONTENT)
-            services.auction_watch(auction_id=pk, user=request.user)
-        except AuctionError as exc:
-            raise api_error(exc) from exc
+        if request.method == "DELETE":
+            services.auction_unwatch(auction_id=pk, user=request.user)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        services.auction_watch(auction_id=pk, user=request.user)
         return Response({"auction": pk, "watching": True}, status=status.HTTP_200_OK)
 
 

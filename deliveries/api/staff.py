@@ -15,17 +15,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
 
 from ..models import NotificationDelivery
-from ..services.operations import DeliveryOperationError, delivery_cancel, delivery_retry
+from ..services.operations import delivery_cancel, delivery_retry
 from .filters import DeliveryFilter
 from .serializers import DeliverySerializer
-
-
-def operation_error(exc: DeliveryOperationError) -> ApiError:
-    return ApiError(exc.code, exc.message, status_code=exc.status)
 
 
 class StaffDeliverySerializer(DeliverySerializer):
@@ -65,10 +60,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
-        try:
-            delivery = delivery_retry(delivery=self.get_object())
-        except DeliveryOperationError as exc:
-            raise operation_error(exc) from exc
+        delivery = delivery_retry(delivery=self.get_object())
         return Response(StaffDeliverySerializer(delivery).data)
 
     @extend_schema(
@@ -77,8 +69,5 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        try:
-            delivery = delivery_cancel(delivery=self.get_object())
-        except DeliveryOperationError as exc:
-            raise operation_error(exc) from exc
+        delivery = delivery_cancel(delivery=self.get_object())
         return Response(StaffDeliverySerializer(delivery).data)

@@ -17,10 +17,9 @@ from notifyplatform.schema import error_response
 from users.models import User
 
 from .. import selectors, services
-from ..errors import NotifyError
 from ..filters import InboxFilter
 from ..models import UserNotificationPreference
-from ..services.operations import DeliveryOperationError, notification_cancel
+from ..services.operations import notification_cancel
 from ..types import Recipient
 from .filters import NotificationFilter
 from .serializers import (
@@ -30,11 +29,6 @@ from .serializers import (
     NotifyResponseSerializer,
     PreferenceSerializer,
 )
-from .staff import operation_error
-
-
-def api_error(exc: NotifyError) -> ApiError:
-    return ApiError(exc.code, exc.message, fields={exc.field: [exc.message]} if exc.field else {})
 
 
 class CanSendNotifications(permissions.BasePermission):
@@ -84,10 +78,7 @@ class NotificationViewSet(
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        try:
-            result = notification_cancel(notification=self.get_object())
-        except DeliveryOperationError as exc:
-            raise operation_error(exc) from exc
+        result = notification_cancel(notification=self.get_object())
         return Response(NotificationSerializer(result.notification).data)
 
     @extend_schema(
@@ -120,10 +111,7 @@ class NotificationViewSet(
                 )
         else:
             recipient = Recipient(email=email, phone=phone, locale=locale)
-        try:
-            result = services.notify(recipient, idempotency_key=idempotency_key, **data)
-        except NotifyError as exc:
-            raise api_error(exc) from exc
+        result = services.notify(recipient, idempotency_key=idempotency_key, **data)
         body = {
             "notification": NotificationSerializer(result.notification).data
             if result.notification
@@ -204,20 +192,14 @@ class PreferenceViewSet(viewsets.ModelViewSet):
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
 
     def perform_create(self, serializer: PreferenceSerializer) -> None:
-        try:
-            serializer.instance = services.preference_create(
-                user=self.request.user, data=dict(serializer.validated_data)
-            )
-        except NotifyError as exc:
-            raise api_error(exc) from exc
+        serializer.instance = services.preference_create(
+            user=self.request.user, data=dict(serializer.validated_data)
+        )
 
     def perform_update(self, serializer: PreferenceSerializer) -> None:
-        try:
-            serializer.instance = services.preference_update(
-                preference=serializer.instance, data=dict(serializer.validated_data)
-            )
-        except NotifyError as exc:
-            raise api_error(exc) from exc
+        serializer.instance = services.preference_update(
+            preference=serializer.instance, data=dict(serializer.validated_data)
+        )
 
     def perform_destroy(self, instance: Any) -> None:
         services.preference_delete(preference=instance)

@@ -13,10 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from notifyplatform.api_errors import ApiError
-
 from ..models import BatchJobStatus, BatchJobType, NotificationBatchJob
-from .errors import INVALID_STATE, BatchError
 from .selectors import batch_progress, error_summary
 from .services import batch_cancel, batch_resume
 
@@ -37,24 +34,41 @@ class BatchJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = NotificationBatchJob
         fields = [
-            "id", "job_name", "job_type", "invitation_type", "status", "total_notifications",
-            "processed_notifications", "successful_notifications", "failed_notifications",
-            "job_config", "errors", "progress", "started_at", "completed_at", "created_at",
+            "id",
+            "job_name",
+            "job_type",
+            "invitation_type",
+            "status",
+            "total_notifications",
+            "processed_notifications",
+            "successful_notifications",
+            "failed_notifications",
+            "job_config",
+            "errors",
+            "progress",
+            "started_at",
+            "completed_at",
+            "created_at",
             "updated_at",
         ]
         read_only_fields = fields
 
     def get_progress(self, obj: NotificationBatchJob) -> dict[str, Any]:
         p = batch_progress(obj)
-        return {k: p[k] for k in ("percent", "chunks_total", "chunks_done", "rate_per_second",
-                                  "eta_seconds", "finished")}
+        return {
+            k: p[k]
+            for k in (
+                "percent",
+                "chunks_total",
+                "chunks_done",
+                "rate_per_second",
+                "eta_seconds",
+                "finished",
+            )
+        }
 
     def get_errors(self, obj: NotificationBatchJob) -> dict[str, Any]:
         return error_summary(obj)
-
-
-def _api_error(exc: BatchError) -> ApiError:
-    return ApiError(exc.code, exc.message, status_code=409 if exc.code == INVALID_STATE else 400)
 
 
 class BatchJobViewSet(viewsets.ReadOnlyModelViewSet):
@@ -67,19 +81,13 @@ class BatchJobViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        try:
-            job = batch_cancel(job.pk)
-        except BatchError as exc:
-            raise _api_error(exc) from exc
+        job = batch_cancel(job.pk)
         return Response(BatchJobSerializer(job).data)
 
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        try:
-            job, count = batch_resume(job.pk)
-        except BatchError as exc:
-            raise _api_error(exc) from exc
+        job, count = batch_resume(job.pk)
         return Response({**BatchJobSerializer(job).data, "chunks_enqueued": count})
 
 

@@ -3,6 +3,8 @@ and the API alike (the command prints ``error: <field>: <message> [CODE]`` and e
 
 from __future__ import annotations
 
+from notifyplatform.errors import DomainError
+
 UNKNOWN_JOB_TYPE = "UNKNOWN_JOB_TYPE"
 INVALID_INVITATION_TYPE = "INVALID_INVITATION_TYPE"
 CONTENT_REQUIRED = "CONTENT_REQUIRED"
@@ -18,12 +20,10 @@ CHUNK_FAILED = "CHUNK_FAILED"
 NOT_SENT = "NOT_SENT"
 
 
-class BatchError(Exception):
+class BatchError(DomainError):
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
+        # a job in the wrong state for the action is a conflict; everything else is input
+        super().__init__(code, message, field, status=409 if code == INVALID_STATE else 400)
 
     def one_line(self) -> str:
         where = f"{self.field}: " if self.field else ""

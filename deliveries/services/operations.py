@@ -24,6 +24,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from notifyplatform.errors import DomainError
+
 from ..models import DeliveryStatus, Notification, NotificationDelivery, NotificationStatus
 from .sending import _refresh_notification, _without, enqueue_deliveries
 from .status import USER_STATUSES
@@ -43,14 +45,11 @@ RETRYABLE_STATUSES = frozenset(
 CANCELLABLE_STATUSES = frozenset({DeliveryStatus.PENDING})
 
 
-class DeliveryOperationError(Exception):
+class DeliveryOperationError(DomainError):
     """An operator action that the row's current state does not allow. Nothing was written."""
 
     def __init__(self, code: str, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(code, message, status=status)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from notifyplatform.api_filters import IntegerFilter
 from users.models import User
 
 from .. import selectors, services
-from ..errors import INVITATION_NOT_FOUND, InvitationError
+from ..errors import INVITATION_NOT_FOUND
 from ..filters import InvitationFilter
 from ..models import (
     InvitationAction,
@@ -40,13 +40,10 @@ from .serializers import (
 )
 
 
-def api_error(exc: InvitationError) -> ApiError:
-    fields = {exc.field: [exc.message]} if exc.field else {}
-    return ApiError(exc.code, exc.message, fields=fields, status_code=exc.status)
-
-
 class InvitationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
     """Invitations the caller sent or received; ``?direction=sent|received``,
@@ -71,29 +68,27 @@ class InvitationViewSet(
             invitee_user = User.objects.filter(pk=data["invitee_user"], is_active=True).first()
             if invitee_user is None:
                 raise ApiError(
-                    "VALIDATION_ERROR", "invitee_user: no such user",
+                    "VALIDATION_ERROR",
+                    "invitee_user: no such user",
                     fields={"invitee_user": ["no such user"]},
                 )
         preferences = {"channels": data["channels"]} if data.get("channels") else None
-        try:
-            invitation = services.invitation_create(
-                inviter=request.user,
-                invitation_type=data["invitation_type"],
-                invitee_user=invitee_user,
-                invitee_email=data.get("invitee_email") or None,
-                invitee_phone=data.get("invitee_phone") or None,
-                story=data.get("story"),
-                article=data.get("article"),
-                narration=data.get("narration"),
-                roleplay_template=data.get("roleplay_template"),
-                role=data.get("role"),
-                conversation_style=data["conversation_style"],
-                message=data.get("message", ""),
-                expires_in=timedelta(days=data["expires_in_days"]),
-                delivery_preferences=preferences,
-            )
-        except InvitationError as exc:
-            raise api_error(exc) from exc
+        invitation = services.invitation_create(
+            inviter=request.user,
+            invitation_type=data["invitation_type"],
+            invitee_user=invitee_user,
+            invitee_email=data.get("invitee_email") or None,
+            invitee_phone=data.get("invitee_phone") or None,
+            story=data.get("story"),
+            article=data.get("article"),
+            narration=data.get("narration"),
+            roleplay_template=data.get("roleplay_template"),
+            role=data.get("role"),
+            conversation_style=data["conversation_style"],
+            message=data.get("message", ""),
+            expires_in=timedelta(days=data["expires_in_days"]),
+            delivery_preferences=preferences,
+        )
         body = InvitationSerializer(invitation, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -108,7 +103,8 @@ class _TokenView(APIView):
         invitation = selectors.invitation_get_by_token(token)
         if invitation is None:
             raise ApiError(
-                INVITATION_NOT_FOUND, "this invitation link is not valid",
+                INVITATION_NOT_FOUND,
+                "this invitation link is not valid",
                 status_code=status.HTTP_404_NOT_FOUND,
             )
         return invitation
@@ -134,14 +130,11 @@ class _AnswerView(_TokenView):
         serializer = AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answer = services.invitation_accept if self.accept else services.invitation_decline
-        try:
-            invitation = answer(
-                invitation=invitation,
-                meta=services.RequestMeta.from_request(request),
-                response_data=serializer.validated_data.get("response_data"),
-            )
-        except InvitationError as exc:
-            raise api_error(exc) from exc
+        invitation = answer(
+            invitation=invitation,
+            meta=services.RequestMeta.from_request(request),
+            response_data=serializer.validated_data.get("response_data"),
+        )
         return Response(TokenInvitationSerializer(invitation).data)
 
 
