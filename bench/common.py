@@ -32,6 +32,8 @@ VENV_BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from notifyplatform.testing import free_port  # noqa: E402,F401 - re-exported to the scripts
+
 _children: list[subprocess.Popen] = []
 
 
@@ -101,12 +103,6 @@ class Reporter:
 
 
 # --- processes --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 30, proc: subprocess.Popen | None = None) -> None:

@@ -31,6 +31,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from notifyplatform.testing import free_port  # noqa: E402,F401 - re-exported to the scripts
+
 PYTHON = sys.executable
 DAPHNE = str(Path(sys.executable).with_name("daphne"))
 BENCH_USER_AGENT = "np-bench/1.0"
@@ -142,12 +147,6 @@ def setup_django(env: dict[str, str]) -> None:
     import django
 
     django.setup()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Daphne:

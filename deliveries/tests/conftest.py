@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from notifyplatform.testing import child_database_url, free_port
+
 
 class _Receiver(ThreadingHTTPServer):
     # The senders under test open dozens of connections at once; the stdlib's listen
@@ -47,12 +49,6 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,10 +309,7 @@ class Worker:
 def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
     """Start ``celery worker`` subprocesses on the test database; all are killed at teardown."""
     workers: list[Worker] = []
-    db = settings.DATABASES["default"]
-    database_url = (
-        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    database_url = child_database_url()
 
     def start(*, beat: bool = False, **extra_env: str) -> Worker:
         env = {

@@ -14,9 +14,10 @@ from django.db import connection
 
 from deliveries.models import Notification, NotificationDelivery
 from deliveries.services import deliveries_sweep, notify, notify_many
+from notifyplatform.testing import free_port
 from users.services import token_create
 
-from .conftest import BASE_DIR, free_port, wait_for
+from .conftest import BASE_DIR, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("catalogue", "purge_queue")]
 

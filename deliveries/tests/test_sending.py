@@ -11,8 +11,7 @@ from django.utils import timezone
 from deliveries.models import NotificationDelivery
 from deliveries.selectors import inbox_list
 from deliveries.services import deliveries_sweep, delivery_send, notify
-
-from .conftest import free_port
+from notifyplatform.testing import free_port
 
 pytestmark = pytest.mark.usefixtures("catalogue")
 

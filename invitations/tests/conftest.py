@@ -19,6 +19,7 @@ from auctions.tests.fixtures import (  # noqa: F401 - fixtures
     smtp_server,
     template_catalogue,
 )
+from notifyplatform.testing import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,8 @@ def article():
     from invitations.services import article_create
 
     return article_create(
-        title="City opens new library", summary="The new library opens on Monday.",
+        title="City opens new library",
+        summary="The new library opens on Monday.",
         full_content="The city's new library opens on Monday with 40,000 books.",
         category="local",
     )
@@ -51,10 +53,14 @@ def roleplay(story, inviter):
     from invitations.models import RoleplayCharacterRole, RoleplayTemplate
 
     template = RoleplayTemplate.objects.create(
-        story=story, template_name="Mutiny on the Starlight", total_characters=2,
+        story=story,
+        template_name="Mutiny on the Starlight",
+        total_characters=2,
         created_by=inviter,
     )
-    captain = RoleplayCharacterRole.objects.create(roleplay_template=template, role_name="Captain Reyes")
+    captain = RoleplayCharacterRole.objects.create(
+        roleplay_template=template, role_name="Captain Reyes"
+    )
     mate = RoleplayCharacterRole.objects.create(roleplay_template=template, role_name="First Mate")
     return template, captain, mate
 
@@ -67,12 +73,9 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
     # Tasks left in this run's Redis database by earlier tests point at rows that no
     # longer exist; start from an empty queue.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        ),
+        "DATABASE_URL": child_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         "DB_CONN_MAX_AGE": "0",
@@ -81,9 +84,25 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
     # pipe would block it.
     log = open(tmp_path / "celery-worker.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "notifyplatform", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "notifyplatform",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield proc
     proc.terminate()

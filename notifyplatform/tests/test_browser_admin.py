@@ -19,6 +19,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, sync_playwright
 
 from deliveries.models import NotificationDelivery
+from notifyplatform.testing import CHROMIUM, CHROMIUM_ARGS
 from providers.models import Provider
 from templates.models import NotificationTemplate
 from users.models import User
@@ -29,16 +30,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "browser-pass-phrase-1"
 TIMEOUT_MS = 30_000

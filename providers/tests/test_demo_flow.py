@@ -15,12 +15,7 @@ import pytest
 
 from auctions.tests.fixtures import template_catalogue  # noqa: F401 - autouse: catalogue rows
 from notifyplatform.launcher.cli import DEMO_CREDENTIALS, demo_env, sandbox_argv
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from notifyplatform.testing import free_port
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -39,7 +34,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
 @pytest.fixture
 def demo_sandbox(live_server) -> Iterator[str]:
     """``python -m providers.sandbox`` with the launcher's argv, receipts to the live server."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         sandbox_argv(port, live_server.url),
         env=dict(os.environ),

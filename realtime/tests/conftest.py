@@ -22,23 +22,9 @@ from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from notifyplatform.testing import child_database_url, free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def child_database_url() -> str:
-    db = settings.DATABASES["default"]
-    auth = db.get("USER") or ""
-    if db.get("PASSWORD"):
-        auth += f":{db['PASSWORD']}"
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 
 class DaphneServer:

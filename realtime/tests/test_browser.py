@@ -9,23 +9,14 @@ import asyncio
 import pytest
 from playwright.async_api import async_playwright
 
+from notifyplatform.testing import CHROMIUM, CHROMIUM_ARGS
+
 from .conftest import DaphneServer, run
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.xdist_group("realtime_e2e"),
     pytest.mark.django_db(transaction=True),
-]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
 ]
 
 
