@@ -21,6 +21,7 @@ from common import ROOT, VENV_BIN, Reporter, parse_args, percentile
 
 TARGET_TOTAL = 2_000  # the measured user's notifications
 TARGET_UNREAD = 1_000
+TARGET_EMAIL = 500  # the user's unread email-only notifications: not in the inbox
 
 
 def big_db_url(rows: int) -> str:
@@ -50,12 +51,14 @@ def build(rows: int, log) -> None:
     """Fill notifications up to ``rows`` (idempotent: skips when already there)."""
     from django.db import connection
 
+    from deliveries.models import Notification
     from users.models import User
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'notifications'")
         estimate = cursor.fetchone()[0]
-        if estimate >= rows * 0.99 and User.objects.filter(email="unread@example.test").exists():
+        built = Notification.objects.filter(user__email="unread@example.test", in_inbox=True)
+        if estimate >= rows * 0.99 and built.exists():
             return
         log(f"building {rows:,} notifications (once; kept in the database for later runs)")
         started = time.monotonic()
@@ -78,46 +81,55 @@ def build(rows: int, log) -> None:
                 """
                 INSERT INTO notifications (notification_id, user_id, notification_type, category,
                     priority, title, message, delivery_channels, status, delivery_attempts,
-                    max_attempts, is_read, is_archived, created_at, updated_at)
+                    max_attempts, is_read, is_archived, in_inbox, created_at, updated_at)
                 SELECT gen_random_uuid(),
                     ('00000000-0000-4000-8000-' || lpad(to_hex(n %% 100000), 12, '0'))::uuid,
                     'in_app', 'system', 'normal', 'Bench', 'bench row', '["in_app"]', 'sent',
-                    1, 3, n %% 3 <> 0, false,
+                    1, 3, n %% 3 <> 0, false, n %% 10 <> 0,
                     now() - (n || ' seconds')::interval, now()
                 FROM generate_series(%s, %s) AS n
                 """,
                 [start, start + count - 1],
             )
             log(f"  {start + count:,} rows ({time.monotonic() - started:.0f}s)")
+        cursor.execute("SET session_replication_role = origin")
+        for definition, _name in indexes:
+            cursor.execute(definition)
+        log(f"  indexes rebuilt ({time.monotonic() - started:.0f}s)")
+        # The measured user, through the real mechanism: notifications written as notify()
+        # writes them (not in the inbox), then their in-app deliveries inserted as sent, which
+        # the trigger turns into in_inbox = true; plus email-only unread notifications that
+        # must not be counted.
         cursor.execute(
             """
             INSERT INTO notifications (notification_id, user_id, notification_type, category,
                 priority, title, message, delivery_channels, status, delivery_attempts,
-                max_attempts, is_read, is_archived, created_at, updated_at)
-            SELECT gen_random_uuid(), %s, 'in_app', 'system', 'normal', 'Mine', 'target row',
-                '["in_app"]', 'sent', 1, 3, n > %s, false, now() - (n || ' minutes')::interval,
-                now()
+                max_attempts, is_read, is_archived, in_inbox, created_at, updated_at)
+            SELECT gen_random_uuid(), %s, CASE WHEN n > %s THEN 'email' ELSE 'in_app' END,
+                'system', 'normal', 'Mine', 'target row', '["in_app"]', 'sent', 1, 3,
+                n > %s AND n <= %s, false, false, now() - (n || ' minutes')::interval, now()
             FROM generate_series(1, %s) AS n
             """,
-            [target.pk, TARGET_UNREAD, TARGET_TOTAL],
+            [target.pk, TARGET_TOTAL, TARGET_UNREAD, TARGET_TOTAL, TARGET_TOTAL + TARGET_EMAIL],
         )
         cursor.execute(
             """
             INSERT INTO notification_deliveries (notification_id, delivery_type, provider_type,
                 provider_name, provider_priority, recipient, recipient_type, status,
                 retry_count, max_retries, created_at, updated_at)
-            SELECT notification_id, 'in_app', 'in_app', 'in-app', 0, user_id::text, 'user',
-                'sent', 0, 3, now(), now()
+            SELECT notification_id, notification_type, notification_type, 'bench', 0,
+                user_id::text, 'user', 'sent', 0, 3, now(), now()
             FROM notifications WHERE user_id = %s
             """,
             [target.pk],
         )
-        cursor.execute("SET session_replication_role = origin")
-        for definition, _name in indexes:
-            cursor.execute(definition)
-        log(f"  indexes rebuilt ({time.monotonic() - started:.0f}s)")
-        cursor.execute("ANALYZE notifications")
+        log(f"  measured user's rows written ({time.monotonic() - started:.0f}s)")
+    # outside a transaction: VACUUM sets the visibility map, as autovacuum would on a live
+    # table, so the count is index-only without heap visits
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) notifications")
         cursor.execute("ANALYZE notification_deliveries")
+    log(f"  vacuumed ({time.monotonic() - started:.0f}s)")
 
 
 def main() -> None:
@@ -143,11 +155,16 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'notifications'")
         in_table = cursor.fetchone()[0]
-    from deliveries.selectors import inbox_list
+    from django.test.utils import CaptureQueriesContext
 
-    plan = inbox_list(user).filter(is_read=False).order_by().explain()
-    uses_index = "idx_notifications_inbox_unread" in plan
-    assert inbox_unread_count(user) == TARGET_UNREAD
+    with CaptureQueriesContext(connection) as captured:
+        counted = inbox_unread_count(user)
+    assert counted == TARGET_UNREAD, f"unread count {counted}, expected {TARGET_UNREAD}"
+    [query] = captured.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    uses_index = "Index Only Scan using idx_notifications_inbox_unread" in plan
     for _ in range(50):  # warm the cache
         inbox_unread_count(user)
     timings = []
@@ -164,7 +181,8 @@ def main() -> None:
         met=p99 <= 2 and uses_index,
         note=(
             f"p50 {p50:.2f} ms; {TARGET_UNREAD:,} unread of the user's {TARGET_TOTAL:,};"
-            f" plan uses idx_notifications_inbox_unread: {'yes' if uses_index else 'NO'}"
+            f" +{TARGET_EMAIL} unread email-only; index-only scan of"
+            f" idx_notifications_inbox_unread: {'yes' if uses_index else 'NO'}"
         ),
     )
     print(plan, file=sys.stderr)

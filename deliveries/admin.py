@@ -193,6 +193,7 @@ class NotificationAdmin(NPModelAdmin):
         "notification_type",
         "is_read",
         "is_archived",
+        "in_inbox",
     )
     search_fields = ("title", "user__email", "event_type", "idempotency_key")
     actions = ("cancel_notifications",)
@@ -200,7 +201,14 @@ class NotificationAdmin(NPModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ("user", "template")
     raw_id_fields = ("auction", "bid", "item")
-    readonly_fields = ("sent_at", "delivered_at", "read_at", "clicked_at", "provider_response")
+    readonly_fields = (
+        "sent_at",
+        "delivered_at",
+        "read_at",
+        "clicked_at",
+        "provider_response",
+        "in_inbox",
+    )
     inlines = (DeliveryInline,)
     fieldsets = (
         (
@@ -235,6 +243,7 @@ class NotificationAdmin(NPModelAdmin):
                     "max_attempts",
                     "error_message",
                     "provider_response",
+                    "in_inbox",
                 )
             },
         ),

@@ -89,6 +89,15 @@ class Notification(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     is_read = models.BooleanField(**seed_default(False))
     is_archived = models.BooleanField(**seed_default(False))
+    # Extension: the notification is in the user's in-app inbox (its in_app delivery went out).
+    # Kept by a trigger on notification_deliveries (migration 0004), whatever path sends or
+    # edits the delivery, so the inbox and its unread count read one table, index-only.
+    in_inbox = models.BooleanField(
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text="Its in-app delivery was sent: it shows in the user's inbox",
+    )
     tags = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(null=True, blank=True)
     # Extensions: the event type that produced it (e.g. "outbid") and the caller's
@@ -112,11 +121,17 @@ class Notification(models.Model):
             SeedIndex(fields=["auction"], name="idx_notifications_auction"),
             SeedIndex(fields=["created_at"], name="idx_notifications_time"),
             SeedIndex(fields=["expires_at"], name="idx_notifications_expiry"),
-            # The inbox's hot path: a user's unread, unarchived notifications.
+            # The inbox's hot paths (extensions): the list, and the unread list and count
+            # (an index-only scan: every predicate is the index's own).
+            SeedIndex(
+                fields=["user", "-created_at"],
+                name="idx_notifications_inbox",
+                condition=models.Q(in_inbox=True, is_archived=False),
+            ),
             SeedIndex(
                 fields=["user", "-created_at"],
                 name="idx_notifications_inbox_unread",
-                condition=models.Q(is_read=False, is_archived=False),
+                condition=models.Q(in_inbox=True, is_read=False, is_archived=False),
             ),
         ]
         constraints = [

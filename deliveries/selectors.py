@@ -4,31 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
-from notifyplatform.choices import Channel
-
-from .models import DeliveryStatus, Notification, NotificationDelivery, UserNotificationPreference
-
-INBOX_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+from .models import Notification, NotificationDelivery, UserNotificationPreference
 
 
 def inbox_list(user: Any, *, include_archived: bool = False) -> QuerySet[Notification]:
     """The user's in-app inbox: their notifications whose in-app delivery went out.
 
     A notification appears once its ``in_app`` delivery is sent — so one deferred by quiet
-    hours or a frequency cap appears when it is due, and an opted-out one never does.
+    hours or a frequency cap appears when it is due, and an opted-out one never does. The
+    ``in_inbox`` flag says so; a trigger on the deliveries keeps it (migration 0004).
     """
-    delivered = NotificationDelivery.objects.filter(
-        notification=OuterRef("pk"), delivery_type=Channel.IN_APP, status__in=INBOX_STATUSES
-    )
-    rows = Notification.objects.filter(user=user).filter(Exists(delivered))
+    rows = Notification.objects.filter(user=user, in_inbox=True)
     if not include_archived:
         rows = rows.filter(is_archived=False)
     return rows.order_by("-created_at")
 
 
 def inbox_unread_count(user: Any) -> int:
+    """An index-only scan of ``idx_notifications_inbox_unread`` (its predicate is the whole
+    filter)."""
     return inbox_list(user).filter(is_read=False).count()
 
 

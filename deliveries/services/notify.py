@@ -1059,6 +1059,7 @@ class _BulkWriter:
             provider_response=None,
             is_read=False,
             is_archived=False,
+            in_inbox=False,  # the trigger sets it when the in-app delivery goes out
             tags=None,
             created_at=now,
             updated_at=now,
