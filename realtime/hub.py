@@ -39,6 +39,7 @@ from channels.layers import get_channel_layer
 
 from . import conf
 from .services import ConnectionCounters, connection_flush_many
+from .wire import text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class Hub:
         self.dirty: set[HubMember] = set()
         self.in_flush: set[HubMember] = set()
         self.flush_done: asyncio.Future[None] | None = None
+        # websocket frames of the event arrays sent in the current run, by the
+        # identity of their messages (kept alive here, so an id is never reused)
+        self.frames: dict[tuple[int, ...], tuple[tuple[dict[str, Any], ...], bytes]] = {}
 
     # --- membership -------------------------------------------------------------------
 
@@ -174,8 +178,33 @@ class Hub:
                 logger.exception("realtime hub: dispatch failed")
             self.last_run = time.perf_counter() - started
 
+    def frame_of(self, messages: list[dict[str, Any]]) -> bytes:
+        """The websocket frame carrying ``messages`` (one event, or an array of them),
+        built once however many connections it goes to."""
+        if len(messages) == 1:
+            message = messages[0]
+            frame = message.get("wire_frame")
+            if frame is None:
+                frame = message["wire_frame"] = text_frame(message["text"].encode())
+            return frame
+        key = tuple(map(id, messages))
+        hit = self.frames.get(key)
+        if hit is not None:
+            return hit[1]
+        frame = text_frame(("[" + ",".join(m["text"] for m in messages) + "]").encode())
+        if len(self.frames) >= 1000:
+            self.frames.clear()
+        self.frames[key] = (tuple(messages), frame)
+        return frame
+
     async def deliver(self, batch: list[dict[str, Any]]) -> None:
         """Hand each message to its group's local members; one send per member."""
+        try:
+            await self._deliver(batch)
+        finally:
+            self.frames.clear()
+
+    async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         outboxes: dict[HubMember, list[dict[str, Any]]] = {}
         for message in batch:
             members = self.members.get(message.get("group", ""))
