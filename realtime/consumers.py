@@ -74,12 +74,6 @@ def _db(func: Any) -> Any:
     return database_sync_to_async(func, thread_sensitive=False)
 
 
-def _open_and_position(**kwargs: Any) -> tuple[Any, int]:
-    # one thread hop, one commit: the row (with its first topics), connected, position
-    row = services.connection_open_connected(**kwargs)
-    return row, selectors.sequence_latest_committed()
-
-
 def _subscriptions_and_position(connection_id: Any, topics: set[str]) -> int:
     services.connection_set_subscriptions(connection_id=connection_id, topics=topics)
     return selectors.sequence_latest_committed()
@@ -216,18 +210,20 @@ class EventsConsumer(AsyncWebsocketConsumer):
         for topic in connect_topics:
             for name in groups.topic_groups(topic, authenticated=self.user_id is not None):
                 await self._join(name)
-        row, position = await _db(_open_and_position)(
-            user_id=self.user_id,
-            session_id=session_id,
-            socket_id=self.channel_name,
-            client_ip=client[0],
-            user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:1000],
-            protocol_version=protocol,
-            heartbeat_interval=self.heartbeat_interval,
-            reconnect_count=reconnect,
-            topics=connect_topics,
+        connection_id, position = await self.hub.open_connection(
+            dict(
+                user_id=self.user_id,
+                session_id=session_id,
+                socket_id=self.channel_name,
+                client_ip=client[0],
+                user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:1000],
+                protocol_version=protocol,
+                heartbeat_interval=self.heartbeat_interval,
+                reconnect_count=reconnect,
+                topics=connect_topics,
+            )
         )
-        self.connection_id = row.pk
+        self.connection_id = connection_id
         self.topics.update(connect_topics)
 
         now = time.monotonic()

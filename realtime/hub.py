@@ -38,7 +38,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from . import conf
-from .services import ConnectionCounters, connection_flush_many
+from .selectors import sequence_latest_committed
+from .services import ConnectionCounters, connection_flush_many, connection_open_many
 from .wire import text_frame
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class Hub:
         # websocket frames of the event arrays sent in the current run, by the
         # identity of their messages (kept alive here, so an id is never reused)
         self.frames: dict[tuple[int, ...], tuple[tuple[dict[str, Any], ...], bytes]] = {}
+        # connection rows waiting to be written, and the task writing them
+        self.opening: list[tuple[dict[str, Any], asyncio.Future[tuple[Any, int]]]] = []
+        self.opener: asyncio.Task[None] | None = None
 
     # --- membership -------------------------------------------------------------------
 
@@ -228,6 +232,44 @@ class Hub:
             except Exception:  # one broken connection must not starve the others
                 logger.exception("realtime hub: send failed")
 
+    # --- connection rows ----------------------------------------------------------------
+
+    async def open_connection(self, fields: dict[str, Any]) -> tuple[Any, int]:
+        """Write a new connection's row (``connection_open``'s fields, status connected)
+        and return its id and the committed sequence position read after it. The rows
+        of connections opening at the same time share one INSERT and one commit: while
+        one batch is being written the next one gathers."""
+        future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
+        self.opening.append((fields, future))
+        if self.opener is None or self.opener.done():
+            self.opener = asyncio.create_task(self._open_rows(), name="realtime-hub-open")
+        return await future
+
+    async def _open_rows(self) -> None:
+        from channels.db import database_sync_to_async
+
+        write = database_sync_to_async(_open_many_and_position, thread_sensitive=False)
+        while self.opening:
+            batch, self.opening = self.opening[:500], self.opening[500:]
+            try:
+                results, position = await write([fields for fields, _ in batch])
+            except asyncio.CancelledError:
+                for _, future in batch + self.opening:
+                    future.cancel()
+                raise
+            except Exception as exc:  # the database is away: each connect fails alone
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue  # the client went away meanwhile
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result((result, position))
+
     # --- connection counters ----------------------------------------------------------
 
     def mark_dirty(self, member: HubMember) -> None:
@@ -281,6 +323,12 @@ class Hub:
             for group in list(self.joined):
                 with contextlib.suppress(Exception):
                     await self.layer.group_add(group, channel)
+
+
+def _open_many_and_position(opens: list[dict[str, Any]]) -> tuple[list[Any], int]:
+    # the position is read after the rows (and so after every one of these consumers
+    # joined its groups): nothing published after it can be missed
+    return connection_open_many(opens), sequence_latest_committed()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
