@@ -287,9 +287,7 @@ def _open_fields(user_id, **extra):
     }
 
 
-def test_connections_opened_together_share_one_insert_and_a_bad_row_fails_alone(
-    user, monkeypatch
-):
+def test_connections_opened_together_share_one_insert_and_a_bad_row_fails_alone(user, monkeypatch):
     # the process caches the anonymous user's id; this test's rollback must not leave
     # a cached id behind for the next test
     monkeypatch.setattr(services, "_anonymous_id", None)
