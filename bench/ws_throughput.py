@@ -244,7 +244,7 @@ def main() -> None:
             env,
             args,
             start_rate=ours_start,
-            max_seconds=(8 if args.quick else 16) if label == "hub_batch" else 10,
+            max_seconds=(8 if args.quick else 18) if label == "hub_batch" else 14,
         )
 
     from realtime.models import RealTimeEvent, WebsocketConnection
