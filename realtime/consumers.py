@@ -18,6 +18,11 @@ Design notes
   consumers that joined that group, which keeps the layer's visibility rules.
 * Events arrive from the layer as ready JSON text (serialised once per publish) and
   are forwarded as is (a batch is the texts joined into an array, never re-encoded).
+  Under daphne the hub builds each event's websocket frame once per process and every
+  connection writes those bytes to its socket (``realtime.wire``); other frames
+  (connected, pong, errors...) take the ordinary ASGI send.
+* A new connection's row is written in one INSERT with the others opening at the
+  same time (``Hub.open_connection``).
 * A ``subscribe`` with ``since`` replays from the database in a task of its own while
   the dispatch loop keeps draining the layer into a buffer: the layer's per-channel
   queue is bounded and drops messages when a consumer stops reading, so a long
