@@ -1,16 +1,24 @@
 """Websocket events delivered per second by ONE server process to 1,000 subscribers of one
 topic, at p99 latency <= 100 ms.
 
-Each server under test is one daphne process; 1,000 subscribers connect from several
-load-client processes. The publisher raises its rate step by step (x1.25) until the
-p99 latency (publish call -> frame read by the client, measured on every 5th
-connection) exceeds 100 ms or events are lost; the figure is the delivered rate of the
-best step that passed.
+Each server under test is one daphne process; 1,000 subscribers connect from two
+load-client processes (bare asyncio clients, ``wsbench_common``) that count every event
+at every subscriber and measure latency (publish call -> frame read) on every 5th
+connection. The publisher raises its rate x1.5 per 1.5 s step while p99 <= 1 s holds,
+then tries once between the best rate that met p99 <= 100 ms and the first that did
+not; a step fails when an event is lost or the publisher could not keep the rate. The
+figure is the delivered rate of the best step that met p99 <= 100 ms.
 
 * baseline: stock Channels (``bench/stock_asgi.py``: every consumer in the group, one
-  ``group_send`` per event), published with a pre-serialised text;
+  ``group_send`` per event), published with a pre-serialised text. At 1,000
+  subscribers it never meets p99 <= 100 ms (~0.25 s per event's 1,000 Redis pops), so
+  its best step at p99 <= 1 s is the baseline: a looser bound than ours is held to;
 * ours: ``notifyplatform.asgi`` with ``realtime.services.publish`` (database row, commit,
-  per-process fan-out through ``realtime.hub``), clients with and without ``?batch=1``.
+  per-process fan-out through ``realtime.hub``, ready frames written by
+  ``realtime.wire``), clients with ``?batch=1`` as the browser client asks
+  (``realtime/static/realtime/client.js``), and (full mode) without it.
+
+Full mode takes ~55 s (make bench's budget for it is 70 s).
 
     DATABASE_URL=... REDIS_URL=... python bench/ws_throughput.py --json [--quick]
 """
@@ -40,16 +48,20 @@ def ramp(
     pool: wb.ClientPool,
     publish: Callable[[float, int, int], int],
     subscribers: int,
+    *,
+    start_rate: float,
     step_seconds: float,
     max_seconds: float,
 ) -> list[dict[str, Any]]:
+    """Raise the rate x1.5 per step from ``start_rate`` while the p99 <= 1 s bound holds
+    (one retry at the same rate absorbs a hiccup), then try once between the best rate
+    that met p99 <= 100 ms and the first that did not."""
     steps: list[dict[str, Any]] = []
-    rate = 1.0
     started = time.monotonic()
-    failures = 0
-    while rate <= 400 and time.monotonic() - started < max_seconds:
+
+    def step(rate: float) -> dict[str, Any]:
         pool.snapshot()  # zero the counters
-        count = max(2, int(rate * step_seconds))
+        count = max(4, int(rate * step_seconds))
         t0 = time.time()
         published = publish(rate, count, len(steps))
         elapsed = time.time() - t0
@@ -58,7 +70,7 @@ def ramp(
         latencies: list[float] = []
         deadline = time.time() + 3.0
         while True:
-            time.sleep(0.25)
+            time.sleep(0.2)
             snap = pool.snapshot()
             events += snap["events"]
             latencies.extend(snap["latencies"])
@@ -68,27 +80,34 @@ def ramp(
         p50 = wb.percentile(latencies, 50)
         achieved = published / elapsed
         kept_up = events >= expected * 0.999 and achieved >= rate * 0.9
-        ok = p99 is not None and p99 <= P99_GOAL and kept_up
-        loose = p99 is not None and p99 <= P99_LOOSE and kept_up
-        step = {
+        result = {
             "rate": round(rate, 2),
             "achieved_rate": round(achieved, 2),
             "delivered_per_s": round(events / elapsed, 1),
             "p50_ms": round((p50 or 0) * 1000, 1),
             "p99_ms": round((p99 or 0) * 1000, 1),
             "lost": max(0, expected - events),
-            "ok": ok,
-            "ok_1s": loose,
+            "ok": p99 is not None and p99 <= P99_GOAL and kept_up,
+            "ok_1s": p99 is not None and p99 <= P99_LOOSE and kept_up,
         }
-        steps.append(step)
-        wb.log(f"  step {step}")
-        if not loose:
+        steps.append(result)
+        wb.log(f"  step {result}")
+        return result
+
+    rate = start_rate
+    failures = 0
+    while rate <= 1000 and time.monotonic() - started < max_seconds:
+        if not step(rate)["ok_1s"]:
             failures += 1
-            if failures >= 2:  # one retry at the same rate absorbs a hiccup
+            if failures >= 2:
                 break
             continue
         failures = 0
-        rate *= 1.25
+        rate *= 1.5
+    passed = [s["rate"] for s in steps if s["ok"]]
+    above = [s["rate"] for s in steps if not s["ok"] and passed and s["rate"] > max(passed)]
+    if passed and above and time.monotonic() - started < max_seconds:
+        step((max(passed) * min(above)) ** 0.5)
     return steps
 
 
@@ -159,9 +178,12 @@ def measure(
     publish: Callable[[float, int, int], int],
     env: dict[str, str],
     args: argparse.Namespace,
+    start_rate: float,
+    max_seconds: float,
 ) -> tuple[list[dict[str, Any]], float | None]:
     server = wb.Daphne(app, env, f"ws-throughput-{label}")
     with wb.running(server):
+        wb.log(f"{label}: server up")
         pool = wb.ClientPool(server.port, path, SUBSCRIBERS, processes=2, wait_for=wait_for)
         try:
             ready, failed = pool.wait_ready()
@@ -172,11 +194,13 @@ def measure(
                 pool,
                 publish,
                 ready,
-                step_seconds=2.0 if args.quick else 4.0,
-                max_seconds=70 if args.quick else 150,
+                start_rate=start_rate,
+                step_seconds=1.0 if args.quick else 1.5,
+                max_seconds=max_seconds,
             )
         finally:
             pool.close()
+            wb.log(f"{label}: clients closed")
         return steps, server.rss_mb("VmHWM")
 
 
@@ -192,8 +216,10 @@ def main() -> None:
     # it drops events from the second one in flight. Both servers get a capacity that
     # never drops, so the baseline is limited by its latency, not by losses.
     env = wb.bench_env(prefix, NP_CHANNEL_LAYER_CAPACITY="100000")
+    wb.log("start")
     wb.ensure_database(env)
     wb.setup_django(env)
+    wb.log("database ready")
 
     stock_publish, stock_close = stock_publisher(prefix)
     stock_steps, stock_rss = measure(
@@ -204,9 +230,17 @@ def main() -> None:
         stock_publish,
         env,
         args,
+        start_rate=2.0,
+        max_seconds=8 if args.quick else 14,
     )
     stock_close()
+    # ours starts at the baseline's capacity (its best step at p99 <= 1 s): the steps
+    # below it would only repeat what the baseline showed, and the budget is ~70 s
+    stock_cap = best(stock_steps, "ok_1s")
+    ours_start = max(4.0, stock_cap["rate"]) if stock_cap else 4.0
     results: dict[str, tuple[list[dict[str, Any]], float | None]] = {}
+    # the headline uses ?batch=1 because the browser client does (realtime/client.js
+    # asks for coalesced frames by default); one event per frame is measured too
     variants = [("hub_batch", "&batch=1")] + ([] if args.quick else [("hub_single", "")])
     for label, extra in variants:
         results[label] = measure(
@@ -217,14 +251,26 @@ def main() -> None:
             hub_publisher(),
             env,
             args,
+            start_rate=ours_start,
+            max_seconds=(8 if args.quick else 18) if label == "hub_batch" else 14,
         )
 
     from realtime.models import RealTimeEvent, WebsocketConnection
 
+    wb.log("cleanup")
     RealTimeEvent.objects.filter(event_type="bench.tick").delete()
     WebsocketConnection.objects.filter(user_agent=wb.BENCH_USER_AGENT).delete()
+    wb.log("cleaned")
 
+    # Stock Channels at 1,000 subscribers does not reach p99 <= 100 ms at any rate (each
+    # event is 1,000 messages popped from Redis one round trip at a time: ~0.25 s per
+    # event, whatever the rate). Its capacity at p99 <= 1 s is then the baseline: a
+    # looser bound than ours is held to, so the ratio can only understate ours.
     stock_best = best(stock_steps)
+    stock_label = "stock Channels group_send per consumer, same run"
+    if stock_best is None:
+        stock_best = best(stock_steps, "ok_1s")
+        stock_label += " (never met p99 <= 100 ms; its best at p99 <= 1 s)"
     baseline = stock_best["delivered_per_s"] if stock_best else None
     ours_steps, ours_rss = results["hub_batch"]
     ours = best(ours_steps)
@@ -235,7 +281,7 @@ def main() -> None:
         value,
         "events/s",
         baseline=baseline,
-        baseline_label="stock Channels group_send per consumer, same run",
+        baseline_label=stock_label,
         goal=">= 4x baseline",
         met=bool(ratio and ratio >= 4),
         note=(
@@ -268,7 +314,7 @@ def main() -> None:
             single["delivered_per_s"] if single else 0.0,
             "events/s",
             baseline=baseline,
-            baseline_label="stock Channels group_send per consumer, same run",
+            baseline_label=stock_label,
             goal="reported (what coalescing adds)",
             met=None,
             note=f"per-process fan-out without coalesced frames; best step {single}",

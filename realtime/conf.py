@@ -36,6 +36,10 @@ _DEFAULTS: dict[str, object] = {
     "NP_RT_HUB_FLUSH_TICK": 1.0,
     # most events one coalesced frame carries (clients that asked for ?batch=1)
     "NP_WS_BATCH_MAX_EVENTS": 200,
+    # the server process's garbage collector (realtime.hub): when its hub starts, the
+    # objects alive then (Django, the imports) are frozen out of collections and these
+    # thresholds set; None leaves the collector as Python configures it
+    "NP_RT_GC_THRESHOLDS": (20_000, 20, 20),
 }
 
 

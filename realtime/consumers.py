@@ -18,6 +18,11 @@ Design notes
   consumers that joined that group, which keeps the layer's visibility rules.
 * Events arrive from the layer as ready JSON text (serialised once per publish) and
   are forwarded as is (a batch is the texts joined into an array, never re-encoded).
+  Under daphne the hub builds each event's websocket frame once per process and every
+  connection writes those bytes to its socket (``realtime.wire``); other frames
+  (connected, pong, errors...) take the ordinary ASGI send.
+* A new connection's row is written in one INSERT with the others opening at the
+  same time (``Hub.open_connection``).
 * A ``subscribe`` with ``since`` replays from the database in a task of its own while
   the dispatch loop keeps draining the layer into a buffer: the layer's per-channel
   queue is bounded and drops messages when a consumer stops reading, so a long
@@ -47,6 +52,7 @@ from django.utils import timezone
 from . import conf, groups, selectors, services
 from .errors import RealtimeError
 from .hub import get_hub
+from .wire import WireWriter
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +77,6 @@ def _db(func: Any) -> Any:
     # thread, so a few hundred clients connecting at once queue behind each other for
     # longer than daphne's 5 s handshake timeout. No call here spans a transaction.
     return database_sync_to_async(func, thread_sensitive=False)
-
-
-def _open_and_position(**kwargs: Any) -> tuple[Any, int]:
-    # one thread hop, one commit: the row (with its first topics), connected, position
-    row = services.connection_open_connected(**kwargs)
-    return row, selectors.sequence_latest_committed()
 
 
 def _subscriptions_and_position(connection_id: Any, topics: set[str]) -> int:
@@ -130,6 +130,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.channel_name = ""
         self.connection_id: uuid.UUID | None = None
         self._raw_send = self.base_send
+        self._wire: WireWriter | None = None
         self.closing_reason: str | None = None
         self.topics: set[str] = set()
         self.sent_seqs: OrderedDict[int, None] = OrderedDict()
@@ -199,6 +200,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # its websocket_connect_timeout, and the row's writes can queue under load
         await self.accept()
         self._raw_send = _unwrapped_send(self.base_send)
+        # events go out as ready frames through the socket when the server is daphne
+        # (realtime.wire); every other frame keeps the ASGI path
+        self._wire = WireWriter.for_send(self._raw_send)
         hub_channel = await self.hub.start()
         self.channel_name = f"{hub_channel}.{uuid.uuid4().hex[:16]}"
         # buffer live events until the connected (and subscribed) frames are out; the
@@ -211,18 +215,20 @@ class EventsConsumer(AsyncWebsocketConsumer):
         for topic in connect_topics:
             for name in groups.topic_groups(topic, authenticated=self.user_id is not None):
                 await self._join(name)
-        row, position = await _db(_open_and_position)(
-            user_id=self.user_id,
-            session_id=session_id,
-            socket_id=self.channel_name,
-            client_ip=client[0],
-            user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:1000],
-            protocol_version=protocol,
-            heartbeat_interval=self.heartbeat_interval,
-            reconnect_count=reconnect,
-            topics=connect_topics,
+        connection_id, position = await self.hub.open_connection(
+            dict(
+                user_id=self.user_id,
+                session_id=session_id,
+                socket_id=self.channel_name,
+                client_ip=client[0],
+                user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:1000],
+                protocol_version=protocol,
+                heartbeat_interval=self.heartbeat_interval,
+                reconnect_count=reconnect,
+                topics=connect_topics,
+            )
         )
-        self.connection_id = row.pk
+        self.connection_id = connection_id
         self.topics.update(connect_topics)
 
         now = time.monotonic()
@@ -289,17 +295,27 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if self.closing_reason is not None:
             return
         if not self.batch_frames or len(messages) == 1:
-            for message in messages:
-                await self._send_text(message["text"], message.get("n"))
-            return
-        size = self.hub.batch_max_events
-        for start in range(0, len(messages), size):
-            chunk = messages[start : start + size]
+            chunks = [[message] for message in messages]
+        else:
+            size = self.hub.batch_max_events
+            chunks = [messages[start : start + size] for start in range(0, len(messages), size)]
+        wire = self._wire
+        for chunk in chunks:
             if len(chunk) == 1:
-                await self._send_text(chunk[0]["text"], chunk[0].get("n"))
-                continue
-            nbytes = sum(m.get("n") or len(m["text"].encode()) for m in chunk) + len(chunk) + 1
-            await self._send_text("[" + ",".join(m["text"] for m in chunk) + "]", nbytes)
+                nbytes = chunk[0].get("n") or len(chunk[0]["text"].encode())
+            else:
+                nbytes = sum(m.get("n") or len(m["text"].encode()) for m in chunk) + len(chunk) + 1
+            if wire is not None:
+                # the frame's bytes are built once per publish (per run for an array)
+                if not wire.write(self.hub.frame_of(chunk)):
+                    return  # closing: the client replays what it missed
+                self.counters.messages_sent += 1
+                self.counters.bytes_sent += nbytes
+                self._traffic()
+            elif len(chunk) == 1:
+                await self._send_text(chunk[0]["text"], nbytes)
+            else:
+                await self._send_text("[" + ",".join(m["text"] for m in chunk) + "]", nbytes)
 
     async def _join(self, group: str) -> None:
         self.hub_groups.add(group)

@@ -20,6 +20,14 @@ for batches (``?batch=1``) then gets them as one JSON-array frame (see consumers
 Under load the dispatcher also waits a little (a fraction of its last run, at most
 ``NP_RT_HUB_GATHER_MS``) so more events arrive per run.
 
+Garbage collection: with 1,000 connections a process holds a few hundred thousand
+objects, and every dispatch run keeps thousands of short-lived ones alive long enough
+to be promoted, so full collections (150-450 ms, measured with gc.callbacks at ~50
+events/s to 1,000 subscribers) came every few seconds and were the latency tail. When
+the hub starts it freezes what is alive then (``gc.freeze``: Django and the imports,
+which live as long as the process) and raises the collection thresholds
+(``NP_RT_GC_THRESHOLDS``): one full collection of ~40 ms in the same run.
+
 The membership of a dead process lingers in Redis until the layer's ``group_expiry``;
 a live hub re-adds its memberships every ``NP_RT_HUB_REFRESH_SECONDS`` so a long-lived
 process never ages out of a group.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import weakref
@@ -38,7 +47,9 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from . import conf
-from .services import ConnectionCounters, connection_flush_many
+from .selectors import sequence_latest_committed
+from .services import ConnectionCounters, connection_flush_many, connection_open_many
+from .wire import text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +88,12 @@ class Hub:
         self.dirty: set[HubMember] = set()
         self.in_flush: set[HubMember] = set()
         self.flush_done: asyncio.Future[None] | None = None
+        # websocket frames of the event arrays sent in the current run, by the
+        # identity of their messages (kept alive here, so an id is never reused)
+        self.frames: dict[tuple[int, ...], tuple[tuple[dict[str, Any], ...], bytes]] = {}
+        # connection rows waiting to be written, and the task writing them
+        self.opening: list[tuple[dict[str, Any], asyncio.Future[tuple[Any, int]]]] = []
+        self.opener: asyncio.Task[None] | None = None
 
     # --- membership -------------------------------------------------------------------
 
@@ -85,6 +102,7 @@ class Hub:
             return self.channel
         async with self.start_lock:
             if self.channel is None:
+                _tune_gc()
                 channel = await self.layer.new_channel("rthub")
                 self.tasks = [
                     asyncio.create_task(self._read(channel), name="realtime-hub-read"),
@@ -174,8 +192,33 @@ class Hub:
                 logger.exception("realtime hub: dispatch failed")
             self.last_run = time.perf_counter() - started
 
+    def frame_of(self, messages: list[dict[str, Any]]) -> bytes:
+        """The websocket frame carrying ``messages`` (one event, or an array of them),
+        built once however many connections it goes to."""
+        if len(messages) == 1:
+            message = messages[0]
+            frame = message.get("wire_frame")
+            if frame is None:
+                frame = message["wire_frame"] = text_frame(message["text"].encode())
+            return frame
+        key = tuple(map(id, messages))
+        hit = self.frames.get(key)
+        if hit is not None:
+            return hit[1]
+        frame = text_frame(("[" + ",".join(m["text"] for m in messages) + "]").encode())
+        if len(self.frames) >= 1000:
+            self.frames.clear()
+        self.frames[key] = (tuple(messages), frame)
+        return frame
+
     async def deliver(self, batch: list[dict[str, Any]]) -> None:
         """Hand each message to its group's local members; one send per member."""
+        try:
+            await self._deliver(batch)
+        finally:
+            self.frames.clear()
+
+    async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         outboxes: dict[HubMember, list[dict[str, Any]]] = {}
         for message in batch:
             members = self.members.get(message.get("group", ""))
@@ -198,6 +241,44 @@ class Hub:
                 raise
             except Exception:  # one broken connection must not starve the others
                 logger.exception("realtime hub: send failed")
+
+    # --- connection rows ----------------------------------------------------------------
+
+    async def open_connection(self, fields: dict[str, Any]) -> tuple[Any, int]:
+        """Write a new connection's row (``connection_open``'s fields, status connected)
+        and return its id and the committed sequence position read after it. The rows
+        of connections opening at the same time share one INSERT and one commit: while
+        one batch is being written the next one gathers."""
+        future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
+        self.opening.append((fields, future))
+        if self.opener is None or self.opener.done():
+            self.opener = asyncio.create_task(self._open_rows(), name="realtime-hub-open")
+        return await future
+
+    async def _open_rows(self) -> None:
+        from channels.db import database_sync_to_async
+
+        write = database_sync_to_async(_open_many_and_position, thread_sensitive=False)
+        while self.opening:
+            batch, self.opening = self.opening[:500], self.opening[500:]
+            try:
+                results, position = await write([fields for fields, _ in batch])
+            except asyncio.CancelledError:
+                for _, future in batch + self.opening:
+                    future.cancel()
+                raise
+            except Exception as exc:  # the database is away: each connect fails alone
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue  # the client went away meanwhile
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result((result, position))
 
     # --- connection counters ----------------------------------------------------------
 
@@ -252,6 +333,27 @@ class Hub:
             for group in list(self.joined):
                 with contextlib.suppress(Exception):
                     await self.layer.group_add(group, channel)
+
+
+_gc_tuned = False
+
+
+def _tune_gc() -> None:
+    """Once per process: see "Garbage collection" in the module's docstring."""
+    global _gc_tuned
+    thresholds = conf.get("NP_RT_GC_THRESHOLDS")
+    if _gc_tuned or not thresholds:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*thresholds)
+
+
+def _open_many_and_position(opens: list[dict[str, Any]]) -> tuple[list[Any], int]:
+    # the position is read after the rows (and so after every one of these consumers
+    # joined its groups): nothing published after it can be missed
+    return connection_open_many(opens), sequence_latest_committed()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

@@ -273,6 +273,58 @@ def test_counters_are_added_in_batches_and_close_keeps_an_earlier_reason(user):
     assert (row.connection_status, row.disconnect_reason) == ("disconnected", "heartbeat_timeout")
 
 
+def _open_fields(user_id, **extra):
+    return {
+        "user_id": user_id,
+        "session_id": "s",
+        "socket_id": f"sock-{uuid.uuid4()}",
+        "client_ip": "127.0.0.1",
+        "user_agent": "ua",
+        "protocol_version": "1.0",
+        "heartbeat_interval": 30,
+        "reconnect_count": 0,
+        **extra,
+    }
+
+
+def test_connections_opened_together_share_one_insert_and_a_bad_row_fails_alone(user, monkeypatch):
+    # the process caches the anonymous user's id; this test's rollback must not leave
+    # a cached id behind for the next test
+    monkeypatch.setattr(services, "_anonymous_id", None)
+    services.anonymous_user()
+    # given: three connections opening at once (one anonymous, one subscribed)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    auction_id = str(uuid.uuid4())
+    opens = [
+        _open_fields(user.pk, topics=[f"auction.{auction_id}", "news"]),
+        _open_fields(None),
+        _open_fields(user.pk, reconnect_count=2),
+    ]
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        ids = services.connection_open_many(opens)
+    # then: one INSERT for all three, every row connected with its own fields
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1 and '"websocket_connections"' in inserts[0]
+    rows = {r.pk: r for r in WebsocketConnection.objects.filter(pk__in=ids)}
+    assert [rows[i].connection_status for i in ids] == ["connected"] * 3
+    assert rows[ids[0]].subscriptions == [f"auction.{auction_id}", "news"]
+    assert rows[ids[0]].auction_subscriptions == [auction_id]
+    assert rows[ids[1]].user.email == services.ANONYMOUS_EMAIL
+    assert rows[ids[2]].reconnect_count == 2
+
+    # given: a batch in which one connection's user no longer exists
+    gone = uuid.uuid4()
+    # when
+    results = services.connection_open_many([_open_fields(user.pk), _open_fields(gone)])
+    # then: the other row is written, the bad one gets its own error
+    assert WebsocketConnection.objects.get(pk=results[0]).connection_status == "connected"
+    assert isinstance(results[1], Exception)
+    assert not WebsocketConnection.objects.filter(user_id=gone).exists()
+
+
 def test_anonymous_connections_use_one_inactive_system_user():
     first, second = _connection(None), _connection(None)
     assert first.user_id == second.user_id
