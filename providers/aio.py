@@ -16,7 +16,9 @@ a thread with :func:`to_thread`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -64,6 +66,16 @@ class _SenderLoop:
 
 
 _sender = _SenderLoop()
+
+
+@atexit.register
+def _close_session() -> None:
+    """Close the pool at interpreter exit (aiohttp logs every unclosed connection else)."""
+    loop, current = _sender.loop, _sender.session
+    if loop is None or current is None or _sender.pid != os.getpid() or not loop.is_running():
+        return
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(current.close(), loop).result(timeout=2)
 
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
