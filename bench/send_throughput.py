@@ -58,6 +58,32 @@ def sent_count(ids_min: int) -> int:
         return int(cursor.fetchone()[0])
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu() -> dict[str, float]:
+    """CPU seconds so far of every PostgreSQL and Redis process (all databases: what the
+    machine's shared services spent, for the log only)."""
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        kind = "postgres" if name.startswith("postgres") else "redis" if "redis" in name else None
+        if kind:
+            totals[kind] = totals.get(kind, 0.0) + cpu_seconds(int(entry.name))
+    return totals
+
+
 def hooks(port: int, method: str, path: str) -> dict:
     """The receiver's control API (counters per hook name, reset)."""
     import urllib.request
@@ -203,10 +229,19 @@ def main() -> None:
     enqueue_deliveries(warm, chunk=100)
     wait_until(lambda: sent_count(warm[0]) >= len(warm), 120, 0.1)
     hooks(port, "POST", "/_sandbox/reset")
+    cpu_before = {w.pid: cpu_seconds(w.pid) for w in [*workers, sandbox]}
+    services_before = services_cpu()
     started = time.perf_counter()
     enqueue_deliveries(ids, chunk=int(os.environ.get("NP_BENCH_ENQUEUE_CHUNK", 500)))
     done = wait_until(lambda: sent_count(ids[0]) >= len(ids), 600, 0.1)
     elapsed = time.perf_counter() - started
+    cpu = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
+    report.log(
+        f"CPU in the window ({elapsed:.1f}s): workers "
+        + ", ".join(f"{cpu[w.pid]:.1f}s" for w in workers)
+        + f"; receiver {cpu[sandbox.pid]:.1f}s; "
+        + ", ".join(f"{k} {v - services_before.get(k, 0):.1f}s" for k, v in services_cpu().items())
+    )
     sent = sent_count(ids[0])
     rate = sent / elapsed
     rss = [peak_rss_mb(w.pid) for w in workers]
