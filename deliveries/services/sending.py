@@ -47,7 +47,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -395,38 +395,39 @@ def _claim_batch(
         order = "id"
     else:
         order = "scheduled_at, id"  # idx_notification_deliveries_due (partial, pending)
+    # Claim and read in one statement: the UPDATE returns the columns a send reads (and
+    # the notification's), so no second query reloads the rows through the ORM.
+    columns = ", ".join(f"d.{name}" for name in _CLAIM_COLUMNS)  # defined below
     sql = f"""
         WITH picked AS (
             SELECT id FROM notification_deliveries WHERE {where}
             ORDER BY {order} LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE notification_deliveries d
+            SET status = 'sending',
+                delivery_metadata = (COALESCE(d.delivery_metadata, '{{}}'::jsonb) - 'lease')
+                    || jsonb_build_object('lease', jsonb_build_object(
+                        'token', %(token)s::text, 'until', %(until)s::float8,
+                        'worker', %(worker)s::text, 'attempt', d.retry_count + 1)),
+                updated_at = %(now)s
+            FROM picked WHERE d.id = picked.id
+            RETURNING {columns}
         )
-        UPDATE notification_deliveries d
-        SET status = 'sending',
-            delivery_metadata = (COALESCE(d.delivery_metadata, '{{}}'::jsonb) - 'lease')
-                || jsonb_build_object('lease', jsonb_build_object(
-                    'token', %(token)s::text, 'until', %(until)s::float8,
-                    'worker', %(worker)s::text, 'attempt', d.retry_count + 1)),
-            updated_at = %(now)s
-        FROM picked WHERE d.id = picked.id
-        RETURNING d.id
+        SELECT c.*, n.user_id, n.template_data
+        FROM claimed c LEFT JOIN notifications n ON n.notification_id = c.notification_id
+        ORDER BY c.id
     """  # noqa: S608 - fixed fragments, values are parameters
     params = {"now": now, "ids": delivery_ids, "limit": limit, **lease}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        claimed = [row[0] for row in cursor.fetchall()]
-    if not claimed:
-        return []
-    # only what building, routing and recording a send read: the rest of the row (five
-    # timestamps, the rendered message is in delivery_metadata) is not decoded for nothing
-    return list(
-        NotificationDelivery.objects.filter(pk__in=claimed)
-        .select_related("notification")
-        .only(*_CLAIM_FIELDS)
-        .order_by("id")
-    )
+        rows = cursor.fetchall()
+    return [_claimed_delivery(row) for row in rows]
 
 
-_CLAIM_FIELDS = (
+# The fields of a claimed delivery that building, routing and recording its send read;
+# the rest of the row stays deferred (loading it would be a query per row: nothing does).
+# In model order: ``Model.from_db`` matches values to fields by position.
+_CLAIM_WANTED = {
     "id",
     "status",
     "notification_id",
@@ -438,9 +439,41 @@ _CLAIM_FIELDS = (
     "delivery_metadata",
     "retry_count",
     "max_retries",
-    "notification__user_id",
-    "notification__template_data",
-)
+}
+_CLAIM_FIELDS = [
+    f for f in NotificationDelivery._meta.concrete_fields if f.attname in _CLAIM_WANTED
+]
+_CLAIM_COLUMNS = [f.column for f in _CLAIM_FIELDS]
+_CLAIM_ATTNAMES = [f.attname for f in _CLAIM_FIELDS]
+_NOTIFICATION_FIELDS = [
+    f for f in Notification._meta.concrete_fields if f.attname in {"id", "user_id", "template_data"}
+]
+
+
+def _claimed_delivery(row: tuple) -> NotificationDelivery:
+    """A deferred-fields model instance from a claim row (as ``.only()`` would build it),
+    with its notification's user and template data attached."""
+    count = len(_CLAIM_FIELDS)
+    values = [
+        field.from_db_value(value, None, connection)
+        if value is not None and hasattr(field, "from_db_value")
+        else value
+        for field, value in zip(_CLAIM_FIELDS, row[:count], strict=True)
+    ]
+    delivery = NotificationDelivery.from_db(DEFAULT_DB_ALIAS, _CLAIM_ATTNAMES, values)
+    extra = dict(zip(("user_id", "template_data"), row[count:], strict=True))
+    if delivery.notification_id is not None:
+        extra["id"] = delivery.notification_id
+        values = [
+            field.from_db_value(extra[field.attname], None, connection)
+            if extra[field.attname] is not None and hasattr(field, "from_db_value")
+            else extra[field.attname]
+            for field in _NOTIFICATION_FIELDS
+        ]
+        delivery.notification = Notification.from_db(
+            DEFAULT_DB_ALIAS, [f.attname for f in _NOTIFICATION_FIELDS], values
+        )
+    return delivery
 
 
 def _expire_among(delivery_ids: list[int], now: datetime) -> list[SendOutcomeSummary]:
