@@ -67,6 +67,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> float:
+    """CPU seconds all cores spent not idle so far (Linux /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def services_cpu() -> dict[str, float]:
     """CPU seconds so far of every PostgreSQL and Redis process (all databases: what the
     machine's shared services spent, for the log only)."""
@@ -231,6 +238,7 @@ def main() -> None:
     hooks(port, "POST", "/_sandbox/reset")
     cpu_before = {w.pid: cpu_seconds(w.pid) for w in [*workers, sandbox]}
     services_before = services_cpu()
+    machine_before = machine_busy()
     started = time.perf_counter()
     enqueue_deliveries(ids, chunk=int(os.environ.get("NP_BENCH_ENQUEUE_CHUNK", 500)))
     done = wait_until(lambda: sent_count(ids[0]) >= len(ids), 600, 0.1)
@@ -241,6 +249,8 @@ def main() -> None:
         + ", ".join(f"{cpu[w.pid]:.1f}s" for w in workers)
         + f"; receiver {cpu[sandbox.pid]:.1f}s; "
         + ", ".join(f"{k} {v - services_before.get(k, 0):.1f}s" for k, v in services_cpu().items())
+        + f"; whole machine busy {machine_busy() - machine_before:.1f}s of"
+        f" {elapsed * (os.cpu_count() or 1):.1f}s"
     )
     sent = sent_count(ids[0])
     rate = sent / elapsed
