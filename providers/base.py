@@ -72,6 +72,13 @@ class BaseAdapter:
     def send(self, message: OutboundMessage) -> SendResult:
         raise NotImplementedError
 
+    async def asend(self, message: OutboundMessage) -> SendResult:
+        """The batch sender's coroutine send (on ``providers.aio``'s loop). By default the
+        blocking :meth:`send` in a thread; adapters that can do without override it."""
+        from providers import aio
+
+        return await aio.to_thread(self.send, message)
+
     def check_health(self) -> HealthResult:
         return HealthResult(ok=True, checked=False)
 
@@ -218,6 +225,53 @@ class HttpAdapter(BaseAdapter):
             raise errors.transient(
                 f"{self.name}: connection failed ({exc.__class__.__name__}: {exc})"
             ) from exc
+
+    async def arequest(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        server_hostname: str | None = None,
+    ) -> httpx.Response:
+        """:meth:`request` for coroutine sends: the same headers, timeouts and error mapping,
+        over the sender loop's pooled aiohttp session. The answer comes back as an
+        ``httpx.Response`` so every response check of the adapters serves both paths."""
+        import aiohttp
+
+        from providers import aio
+
+        if not url.startswith(("http://", "https://")):
+            url = f"{self.base_url}/{url.lstrip('/')}"
+        headers = dict(headers or {})
+        if idempotency_key and self.idempotency_header:
+            headers[self.idempotency_header] = idempotency_key
+        limits = self.timeout
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=limits.connect, sock_read=limits.read
+        )
+        try:
+            async with aio.session().request(
+                method,
+                url,
+                data=content,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                server_hostname=server_hostname,
+            ) as answer:
+                body = await answer.read()
+        except TimeoutError as exc:
+            raise errors.transient(
+                f"{self.name}: timed out ({type(exc).__name__})", errors.TIMEOUT
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise errors.transient(
+                f"{self.name}: connection failed ({exc.__class__.__name__}: {exc})"
+            ) from exc
+        return httpx.Response(answer.status, headers=list(answer.raw_headers), content=body)
 
     def error_for_response(self, response: httpx.Response) -> ProviderError | None:
         """The ProviderError an error response means, or None for a success.

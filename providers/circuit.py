@@ -60,15 +60,22 @@ def trial_key(name: str) -> str:
 
 
 def record_success(provider: Provider) -> None:
+    record_successes(provider, 1)
+
+
+def record_successes(provider: Provider, count: int, *, reset_consecutive: bool = True) -> None:
+    """Count ``count`` successes in one pipeline (the batch sender tallies a whole batch);
+    ``reset_consecutive=False`` when the provider's last outcome was a failure."""
     if not provider.is_healthy:  # the half-open trial went through: the provider is back
         close_circuit(provider, reason="half-open trial succeeded")
         return
     buckets, consecutive = _keys(provider.provider_name, time.time())
     try:
         pipe = kv.client().pipeline()
-        pipe.hincrby(buckets[0], "ok", 1)
+        pipe.hincrby(buckets[0], "ok", count)
         pipe.expire(buckets[0], WINDOW_MINUTES * 60 + 60)
-        pipe.delete(consecutive)
+        if reset_consecutive:
+            pipe.delete(consecutive)
         pipe.execute()
     except redis.RedisError as exc:
         logger.warning("circuit for %s not updated: redis error %s", provider, exc)

@@ -8,6 +8,7 @@ redirect us to an internal address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -118,3 +119,34 @@ def resolve_public(url: str) -> ResolvedTarget:
         host_header=host_header,
         sni_hostname=parsed.host if parsed.scheme == "https" else None,
     )
+
+
+async def resolve_public_async(url: str) -> ResolvedTarget:
+    """:func:`resolve_public` for the sender loop. A URL whose host is an IP literal needs no
+    lookup, so its answer depends on nothing but the URL and the allowlist: it is computed
+    once and cached (parsing URLs and addresses was a fifth of the sender loop's time). A
+    host name is resolved in a thread for every send, as before: no DNS answer is reused,
+    and a slow one does not stall every other send in flight."""
+    try:
+        return _resolve_literal(url, tuple(allowed_entries()))
+    except _NotLiteralError:
+        from providers import aio
+
+        return await aio.to_thread(resolve_public, url)
+
+
+class _NotLiteralError(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve_literal(url: str, entries: tuple[str, ...]) -> ResolvedTarget:
+    """``resolve_public`` for an IP-literal URL (``entries`` is the allowlist it was checked
+    against, part of the cache key); raises _NotLiteralError for a host name. A refusal is
+    a ProviderError and, like any exception, is not cached."""
+    try:
+        host = httpx.URL(url).host
+        ipaddress.ip_address(host.strip("[]"))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise _NotLiteralError from None
+    return resolve_public(url)

@@ -3,6 +3,7 @@ provider (e.g. pywebpush) never breaks the others."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
@@ -30,8 +31,10 @@ class UnknownAdapterError(LookupError):
     pass
 
 
+@functools.lru_cache(maxsize=256)
 def adapter_class(kind: str) -> type[BaseAdapter]:
-    """The class for a kind ("smtp") or a dotted path ("myapp.adapters.Foo")."""
+    """The class for a kind ("smtp") or a dotted path ("myapp.adapters.Foo"); cached, the
+    batch sender asks once per send (a failed import is not cached: it raises)."""
     path = ADAPTERS.get(kind) or (kind if "." in kind else None)
     if path is None:
         raise UnknownAdapterError(f"unknown provider kind {kind!r}")

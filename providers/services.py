@@ -18,7 +18,13 @@ from providers.types import Attempt, OutboundMessage, Receipt, ReceiptStatus, Se
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SendOutcome", "send_with_failover", "receipt_apply"]
+__all__ = [
+    "SendOutcome",
+    "SuccessTally",
+    "receipt_apply",
+    "send_with_failover",
+    "send_with_failover_async",
+]
 
 
 def _ms(started: float) -> int:
@@ -77,6 +83,105 @@ def send_with_failover(message: OutboundMessage, providers: list[Provider]) -> S
             circuit.record_failure(provider)
             continue
         circuit.record_success(provider)
+        attempts.append(
+            Attempt(
+                provider_name=provider.provider_name,
+                ok=True,
+                error_code=None,
+                response=result.response,
+                duration_ms=_ms(started),
+                provider_message_id=result.provider_message_id,
+            )
+        )
+        return SendOutcome(result=result, provider=provider, attempts=attempts, error=None)
+    if last_error is None:
+        last_error = errors.transient(
+            f"no provider available for {message.channel}", errors.NO_PROVIDER
+        )
+    return SendOutcome(result=None, provider=None, attempts=attempts, error=last_error)
+
+
+class SuccessTally:
+    """Circuit-breaker successes of a batch, counted in memory and written in one Redis
+    pipeline by :meth:`flush` (``circuit.record_successes``) instead of one round trip per
+    send. A failure is still recorded at once (it may open the circuit); the tally only
+    remembers whether a provider's last outcome was a success, so a batch ending in
+    failures does not reset the consecutive-failure count."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, list[Any]] = {}  # provider pk -> [provider, successes, last_ok]
+
+    def success(self, provider: Provider) -> None:
+        entry = self.counts.setdefault(provider.pk, [provider, 0, True])
+        entry[1] += 1
+        entry[2] = True
+
+    def failure(self, provider: Provider) -> None:
+        entry = self.counts.setdefault(provider.pk, [provider, 0, False])
+        entry[2] = False
+
+    def flush(self) -> None:
+        counts, self.counts = self.counts, {}
+        for provider, successes, last_ok in counts.values():
+            if successes:
+                circuit.record_successes(provider, successes, reset_consecutive=last_ok)
+
+
+async def send_with_failover_async(
+    message: OutboundMessage, providers: list[Provider], tally: SuccessTally
+) -> SendOutcome:
+    """:func:`send_with_failover` as a coroutine for the batch sender's event loop: the same
+    order, the same idempotency key on every try, the same attempts recorded. Adapters send
+    with ``asend``; circuit successes go to ``tally`` (the caller flushes it after the
+    batch), failures are recorded at once in a thread (opening a circuit writes the
+    database, which the event loop must not)."""
+    from providers import aio
+
+    attempts: list[Attempt] = []
+    last_error: ProviderError | None = None
+    for provider in providers:
+        started = time.monotonic()
+        try:
+            adapter = get_adapter(provider)
+        except UnknownAdapterError as exc:
+            last_error = errors.permanent(str(exc), errors.UNCONFIGURED)
+            attempts.append(_failed(provider, last_error, started))
+            continue
+        if adapter.missing_credentials():
+            last_error = adapter.unconfigured()
+            attempts.append(_failed(provider, last_error, started))
+            continue
+        # a provider without limits costs no Redis round trip; a limited one one EVAL
+        exhausted = ratelimit.acquire(provider)
+        if exhausted is not None:
+            last_error = errors.transient(
+                f"{provider.provider_name}: rate limit per {exhausted.period} reached",
+                errors.RATE_LIMITED,
+                retry_after=exhausted.reset_in,
+            )
+            attempts.append(_failed(provider, last_error, started))
+            continue
+        try:
+            result = await adapter.asend(message)
+        except ProviderError as exc:
+            last_error = exc
+            attempts.append(_failed(provider, exc, started))
+            if exc.error_code in HEALTH_ERROR_CODES:
+                tally.failure(provider)
+                await aio.to_thread(circuit.record_failure, provider)
+            if not exc.retryable:
+                return SendOutcome(result=None, provider=provider, attempts=attempts, error=exc)
+            continue
+        except Exception as exc:  # an adapter bug must not lose the delivery's story
+            logger.exception("provider %s raised unexpectedly", provider.provider_name)
+            last_error = errors.transient(
+                f"{provider.provider_name}: {type(exc).__name__}: {exc}", errors.UNKNOWN
+            )
+            attempts.append(_failed(provider, last_error, started))
+            tally.failure(provider)
+            await aio.to_thread(circuit.record_failure, provider)
+            continue
+        tally.success(provider)
         attempts.append(
             Attempt(
                 provider_name=provider.provider_name,

@@ -7,7 +7,7 @@ the pipeline turns an ``OutboundMessage`` into a request and a ``SendResult`` or
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -59,7 +59,12 @@ class Attempt:
     provider_message_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: that deep-copies ``response`` for every attempt recorded,
+        # and the batch sender records thousands a second; the dict is serialised right away
+        return {f: getattr(self, f) for f in _ATTEMPT_FIELDS}
+
+
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 
 
 @dataclass

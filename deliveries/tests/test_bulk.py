@@ -274,3 +274,29 @@ def test_batch_send_records_failures_and_skips_what_is_not_due(
     assert rows[ids[2]].status == "pending"
     assert webhook_receiver.by_delivery() == {ids[0]: 1}
     assert connection.connection is not None
+
+
+def test_batch_sender_publishes_one_in_app_event_per_sent_delivery(
+    committed, make_user, pipeline_providers
+):
+    # given 40 due in-app deliveries (sent in one claim, published as one group)
+    from realtime.models import RealTimeEvent
+
+    users = [make_user() for _ in range(4)]
+    results = notify_many(users * 10, title="T", message="M", channels=["in_app"])
+    ids = [d.pk for r in results for d in r.deliveries if d.status == "pending"]
+    assert len(ids) == 40
+    RealTimeEvent.objects.all().delete()
+
+    # when the batch sender sends them
+    summaries = deliveries_send(ids)
+
+    # then each was sent and has exactly one private event for its own user
+    assert {s.outcome for s in summaries} == {"sent"}
+    events = list(RealTimeEvent.objects.filter(event_type="notification.created"))
+    assert sorted(e.event_metadata["delivery_id"] for e in events) == sorted(ids)
+    owners = dict(
+        NotificationDelivery.objects.filter(pk__in=ids).values_list("id", "notification__user_id")
+    )
+    assert all(e.user_id == owners[e.event_metadata["delivery_id"]] for e in events)
+    assert all(e.visibility == "private" for e in events)

@@ -17,3 +17,6 @@ class InAppAdapter(BaseAdapter):
             provider_message_id=str(message.delivery_id),
             response={"stored": True, "user_id": message.user_id},
         )
+
+    async def asend(self, message: OutboundMessage) -> SendResult:
+        return self.send(message)  # nothing to wait for: no thread either

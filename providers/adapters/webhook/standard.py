@@ -22,7 +22,7 @@ import httpx
 
 from providers import errors
 from providers.base import HttpAdapter, response_summary
-from providers.netguard import resolve_public
+from providers.netguard import ResolvedTarget, resolve_public, resolve_public_async
 from providers.types import OutboundMessage, SendResult
 
 
@@ -68,10 +68,10 @@ class WebhookAdapter(HttpAdapter):
             },
         }
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
-        target = resolve_public(message.recipient)  # refuses before any connection
+    def _prepare(
+        self, message: OutboundMessage, target: ResolvedTarget
+    ) -> tuple[bytes, dict[str, str]]:
+        """The signed body and headers of one webhook call (both send paths)."""
         body = json.dumps(self.payload(message), separators=(",", ":"), default=str).encode()
         timestamp = str(int(time.time()))
         headers = {
@@ -83,10 +83,11 @@ class WebhookAdapter(HttpAdapter):
         secret = self.secret()
         if secret:
             headers["webhook-signature"] = sign(secret, message.idempotency_key, timestamp, body)
-        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
-        response = self.request(
-            "POST", str(target.url), content=body, headers=headers, extensions=extensions
-        )
+        return body, headers
+
+    def _result(
+        self, message: OutboundMessage, target: ResolvedTarget, response: httpx.Response
+    ) -> SendResult:
         if 300 <= response.status_code < 400:
             raise errors.permanent(
                 f"{self.name}: webhook answered a redirect ({response.status_code}); "
@@ -97,6 +98,31 @@ class WebhookAdapter(HttpAdapter):
         summary = self.raise_for_status(response)
         summary["target_ip"] = target.ip
         return SendResult(provider_message_id=message.idempotency_key, response=summary)
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if self.missing_credentials():
+            raise self.unconfigured()
+        target = resolve_public(message.recipient)  # refuses before any connection
+        body, headers = self._prepare(message, target)
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        response = self.request(
+            "POST", str(target.url), content=body, headers=headers, extensions=extensions
+        )
+        return self._result(message, target, response)
+
+    async def asend(self, message: OutboundMessage) -> SendResult:
+        if self.missing_credentials():
+            raise self.unconfigured()
+        target = await resolve_public_async(message.recipient)  # refuses before any connection
+        body, headers = self._prepare(message, target)
+        response = await self.arequest(
+            "POST",
+            str(target.url),
+            content=body,
+            headers=headers,
+            server_hostname=target.sni_hostname,
+        )
+        return self._result(message, target, response)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         if kwargs.get("extensions") is None:
