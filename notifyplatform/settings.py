@@ -437,8 +437,9 @@ REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
 # --- delivery pipeline performance (bulk fan-out, batch sending) ---
 NP_NOTIFY_BULK_CHUNK = env_int("NP_NOTIFY_BULK_CHUNK", 10_000)  # recipients per COPY round
 NP_NOTIFY_BULK_ENQUEUE_CHUNK = env_int("NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500)  # ids per task
-NP_SEND_BATCH_SIZE = env_int("NP_SEND_BATCH_SIZE", 32)  # claimed at once, <= concurrency
-NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # sender threads per process
+NP_SEND_BATCH_SIZE = env_int("NP_SEND_BATCH_SIZE", 256)  # claimed at once, <= in flight
+NP_SEND_ASYNC_CONCURRENCY = env_int("NP_SEND_ASYNC_CONCURRENCY", 256)  # in flight per process
+NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # threads for blocking adapters (SMTP)
 
 # --- realtime performance (per-process fan-out, coalesced frames) ---
 NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events when behind
