@@ -8,7 +8,14 @@ the job is created (audience resolved, chunk ledger written) and stops when ever
 of the job has left ``pending``/``sending``. A second figure is the fan-out alone (job
 ``completed``: invitations, notifications and deliveries written).
 
-    DATABASE_URL=... REDIS_URL=... python bench/batch_100k.py --json [--recipients N]
+The full run is the real thing: 100,000 recipients, no projection. The measurement has a
+deadline (``--timeout``, 90 s from job creation, shortened so the whole script stays within
+``--budget``, the 110 s ``make bench`` gives it with user creation and worker start); a batch
+not finished by then is reported as such ("not finished: N of 100,000 sent in 90 s", not met)
+with the rate reached, and its leftover deliveries are cancelled so they do not load the next
+run. The users (``COPY``, ~100k rows/s) are kept and reused by the next run on the database.
+
+    DATABASE_URL=... REDIS_URL=... python bench/batch_100k.py --json [--quick] [--recipients N]
 
 The database must be migrated and may be filled (users, invitations, notifications stay).
 """
@@ -32,18 +39,25 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 GOAL_SECONDS = 60.0
+SCRIPT_STARTED = time.monotonic()
 _workers: list[subprocess.Popen] = []
 
 
 def _stop_workers() -> None:
-    for proc in _workers:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+    """SIGTERM all, then SIGKILL what is left after a few seconds: a warm shutdown would
+    wait for send tasks in flight (tens of seconds when the deadline cut a run short)."""
+    running = [proc for proc in _workers if proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    give_up = time.monotonic() + 3
+    for proc in running:
+        try:
+            proc.wait(max(0.1, give_up - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
     _workers.clear()
 
 
@@ -94,20 +108,97 @@ def start_workers(count: int, log_dir: Path) -> None:
             time.sleep(0.2)
 
 
+def users_create(user_model: type, region: str, count: int) -> int:
+    """Make sure ``count`` bench users exist in ``region`` (emails ``<region>-<n>@bench.test``);
+    the missing ones go in with one ``COPY`` (a 100k ``bulk_create`` takes ~10 s of the
+    budget). Returns how many were created."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from deliveries.services.notify import _copy, _copy_text
+
+    existing = set(
+        user_model.objects.filter(region=region).values_list("email", flat=True).iterator()
+    )
+    missing = [f"{region}-{n}@bench.test" for n in range(count)]
+    missing = [email for email in missing if email not in existing]
+    if not missing:
+        return 0
+    template = user_model(region=region, password="!", date_joined=timezone.now())
+    template.updated_at = template.date_joined
+    fields = [f for f in user_model._meta.concrete_fields if f.attname not in ("id", "email")]
+    shared = "\t".join(
+        _copy_text(f.get_db_prep_save(getattr(template, f.attname), connection)) for f in fields
+    )
+    columns = ", ".join(["id", "email", *(f.column for f in fields)])
+    with transaction.atomic():
+        _copy(
+            f"COPY {user_model._meta.db_table} ({columns}) FROM STDIN",
+            [f"{uuid.uuid4()}\t{email}\t{shared}\n" for email in missing],
+        )
+    return len(missing)
+
+
+_JOB_DELIVERIES = """
+    FROM notification_deliveries d JOIN story_invitations i ON i.id = d.invitation_id
+    WHERE i.batch_job_id = %s
+"""
+
+
+def open_count(job_id: int) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*)" + _JOB_DELIVERIES + " AND d.status IN ('pending', 'sending')",
+            [job_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def status_counts(job_id: int) -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT d.status, count(*)" + _JOB_DELIVERIES + " GROUP BY 1", [job_id])
+        return dict(sorted(cursor.fetchall()))
+
+
+def cancel_open(job_id: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE notification_deliveries d SET status = 'cancelled', updated_at = now()"
+            " FROM story_invitations i WHERE i.id = d.invitation_id AND i.batch_job_id = %s"
+            " AND d.status IN ('pending', 'sending')",
+            [job_id],
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON lines")
-    # 100k does not fit the bench's time budget (80 s with startup) while the in-app send
-    # path is far from the goal: the default measures 8k and projects 100k linearly
-    parser.add_argument("--recipients", type=int, default=8_000)
+    parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="2,000 recipients: a smoke run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument(
-        "--timeout", type=float, default=65, help="seconds to wait for the batch (then TIMED OUT)"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds from job creation to wait for the batch (default 90, quick 30)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds the whole script may take (default 110, quick 50); shortens the wait",
     )
     args = parser.parse_args()
     recipients = 2_000 if args.quick else args.recipients
+    timeout = args.timeout or (30.0 if args.quick else 90.0)
+    budget = args.budget or (50.0 if args.quick else 110.0)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
     import django
@@ -116,7 +207,6 @@ def main() -> None:
     import logging
 
     logging.getLogger("deliveries").setLevel(logging.WARNING)
-    from deliveries.batch.selectors import batch_job_deliveries
     from deliveries.batch.services import batch_create, batch_plan, batch_validate
     from invitations.services import article_create
     from providers.models import Provider
@@ -138,15 +228,9 @@ def main() -> None:
             provider_name="bench-in-app", provider_type="in_app", provider_class="in_app"
         )
     run = uuid.uuid4().hex[:8]
-    region = f"bench-{run}"
+    region = f"bench-batch-{recipients}"
     t0 = time.monotonic()
-    User.objects.bulk_create(
-        [
-            User(email=f"b{run}-{n}@bench.test", region=region, password="!")
-            for n in range(recipients)
-        ],
-        batch_size=10_000,
-    )
+    created_users = users_create(User, region, recipients)
     users_seconds = time.monotonic() - t0
     article = article_create(
         title=f"Bench article {run}",
@@ -168,50 +252,59 @@ def main() -> None:
     )
     started = time.monotonic()
     job = batch_create(spec, plan=batch_plan(spec))
+    created_seconds = time.monotonic() - started
     fanout_seconds = None
     all_sent_seconds = None
-    deadline = started + args.timeout
+    # stop in time to count, stop the workers and report within the budget
+    deadline = min(started + timeout, SCRIPT_STARTED + budget - 15)
+    waited = 0.0
     while time.monotonic() < deadline:
         job.refresh_from_db()
         now = time.monotonic()
         if fanout_seconds is None and job.status in ("completed", "failed", "cancelled"):
             fanout_seconds = now - started
-        if fanout_seconds is not None:
-            open_rows = batch_job_deliveries(job).filter(status__in=["pending", "sending"])
-            if not open_rows.exists():
-                all_sent_seconds = time.monotonic() - started
-                break
-        time.sleep(0.5)
+        if fanout_seconds is not None and open_count(job.pk) == 0:
+            all_sent_seconds = time.monotonic() - started
+            break
+        time.sleep(1.0)
+    waited = time.monotonic() - started
     _stop_workers()
-    statuses: dict[str, int] = {}
-    for status in batch_job_deliveries(job).values_list("status", flat=True).iterator():
-        statuses[status] = statuses.get(status, 0) + 1
+    job.refresh_from_db()
+    statuses = status_counts(job.pk)
+    left = statuses.get("pending", 0) + statuses.get("sending", 0)
+    if left:
+        cancel_open(job.pk)  # an unfinished run must not leave a backlog to the next one
+    done = sum(statuses.values()) - left
+    rate = done / waited if waited else 0.0
     note = (
-        f"{recipients} users (bulk insert {users_seconds:.1f} s, not timed), "
-        f"{args.workers} workers x 8 threads, in_app channel, chunks of {args.chunk_size}; "
-        f"job {job.pk} {job.status}, {job.processed_notifications} processed, "
+        f"{recipients:,} users ({'created' if created_users else 'reused'}, "
+        f"{users_seconds:.1f} s, not timed), {args.workers} workers x 8 threads, in_app "
+        f"channel, chunks of {args.chunk_size}; job created in {created_seconds:.1f} s, "
+        f"{job.status}, {job.processed_notifications:,} processed; "
         f"deliveries {json.dumps(statuses, sort_keys=True)}"
     )
-    # Measured on fewer than 100k recipients, the goal is judged on a linear projection to
-    # 100k (stated as such): fan-out and sending are per-recipient work with no step that
-    # grows faster; met only if the projection is within the goal.
-    projected = (
-        None if all_sent_seconds is None else all_sent_seconds * 100_000 / max(recipients, 1)
-    )
-    if projected is not None and recipients < 100_000:
-        note = f"100k projected linearly: {projected:.0f} s; {note}"
+    if all_sent_seconds is None:
+        fanout = f"done in {fanout_seconds:.1f} s" if fanout_seconds else "not done"
+        note = (
+            f"not finished: {done:,} of {recipients:,} sent in {waited:.0f} s "
+            f"({rate:,.0f}/s; fan-out {fanout}); {note}"
+        )
+    else:
+        note = f"{rate:,.0f} deliveries/s; {note}"
+    processed = job.processed_notifications
+    label = f"{recipients // 1000}k" if recipients >= 1000 else str(recipients)
     figures = [
         {
-            "figure": f"{recipients // 1000}k-recipient invitation batch, all deliveries sent"
-            if recipients >= 1000
-            else f"{recipients}-recipient invitation batch, all sent",
+            "figure": f"{label}-recipient invitation batch, all deliveries sent",
             "value": None if all_sent_seconds is None else round(all_sent_seconds, 3),
             "unit": "s",
             "baseline": None,
             "baseline_label": "—",
             "goal": "<= 60 s for 100k",
-            "met": projected is not None and projected <= GOAL_SECONDS,
-            "note": note if all_sent_seconds is not None else f"TIMED OUT; {note}",
+            "met": all_sent_seconds is not None
+            and recipients >= 100_000
+            and all_sent_seconds <= GOAL_SECONDS,
+            "note": note,
         },
         {
             "figure": "invitation batch fan-out (invitations, notifications, deliveries written)",
@@ -221,9 +314,9 @@ def main() -> None:
             "baseline_label": "—",
             "goal": None,
             "met": None,
-            "note": None
-            if not fanout_seconds
-            else f"{job.processed_notifications / fanout_seconds:,.0f} recipients/s",
+            "note": f"{processed / fanout_seconds:,.0f} recipients/s"
+            if fanout_seconds
+            else f"not done in {waited:.0f} s: {processed:,} of {recipients:,} recipients",
         },
     ]
     for figure in figures:

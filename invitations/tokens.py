@@ -8,6 +8,7 @@ lookup and tokens minted by another installation never resolve here.
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 from django.conf import settings
@@ -27,8 +28,23 @@ def token_generate() -> str:
     return secrets.token_urlsafe(32)
 
 
+def tokens_generate(count: int) -> list[str]:
+    """``count`` tokens exactly like ``token_generate`` (32 random bytes each, URL-safe base64
+    without padding), from ONE read of the system CSPRNG: a 100k-invitation batch asks
+    for 3.2 MB of randomness once instead of 100k times."""
+    raw = secrets.token_bytes(32 * count)
+    encode = base64.urlsafe_b64encode
+    return [encode(raw[i : i + 32]).rstrip(b"=").decode() for i in range(0, 32 * count, 32)]
+
+
 def token_sign(raw: str) -> str:
     return _signer().sign(raw)
+
+
+def tokens_sign(raws: list[str]) -> list[str]:
+    """``token_sign`` of many tokens with one signer (its key derivation is done once)."""
+    sign = _signer().sign
+    return [sign(raw) for raw in raws]
 
 
 def token_unsign(signed: str) -> str | None:
