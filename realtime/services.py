@@ -36,7 +36,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Case, DurationField, ExpressionWrapper, F, Q, Value, When
+from django.db.models import Case, DurationField, ExpressionWrapper, F, JSONField, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -368,6 +368,40 @@ def publish(
     return event
 
 
+def _json_value(field: Any, value: Any) -> Any:
+    if value is None or isinstance(field, JSONField):
+        return value  # JSON as is (a JSON null lands as SQL NULL, like the ORM's None)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _insert_events(rows: Sequence[RealTimeEvent]) -> None:
+    """Insert unsaved events (every column set, sequence numbers included) with ONE
+    statement and ONE parameter: the rows as a JSON array, unpacked by PostgreSQL
+    (``jsonb_to_recordset``). ``bulk_create`` spent ~0.1 ms of Python per row preparing
+    and quoting its per-column arrays; one ``json.dumps`` of the group costs a few µs."""
+    now = timezone.now()
+    fields = RealTimeEvent._meta.concrete_fields
+    records = []
+    for row in rows:
+        if row.created_at is None:
+            row.created_at = now
+        records.append({f.column: _json_value(f, getattr(row, f.attname)) for f in fields})
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    types = ", ".join(
+        f"{connection.ops.quote_name(f.column)} {f.db_type(connection)}" for f in fields
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO real_time_events ({columns}) "  # noqa: S608 - model metadata only
+            f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({types})",
+            [json.dumps(records)],
+        )
+
+
 @transaction.atomic
 def publish_many(events: Sequence[dict[str, Any]]) -> list[RealTimeEvent]:
     """``publish`` for many events at once (each a dict of ``publish``'s keyword
@@ -396,7 +430,7 @@ def publish_many(events: Sequence[dict[str, Any]]) -> list[RealTimeEvent]:
         numbers = sorted(n for (n,) in cursor.fetchall())
     for row, number in zip(rows, numbers, strict=True):
         row.sequence_number = number
-    RealTimeEvent.objects.bulk_create(rows)
+    _insert_events(rows)
     texts = [event_text(row) for row in rows]
     transaction.on_commit(lambda: fan_out_many(rows, texts), robust=True)
     return rows

@@ -86,6 +86,17 @@ def test_events_get_consecutive_sequence_numbers_in_list_order_and_fan_out_after
     frame = json.loads(to_me[1]["text"])
     assert frame == services.event_frame(stored) | {"generated_at": frame["generated_at"]}
     assert frame["priority"] == "high" and frame["data"] == {"n": 2}
+    # every column as the ORM would have written it
+    assert (stored.generated_at, stored.user_id, stored.event_metadata) == (
+        events[2].generated_at,
+        user.pk,
+        {"n": 2},
+    )
+    assert (stored.retention_policy, stored.target_audience, stored.created_at is not None) == (
+        "standard",
+        None,
+        True,
+    )
     assert to_me[1]["n"] == len(to_me[1]["text"].encode())
     # bookkeeping written for every row, empty groups count as sent like group_send's
     for event in events:
