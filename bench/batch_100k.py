@@ -9,9 +9,9 @@ of the job has left ``pending``/``sending``. A second figure is the fan-out alon
 ``completed``: invitations, notifications and deliveries written).
 
 The full run is the real thing: 100,000 recipients, no projection. The measurement has a
-deadline (``--timeout``, 90 s from job creation, shortened so the whole script stays within
-``--budget``, the 110 s ``make bench`` gives it with user creation and worker start); a batch
-not finished by then is reported as such ("not finished: N of 100,000 sent in 90 s", not met)
+deadline (``--timeout``, 120 s from job creation, shortened so the whole script stays within
+``--budget``, the 145 s ``make bench`` gives it with user creation and worker start); a batch
+not finished by then is reported as such ("not finished: N of 100,000 sent in 120 s", not met)
 with the rate reached, and its leftover deliveries are cancelled so they do not load the next
 run. The users (``COPY``, ~100k rows/s) are kept and reused by the next run on the database.
 
@@ -39,6 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 GOAL_SECONDS = 60.0
+# Task threads per worker: on 2 cores, more concurrent transactions only queue on locks
+THREADS = int(os.environ.get("NP_BENCH_BATCH_THREADS", "8"))
 SCRIPT_STARTED = time.monotonic()
 _workers: list[subprocess.Popen] = []
 
@@ -85,7 +87,7 @@ def start_workers(count: int, log_dir: Path) -> None:
                     "notifyplatform",
                     "worker",
                     "--pool=threads",
-                    "--concurrency=8",
+                    f"--concurrency={THREADS}",
                     "--without-gossip",
                     "--without-mingle",
                     "--loglevel=INFO",
@@ -146,11 +148,15 @@ _JOB_DELIVERIES = """
 
 
 def open_count(job_id: int) -> int:
+    """The job's deliveries still to send; polled every second, so it starts from the open
+    rows (a status index) rather than joining all of the job's deliveries."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*)" + _JOB_DELIVERIES + " AND d.status IN ('pending', 'sending')",
+            "SELECT count(*) FROM notification_deliveries d"
+            " WHERE d.status IN ('pending', 'sending') AND EXISTS (SELECT 1 FROM"
+            " story_invitations i WHERE i.id = d.invitation_id AND i.batch_job_id = %s)",
             [job_id],
         )
         return cursor.fetchone()[0]
@@ -197,8 +203,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     recipients = 2_000 if args.quick else args.recipients
-    timeout = args.timeout or (30.0 if args.quick else 90.0)
-    budget = args.budget or (50.0 if args.quick else 110.0)
+    timeout = args.timeout or (30.0 if args.quick else 120.0)
+    budget = args.budget or (50.0 if args.quick else 145.0)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
     import django
@@ -278,7 +284,7 @@ def main() -> None:
     rate = done / waited if waited else 0.0
     note = (
         f"{recipients:,} users ({'created' if created_users else 'reused'}, "
-        f"{users_seconds:.1f} s, not timed), {args.workers} workers x 8 threads, in_app "
+        f"{users_seconds:.1f} s, not timed), {args.workers} workers x {THREADS} threads, in_app "
         f"channel, chunks of {args.chunk_size}; job created in {created_seconds:.1f} s, "
         f"{job.status}, {job.processed_notifications:,} processed; "
         f"deliveries {json.dumps(statuses, sort_keys=True)}"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 SCRIPTS = [
     ("fanout", 90, 60),
     ("send_throughput", 110, 60),
-    ("batch_100k", 120, 60),
+    ("batch_100k", 170, 60),
     ("ws_throughput", 110, 60),
     ("notify_to_inapp", 45, 30),
     ("api_to_smtp", 45, 30),

@@ -631,7 +631,8 @@ def _bulk_refresh_notifications(
 ) -> None:
     """``_refresh_notification(attempted=True, ...)`` for many notifications: lock them in a
     stable order, read their deliveries' statuses in one query, write in one UPDATE.
-    ``attempts`` maps notification id → (attempts recorded, last error, last response)."""
+    ``attempts`` maps notification id → (attempts recorded, last error, last response).
+    Sets ``in_inbox`` too (in the same row version; see ``_record_batch``)."""
     ids = sorted(attempts, key=str)
     # one array literal, not a list parameter: psycopg would quote each element in Python
     id_array = "{" + ",".join(str(pk) for pk in ids) + "}"
@@ -643,13 +644,16 @@ def _bulk_refresh_notifications(
         )
         current = dict(cursor.fetchall())
         cursor.execute(
-            "SELECT notification_id, status FROM notification_deliveries"
+            "SELECT notification_id, status, delivery_type FROM notification_deliveries"
             " WHERE notification_id = ANY(%s::uuid[])",
             [id_array],
         )
         statuses: dict[Any, list[str]] = {}
-        for notification_id, status in cursor.fetchall():
+        in_inbox: set[Any] = set()
+        for notification_id, status, delivery_type in cursor.fetchall():
             statuses.setdefault(notification_id, []).append(status)
+            if delivery_type == "in_app" and status in ("sent", "delivered"):
+                in_inbox.add(notification_id)
         rows = []
         for notification_id in ids:
             if notification_id not in current:
@@ -670,6 +674,7 @@ def _bulk_refresh_notifications(
                     "err": error_message or None,
                     "pr": response,
                     "sent": status in ("sent", "delivered"),
+                    "inbox": notification_id in in_inbox,
                 }
             )
         if not rows:
@@ -682,9 +687,11 @@ def _bulk_refresh_notifications(
                 error_message = COALESCE(v.err, n.error_message),
                 provider_response = COALESCE(v.pr, n.provider_response),
                 sent_at = CASE WHEN v.sent THEN COALESCE(n.sent_at, %s) ELSE n.sent_at END,
+                in_inbox = v.inbox,
                 updated_at = %s
-            FROM jsonb_to_recordset(%s::jsonb)
-                AS v(id uuid, status text, inc integer, err text, pr jsonb, sent boolean)
+            FROM jsonb_to_recordset(%s::jsonb) AS v(
+                id uuid, status text, inc integer, err text, pr jsonb, sent boolean,
+                inbox boolean)
             WHERE n.notification_id = v.id
             """,
             [now, now, json.dumps(rows, separators=(",", ":"), default=str)],
@@ -777,6 +784,14 @@ def _record_batch(done: list[tuple[NotificationDelivery, Any]]) -> list[SendOutc
         fields, summary = _outcome_fields(delivery, outcome, recorded_at)
         items.append((delivery, fields, summary))
     with transaction.atomic():
+        # This transaction refreshes every recorded delivery's notification, in_inbox
+        # included, in one UPDATE: the per-row inbox trigger (migration 0004) would write
+        # each notification a second time (a non-HOT update through all its indexes).
+        # The setting is switched off again before the block ends: inside a caller's
+        # transaction SET LOCAL would otherwise outlive this block (a rollback of the
+        # block's savepoint undoes it anyway).
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'on'")
         recorded = _bulk_record(items)
         attempts: dict[Any, tuple[int, str | None, dict[str, Any] | None]] = {}
         published: list[tuple[int, Any]] = []
@@ -801,6 +816,8 @@ def _record_batch(done: list[tuple[NotificationDelivery, Any]]) -> list[SendOutc
                 published.append((delivery.pk, delivery.notification_id))
         if attempts:
             _bulk_refresh_notifications(attempts, recorded_at)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")
         if published:
             transaction.on_commit(lambda: _publish_in_app_group(published))
     return summaries

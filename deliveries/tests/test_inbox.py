@@ -80,3 +80,31 @@ def test_flag_follows_status_edits_and_raw_inserts(user, pipeline_providers):
             [other.pk, str(user.pk)],
         )
     assert list(inbox_list(user)) == [other]
+
+
+def test_trigger_steps_aside_only_where_the_transaction_keeps_the_flag(user, pipeline_providers):
+    """The batch sender sets ``in_inbox`` in its own notification UPDATE and says so with a
+    transaction-local setting; anywhere else the trigger still keeps the flag."""
+    from django.db import transaction
+
+    result = notify(user, title="Hi", message="x", channels=["in_app"])
+    delivery = _in_app(result)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'on'")
+        NotificationDelivery.objects.filter(pk=delivery.pk).update(status="sent")
+        assert inbox_unread_count(user) == 0  # left to the transaction
+        cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")  # as the sender does
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(status="failed")
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(status="sent")
+    assert inbox_unread_count(user) == 1  # the trigger is back
+
+
+def test_batch_record_inside_a_callers_transaction_leaves_the_trigger_on(user, pipeline_providers):
+    """pytest-django runs each test in a transaction, so the batch path below runs nested,
+    as it would under a caller's atomic block: the trigger must work again afterwards."""
+    first = notify(user, title="A", message="x", channels=["in_app"])
+    assert [s.outcome for s in deliveries_send([_in_app(first).pk])] == ["sent"]
+    assert inbox_unread_count(user) == 1
+    second = notify(user, title="B", message="y", channels=["in_app"])
+    NotificationDelivery.objects.filter(pk=_in_app(second).pk).update(status="sent")
+    assert inbox_unread_count(user) == 2
