@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email.message import Message
@@ -70,7 +71,9 @@ def catalogue(db) -> None:
 @pytest.fixture(autouse=True)
 def _provider_counters(settings) -> Iterator[None]:
     """Circuit/rate-limit counters of this run live under their own Redis prefix."""
-    settings.NP_PROVIDERS_REDIS_PREFIX = f"np:prov:pipeline-test:{os.getpid()}"
+    # per test, not per process: a send still settling in this process's sender loop
+    # after its test ended must not open a circuit or spend a token in the next test
+    settings.NP_PROVIDERS_REDIS_PREFIX = f"np:prov:pipeline-test:{os.getpid()}:{uuid.uuid4().hex}"
     yield
     from providers import kv
 

@@ -61,7 +61,10 @@ def test_provider_limited_to_n_per_minute_receives_at_most_n_from_two_workers(
     # ...and in no minute window (the limiter's fixed, epoch-aligned windows) did the
     # provider receive more than the limit, while it did receive traffic
     per_window = Counter(int(t // 60) for t in arrived_at)
-    assert per_window, "nothing was sent"
+    outcomes = Counter(
+        NotificationDelivery.objects.filter(pk__in=ids).values_list("status", "error_code")
+    )
+    assert per_window, f"nothing was sent; deliveries (status, error): {dict(outcomes)}"
     assert max(per_window.values()) <= LIMIT, per_window
     sent = NotificationDelivery.objects.filter(pk__in=ids, status="sent").count()
     assert sent == len(webhook_receiver.arrivals)
