@@ -168,7 +168,7 @@ def main() -> None:
     p50 = wb.percentile(latencies, 50)
     p99 = wb.percentile(latencies, 99)
     wb.emit(
-        "notify_to_inapp_event_p99",
+        "notify() -> in-app event at a subscribed client, idle, p99",
         round(p99 * 1000, 1) if p99 is not None else None,
         "ms",
         goal=f"p99 <= {GOAL_MS:.0f} ms",
@@ -183,7 +183,7 @@ def main() -> None:
         as_json=args.json,
     )
     wb.emit(
-        "notify_to_inapp_server_peak_rss",
+        "peak RSS of the daphne process (notify -> in-app)",
         rss,
         "MiB",
         goal="reported",

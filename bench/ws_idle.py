@@ -95,7 +95,7 @@ def main() -> None:
         WebsocketConnection.objects.filter(user_agent=wb.BENCH_USER_AGENT).delete()
     per_conn_kb = (rss_idle - rss_base) * 1024 / held if held and rss_idle and rss_base else None
     wb.emit(
-        "ws_idle_connections_one_process",
+        "idle websocket connections held by one server process",
         held,
         "connections",
         goal=f">= {GOAL}",
@@ -109,7 +109,7 @@ def main() -> None:
         as_json=args.json,
     )
     wb.emit(
-        "ws_idle_server_rss",
+        "RSS of that server process with the connections open",
         rss_idle,
         "MiB",
         baseline=rss_base,

@@ -130,7 +130,7 @@ def main() -> None:
         WebsocketConnection.objects.filter(user_agent=wb.BENCH_USER_AGENT).delete()
     value = statistics.median(timings[True])
     wb.emit(
-        "ws_replay_10000_missed_events",
+        "replay of 10,000 missed events on reconnect",
         value,
         "s",
         baseline=statistics.median(timings[False]),
@@ -145,7 +145,7 @@ def main() -> None:
         as_json=args.json,
     )
     wb.emit(
-        "ws_replay_server_peak_rss",
+        "peak RSS of the daphne process replaying",
         rss,
         "MiB",
         goal="reported",
