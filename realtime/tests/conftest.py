@@ -110,6 +110,19 @@ class DaphneServer:
             return ""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _async_thread_connection_closed(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """The in-process consumer tests reach the database through asgiref's one
+    thread-sensitive executor thread, whose connection outlives the tests; close it there
+    before the test database is dropped (else "accessed by other users")."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        run(sync_to_async(connections.close_all)())
+
+
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup) -> Iterator[DaphneServer]:
     server = DaphneServer()
