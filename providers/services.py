@@ -31,6 +31,56 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
+def _ready(provider: Provider) -> tuple[Any, ProviderError | None]:
+    """The provider's adapter, or why it cannot take this message now (unknown adapter,
+    missing credentials, local rate limit): the checks before every try, either loop."""
+    try:
+        adapter = get_adapter(provider)
+    except UnknownAdapterError as exc:
+        return None, errors.permanent(str(exc), errors.UNCONFIGURED)
+    if adapter.missing_credentials():
+        # routing already skipped it; a caller passing its own list gets a record
+        return None, adapter.unconfigured()
+    # a provider without limits costs no Redis round trip; a limited one one EVAL
+    exhausted = ratelimit.acquire(provider)
+    if exhausted is not None:
+        return None, errors.transient(
+            f"{provider.provider_name}: rate limit per {exhausted.period} reached",
+            errors.RATE_LIMITED,
+            retry_after=exhausted.reset_in,
+        )
+    return adapter, None
+
+
+def _crashed(provider: Provider, exc: Exception) -> ProviderError:
+    """An adapter bug becomes a retryable error: it must not lose the delivery's story."""
+    logger.exception("provider %s raised unexpectedly", provider.provider_name)
+    return errors.transient(
+        f"{provider.provider_name}: {type(exc).__name__}: {exc}", errors.UNKNOWN
+    )
+
+
+def _succeeded(provider: Provider, result: Any, started: float) -> Attempt:
+    return Attempt(
+        provider_name=provider.provider_name,
+        ok=True,
+        error_code=None,
+        response=result.response,
+        duration_ms=_ms(started),
+        provider_message_id=result.provider_message_id,
+    )
+
+
+def _none_took_it(
+    message: OutboundMessage, attempts: list[Attempt], last_error: ProviderError | None
+) -> SendOutcome:
+    if last_error is None:
+        last_error = errors.transient(
+            f"no provider available for {message.channel}", errors.NO_PROVIDER
+        )
+    return SendOutcome(result=None, provider=None, attempts=attempts, error=last_error)
+
+
 def send_with_failover(message: OutboundMessage, providers: list[Provider]) -> SendOutcome:
     """Try ``providers`` in order within one call.
 
@@ -44,24 +94,8 @@ def send_with_failover(message: OutboundMessage, providers: list[Provider]) -> S
     last_error: ProviderError | None = None
     for provider in providers:
         started = time.monotonic()
-        try:
-            adapter = get_adapter(provider)
-        except UnknownAdapterError as exc:
-            last_error = errors.permanent(str(exc), errors.UNCONFIGURED)
-            attempts.append(_failed(provider, last_error, started))
-            continue
-        if adapter.missing_credentials():
-            # routing already skipped it; a caller passing its own list gets a record
-            last_error = adapter.unconfigured()
-            attempts.append(_failed(provider, last_error, started))
-            continue
-        exhausted = ratelimit.acquire(provider)
-        if exhausted is not None:
-            last_error = errors.transient(
-                f"{provider.provider_name}: rate limit per {exhausted.period} reached",
-                errors.RATE_LIMITED,
-                retry_after=exhausted.reset_in,
-            )
+        adapter, last_error = _ready(provider)
+        if last_error is not None:
             attempts.append(_failed(provider, last_error, started))
             continue
         try:
@@ -74,31 +108,15 @@ def send_with_failover(message: OutboundMessage, providers: list[Provider]) -> S
             if not exc.retryable:
                 return SendOutcome(result=None, provider=provider, attempts=attempts, error=exc)
             continue
-        except Exception as exc:  # an adapter bug must not lose the delivery's story
-            logger.exception("provider %s raised unexpectedly", provider.provider_name)
-            last_error = errors.transient(
-                f"{provider.provider_name}: {type(exc).__name__}: {exc}", errors.UNKNOWN
-            )
+        except Exception as exc:  # an adapter bug: see _crashed
+            last_error = _crashed(provider, exc)
             attempts.append(_failed(provider, last_error, started))
             circuit.record_failure(provider)
             continue
         circuit.record_success(provider)
-        attempts.append(
-            Attempt(
-                provider_name=provider.provider_name,
-                ok=True,
-                error_code=None,
-                response=result.response,
-                duration_ms=_ms(started),
-                provider_message_id=result.provider_message_id,
-            )
-        )
+        attempts.append(_succeeded(provider, result, started))
         return SendOutcome(result=result, provider=provider, attempts=attempts, error=None)
-    if last_error is None:
-        last_error = errors.transient(
-            f"no provider available for {message.channel}", errors.NO_PROVIDER
-        )
-    return SendOutcome(result=None, provider=None, attempts=attempts, error=last_error)
+    return _none_took_it(message, attempts, last_error)
 
 
 class SuccessTally:
@@ -141,24 +159,8 @@ async def send_with_failover_async(
     last_error: ProviderError | None = None
     for provider in providers:
         started = time.monotonic()
-        try:
-            adapter = get_adapter(provider)
-        except UnknownAdapterError as exc:
-            last_error = errors.permanent(str(exc), errors.UNCONFIGURED)
-            attempts.append(_failed(provider, last_error, started))
-            continue
-        if adapter.missing_credentials():
-            last_error = adapter.unconfigured()
-            attempts.append(_failed(provider, last_error, started))
-            continue
-        # a provider without limits costs no Redis round trip; a limited one one EVAL
-        exhausted = ratelimit.acquire(provider)
-        if exhausted is not None:
-            last_error = errors.transient(
-                f"{provider.provider_name}: rate limit per {exhausted.period} reached",
-                errors.RATE_LIMITED,
-                retry_after=exhausted.reset_in,
-            )
+        adapter, last_error = _ready(provider)
+        if last_error is not None:
             attempts.append(_failed(provider, last_error, started))
             continue
         try:
@@ -172,32 +174,16 @@ async def send_with_failover_async(
             if not exc.retryable:
                 return SendOutcome(result=None, provider=provider, attempts=attempts, error=exc)
             continue
-        except Exception as exc:  # an adapter bug must not lose the delivery's story
-            logger.exception("provider %s raised unexpectedly", provider.provider_name)
-            last_error = errors.transient(
-                f"{provider.provider_name}: {type(exc).__name__}: {exc}", errors.UNKNOWN
-            )
+        except Exception as exc:  # an adapter bug: see _crashed
+            last_error = _crashed(provider, exc)
             attempts.append(_failed(provider, last_error, started))
             tally.failure(provider)
             await aio.to_thread(circuit.record_failure, provider)
             continue
         tally.success(provider)
-        attempts.append(
-            Attempt(
-                provider_name=provider.provider_name,
-                ok=True,
-                error_code=None,
-                response=result.response,
-                duration_ms=_ms(started),
-                provider_message_id=result.provider_message_id,
-            )
-        )
+        attempts.append(_succeeded(provider, result, started))
         return SendOutcome(result=result, provider=provider, attempts=attempts, error=None)
-    if last_error is None:
-        last_error = errors.transient(
-            f"no provider available for {message.channel}", errors.NO_PROVIDER
-        )
-    return SendOutcome(result=None, provider=None, attempts=attempts, error=last_error)
+    return _none_took_it(message, attempts, last_error)
 
 
 def _failed(provider: Provider, exc: ProviderError, started: float) -> Attempt:
