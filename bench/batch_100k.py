@@ -117,7 +117,7 @@ def users_create(user_model: type, region: str, count: int) -> int:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from deliveries.services.notify import _copy, _copy_text
+    from notifyplatform.bulk import copy_rows, copy_text
 
     existing = set(
         user_model.objects.filter(region=region).values_list("email", flat=True).iterator()
@@ -130,11 +130,11 @@ def users_create(user_model: type, region: str, count: int) -> int:
     template.updated_at = template.date_joined
     fields = [f for f in user_model._meta.concrete_fields if f.attname not in ("id", "email")]
     shared = "\t".join(
-        _copy_text(f.get_db_prep_save(getattr(template, f.attname), connection)) for f in fields
+        copy_text(f.get_db_prep_save(getattr(template, f.attname), connection)) for f in fields
     )
     columns = ", ".join(["id", "email", *(f.column for f in fields)])
     with transaction.atomic():
-        _copy(
+        copy_rows(
             f"COPY {user_model._meta.db_table} ({columns}) FROM STDIN",
             [f"{uuid.uuid4()}\t{email}\t{shared}\n" for email in missing],
         )

@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from deliveries.models import NotificationBatchJob
-from deliveries.services.notify import _copy, _copy_text, _instance
+from notifyplatform.bulk import copy_rows, copy_text, loaded_instance
 from notifyplatform.choices import Channel, ConversationStyle, InvitationType
 from users.models import User
 
@@ -698,15 +698,15 @@ def invitations_create_bulk(
     )
     ids, created = _allocate_invitation_ids(len(invitees))
     tokens = tokens_generate(len(invitees))
-    shared = "\t".join(_copy_text(getattr(template, name)) for name in _INV_SHARED)
+    shared = "\t".join(copy_text(getattr(template, name)) for name in _INV_SHARED)
     lines = [
-        f"{pk}\t{invitee.pk}\t{token}\t{_copy_text(invitee.region or None)}\t{shared}\n"
+        f"{pk}\t{invitee.pk}\t{token}\t{copy_text(invitee.region or None)}\t{shared}\n"
         for pk, invitee, token in zip(ids, invitees, tokens, strict=True)
     ]
-    _copy(f"COPY story_invitations ({', '.join(_INV_COLUMNS)}) FROM STDIN", lines)
+    copy_rows(f"COPY story_invitations ({', '.join(_INV_COLUMNS)}) FROM STDIN", lines)
     # history: ``sent`` (by the inviter) then ``received`` (by the invitee) per invitation,
     # in that order, as the one-by-one path writes them; ids and created_at by default
-    meta_text = _copy_text({"channels": channel_list})
+    meta_text = copy_text({"channels": channel_list})
     tail = f"{now.isoformat()}\t\\N\t{meta_text}\t\\N\t\\N\t\\N\n"
     history = [
         line
@@ -716,7 +716,7 @@ def invitations_create_bulk(
             f"{invitee.pk}\t{pk}\t{InvitationAction.RECEIVED.value}\t{tail}",
         )
     ]
-    _copy(
+    copy_rows(
         "COPY user_invitation_history (user_id, invitation_id, action, action_timestamp,"
         " response_data, interaction_metadata, user_agent, ip_address, referrer) FROM STDIN",
         history,
@@ -727,7 +727,7 @@ def invitations_create_bulk(
     alias = connection.alias
     cache = {"inviter": inviter, **content["fields"]}
     return [
-        _instance(
+        loaded_instance(
             StoryInvitation,
             {**values, "id": pk, "invitee_user_id": invitee.pk, "token": token,
              "geographic_region": invitee.region or None},

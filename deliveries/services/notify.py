@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
@@ -27,10 +26,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 from django.db import IntegrityError, connection, transaction
-from django.db.models.base import ModelState
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
+from notifyplatform.bulk import COPY_NULL, copy_escape, copy_rows, copy_text, loaded_instance
 from notifyplatform.choices import Channel, Priority
 from templates import catalog
 from templates.models import NotificationTemplate
@@ -901,55 +900,6 @@ def notify_many(
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
-_COPY_NULL = "\\N"
-
-
-def _esc(value: str) -> str:
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if "\t" in value:
-        value = value.replace("\t", "\\t")
-    if "\n" in value:
-        value = value.replace("\n", "\\n")
-    if "\r" in value:
-        value = value.replace("\r", "\\r")
-    return value
-
-
-def _copy_text(value: Any) -> str:
-    """One value in COPY text format (as Django would store it)."""
-    if value is None:
-        return _COPY_NULL
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return _esc(value)
-    if isinstance(value, (dict, list)):
-        return _esc(json.dumps(value))
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return _esc(str(value))
-
-
-def _copy(sql: str, lines: list[str]) -> None:
-    """Run one ``COPY ... FROM STDIN`` on Django's connection (inside its transaction).
-
-    The statement is logged in ``connection.queries`` like any other query, so query-count
-    assertions and debug tools see it."""
-    connection.ensure_connection()
-    started = time.monotonic()
-    with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
-        data = "".join(lines).encode()
-        view = memoryview(data)
-        step = 1 << 20
-        for offset in range(0, len(data), step):
-            copy.write(view[offset : offset + step])
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} -- {len(lines)} rows", "time": f"{time.monotonic() - started:.3f}"}
-        )
-
-
 _N_VARIABLE = ("id", "user_id", "status", "idempotency_key")
 _D_VARIABLE = (
     "id",
@@ -968,21 +918,6 @@ def _columns(model: type, first: tuple[str, ...]) -> tuple[list[str], list[str]]
     by_attname = {f.attname: f for f in fields}
     ordered = [by_attname[name] for name in first] + [f for f in fields if f.attname not in first]
     return [f.attname for f in ordered], [f.column for f in ordered]
-
-
-def _instance(
-    model: type, values: dict[str, Any], alias: str, cache: dict[str, Any] | None = None
-) -> Any:
-    """A model instance for a row we just wrote (no __init__: 300k of them must be cheap)."""
-    obj = model.__new__(model)
-    obj.__dict__.update(values)
-    state = ModelState()
-    state.adding = False
-    state.db = alias
-    if cache:
-        state.fields_cache = cache
-    obj._state = state
-    return obj
 
 
 @dataclass
@@ -1065,7 +1000,7 @@ class _BulkWriter:
             updated_at=now,
         )
         n_text = "\t".join(
-            _copy_text(n_values[name]) for name in self.n_attnames[len(_N_VARIABLE) :]
+            copy_text(n_values[name]) for name in self.n_attnames[len(_N_VARIABLE) :]
         )
         invitation = relations["invitation"]
         d_values: dict[str, dict[str, Any]] = {}
@@ -1096,7 +1031,7 @@ class _BulkWriter:
             }
             d_values[channel] = values
             d_text[channel] = "\t".join(
-                _copy_text(values[name]) for name in self.d_attnames[len(_D_VARIABLE) :]
+                copy_text(values[name]) for name in self.d_attnames[len(_D_VARIABLE) :]
             )
             meta = _base_delivery_metadata(
                 rendered=rendered[channel],
@@ -1114,7 +1049,7 @@ class _BulkWriter:
                 metadata=common.metadata,
             )
             base_meta[channel] = meta
-            base_meta_text[channel] = _copy_text(plain)
+            base_meta_text[channel] = copy_text(plain)
         share = _LocaleShare(
             rendered, n_values, n_text, d_values, d_text, base_meta, base_meta_text
         )
@@ -1289,7 +1224,7 @@ class _BulkWriter:
             notification_id = uuid.uuid4()
             n_lines.append(
                 f"{notification_id}\t{user.pk}\t{n_status}\t"
-                f"{_esc(key) if key is not None else _COPY_NULL}\t{share.n_text}\n"
+                f"{copy_escape(key) if key is not None else COPY_NULL}\t{share.n_text}\n"
             )
             planned.append((index, key, user, notification_id, share, rows))
             if key is not None:
@@ -1301,11 +1236,11 @@ class _BulkWriter:
         for _index, _key, _user, notification_id, share, rows in planned:
             lines = []
             for channel, recipient, status, scheduled, meta, region in rows:
-                meta_text = share.base_meta_text[channel] if meta is None else _copy_text(meta)
+                meta_text = share.base_meta_text[channel] if meta is None else copy_text(meta)
                 lines.append(
-                    f"{ids[cursor_id]}\t{notification_id}\t{_esc(recipient)}\t{status}\t"
+                    f"{ids[cursor_id]}\t{notification_id}\t{copy_escape(recipient)}\t{status}\t"
                     f"{due_text if scheduled is due else scheduled.isoformat()}\t{meta_text}\t"
-                    f"{_COPY_NULL if region is None else _esc(region)}\t{share.d_text[channel]}\n"
+                    f"{COPY_NULL if region is None else copy_escape(region)}\t{share.d_text[channel]}\n"
                 )
                 cursor_id += 1
             d_lines_by_n.append(lines)
@@ -1318,7 +1253,7 @@ class _BulkWriter:
             cursor_id += len(rows)
             if position not in inserted:
                 continue
-            notification = _instance(
+            notification = loaded_instance(
                 Notification,
                 {
                     **share.n_values,
@@ -1344,7 +1279,7 @@ class _BulkWriter:
                         metadata=metadata,
                     )
                 deliveries.append(
-                    _instance(
+                    loaded_instance(
                         NotificationDelivery,
                         {
                             **share.d_values[channel],
@@ -1394,13 +1329,13 @@ class _BulkWriter:
             return set()
         everything = set(range(len(planned)))
         if self.prefix is None:
-            _copy(self.n_sql, n_lines)
-            _copy(self.d_sql, [line for lines in d_lines_by_n for line in lines])
+            copy_rows(self.n_sql, n_lines)
+            copy_rows(self.d_sql, [line for lines in d_lines_by_n for line in lines])
             return everything
         try:
             with transaction.atomic():
-                _copy(self.n_sql, n_lines)
-                _copy(self.d_sql, [line for lines in d_lines_by_n for line in lines])
+                copy_rows(self.n_sql, n_lines)
+                copy_rows(self.d_sql, [line for lines in d_lines_by_n for line in lines])
             return everything
         except psycopg_errors.UniqueViolation:
             logger.info("notify_many: idempotency keys taken concurrently; using ON CONFLICT")
@@ -1410,7 +1345,7 @@ class _BulkWriter:
                 " (LIKE notifications INCLUDING DEFAULTS) ON COMMIT DROP"
             )
             cursor.execute("TRUNCATE np_bulk_notifications")
-        _copy(self.n_sql.replace("COPY notifications", "COPY np_bulk_notifications"), n_lines)
+        copy_rows(self.n_sql.replace("COPY notifications", "COPY np_bulk_notifications"), n_lines)
         columns = ", ".join(self.n_columns)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -1422,5 +1357,5 @@ class _BulkWriter:
         inserted = {n for n, p in enumerate(planned) if p[3] in went_in}
         lines = [line for n in sorted(inserted) for line in d_lines_by_n[n]]
         if lines:
-            _copy(self.d_sql, lines)
+            copy_rows(self.d_sql, lines)
         return inserted
