@@ -790,8 +790,11 @@ def _record_batch(done: list[tuple[NotificationDelivery, Any]]) -> list[SendOutc
         # The setting is switched off again before the block ends: inside a caller's
         # transaction SET LOCAL would otherwise outlive this block (a rollback of the
         # block's savepoint undoes it anyway).
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'on'")
+        # Only in-app rows fire the trigger: other batches skip both round trips.
+        in_app = any(delivery.delivery_type == "in_app" for delivery, _f, _s in items)
+        if in_app:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'on'")
         recorded = _bulk_record(items)
         attempts: dict[Any, tuple[int, str | None, dict[str, Any] | None]] = {}
         published: list[tuple[int, Any]] = []
@@ -816,8 +819,9 @@ def _record_batch(done: list[tuple[NotificationDelivery, Any]]) -> list[SendOutc
                 published.append((delivery.pk, delivery.notification_id))
         if attempts:
             _bulk_refresh_notifications(attempts, recorded_at)
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")
+        if in_app:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")
         if published:
             transaction.on_commit(lambda: _publish_in_app_group(published))
     return summaries
