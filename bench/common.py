@@ -19,10 +19,8 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ VENV_BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from notifyplatform.testing import free_port  # noqa: E402,F401 - re-exported to the scripts
+from notifyplatform.testing import free_port, wait_listening  # noqa: E402,F401 - free_port re-exported
 
 _children: list[subprocess.Popen] = []
 
@@ -106,14 +104,7 @@ class Reporter:
 
 
 def wait_port(port: int, timeout: float = 30, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    wait_listening(port, proc=proc, timeout=timeout)
 
 
 def child_env(**extra: str) -> dict[str, str]:

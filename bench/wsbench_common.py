@@ -20,7 +20,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from notifyplatform.testing import free_port  # noqa: E402,F401 - re-exported to the scripts
+from notifyplatform.testing import free_port, stop_process, wait_listening  # noqa: E402,F401 - free_port re-exported
 
 PYTHON = sys.executable
 DAPHNE = str(Path(sys.executable).with_name("daphne"))
@@ -170,27 +169,11 @@ class Daphne:
             start_new_session=True,
             preexec_fn=raise_nofile,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"daphne did not listen: {self.log()}")
+        wait_listening(self.port, proc=self.proc, timeout=60, log=self.log)
+        return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=15)
 
     def log(self) -> str:
         with contextlib.suppress(FileNotFoundError):

@@ -1,14 +1,29 @@
 """Helpers shared by the test suites (and the benchmarks) that start real processes:
-free loopback ports, the database URL a child process must use, and Chromium's flags.
+free loopback ports, waiting for a server to listen and stopping it, the database URL a
+child process must use, and Chromium's flags.
 
 Kept out of any ``tests`` package so ``bench/`` scripts can import it too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
 from notifyplatform.launcher.services import free_port
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "child_database_url", "free_port"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "child_database_url",
+    "free_port",
+    "stop_process",
+    "wait_listening",
+]
 
 # Debian's Chromium, driven by Playwright; never a downloaded browser. Without the
 # background-networking flags Chromium keeps dialling out, which this machine refuses.
@@ -41,3 +56,34 @@ def child_database_url() -> str:
         return f"postgres://{auth}@{quote(host, safe='')}/{db['NAME']}"
     port = db.get("PORT") or 5432
     return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
+
+
+def wait_listening(
+    port: int,
+    *,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 30,
+    log: Callable[[], str] = lambda: "",
+) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port``; raise (with the
+    process's ``log()``) if ``proc`` exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening: {log()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s: {log()}")
+
+
+def stop_process(proc: subprocess.Popen | None, *, grace: float = 10) -> None:
+    """SIGTERM, ``grace`` seconds to exit, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

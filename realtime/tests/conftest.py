@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +20,12 @@ from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from notifyplatform.testing import child_database_url, free_port
+from notifyplatform.testing import (
+    child_database_url,
+    free_port,
+    stop_process,
+    wait_listening,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,27 +84,10 @@ class DaphneServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"daphne did not listen on {self.port}: {self.log()}")
+        wait_listening(self.port, proc=self.proc, timeout=30, log=self.log)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=10)
 
     def log(self) -> str:
         try:
