@@ -133,11 +133,6 @@ def _invalid(name: str, reason: str) -> RealtimeError:
 def _rate(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise _invalid("rate", "must be a number of events per second") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise _invalid("rate", "must be a number of events per second")
     if not MIN_RATE <= value <= MAX_RATE:
@@ -146,8 +141,6 @@ def _rate(value: Any) -> float | None:
 
 
 def _names(name: str, value: Any, allowed: frozenset[str] | None = None) -> frozenset[str]:
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v]
     if not isinstance(value, list):
         raise _invalid(name, "must be a list of names")
     if len(value) > MAX_LIST:
@@ -161,12 +154,6 @@ def _names(name: str, value: Any, allowed: frozenset[str] | None = None) -> froz
 
 
 def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, str):
-        lowered = value.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
     if not isinstance(value, bool):
         raise _invalid(name, "must be true or false")
     return value
@@ -211,24 +198,31 @@ def parse(raw: Any, current: Preferences = DEFAULT) -> Preferences:
     return prefs
 
 
-QUERY_PARAMS = {
-    "rate": "rate",
-    "event_types": "event_types",
-    "categories": "categories",
-    "min_priority": "min_priority",
-    "latest": "latest",
-    "coalesce": "coalesce",
-}
+LIST_FIELDS = ("event_types", "categories", "latest")
 
 
 def from_query(query: Mapping[str, list[str]], *, batch: bool) -> Preferences:
-    """The preferences of a connect URL (``?batch=1`` is ``coalesce``); raises
-    ``RealtimeError`` like ``parse``."""
+    """The preferences of a connect URL (lists comma-separated; ``?batch=1`` is
+    ``coalesce``); raises ``RealtimeError`` like ``parse``."""
     raw: dict[str, Any] = {}
-    for param, name in QUERY_PARAMS.items():
-        values = query.get(param)
-        if values:
-            raw[name] = values[0]
+    for name in FIELDS:
+        values = query.get(name)
+        if not values:
+            continue
+        text = values[0]
+        if name == "rate":
+            try:
+                raw[name] = float(text)
+            except ValueError:
+                raise _invalid("rate", "must be a number of events per second") from None
+        elif name in LIST_FIELDS:
+            raw[name] = [item for item in text.split(",") if item]
+        elif name == "coalesce":
+            if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise _invalid("coalesce", "must be true or false")
+            raw[name] = text.lower() in ("1", "true", "yes", "on")
+        else:
+            raw[name] = text
     if batch and "coalesce" not in raw:
         raw["coalesce"] = True
     return parse(raw)
