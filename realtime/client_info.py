@@ -13,8 +13,10 @@ permessage-deflate (RFC 7692)
     connection's protocol just before accepting (``offer_compression``) and reads the
     outcome right after (``compression_negotiated``): no daphne subclass, no change to
     how daphne is started. Off with ``NP_WS_COMPRESSION=0``. Each compressed connection
-    keeps a zlib compressor (window ``NP_WS_COMPRESSION_WINDOW_BITS`` when the client
-    lets the server choose, memory level ``NP_WS_COMPRESSION_MEM_LEVEL``).
+    keeps a zlib compressor (window at most ``NP_WS_COMPRESSION_WINDOW_BITS``, memory
+    level ``NP_WS_COMPRESSION_MEM_LEVEL``: a smaller window than the client's is always
+    decodable) and sends its events through autobahn, which compresses them, instead of
+    the shared ready frames of ``realtime.wire``.
 
 Geo location
     Only from the header named by ``NP_WS_GEO_HEADER`` and only when the TCP peer (not
