@@ -231,6 +231,33 @@ def test_latest_only_events_collapse_to_the_newest_and_name_what_they_replace(
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
 
 
+def test_a_replay_under_a_rate_limit_collapses_latest_only_events_too(prefs_server, apublish):
+    async def scenario():
+        start = await publish_public(apublish, "auction.replay", "start")
+        prices = [
+            await publish_public(
+                apublish, "auction.replay", "auction_price_changed", data={"price": n}
+            )
+            for n in range(1, 21)
+        ]
+        query = (
+            f"topics=auction.replay&since={start.sequence_number}"
+            "&rate=1&latest=auction_price_changed"
+        )
+        async with open_ws(prefs_server, query) as client:
+            messages = await collect_events(client, prices[-1].sequence_number)
+            subscribed = await client.recv_type("subscribed")
+        return prices, messages, subscribed
+
+    prices, messages, subscribed = run(scenario())
+    # the replay is one coalesced delivery: the newest price, naming the 19 it replaces
+    (events,) = [batch for _, batch in messages]
+    (newest,) = events
+    assert newest["data"] == {"price": 20}
+    assert newest["collapsed"] == [p.sequence_number for p in prices[:-1]]
+    assert subscribed["replayed"] == 20
+
+
 # --- filters ------------------------------------------------------------------------
 
 
@@ -331,9 +358,12 @@ def test_invalid_preferences_get_an_error_frame_naming_the_field_and_change_noth
             await publish_public(apublish, "bad.p", "drop")
             kept = await publish_public(apublish, "bad.p", "keep")
             got = await collect_events(client, kept.sequence_number)
-        return url_error, url_prefs, errors, stored, got
+            # a valid hello with preferences is answered like a preferences frame
+            await client.send({"type": "hello", "reconnect": 1, "preferences": {"rate": 3}})
+            hello_answer = await client.recv_type("preferences")
+        return url_error, url_prefs, errors, stored, got, hello_answer
 
-    url_error, url_prefs, errors, stored, got = run(scenario())
+    url_error, url_prefs, errors, stored, got, hello_answer = run(scenario())
     assert url_error["code"] == "INVALID_PREFERENCES"
     assert url_error["field"] == "rate"
     assert url_prefs["rate"] is None and url_prefs["min_priority"] is None
@@ -344,6 +374,9 @@ def test_invalid_preferences_get_an_error_frame_naming_the_field_and_change_noth
     assert stored.user_preferences["event_types"] == ["keep"]
     assert stored.user_preferences["rate"] is None
     assert [e["event_type"] for _, batch in got for e in batch] == ["keep"]
+    assert hello_answer["preferences"]["rate"] == 3
+    assert hello_answer["preferences"]["coalesce"] is True
+    assert hello_answer["preferences"]["event_types"] == ["keep"]  # kept: not named
 
 
 # --- permessage-deflate -------------------------------------------------------------
