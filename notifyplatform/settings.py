@@ -446,6 +446,15 @@ NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events
 NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 3600)  # re-add group memberships
 NP_WS_BATCH_MAX_EVENTS = env_int("NP_WS_BATCH_MAX_EVENTS", 200)  # events per coalesced frame
 
+# --- realtime per-connection preferences and client info (realtime.preferences, .client_info)
+NP_WS_MAX_HELD_EVENTS = env_int("NP_WS_MAX_HELD_EVENTS", 10_000)  # held by a rate limit, at most
+NP_WS_COMPRESSION = env_bool("NP_WS_COMPRESSION", True)  # permessage-deflate when offered
+NP_WS_COMPRESSION_WINDOW_BITS = env_int("NP_WS_COMPRESSION_WINDOW_BITS", 13)  # 9-15
+NP_WS_COMPRESSION_MEM_LEVEL = env_int("NP_WS_COMPRESSION_MEM_LEVEL", 6)  # 1-9
+NP_WS_GEO_HEADER = os.environ.get("NP_WS_GEO_HEADER", "")  # e.g. CF-IPCountry; empty: off
+NP_WS_TRUSTED_PROXIES = env_list("NP_WS_TRUSTED_PROXIES")  # addresses/CIDRs sending it
+NP_WS_BANDWIDTH_MINUTES = env_int("NP_WS_BANDWIDTH_MINUTES", 60)  # per-minute history kept
+
 # --- batch jobs (deliveries.batch) ---
 # A running job with no progress for this long has its unfinished chunks re-enqueued.
 NP_BATCH_STALL_SECONDS = env_int("NP_BATCH_STALL_SECONDS", 300)
