@@ -158,9 +158,26 @@ class StoryInvitationAdmin(NPModelAdmin):
     search_fields = ("invitee_email", "invitee_phone", "inviter__email", "invitee_user__email")
     list_select_related = ("inviter", "invitee_user")
     date_hierarchy = "created_at"
-    autocomplete_fields = ("inviter", "invitee_user", "story")
-    raw_id_fields = ("roleplay_character_role", "batch_job")
-    readonly_fields = ("viewed_at", "responded_at", "reminder_count", "last_reminded_at")
+    raw_id_fields = ("batch_job",)
+    # Who invited whom to what is fixed once sent: editing the inviter or the content here
+    # would bypass the ownership rules (invitations.ownership) that the service enforces,
+    # and the message that went out already named them.
+    readonly_fields = (
+        "invitation_type",
+        "inviter",
+        "invitee_user",
+        "invitee_email",
+        "invitee_phone",
+        "story",
+        "content_type",
+        "content_id",
+        "content_metadata",
+        "roleplay_character_role",
+        "viewed_at",
+        "responded_at",
+        "reminder_count",
+        "last_reminded_at",
+    )
     # `token` is left out on purpose: it is the secret of the invitation link.
     fieldsets = (
         (None, {"fields": ("invitation_type", "status", "inviter", "message")}),
