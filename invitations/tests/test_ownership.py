@@ -47,8 +47,11 @@ def private_story(owner):
 def public_roleplay(owner, make_user):
     story = Story.objects.create(title="Harbour Tales", owner=owner, is_public=True)
     template = RoleplayTemplate.objects.create(
-        story=story, template_name="Storm at the Harbour", total_characters=2,
-        created_by=owner, is_public=True,
+        story=story,
+        template_name="Storm at the Harbour",
+        total_characters=2,
+        created_by=owner,
+        is_public=True,
     )
     role = RoleplayCharacterRole.objects.create(roleplay_template=template, role_name="Pilot")
     return template, role
@@ -57,8 +60,11 @@ def public_roleplay(owner, make_user):
 @pytest.fixture
 def private_roleplay(owner, private_story):
     template = RoleplayTemplate.objects.create(
-        story=private_story, template_name="The Memoir, Acted", total_characters=1,
-        created_by=owner, is_public=False,
+        story=private_story,
+        template_name="The Memoir, Acted",
+        total_characters=1,
+        created_by=owner,
+        is_public=False,
     )
     role = RoleplayCharacterRole.objects.create(roleplay_template=template, role_name="Eleanor")
     return template, role
@@ -75,10 +81,15 @@ def post_invitation(api_client, user, body):
 def test_a_stranger_cannot_invite_to_a_private_story_and_learns_nothing(
     api_client, mallory, private_story
 ):
-    response = post_invitation(api_client, mallory, {
-        "invitation_type": "story_collaboration", "invitee_email": "me@attacker.test",
-        "story": private_story.pk,
-    })
+    response = post_invitation(
+        api_client,
+        mallory,
+        {
+            "invitation_type": "story_collaboration",
+            "invitee_email": "me@attacker.test",
+            "story": private_story.pk,
+        },
+    )
     assert response.status_code == 404
     assert response.json()["error"] == {
         "code": "CONTENT_NOT_FOUND",
@@ -88,36 +99,55 @@ def test_a_stranger_cannot_invite_to_a_private_story_and_learns_nothing(
     assert SECRET_TITLE not in response.content.decode()
     assert StoryInvitation.objects.count() == 0
     # a story id that does not exist gets the very same answer: nothing tells them apart
-    missing = post_invitation(api_client, mallory, {
-        "invitation_type": "story_collaboration", "invitee_email": "me@attacker.test",
-        "story": private_story.pk + 1000,
-    })
+    missing = post_invitation(
+        api_client,
+        mallory,
+        {
+            "invitation_type": "story_collaboration",
+            "invitee_email": "me@attacker.test",
+            "story": private_story.pk + 1000,
+        },
+    )
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "CONTENT_NOT_FOUND"
 
 
 def test_the_owner_invites_to_their_private_story(api_client, owner, private_story):
-    response = post_invitation(api_client, owner, {
-        "invitation_type": "story_collaboration", "invitee_email": "friend@example.test",
-        "story": private_story.pk,
-    })
+    response = post_invitation(
+        api_client,
+        owner,
+        {
+            "invitation_type": "story_collaboration",
+            "invitee_email": "friend@example.test",
+            "story": private_story.pk,
+        },
+    )
     assert response.status_code == 201
     assert response.json()["content_metadata"] == {"story_title": SECRET_TITLE}
 
 
 def test_anyone_may_invite_to_a_public_story(api_client, mallory, owner):
     story = Story.objects.create(title="Open Book", owner=owner, is_public=True)
-    response = post_invitation(api_client, mallory, {
-        "invitation_type": "story_collaboration", "invitee_email": "friend@example.test",
-        "story": story.pk,
-    })
+    response = post_invitation(
+        api_client,
+        mallory,
+        {
+            "invitation_type": "story_collaboration",
+            "invitee_email": "friend@example.test",
+            "story": story.pk,
+        },
+    )
     assert response.status_code == 201
 
 
 def test_staff_follow_the_same_rule_in_the_service(staff_user, private_story):
     with pytest.raises(InvitationError) as caught:
-        invitation_create(inviter=staff_user, invitation_type="story_collaboration",
-                          invitee_email="x@example.test", story=private_story)
+        invitation_create(
+            inviter=staff_user,
+            invitation_type="story_collaboration",
+            invitee_email="x@example.test",
+            story=private_story,
+        )
     assert (caught.value.code, caught.value.status) == ("CONTENT_NOT_FOUND", 404)
 
 
@@ -126,10 +156,16 @@ def test_staff_follow_the_same_rule_in_the_service(staff_user, private_story):
 
 def test_a_stranger_cannot_offer_a_role_of_a_public_roleplay(api_client, mallory, public_roleplay):
     template, role = public_roleplay
-    response = post_invitation(api_client, mallory, {
-        "invitation_type": "roleplay_invitation", "invitee_email": "me@attacker.test",
-        "roleplay_template": template.pk, "role": role.pk,
-    })
+    response = post_invitation(
+        api_client,
+        mallory,
+        {
+            "invitation_type": "roleplay_invitation",
+            "invitee_email": "me@attacker.test",
+            "roleplay_template": template.pk,
+            "role": role.pk,
+        },
+    )
     assert response.status_code == 403
     assert response.json()["error"] == {
         "code": "CONTENT_FORBIDDEN",
@@ -141,10 +177,16 @@ def test_a_stranger_cannot_offer_a_role_of_a_public_roleplay(api_client, mallory
 
 def test_a_private_roleplay_is_not_found_for_a_stranger(api_client, mallory, private_roleplay):
     template, role = private_roleplay
-    response = post_invitation(api_client, mallory, {
-        "invitation_type": "roleplay_invitation", "invitee_email": "me@attacker.test",
-        "roleplay_template": template.pk, "role": role.pk,
-    })
+    response = post_invitation(
+        api_client,
+        mallory,
+        {
+            "invitation_type": "roleplay_invitation",
+            "invitee_email": "me@attacker.test",
+            "roleplay_template": template.pk,
+            "role": role.pk,
+        },
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "CONTENT_NOT_FOUND"
     assert "Memoir" not in response.content.decode()
@@ -157,17 +199,29 @@ def test_the_role_hijack_fails_and_the_owners_invitation_is_accepted(
     and the owner's own invitation then fails with ROLE_TAKEN."""
     template, role = public_roleplay
     # the attacker's invitation is refused ...
-    attack = post_invitation(api_client, mallory, {
-        "invitation_type": "roleplay_invitation", "invitee_email": "me@attacker.test",
-        "roleplay_template": template.pk, "role": role.pk,
-    })
+    attack = post_invitation(
+        api_client,
+        mallory,
+        {
+            "invitation_type": "roleplay_invitation",
+            "invitee_email": "me@attacker.test",
+            "roleplay_template": template.pk,
+            "role": role.pk,
+        },
+    )
     assert attack.status_code == 403
     # ... and one stored before the rule existed cannot be accepted either
     forged = StoryInvitation.objects.create(
-        inviter=mallory, invitee_email="me@attacker.test", token=token_generate(),
-        status="sent", expires_at=timezone.now() + timedelta(days=7),
-        invitation_type="roleplay_invitation", content_type="roleplay_template",
-        content_id=template.pk, roleplay_character_role=role, story=template.story,
+        inviter=mallory,
+        invitee_email="me@attacker.test",
+        token=token_generate(),
+        status="sent",
+        expires_at=timezone.now() + timedelta(days=7),
+        invitation_type="roleplay_invitation",
+        content_type="roleplay_template",
+        content_id=template.pk,
+        roleplay_character_role=role,
+        story=template.story,
         content_metadata={"roleplay_title": template.template_name, "role_name": role.role_name},
     )
     link = token_sign(forged.token)
@@ -181,9 +235,13 @@ def test_the_role_hijack_fails_and_the_owners_invitation_is_accepted(
         invitation_accept(invitation=forged)
     assert caught.value.code == "INVITATION_NOT_PERMITTED"
     # then the owner's invitation for the role goes out and is accepted
-    mine = invitation_create(inviter=owner, invitation_type="roleplay_invitation",
-                             invitee_email="friend@example.test", roleplay_template=template,
-                             role=role)
+    mine = invitation_create(
+        inviter=owner,
+        invitation_type="roleplay_invitation",
+        invitee_email="friend@example.test",
+        roleplay_template=template,
+        role=role,
+    )
     assert invitation_accept(invitation=mine).status == "accepted"
 
 
@@ -191,10 +249,16 @@ def test_a_forged_invitation_shows_nothing_of_the_private_content(
     api_client, client, mallory, private_story
 ):
     forged = StoryInvitation.objects.create(
-        inviter=mallory, invitee_email="me@attacker.test", token=token_generate(),
-        status="sent", expires_at=timezone.now() + timedelta(days=7),
-        invitation_type="story_collaboration", content_type="story", content_id=private_story.pk,
-        story=private_story, content_metadata={"story_title": SECRET_TITLE},
+        inviter=mallory,
+        invitee_email="me@attacker.test",
+        token=token_generate(),
+        status="sent",
+        expires_at=timezone.now() + timedelta(days=7),
+        invitation_type="story_collaboration",
+        content_type="story",
+        content_id=private_story.pk,
+        story=private_story,
+        content_metadata={"story_title": SECRET_TITLE},
     )
     link = token_sign(forged.token)
     for response in (
@@ -208,18 +272,30 @@ def test_a_forged_invitation_shows_nothing_of_the_private_content(
     assert StoryInvitation.objects.get(pk=forged.pk).status == "sent"
 
 
-def test_a_role_cannot_be_offered_when_its_template_lost_its_creator(owner, mallory, public_roleplay):
+def test_a_role_cannot_be_offered_when_its_template_lost_its_creator(
+    owner, mallory, public_roleplay
+):
     # the story's owner speaks for a roleplay whose creator is gone; nobody else does
     template, role = public_roleplay
     RoleplayTemplate.objects.filter(pk=template.pk).update(created_by=None)
     template.refresh_from_db()
     role.refresh_from_db()
     with pytest.raises(InvitationError) as caught:
-        invitation_create(inviter=mallory, invitation_type="roleplay_invitation",
-                          invitee_email="x@example.test", roleplay_template=template, role=role)
+        invitation_create(
+            inviter=mallory,
+            invitation_type="roleplay_invitation",
+            invitee_email="x@example.test",
+            roleplay_template=template,
+            role=role,
+        )
     assert caught.value.code == "CONTENT_FORBIDDEN"
-    made = invitation_create(inviter=owner, invitation_type="roleplay_invitation",
-                             invitee_email="x@example.test", roleplay_template=template, role=role)
+    made = invitation_create(
+        inviter=owner,
+        invitation_type="roleplay_invitation",
+        invitee_email="x@example.test",
+        roleplay_template=template,
+        role=role,
+    )
     assert made.roleplay_character_role_id == role.pk
 
 
@@ -230,13 +306,18 @@ def test_news_articles_are_public_but_a_narration_is_its_authors(
     api_client, owner, mallory, article
 ):
     narration = NewsNarration.objects.create(news_article=article, user=owner)
-    body = {"invitation_type": "news_feed", "invitee_email": "reader@example.test",
-            "article": article.pk}
+    body = {
+        "invitation_type": "news_feed",
+        "invitee_email": "reader@example.test",
+        "article": article.pk,
+    }
     assert post_invitation(api_client, mallory, body).status_code == 201
     stolen = post_invitation(api_client, mallory, {**body, "narration": narration.pk})
     assert stolen.status_code == 404
     assert stolen.json()["error"]["code"] == "CONTENT_NOT_FOUND"
-    assert post_invitation(api_client, owner, {**body, "narration": narration.pk}).status_code == 201
+    assert (
+        post_invitation(api_client, owner, {**body, "narration": narration.pk}).status_code == 201
+    )
 
 
 # --- batch jobs ------------------------------------------------------------------------
@@ -248,13 +329,23 @@ def test_a_batch_cannot_invite_to_someone_elses_private_story(
     make_user(email="reader@example.test")
     for inviter in (mallory, None):  # a named user, and the platform's own sender account
         with pytest.raises(BatchError) as caught:
-            batch_validate("invitation_batch", invitation_type="story_collaboration",
-                           story=private_story.pk, audience="all", inviter=inviter)
+            batch_validate(
+                "invitation_batch",
+                invitation_type="story_collaboration",
+                story=private_story.pk,
+                audience="all",
+                inviter=inviter,
+            )
         assert caught.value.code == "CONTENT_NOT_FOUND"
         assert SECRET_TITLE not in caught.value.message
     # the owner's batch is accepted
-    spec = batch_validate("invitation_batch", invitation_type="story_collaboration",
-                          story=private_story.pk, audience="all", inviter=owner)
+    spec = batch_validate(
+        "invitation_batch",
+        invitation_type="story_collaboration",
+        story=private_story.pk,
+        audience="all",
+        inviter=owner,
+    )
     assert spec.story_id == private_story.pk
 
 
@@ -263,8 +354,13 @@ def test_a_batch_rechecks_ownership_when_its_chunks_run(owner, make_user):
     not sent: the chunk fails with the rule's code and writes no invitation."""
     make_user(email="reader@example.test")
     story = Story.objects.create(title="Soon Private", owner=owner, is_public=True)
-    spec = batch_validate("invitation_batch", invitation_type="story_collaboration",
-                          story=story.pk, audience="all", channels="in_app")
+    spec = batch_validate(
+        "invitation_batch",
+        invitation_type="story_collaboration",
+        story=story.pk,
+        audience="all",
+        channels="in_app",
+    )
     job = batch_create(spec)
     Story.objects.filter(pk=story.pk).update(is_public=False)
     for chunk in job.chunks.all():
