@@ -27,6 +27,7 @@ from users.models import User
 
 from . import errors
 from .errors import InvitationError
+from .limits import invitation_limits_check
 from .models import (
     ContentType,
     InvitationAction,
@@ -334,6 +335,11 @@ def invitation_create(
         delivery_preferences, invitee_user=invitee_user, invitee_email=invitee_email,
         invitee_phone=invitee_phone,
     )
+    if invitee_user is None:
+        # mail and SMS to whoever the inviter names: the abuse limits (429)
+        invitation_limits_check(
+            inviter=inviter, invitee_email=invitee_email, invitee_phone=invitee_phone
+        )
     invitation = StoryInvitation.objects.create(
         inviter=inviter,
         invitee_user=invitee_user,
