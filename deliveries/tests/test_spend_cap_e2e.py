@@ -6,10 +6,12 @@ cap's window rolls over. Nothing is lost and nothing is sent twice."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 
 from deliveries.models import NotificationDelivery
 from deliveries.services import notify_many
@@ -50,7 +52,7 @@ def send(make_user, webhook_receiver, count: int) -> list[int]:
 
 
 def test_sends_past_the_cap_wait_with_decision_spend_cap_until_it_is_raised(
-    e2e_db, make_user, pipeline_providers, webhook_receiver, start_worker
+    e2e_db, make_user, pipeline_providers, webhook_receiver, start_worker, client
 ):
     # given a provider at 0.01 a message with a cap of 0.03 a day, and 5 deliveries for it
     provider = capped_webhook(pipeline_providers, cost="0.01", cap="0.03")
@@ -95,6 +97,14 @@ def test_sends_past_the_cap_wait_with_decision_spend_cap_until_it_is_raised(
     arrivals = webhook_receiver.by_delivery()
     assert sorted(arrivals) == sorted(ids) and set(arrivals.values()) == {1}
     assert rows.aggregate(total=Sum("cost_per_message"))["total"] == Decimal("0.05")
+
+    # and staff see the spend against the cap, and per day, in the provider admin
+    client.force_login(make_user(email="ops@example.test", is_staff=True, is_superuser=True))
+    listed = client.get("/admin/providers/provider/").content.decode()
+    assert "0.0500 / 1.00" in listed
+    page = client.get(f"/admin/providers/provider/{provider.pk}/change/").content.decode()
+    today = timezone.now().astimezone(UTC).date().isoformat()
+    assert f"<td>{today}</td><td>5</td><td>0.0500</td>" in page
 
 
 def test_deferred_sends_go_out_when_the_cap_window_rolls_over(

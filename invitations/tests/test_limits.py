@@ -160,3 +160,33 @@ def test_two_requests_at_once_cannot_both_take_the_last_slot(limits, inviter, st
         thread.join(30)
     assert sorted(outcomes) == ["INVITATION_LIMIT_REACHED", "created"]
     assert StoryInvitation.objects.filter(inviter=inviter).count() == 1
+
+
+def test_staff_see_who_sent_what_in_the_invitation_admin(
+    limits, invite, inviter, make_user, client, story
+):
+    # given one inviter with 3 invitations to addresses and another with 1
+    story.is_public = True
+    story.save(update_fields=["is_public"])
+    other = make_user(email="other-inviter@example.test")
+    invite(inviter, email="one@example.test")
+    invite(inviter, phone="+14155550501")
+    invite(inviter, email="three@example.test")
+    invite(other, email="two@example.test")
+    staff = make_user(email="staff@example.test", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+
+    # when staff open the invitation list
+    page = client.get("/admin/invitations/storyinvitation/").content.decode()
+
+    # then the inviter filter lists the busiest first, with their counts
+    busiest = page.index("ivy@example.test (3 sent, 3 external)")
+    assert busiest < page.index("other-inviter@example.test (1 sent, 1 external)")
+    # and filtering by one inviter and by kind of recipient narrows the list
+    only = client.get(
+        "/admin/invitations/storyinvitation/", {"inviter": str(inviter.pk), "recipient": "phone"}
+    )
+    assert list(only.context["cl"].queryset.values_list("invitee_phone", flat=True)) == [
+        "+14155550501"
+    ]
+    assert client.get("/admin/invitations/storyinvitation/", {"inviter": "nope"}).status_code == 200
