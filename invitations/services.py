@@ -548,6 +548,10 @@ def invitation_remind(*, invitation: StoryInvitation, now: datetime | None = Non
     if not claimed:
         return False
     invitation.refresh_from_db()
+    if not invitation_permitted(invitation):
+        # a reminder would mail the content's title: not for an invitation its inviter had
+        # (or has since lost) no right to make; the slot stays taken, so it is not retried
+        return False
     _send(
         invitation,
         idempotency_key=f"invitation:{invitation.pk}:reminder:{invitation.reminder_count}",

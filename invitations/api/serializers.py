@@ -19,6 +19,7 @@ from ..models import (
     UserInvitationHistory,
     UserInvitationSummary,
 )
+from ..ownership import invitation_permitted
 
 
 class InvitationSerializer(serializers.ModelSerializer):
@@ -37,6 +38,12 @@ class InvitationSerializer(serializers.ModelSerializer):
             "reminder_count", "last_reminded_at", "created_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: StoryInvitation) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not invitation_permitted(instance):
+            data["content_metadata"] = None  # the title of content not the inviter's to share
+        return data
 
     def get_direction(self, obj: StoryInvitation) -> str:
         request = self.context.get("request")

@@ -369,3 +369,33 @@ def test_a_batch_rechecks_ownership_when_its_chunks_run(owner, make_user):
     assert job.failed_notifications == job.total_notifications > 0
     assert list(error_summary(job)) == ["CONTENT_NOT_FOUND"]
     assert StoryInvitation.objects.filter(batch_job=job).count() == 0
+
+
+def test_a_forged_invitation_shows_no_title_in_lists_and_gets_no_reminder(
+    api_client, mallory, private_story, settings
+):
+    from invitations.services import invitation_remind
+
+    forged = StoryInvitation.objects.create(
+        inviter=mallory,
+        invitee_email="me@attacker.test",
+        token=token_generate(),
+        status="sent",
+        expires_at=timezone.now() + timedelta(days=7),
+        invitation_type="story_collaboration",
+        content_type="story",
+        content_id=private_story.pk,
+        story=private_story,
+        content_metadata={"story_title": SECRET_TITLE},
+    )
+    api_client.force_authenticate(mallory)
+    listed = api_client.get("/api/v1/invitations/")
+    assert [(r["id"], r["content_metadata"]) for r in listed.json()["results"]] == [
+        (forged.pk, None)
+    ]
+    assert SECRET_TITLE not in listed.content.decode()
+    assert api_client.get(f"/api/v1/invitations/{forged.pk}/").json()["content_metadata"] is None
+    # the reminder that would mail the title is not sent
+    settings.NP_INVITATION_REMINDER_AFTER = timedelta(0)
+    assert invitation_remind(invitation=forged) is False
+    assert forged.deliveries.count() == 0
