@@ -388,6 +388,21 @@ NP_THROTTLE_RATES = {
     "token": os.environ.get("NP_THROTTLE_TOKEN", "1000/min"),
     "anon": os.environ.get("NP_THROTTLE_ANON", "100/min"),
 }
+# Abuse limits on invitations to new external recipients (addresses and numbers that are
+# no user's and that the inviter never invited before), per inviter and fixed window, SMS
+# stricter; and how many invitations one address or number may get a day from everyone
+# (invitations.limits). 0 refuses every such invitation.
+NP_INVITE_NEW_EMAIL_PER_HOUR = env_int("NP_INVITE_NEW_EMAIL_PER_HOUR", 20)
+NP_INVITE_NEW_EMAIL_PER_DAY = env_int("NP_INVITE_NEW_EMAIL_PER_DAY", 50)
+NP_INVITE_NEW_SMS_PER_HOUR = env_int("NP_INVITE_NEW_SMS_PER_HOUR", 5)
+NP_INVITE_NEW_SMS_PER_DAY = env_int("NP_INVITE_NEW_SMS_PER_DAY", 10)
+NP_INVITE_PER_DESTINATION_PER_DAY = env_int("NP_INVITE_PER_DESTINATION_PER_DAY", 3)
+# Daily spend cap per provider (providers.spendcap), in the unit of its cost_per_message;
+# a provider row's configuration.daily_spend_cap overrides it; empty: no cap. Sends past
+# it are deferred to the next window (or re-checked every NP_SPEND_CAP_RECHECK_SECONDS).
+NP_PROVIDER_DAILY_SPEND_CAP = os.environ.get("NP_PROVIDER_DAILY_SPEND_CAP", "100")
+NP_SPEND_CAP_WINDOW_SECONDS = env_int("NP_SPEND_CAP_WINDOW_SECONDS", 86400)
+NP_SPEND_CAP_RECHECK_SECONDS = env_int("NP_SPEND_CAP_RECHECK_SECONDS", 900)
 # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (NP_MAX_REQUEST_BYTES) get a JSON 413 under /api/.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
