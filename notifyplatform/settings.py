@@ -4,7 +4,8 @@ environment variable, and every default is the safe one (DEBUG off, loopback hos
 Environment variables (all optional; the README lists them with examples):
     DATABASE_URL   postgres://user:pass@host:port/name  (default: local PostgreSQL)
     REDIS_URL      redis://host:port/db                  (default: local Redis)
-    SECRET_KEY     signing key; without it a key is generated once into .run/secret_key
+    SECRET_KEY     signing key; required (make run's local/embedded modes and the tests
+                   use one generated once into .run/secret_key)
     DEBUG          "1"/"true" turns debug on (default off)
     ALLOWED_HOSTS  comma-separated (default "127.0.0.1,localhost,[::1]")
     CSRF_TRUSTED_ORIGINS, TIME_ZONE, LOG_LEVEL, NP_* feature settings below.
@@ -13,7 +14,7 @@ Environment variables (all optional; the README lists them with examples):
 from __future__ import annotations
 
 import os
-import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -39,26 +40,28 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept under .run/.
+    """SECRET_KEY from the environment; required.
 
-    Every process of one installation (daphne, workers, beat, manage.py) must share
-    the key: sessions, invitation tokens and webhook secrets are signed with it.
+    Every process of every host of one installation (daphne, workers, beat, manage.py)
+    must share the key: sessions, invitation tokens and webhook secrets are signed with
+    it, so a key generated per host would break them across hosts. ``make run`` in its
+    local/embedded modes passes its own generated key (``.run/secret_key``) to what it
+    starts; the test suite (pytest) falls back to that file and hands it on through the
+    environment to the workers and servers it starts. Anything else refuses to start.
     """
     key = os.environ.get("SECRET_KEY")
     if key:
         return key
-    path = RUN_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
+    if "pytest" in sys.modules:
+        from notifyplatform.launcher.services import generated_secret_key
+
+        key = generated_secret_key(RUN_DIR)
+        os.environ["SECRET_KEY"] = key  # the processes the tests start share it
         return key
-    except FileExistsError:  # pragma: no cover - lost a race with another process
-        return path.read_text().strip()
+    raise SystemExit(
+        "error: SECRET_KEY is not set; set it to the same long random value on every host"
+        " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
 
 
 SECRET_KEY = _secret_key()

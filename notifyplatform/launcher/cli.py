@@ -304,6 +304,12 @@ def cmd_run() -> int:
     try:
         services = ensure_services(log=log)
         log(services.mode_line())
+        if not services.development and not os.environ.get("SECRET_KEY"):
+            log(
+                "error: SECRET_KEY is not set; with configured services (DATABASE_URL/REDIS_URL)"
+                " set it to the same long random value on every host"
+            )
+            return 1
         password = admin_password(services)
         supervisor = Supervisor(PROJECT_ROOT, child_env(services, port))
         if sandbox:

@@ -1,0 +1,99 @@
+"""SECRET_KEY: required outside `make run`'s local/embedded modes and the tests (issue 14).
+
+A key generated per host breaks sessions, invitation tokens and signatures across hosts,
+so a server, worker or command started without SECRET_KEY refuses with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notifyplatform.launcher.services import ensure_services
+from notifyplatform.testing import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MISSING = "error: SECRET_KEY is not set"
+
+
+def _env_without_key(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PYTEST_VERSION")}
+    env.update(
+        NP_RUN_DIR=str(tmp_path / "run"),
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/np_never_used",
+        REDIS_URL="redis://127.0.0.1:6399/0",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "notifyplatform.asgi:application"],
+        ["-m", "celery", "-A", "notifyplatform", "worker", "--pool=solo"],
+        ["-m", "celery", "-A", "notifyplatform", "beat"],
+        ["manage.py", "migrate", "--noinput"],
+    ],
+    ids=["daphne", "celery-worker", "celery-beat", "manage.py"],
+)
+def test_processes_refuse_to_start_without_secret_key_in_one_line(tmp_path, argv):
+    port = free_port()
+    command = [sys.executable, *(a.replace("{port}", str(port)) for a in argv)]
+    out = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env=_env_without_key(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(MISSING), out.stderr
+    # nothing generated a per-host key on the side
+    assert not (tmp_path / "run" / "secret_key").exists()
+
+
+def test_make_run_with_configured_services_refuses_without_secret_key(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "notifyplatform.launcher", "run"],
+        cwd=PROJECT_ROOT,
+        env=_env_without_key(tmp_path, NP_SERVICES="configured", PORT=str(free_port())),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    errors = [line for line in out.stdout.splitlines() if "error" in line]
+    assert errors == [
+        "launcher | error: SECRET_KEY is not set; with configured services"
+        " (DATABASE_URL/REDIS_URL) set it to the same long random value on every host"
+    ], out.stdout
+    assert "migrate" not in out.stdout and "daphne" not in out.stdout
+
+
+def test_local_mode_hands_every_process_the_run_dirs_generated_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    env = {"NP_SERVICES": "local", "NP_RUN_DIR": str(tmp_path / "run"), "NP_DB_NAME": "np_pc"}
+    first = ensure_services(env, log=lambda _msg: None).env()["SECRET_KEY"]
+    again = ensure_services(env, log=lambda _msg: None).env()["SECRET_KEY"]
+    assert len(first) >= 50 and first == again
+    key_file = tmp_path / "run" / "secret_key"
+    assert key_file.read_text() == first and key_file.stat().st_mode & 0o077 == 0
+
+    # a deployment's own key wins, and configured services get none generated for them
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    assert "SECRET_KEY" not in ensure_services(env, log=lambda _msg: None).env()
+    monkeypatch.delenv("SECRET_KEY")
+    configured = {
+        "NP_RUN_DIR": str(tmp_path / "other"),
+        "DATABASE_URL": "postgres://u@db.internal/x",
+        "REDIS_URL": "redis://cache.internal:6379/0",
+    }
+    assert "SECRET_KEY" not in ensure_services(configured, log=lambda _msg: None).env()
