@@ -123,11 +123,32 @@ TEMPLATES = [
 
 # --- data stores -------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notifyplatform")
+# Connections are bounded per process by psycopg 3's pool (Django's OPTIONS["pool"]),
+# in daphne and in the workers alike: a thread takes a connection for a request or a
+# task and gives it back at its end, so NP_DB_POOL_MAX_SIZE caps what one process holds
+# however many threads it runs (daphne runs a thread per concurrent request; with
+# persistent connections each thread kept its own). A thread that finds the pool empty
+# waits up to NP_DB_POOL_TIMEOUT seconds. The pool needs CONN_MAX_AGE = 0 (the pool, not
+# Django, keeps connections open). NP_DB_POOL=0 turns it off: a connection per request
+# or task (DB_CONN_MAX_AGE, default 0), e.g. behind PgBouncer if you prefer that.
+NP_DB_POOL = env_bool("NP_DB_POOL", True)
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=0 if NP_DB_POOL else env_int("DB_CONN_MAX_AGE", 0),
+        conn_health_checks=not NP_DB_POOL,  # the pool checks a connection before lending it
     )
 }
+if NP_DB_POOL:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("NP_DB_POOL_MIN_SIZE", 1),
+        "max_size": env_int("NP_DB_POOL_MAX_SIZE", 10),
+        "timeout": float(os.environ.get("NP_DB_POOL_TIMEOUT") or 30),
+        "max_idle": float(os.environ.get("NP_DB_POOL_MAX_IDLE") or 300),
+    }
+# Behind PgBouncer in transaction mode a cursor WITH HOLD (Django's server-side cursors,
+# QuerySet.iterator()) cannot outlive its transaction: set NP_DB_PGBOUNCER=1 there.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("NP_DB_PGBOUNCER", False)
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"  # the seeds' SERIAL ids are integers
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
