@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue as _Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("NP_RUN_DIR", BASE_DIR / ".run"))
@@ -218,6 +219,24 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Three queues, so that no kind of work waits behind another's backlog: "send" (the
+# deliveries' send tasks, which can pile up by the hundred thousand), "batch" (batch-job
+# chunks: the fan-out) and "control" (everything beat schedules: auctions closing, the
+# due-row dispatcher, the sweeper, health checks, retention). Run a worker for each (or
+# one worker with -Q send,batch,control on a small install); a worker started without
+# -Q consumes all three.
+NP_QUEUE_SEND = os.environ.get("NP_QUEUE_SEND", "send")
+NP_QUEUE_BATCH = os.environ.get("NP_QUEUE_BATCH", "batch")
+NP_QUEUE_CONTROL = os.environ.get("NP_QUEUE_CONTROL", "control")
+NP_QUEUES = [NP_QUEUE_SEND, NP_QUEUE_BATCH, NP_QUEUE_CONTROL]
+CELERY_TASK_QUEUES = [_Queue(name) for name in NP_QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = NP_QUEUE_CONTROL
+CELERY_TASK_ROUTES = {
+    "deliveries.send_delivery": {"queue": NP_QUEUE_SEND},
+    "deliveries.send_deliveries": {"queue": NP_QUEUE_SEND},
+    "deliveries.run_batch_chunk": {"queue": NP_QUEUE_BATCH},
+    # the rest (beat's tasks) go to the default queue, control
+}
 
 # --- auth --------------------------------------------------------------------------
 AUTH_USER_MODEL = "users.User"
@@ -356,11 +375,24 @@ NP_SWEEP_GRACE_SECONDS = env_int("NP_SWEEP_GRACE_SECONDS", 30)
 NP_SWEEP_BATCH_SIZE = env_int("NP_SWEEP_BATCH_SIZE", 5000)
 # After a failed publish, stop trying the broker for this long (rows wait for the sweeper).
 NP_BROKER_BACKOFF_SECONDS = env_int("NP_BROKER_BACKOFF_SECONDS", 5)
+# Dispatcher: every INTERVAL seconds, due pending rows (retries, scheduled sends, quiet
+# hours ending, rows whose enqueue was lost with the broker) untouched for the sweep grace
+# go to the send queue, up to BATCH_SIZE rows a run and while the send queue holds fewer
+# than MAX_QUEUED rows' worth of messages (it keeps the workers fed, never floods Redis).
+NP_DISPATCH_INTERVAL_SECONDS = float(os.environ.get("NP_DISPATCH_INTERVAL_SECONDS") or 1)
+NP_DISPATCH_BATCH_SIZE = env_int("NP_DISPATCH_BATCH_SIZE", 10_000)
+NP_DISPATCH_MAX_QUEUED = env_int("NP_DISPATCH_MAX_QUEUED", 20_000)
 CELERY_BEAT_SCHEDULE.update(
     {
         "deliveries-sweep": {
             "task": "deliveries.sweep_deliveries",
             "schedule": float(NP_SWEEP_INTERVAL_SECONDS),
+        },
+        "deliveries-dispatch-due": {
+            "task": "deliveries.dispatch_due",
+            "schedule": NP_DISPATCH_INTERVAL_SECONDS,
+            # a run that waited longer than two intervals is stale: the next one is coming
+            "options": {"expires": max(2 * NP_DISPATCH_INTERVAL_SECONDS, 1.0)},
         },
     }
 )
@@ -443,7 +475,7 @@ NP_METRICS_TOKEN = os.environ.get("NP_METRICS_TOKEN", "")
 # The send-latency histogram covers deliveries sent in this many seconds before a scrape.
 NP_METRICS_LATENCY_WINDOW_SECONDS = env_int("NP_METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # Celery queues whose depth /metrics reports (Redis list lengths).
-NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", "celery")
+NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", ",".join(NP_QUEUES))
 
 # --- admin console ---
 # notifyplatform/ is not an installed app (it holds no models); its admin templates
@@ -484,3 +516,4 @@ CELERY_BEAT_SCHEDULE.update(
         }
     }
 )
+

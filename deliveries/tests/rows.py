@@ -15,7 +15,7 @@ def insert_deliveries(
     count: int,
     status: str,
     channel: str = "email",
-    provider_name: str | None = None,
+    provider_name: str = "",
     message_id_prefix: str | None = None,
     notification_status: str | None = None,
     created_at: datetime | None = None,
