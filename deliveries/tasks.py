@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .retention import retention_apply
 from .services.sending import (
     deliveries_dispatch_due,
     deliveries_send,
@@ -28,6 +29,12 @@ def send_deliveries(delivery_ids: list[int]) -> int:
 def dispatch_due() -> dict[str, int]:
     """Beat's dispatcher: due pending rows to the send queue (``deliveries_dispatch_due``)."""
     return deliveries_dispatch_due()
+
+
+@shared_task(name="deliveries.apply_retention", ignore_result=True)
+def apply_retention() -> dict[str, int]:
+    """Beat's retention pass: old finished rows deleted in batches (``deliveries.retention``)."""
+    return {run.table_name: run.deleted for run in retention_apply()}
 
 
 @shared_task(name="deliveries.sweep_deliveries", ignore_result=True)

@@ -472,6 +472,8 @@ SPECTACULAR_SETTINGS.update(
 # behind the proxy); otherwise it needs "Authorization: Bearer <NP_METRICS_TOKEN>".
 # Staff sessions may always read it.
 NP_METRICS_TOKEN = os.environ.get("NP_METRICS_TOKEN", "")
+# np_deliveries counts the deliveries created in this many seconds before a scrape.
+NP_METRICS_WINDOW_SECONDS = env_int("NP_METRICS_WINDOW_SECONDS", 3600)
 # The send-latency histogram covers deliveries sent in this many seconds before a scrape.
 NP_METRICS_LATENCY_WINDOW_SECONDS = env_int("NP_METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # Celery queues whose depth /metrics reports (Redis list lengths).
@@ -517,3 +519,19 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
+# --- retention (deliveries.retention): finished rows older than N days are deleted in
+# batches on beat; 0 keeps a table forever. Undelivered rows (pending, sending, scheduled)
+# are never deleted. real_time_events expire by their own NP_RT_RETENTION_*_DAYS.
+NP_RETENTION_NOTIFICATIONS_DAYS = env_int("NP_RETENTION_NOTIFICATIONS_DAYS", 90)
+NP_RETENTION_DELIVERIES_DAYS = env_int("NP_RETENTION_DELIVERIES_DAYS", 90)
+NP_RETENTION_CONNECTIONS_DAYS = env_int("NP_RETENTION_CONNECTIONS_DAYS", 30)
+NP_RETENTION_BATCH_SIZE = env_int("NP_RETENTION_BATCH_SIZE", 5000)  # rows per transaction
+NP_RETENTION_MAX_SECONDS = env_int("NP_RETENTION_MAX_SECONDS", 60)  # per table and run
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "deliveries-retention": {
+            "task": "deliveries.apply_retention",
+            "schedule": float(env_int("NP_RETENTION_INTERVAL_SECONDS", 3600)),
+        }
+    }
+)
