@@ -274,15 +274,20 @@ def pipeline_providers(db, smtp_server, webhook_receiver) -> dict[str, Any]:
 
 class Worker:
     def __init__(
-        self, env: dict[str, str], beat: bool, log: Path, queues: str | None = None
+        self,
+        env: dict[str, str],
+        beat: bool,
+        log: Path,
+        queues: str | None = None,
+        pool: str = "threads",
     ) -> None:
         command = [
             str(BASE_DIR / ".venv" / "bin" / "celery"),
             "-A",
             "notifyplatform",
             "worker",
-            "--pool=threads",
-            "--concurrency=8",
+            f"--pool={pool}",
+            "--concurrency=8" if pool == "threads" else "--concurrency=2",
             "--without-gossip",
             "--without-mingle",
             "--loglevel=WARNING",
@@ -318,7 +323,9 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
     database_url = child_database_url()
 
-    def start(*, beat: bool = False, queues: str | None = None, **extra_env: str) -> Worker:
+    def start(
+        *, beat: bool = False, queues: str | None = None, pool: str = "threads", **extra_env: str
+    ) -> Worker:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -332,7 +339,7 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
             WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
             **extra_env,
         }
-        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log", queues)
+        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log", queues, pool)
         workers.append(worker)
         return worker
 

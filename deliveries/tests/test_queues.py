@@ -58,6 +58,13 @@ def test_routing_sends_batches_and_beats_tasks_to_their_own_queues():
     assert {queue_of(task) for task in scheduled} == {"control"}
 
 
+def test_make_run_starts_a_worker_for_every_queue():
+    from notifyplatform.launcher.cli import WORKERS
+
+    consumed = [queue for _name, queue, _pool in WORKERS]
+    assert sorted(consumed) == sorted(settings.NP_QUEUES)
+
+
 def test_auction_close_and_batch_chunk_proceed_while_10k_sends_are_queued(
     user, pipeline_providers, webhook_receiver, start_worker
 ):
@@ -105,8 +112,9 @@ def test_auction_close_and_batch_chunk_proceed_while_10k_sends_are_queued(
     assert _statuses(ids).get("sent", 0) == 0
 
 
+@pytest.mark.parametrize("send_pool", ["threads", "prefork"])
 def test_dispatcher_sends_stranded_and_due_rows_through_beat_at_once(
-    user, pipeline_providers, webhook_receiver, start_worker
+    user, pipeline_providers, webhook_receiver, start_worker, send_pool
 ):
     # given rows whose enqueue was lost with the broker (pending, due, untouched for a
     # minute) and retries whose backoff just ended (scheduled after their last write)
@@ -133,7 +141,9 @@ def test_dispatcher_sends_stranded_and_due_rows_through_beat_at_once(
 
     # when a worker per queue runs with beat, the sweeper far off (an hour)
     settings_env = {"NP_SWEEP_INTERVAL_SECONDS": "3600", "NP_DISPATCH_INTERVAL_SECONDS": "0.5"}
-    start_worker(queues="send", **settings_env)
+    # (prefork, as `make run` starts the send worker: Celery closes the child's database
+    # pool after each task, so each child holds at most one connection)
+    start_worker(queues="send", pool=send_pool, **settings_env)
     start_worker(queues="control", beat=True, **settings_env)
 
     # then the dispatcher hands every row to the send workers; each arrives once
