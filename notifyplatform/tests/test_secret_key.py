@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyplatform.launcher.services import ensure_services
+from notifyplatform.launcher.services import ServiceSet
 from notifyplatform.testing import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -78,22 +78,28 @@ def test_make_run_with_configured_services_refuses_without_secret_key(tmp_path):
     assert "migrate" not in out.stdout and "daphne" not in out.stdout
 
 
-def test_local_mode_hands_every_process_the_run_dirs_generated_key(tmp_path, monkeypatch):
+def _services(tmp_path: Path, mode: str) -> ServiceSet:
+    urls = {"DATABASE_URL": "postgres://u@db/x", "REDIS_URL": "redis://r:6379/0"}
+    return ServiceSet(modes={"database": mode, "redis": mode}, urls=urls, rundir=tmp_path / mode)
+
+
+@pytest.mark.parametrize("mode", ["local", "embedded"])
+def test_development_modes_hand_every_process_the_run_dirs_generated_key(
+    tmp_path, monkeypatch, mode
+):
     monkeypatch.delenv("SECRET_KEY", raising=False)
-    env = {"NP_SERVICES": "local", "NP_RUN_DIR": str(tmp_path / "run"), "NP_DB_NAME": "np_pc"}
-    first = ensure_services(env, log=lambda _msg: None).env()["SECRET_KEY"]
-    again = ensure_services(env, log=lambda _msg: None).env()["SECRET_KEY"]
+    first = _services(tmp_path, mode).env()["SECRET_KEY"]
+    again = _services(tmp_path, mode).env()["SECRET_KEY"]
     assert len(first) >= 50 and first == again
-    key_file = tmp_path / "run" / "secret_key"
+    key_file = tmp_path / mode / "secret_key"
     assert key_file.read_text() == first and key_file.stat().st_mode & 0o077 == 0
 
-    # a deployment's own key wins, and configured services get none generated for them
+    # a key of your own wins
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
-    assert "SECRET_KEY" not in ensure_services(env, log=lambda _msg: None).env()
-    monkeypatch.delenv("SECRET_KEY")
-    configured = {
-        "NP_RUN_DIR": str(tmp_path / "other"),
-        "DATABASE_URL": "postgres://u@db.internal/x",
-        "REDIS_URL": "redis://cache.internal:6379/0",
-    }
-    assert "SECRET_KEY" not in ensure_services(configured, log=lambda _msg: None).env()
+    assert "SECRET_KEY" not in _services(tmp_path, mode).env()
+
+
+def test_configured_services_get_no_generated_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    assert "SECRET_KEY" not in _services(tmp_path, "configured").env()
+    assert not (tmp_path / "configured" / "secret_key").exists()
