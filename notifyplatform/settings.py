@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange as _Exchange
 from kombu import Queue as _Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -229,7 +230,9 @@ NP_QUEUE_SEND = os.environ.get("NP_QUEUE_SEND", "send")
 NP_QUEUE_BATCH = os.environ.get("NP_QUEUE_BATCH", "batch")
 NP_QUEUE_CONTROL = os.environ.get("NP_QUEUE_CONTROL", "control")
 NP_QUEUES = [NP_QUEUE_SEND, NP_QUEUE_BATCH, NP_QUEUE_CONTROL]
-CELERY_TASK_QUEUES = [_Queue(name) for name in NP_QUEUES]
+# each queue its own direct exchange and routing key, declared explicitly (left out, all
+# three are bound to the default "control" exchange and key in the broker)
+CELERY_TASK_QUEUES = [_Queue(name, _Exchange(name), routing_key=name) for name in NP_QUEUES]
 CELERY_TASK_DEFAULT_QUEUE = NP_QUEUE_CONTROL
 CELERY_TASK_ROUTES = {
     "deliveries.send_delivery": {"queue": NP_QUEUE_SEND},

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 
 import redis
 import redis.asyncio
 from django.conf import settings
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
-_async_clients: dict[tuple[int, int, str], redis.asyncio.Redis] = {}
+# per event loop (a closed loop's clients go with it), then per URL
+_async_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]
+] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 # the same fail-open budget as the blocking client: a slow or unreachable Redis costs a
 # send at most this long, and on the async path it costs the event loop nothing
@@ -47,17 +51,14 @@ def async_client() -> redis.asyncio.Redis:
     is one per (process, loop)."""
     url = str(settings.REDIS_URL)
     loop = asyncio.get_running_loop()
-    key = (os.getpid(), id(loop), url)
-    conn = _async_clients.get(key)
-    if conn is None:
-        with _lock:
-            conn = _async_clients.get(key)
-            if conn is None:
-                conn = redis.asyncio.Redis.from_url(
-                    url,
-                    socket_timeout=TIMEOUT_SECONDS,
-                    socket_connect_timeout=TIMEOUT_SECONDS,
-                    decode_responses=True,
-                )
-                _async_clients[key] = conn
+    with _lock:
+        clients = _async_clients.setdefault(loop, {})
+        conn = clients.get(url)
+        if conn is None:
+            conn = clients[url] = redis.asyncio.Redis.from_url(
+                url,
+                socket_timeout=TIMEOUT_SECONDS,
+                socket_connect_timeout=TIMEOUT_SECONDS,
+                decode_responses=True,
+            )
     return conn

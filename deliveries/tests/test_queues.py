@@ -8,6 +8,7 @@ sweeper (5,000 every 15 s)."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -56,6 +57,35 @@ def test_routing_sends_batches_and_beats_tasks_to_their_own_queues():
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "deliveries.dispatch_due" in scheduled
     assert {queue_of(task) for task in scheduled} == {"control"}
+
+
+def test_each_task_reaches_only_its_own_queue_once_workers_have_bound_them():
+    from auctions.tasks import close_auctions
+    from deliveries.batch.tasks import run_batch_chunk
+    from deliveries.tasks import send_delivery
+    from notifyplatform.celery import app
+
+    # given the three queues declared and bound, as their workers do at start
+    with app.connection_for_write() as conn:
+        for queue in app.amqp.queues.values():
+            queue(conn.default_channel).declare()
+
+        # when one task of each kind is published
+        send_delivery.apply_async((1,), connection=conn)
+        close_auctions.apply_async(connection=conn)
+        run_batch_chunk.apply_async((1,), connection=conn)
+
+    # then each queue holds exactly its own one (no queue gets another's copy)
+    assert {q: _queued(q) for q in settings.NP_QUEUES} == {"send": 1, "batch": 1, "control": 1}
+    conn = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    names = {
+        q: json.loads(conn.lindex(q, 0))["headers"]["task"] for q in ("send", "batch", "control")
+    }
+    assert names == {
+        "send": "deliveries.send_delivery",
+        "batch": "deliveries.run_batch_chunk",
+        "control": "auctions.close_auctions",
+    }
 
 
 def test_make_run_starts_a_worker_for_every_queue():
