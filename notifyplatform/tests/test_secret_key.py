@@ -7,6 +7,7 @@ so a server, worker or command started without SECRET_KEY refuses with one line.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,11 +61,23 @@ def test_processes_refuse_to_start_without_secret_key_in_one_line(tmp_path, argv
     assert not (tmp_path / "run" / "secret_key").exists()
 
 
+def _free_port_pair() -> int:
+    """A port whose successor is free too (`run` wants PORT and PORT+1, the sandbox's)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def test_make_run_with_configured_services_refuses_without_secret_key(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "notifyplatform.launcher", "run"],
         cwd=PROJECT_ROOT,
-        env=_env_without_key(tmp_path, NP_SERVICES="configured", PORT=str(free_port())),
+        env=_env_without_key(tmp_path, NP_SERVICES="configured", PORT=str(_free_port_pair())),
         capture_output=True,
         text=True,
         timeout=60,
