@@ -221,7 +221,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
 
-    from notifyplatform.launcher.services import ensure_services
+    from notifyplatform.launcher.services import ensure_services, generated_secret_key
 
     env = dict(os.environ)
     env.setdefault("NP_DB_NAME", os.environ.get("NP_BENCH_DB", "np_bench"))
@@ -245,6 +245,8 @@ def main() -> int:
             "PYTHONUNBUFFERED": "1",
         }
         child.pop("NP_REDIS_DB_ISOLATED", None)
+        # the benchmark's own throwaway installation: its run dir's key unless one is set
+        child.setdefault("SECRET_KEY", generated_secret_key(services.rundir))
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
             cwd=ROOT,

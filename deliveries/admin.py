@@ -35,6 +35,7 @@ from .models import (
     NotificationBatchJob,
     NotificationDelivery,
     ProviderPerformanceSummary,
+    RetentionRun,
     UserNotificationPreference,
 )
 from .services.operations import (
@@ -434,3 +435,22 @@ class ProviderPerformanceSummaryAdmin(ReadOnlyModelAdmin):
 
 
 from . import batch_admin  # noqa: E402,F401 - batch jobs: start/cancel/resume, progress
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(ReadOnlyModelAdmin):
+    """Retention passes (``deliveries.retention``), newest first: the days kept per table
+    (the settings in force at that run) and what was deleted."""
+
+    list_display = (
+        "table_name",
+        "days",
+        "cutoff",
+        "deleted",
+        "batches",
+        "finished",
+        "error",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("table_name", "finished")

@@ -225,6 +225,8 @@ class NotificationDelivery(models.Model):
             ),
             SeedIndex(fields=["expires_at"], name="idx_notification_deliveries_expires"),
             SeedIndex(fields=["notification"], name="idx_notification_deliveries_notif"),
+            # retention and /metrics' windows: rows by age, without scanning the table
+            SeedIndex(fields=["created_at"], name="idx_notification_deliveries_created"),
             # The dispatcher's claim query: due pending deliveries, oldest first.
             SeedIndex(
                 fields=["scheduled_at", "id"],
@@ -403,3 +405,29 @@ class ProviderPerformanceSummary(models.Model):
 # The batch runner's chunk ledger lives in deliveries.batch; importing it here registers
 # it with the app whatever else is imported (its table references notification_batch_jobs).
 from .batch.models import BatchChunk  # noqa: E402,F401
+
+
+class RetentionRun(models.Model):
+    """One table's pass of the retention task (``deliveries.retention``): what it kept (days,
+    cutoff) and what it deleted. The admin lists them, newest first: the retention settings
+    in force and the last runs' figures on one page."""
+
+    table_name = models.CharField(max_length=63)
+    days = models.IntegerField(help_text="rows older than this many days are deleted; 0 = keep")
+    cutoff = models.DateTimeField(null=True, blank=True)
+    deleted = models.BigIntegerField(default=0)
+    batches = models.IntegerField(default=0)
+    finished = models.BooleanField(
+        default=True, help_text="false: stopped at the run's time budget, more to delete"
+    )
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "retention_runs"
+        ordering = ["-started_at", "table_name"]
+        indexes = [SeedIndex(fields=["table_name", "-started_at"], name="idx_retention_runs_table")]
+
+    def __str__(self) -> str:
+        return f"{self.table_name} {self.started_at:%Y-%m-%d %H:%M}: {self.deleted} deleted"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .retention import retention_apply
 from .services.sending import (
-    deliveries_dispatch,
+    deliveries_dispatch_due,
     deliveries_send,
     deliveries_sweep,
     delivery_send,
@@ -25,9 +26,15 @@ def send_deliveries(delivery_ids: list[int]) -> int:
 
 
 @shared_task(name="deliveries.dispatch_due", ignore_result=True)
-def dispatch_due() -> int:
-    """Claim and send whatever is due, batch after batch, for a bounded time."""
-    return deliveries_dispatch()
+def dispatch_due() -> dict[str, int]:
+    """Beat's dispatcher: due pending rows to the send queue (``deliveries_dispatch_due``)."""
+    return deliveries_dispatch_due()
+
+
+@shared_task(name="deliveries.apply_retention", ignore_result=True)
+def apply_retention() -> dict[str, int]:
+    """Beat's retention pass: old finished rows deleted in batches (``deliveries.retention``)."""
+    return {run.table_name: run.deleted for run in retention_apply()}
 
 
 @shared_task(name="deliveries.sweep_deliveries", ignore_result=True)

@@ -4,11 +4,16 @@ Everything is read from the database and Redis when Prometheus scrapes, not coun
 process memory: the platform runs several daphne and Celery processes, and per-process
 counters would each see a fraction (and reset on restart). A scrape costs four small queries:
 
-- ``np_deliveries{status,channel,provider}``: one GROUP BY over ``notification_deliveries``.
+- ``np_deliveries{status,channel,provider}``: deliveries created in the last
+  ``NP_METRICS_WINDOW_SECONDS`` (default an hour) by their current status: one GROUP BY over
+  that window, read through ``idx_notification_deliveries_created``, never over the whole
+  table (which grows with traffic until retention deletes it).
 - ``np_delivery_send_latency_seconds{channel}``: a histogram of ``sent_at - created_at`` for
   deliveries sent in the last ``NP_METRICS_LATENCY_WINDOW_SECONDS`` (one query with one
-  conditional count per bucket). It is a sliding window, so the buckets can go down; read it
-  with ``histogram_quantile`` over the current values, not with ``rate()``.
+  conditional count per bucket), among those created in the last three windows (the index
+  again; a send later than that falls out of the histogram, far past its top bucket). It is
+  a sliding window, so the buckets can go down; read it with ``histogram_quantile`` over the
+  current values, not with ``rate()``.
 - ``np_websocket_connections{status}``: one GROUP BY over ``websocket_connections``.
 - ``np_celery_queue_depth{queue}``: ``LLEN`` of each Celery queue list in the broker's Redis.
 
@@ -44,13 +49,16 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0
 def _delivery_counts() -> GaugeMetricFamily:
     from deliveries.models import NotificationDelivery
 
+    window = timedelta(seconds=int(getattr(settings, "NP_METRICS_WINDOW_SECONDS", 3600)))
     gauge = GaugeMetricFamily(
         "np_deliveries",
-        "Deliveries by status, channel and provider (current rows).",
+        "Deliveries created in the recent window (NP_METRICS_WINDOW_SECONDS) by current "
+        "status, channel and provider.",
         labels=["status", "channel", "provider"],
     )
     rows = (
-        NotificationDelivery.objects.order_by()
+        NotificationDelivery.objects.filter(created_at__gte=timezone.now() - window)
+        .order_by()
         .values("status", "delivery_type", "provider_name")
         .annotate(n=Count("id"))
     )
@@ -72,8 +80,11 @@ def _send_latency() -> HistogramMetricFamily:
     }
     aggregates["count"] = Count("id")
     aggregates["total"] = Sum("latency")
+    now = timezone.now()
     rows = (
-        NotificationDelivery.objects.filter(sent_at__gte=timezone.now() - window)
+        NotificationDelivery.objects.filter(
+            created_at__gte=now - 3 * window, sent_at__gte=now - window
+        )
         .annotate(latency=latency)
         .order_by()
         .values("delivery_type")

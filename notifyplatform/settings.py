@@ -4,7 +4,8 @@ environment variable, and every default is the safe one (DEBUG off, loopback hos
 Environment variables (all optional; the README lists them with examples):
     DATABASE_URL   postgres://user:pass@host:port/name  (default: local PostgreSQL)
     REDIS_URL      redis://host:port/db                  (default: local Redis)
-    SECRET_KEY     signing key; without it a key is generated once into .run/secret_key
+    SECRET_KEY     signing key; required (make run's local/embedded modes and the tests
+                   use one generated once into .run/secret_key)
     DEBUG          "1"/"true" turns debug on (default off)
     ALLOWED_HOSTS  comma-separated (default "127.0.0.1,localhost,[::1]")
     CSRF_TRUSTED_ORIGINS, TIME_ZONE, LOG_LEVEL, NP_* feature settings below.
@@ -13,10 +14,12 @@ Environment variables (all optional; the README lists them with examples):
 from __future__ import annotations
 
 import os
-import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange as _Exchange
+from kombu import Queue as _Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("NP_RUN_DIR", BASE_DIR / ".run"))
@@ -39,26 +42,28 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept under .run/.
+    """SECRET_KEY from the environment; required.
 
-    Every process of one installation (daphne, workers, beat, manage.py) must share
-    the key: sessions, invitation tokens and webhook secrets are signed with it.
+    Every process of every host of one installation (daphne, workers, beat, manage.py)
+    must share the key: sessions, invitation tokens and webhook secrets are signed with
+    it, so a key generated per host would break them across hosts. ``make run`` in its
+    local/embedded modes passes its own generated key (``.run/secret_key``) to what it
+    starts; the test suite (pytest) falls back to that file and hands it on through the
+    environment to the workers and servers it starts. Anything else refuses to start.
     """
     key = os.environ.get("SECRET_KEY")
     if key:
         return key
-    path = RUN_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
+    if "pytest" in sys.modules:
+        from notifyplatform.launcher.services import generated_secret_key
+
+        key = generated_secret_key(RUN_DIR)
+        os.environ["SECRET_KEY"] = key  # the processes the tests start share it
         return key
-    except FileExistsError:  # pragma: no cover - lost a race with another process
-        return path.read_text().strip()
+    raise SystemExit(
+        "error: SECRET_KEY is not set; set it to the same long random value on every host"
+        " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
 
 
 SECRET_KEY = _secret_key()
@@ -120,11 +125,32 @@ TEMPLATES = [
 
 # --- data stores -------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notifyplatform")
+# Connections are bounded per process by psycopg 3's pool (Django's OPTIONS["pool"]),
+# in daphne and in the workers alike: a thread takes a connection for a request or a
+# task and gives it back at its end, so NP_DB_POOL_MAX_SIZE caps what one process holds
+# however many threads it runs (daphne runs a thread per concurrent request; with
+# persistent connections each thread kept its own). A thread that finds the pool empty
+# waits up to NP_DB_POOL_TIMEOUT seconds. The pool needs CONN_MAX_AGE = 0 (the pool, not
+# Django, keeps connections open). NP_DB_POOL=0 turns it off: a connection per request
+# or task (DB_CONN_MAX_AGE, default 0), e.g. behind PgBouncer if you prefer that.
+NP_DB_POOL = env_bool("NP_DB_POOL", True)
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=0 if NP_DB_POOL else env_int("DB_CONN_MAX_AGE", 0),
+        conn_health_checks=not NP_DB_POOL,  # the pool checks a connection before lending it
     )
 }
+if NP_DB_POOL:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("NP_DB_POOL_MIN_SIZE", 1),
+        "max_size": env_int("NP_DB_POOL_MAX_SIZE", 10),
+        "timeout": float(os.environ.get("NP_DB_POOL_TIMEOUT") or 30),
+        "max_idle": float(os.environ.get("NP_DB_POOL_MAX_IDLE") or 300),
+    }
+# Behind PgBouncer in transaction mode a cursor WITH HOLD (Django's server-side cursors,
+# QuerySet.iterator()) cannot outlive its transaction: set NP_DB_PGBOUNCER=1 there.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("NP_DB_PGBOUNCER", False)
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"  # the seeds' SERIAL ids are integers
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -194,6 +220,26 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Three queues, so that no kind of work waits behind another's backlog: "send" (the
+# deliveries' send tasks, which can pile up by the hundred thousand), "batch" (batch-job
+# chunks: the fan-out) and "control" (everything beat schedules: auctions closing, the
+# due-row dispatcher, the sweeper, health checks, retention). Run a worker for each (or
+# one worker with -Q send,batch,control on a small install); a worker started without
+# -Q consumes all three.
+NP_QUEUE_SEND = os.environ.get("NP_QUEUE_SEND", "send")
+NP_QUEUE_BATCH = os.environ.get("NP_QUEUE_BATCH", "batch")
+NP_QUEUE_CONTROL = os.environ.get("NP_QUEUE_CONTROL", "control")
+NP_QUEUES = [NP_QUEUE_SEND, NP_QUEUE_BATCH, NP_QUEUE_CONTROL]
+# each queue its own direct exchange and routing key, declared explicitly (left out, all
+# three are bound to the default "control" exchange and key in the broker)
+CELERY_TASK_QUEUES = [_Queue(name, _Exchange(name), routing_key=name) for name in NP_QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = NP_QUEUE_CONTROL
+CELERY_TASK_ROUTES = {
+    "deliveries.send_delivery": {"queue": NP_QUEUE_SEND},
+    "deliveries.send_deliveries": {"queue": NP_QUEUE_SEND},
+    "deliveries.run_batch_chunk": {"queue": NP_QUEUE_BATCH},
+    # the rest (beat's tasks) go to the default queue, control
+}
 
 # --- auth --------------------------------------------------------------------------
 AUTH_USER_MODEL = "users.User"
@@ -332,11 +378,24 @@ NP_SWEEP_GRACE_SECONDS = env_int("NP_SWEEP_GRACE_SECONDS", 30)
 NP_SWEEP_BATCH_SIZE = env_int("NP_SWEEP_BATCH_SIZE", 5000)
 # After a failed publish, stop trying the broker for this long (rows wait for the sweeper).
 NP_BROKER_BACKOFF_SECONDS = env_int("NP_BROKER_BACKOFF_SECONDS", 5)
+# Dispatcher: every INTERVAL seconds, due pending rows (retries, scheduled sends, quiet
+# hours ending, rows whose enqueue was lost with the broker) untouched for the sweep grace
+# go to the send queue, up to BATCH_SIZE rows a run and while the send queue holds fewer
+# than MAX_QUEUED rows' worth of messages (it keeps the workers fed, never floods Redis).
+NP_DISPATCH_INTERVAL_SECONDS = float(os.environ.get("NP_DISPATCH_INTERVAL_SECONDS") or 1)
+NP_DISPATCH_BATCH_SIZE = env_int("NP_DISPATCH_BATCH_SIZE", 10_000)
+NP_DISPATCH_MAX_QUEUED = env_int("NP_DISPATCH_MAX_QUEUED", 20_000)
 CELERY_BEAT_SCHEDULE.update(
     {
         "deliveries-sweep": {
             "task": "deliveries.sweep_deliveries",
             "schedule": float(NP_SWEEP_INTERVAL_SECONDS),
+        },
+        "deliveries-dispatch-due": {
+            "task": "deliveries.dispatch_due",
+            "schedule": NP_DISPATCH_INTERVAL_SECONDS,
+            # a run that waited longer than two intervals is stale: the next one is coming
+            "options": {"expires": max(2 * NP_DISPATCH_INTERVAL_SECONDS, 1.0)},
         },
     }
 )
@@ -431,10 +490,12 @@ SPECTACULAR_SETTINGS.update(
 # behind the proxy); otherwise it needs "Authorization: Bearer <NP_METRICS_TOKEN>".
 # Staff sessions may always read it.
 NP_METRICS_TOKEN = os.environ.get("NP_METRICS_TOKEN", "")
+# np_deliveries counts the deliveries created in this many seconds before a scrape.
+NP_METRICS_WINDOW_SECONDS = env_int("NP_METRICS_WINDOW_SECONDS", 3600)
 # The send-latency histogram covers deliveries sent in this many seconds before a scrape.
 NP_METRICS_LATENCY_WINDOW_SECONDS = env_int("NP_METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # Celery queues whose depth /metrics reports (Redis list lengths).
-NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", "celery")
+NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", ",".join(NP_QUEUES))
 
 # --- admin console ---
 # notifyplatform/ is not an installed app (it holds no models); its admin templates
@@ -481,6 +542,23 @@ CELERY_BEAT_SCHEDULE.update(
         "resume-stalled-batches": {
             "task": "deliveries.resume_stalled_batches",
             "schedule": float(env_int("NP_BATCH_STALL_CHECK_SECONDS", 60)),
+        }
+    }
+)
+
+# --- retention (deliveries.retention): finished rows older than N days are deleted in
+# batches on beat; 0 keeps a table forever. Undelivered rows (pending, sending, scheduled)
+# are never deleted. real_time_events expire by their own NP_RT_RETENTION_*_DAYS.
+NP_RETENTION_NOTIFICATIONS_DAYS = env_int("NP_RETENTION_NOTIFICATIONS_DAYS", 90)
+NP_RETENTION_DELIVERIES_DAYS = env_int("NP_RETENTION_DELIVERIES_DAYS", 90)
+NP_RETENTION_CONNECTIONS_DAYS = env_int("NP_RETENTION_CONNECTIONS_DAYS", 30)
+NP_RETENTION_BATCH_SIZE = env_int("NP_RETENTION_BATCH_SIZE", 5000)  # rows per transaction
+NP_RETENTION_MAX_SECONDS = env_int("NP_RETENTION_MAX_SECONDS", 60)  # per table and run
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "deliveries-retention": {
+            "task": "deliveries.apply_retention",
+            "schedule": float(env_int("NP_RETENTION_INTERVAL_SECONDS", 3600)),
         }
     }
 )

@@ -3,11 +3,14 @@
 Fixed windows in Redis: one counter per window and period, checked and incremented
 for all three periods in one Lua script so two workers can never both take the last
 token. Routing peeks (``available``) to skip an exhausted provider; the sender takes
-a token (``acquire``) just before it calls the provider.
+a token (``acquire``) just before it calls the provider. The batch sender's event loop
+takes it with ``acquire_async`` (redis.asyncio): a slow or unreachable Redis then delays
+that one send by up to the timeout, never the other sends on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -63,18 +66,39 @@ def limits(provider: Provider, now: float | None = None) -> list[Limit]:
     return result
 
 
+def _acquire_args(current: list[Limit]) -> list[str | int]:
+    """EVAL's keys then argv for ``_ACQUIRE``."""
+    argv: list[str | int] = [item.key for item in current]
+    for item in current:
+        argv += [item.limit, item.seconds + 5]
+    return argv
+
+
 def acquire(provider: Provider) -> Limit | None:
     """Take one token from every limited period; the exhausted Limit, or None if taken."""
     current = limits(provider)
     if not current:
         return None
-    argv: list[int] = []
-    for item in current:
-        argv += [item.limit, item.seconds + 5]
     try:
-        index = int(kv.client().eval(_ACQUIRE, len(current), *[i.key for i in current], *argv))
+        index = int(kv.client().eval(_ACQUIRE, len(current), *_acquire_args(current)))
     except redis.RedisError as exc:
         logger.warning("rate limit for %s not enforced: redis error %s", provider, exc)
+        return None
+    return current[index - 1] if index else None
+
+
+async def acquire_async(provider: Provider) -> Limit | None:
+    """:func:`acquire` for a coroutine: the same script, the same fail-open rule, awaited
+    on redis.asyncio instead of blocking the event loop for up to the timeout."""
+    current = limits(provider)
+    if not current:
+        return None
+    try:
+        script = kv.async_client().eval(_ACQUIRE, len(current), *_acquire_args(current))
+        # the socket timeouts bound each read; this bounds the whole call (connect + retry)
+        index = int(await asyncio.wait_for(script, kv.TIMEOUT_SECONDS * 2))
+    except (TimeoutError, redis.RedisError, OSError) as exc:
+        logger.warning("rate limit for %s not enforced: redis error %r", provider, exc)
         return None
     return current[index - 1] if index else None
 

@@ -3,6 +3,7 @@ applying receipts, registering providers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -31,9 +32,9 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _ready(provider: Provider) -> tuple[Any, ProviderError | None]:
-    """The provider's adapter, or why it cannot take this message now (unknown adapter,
-    missing credentials, local rate limit): the checks before every try, either loop."""
+def _adapter(provider: Provider) -> tuple[Any, ProviderError | None]:
+    """The provider's adapter, or why it cannot be used (unknown adapter, missing
+    credentials): the checks before every try, either loop."""
     try:
         adapter = get_adapter(provider)
     except UnknownAdapterError as exc:
@@ -41,17 +42,48 @@ def _ready(provider: Provider) -> tuple[Any, ProviderError | None]:
     if adapter.missing_credentials():
         # routing already skipped it; a caller passing its own list gets a record
         return None, adapter.unconfigured()
-    # a provider without limits costs no Redis round trip; a limited one one EVAL
+    return adapter, None
+
+
+def _rate_limited(provider: Provider, exhausted: ratelimit.Limit) -> ProviderError:
+    return errors.transient(
+        f"{provider.provider_name}: rate limit per {exhausted.period} reached",
+        errors.RATE_LIMITED,
+        retry_after=exhausted.reset_in,
+    )
+
+
+def _ready(provider: Provider) -> tuple[Any, ProviderError | None]:
+    """The adapter, or why it cannot take this message now (see ``_adapter``; or its local
+    rate limit: a provider without limits costs no Redis round trip, a limited one one
+    EVAL)."""
+    adapter, error = _adapter(provider)
+    if error is not None:
+        return None, error
     exhausted = ratelimit.acquire(provider)
     if exhausted is not None:
-        return None, errors.transient(
-            f"{provider.provider_name}: rate limit per {exhausted.period} reached",
-            errors.RATE_LIMITED,
-            retry_after=exhausted.reset_in,
-        )
+        return None, _rate_limited(provider, exhausted)
     capped = _reserve_spend(provider)
     if capped is not None:
         return None, capped
+    return adapter, None
+
+
+async def _aready(provider: Provider) -> tuple[Any, ProviderError | None]:
+    """:func:`_ready` for the event loop: the rate-limit token is taken with redis.asyncio,
+    so a slow Redis holds back this send only, not every send on the loop. The spend
+    reservation (a blocking Redis call, only for providers with a cost and a cap) runs in
+    a thread for the same reason."""
+    adapter, error = _adapter(provider)
+    if error is not None:
+        return None, error
+    exhausted = await ratelimit.acquire_async(provider)
+    if exhausted is not None:
+        return None, _rate_limited(provider, exhausted)
+    if spendcap.applies(provider):
+        capped = await asyncio.to_thread(_reserve_spend, provider)
+        if capped is not None:
+            return None, capped
     return adapter, None
 
 
@@ -186,7 +218,7 @@ async def send_with_failover_async(
     last_error: ProviderError | None = None
     for provider in providers:
         started = time.monotonic()
-        adapter, last_error = _ready(provider)
+        adapter, last_error = await _aready(provider)
         if last_error is not None:
             attempts.append(_failed(provider, last_error, started))
             continue

@@ -92,6 +92,11 @@ def _applies(provider: Provider) -> Decimal | None:
     return cap_for(provider)
 
 
+def applies(provider: Provider) -> bool:
+    """Whether sends through this provider reserve spend (a cost and a cap): no I/O."""
+    return _applies(provider) is not None
+
+
 def _key(provider_name: str, window: int) -> str:
     return f"{kv.prefix()}:spend:{provider_name}:{window}"
 

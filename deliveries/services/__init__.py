@@ -7,9 +7,16 @@ from .inbox import (
 )
 from .notify import notify, notify_many
 from .preferences import preference_create, preference_delete, preference_update
-from .sending import deliveries_sweep, delivery_send, enqueue_deliveries, retry_delay
+from .sending import (
+    deliveries_dispatch_due,
+    deliveries_sweep,
+    delivery_send,
+    enqueue_deliveries,
+    retry_delay,
+)
 
 __all__ = [
+    "deliveries_dispatch_due",
     "deliveries_sweep",
     "delivery_send",
     "enqueue_deliveries",

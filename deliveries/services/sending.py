@@ -27,7 +27,8 @@ in a header so a duplicate is at least recognisable downstream.
 
 Retryable failures are rescheduled in the database (``scheduled_at`` = now + exponential
 backoff with full jitter, ``NP_DELIVERY_RETRY_BASE_SECONDS``/``_CAP_SECONDS``) up to
-``max_retries``; the sweeper enqueues them when due (no long Celery countdowns).
+``max_retries``; the dispatcher (beat, every second) enqueues them when due (no long Celery
+countdowns).
 """
 
 from __future__ import annotations
@@ -920,19 +921,6 @@ def deliveries_send(delivery_ids: Iterable[int]) -> list[SendOutcomeSummary]:
     return summaries
 
 
-def deliveries_dispatch(*, limit: int | None = None, max_seconds: float = 10.0) -> int:
-    """Dispatcher loop: claim and send due deliveries batch after batch until none is due or
-    ``max_seconds`` passed; returns how many were sent."""
-    deadline = time.monotonic() + max_seconds
-    sent = 0
-    while time.monotonic() < deadline:
-        summaries = deliveries_send_batch(None, limit=limit)
-        if not summaries:
-            break
-        sent += sum(1 for s in summaries if s.outcome == "sent")
-    return sent
-
-
 def _refresh_notification(
     notification_id: Any,
     *,
@@ -1063,7 +1051,7 @@ def deliveries_sweep(
     *, batch_size: int | None = None, now: datetime | None = None
 ) -> dict[str, int]:
     """Repair and re-drive the outbox: expired leases → pending, past ``expires_at`` →
-    expired, due pending rows not touched for ``NP_SWEEP_GRACE_SECONDS`` → enqueued.
+    expired, then a dispatcher run (:func:`deliveries_dispatch_due`) for what is due.
 
     The grace period keeps the sweeper from re-enqueueing rows whose own on-commit enqueue is
     still in flight; a duplicate enqueue would be harmless anyway (the claim is idempotent).
@@ -1072,19 +1060,83 @@ def deliveries_sweep(
     batch_size = batch_size or int(_setting("NP_SWEEP_BATCH_SIZE", 5000))
     released = _release_expired_leases(now, batch_size)
     expired = _expire_pending(now, batch_size)
-    grace = timedelta(seconds=_setting("NP_SWEEP_GRACE_SECONDS", 30))
-    due_ids = list(
-        NotificationDelivery.objects.filter(
-            status=DeliveryStatus.PENDING, scheduled_at__lte=now, updated_at__lte=now - grace
-        )
-        .order_by("scheduled_at", "id")
-        .values_list("id", flat=True)[:batch_size]
+    dispatched = deliveries_dispatch_due(now=now, limit=batch_size)
+    return {
+        "released": released,
+        "expired": expired,
+        "due": dispatched["due"],
+        "enqueued": dispatched["enqueued"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatcher: due rows to the send queue, at the sending rate
+# --------------------------------------------------------------------------------------------
+
+
+def send_queue_backlog() -> int | None:
+    """Deliveries waiting in the broker's send queue (an upper bound: messages × the ids a
+    message carries), or None when it cannot be read (not a Redis broker, or no answer)."""
+    import redis
+
+    broker = str(getattr(settings, "CELERY_BROKER_URL", "") or settings.REDIS_URL)
+    if not broker.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    queue_name = str(getattr(settings, "NP_QUEUE_SEND", "send"))
+    client = redis.Redis.from_url(broker, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        messages = int(client.llen(queue_name))
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return messages * int(_setting("NP_DELIVERY_ENQUEUE_CHUNK", 50))
+
+
+_DUE_SQL = """
+    WITH picked AS (
+        SELECT id FROM notification_deliveries
+        WHERE status = 'pending' AND scheduled_at <= %(now)s
+          AND (updated_at <= %(settled)s OR updated_at < scheduled_at - interval '1 second')
+        ORDER BY scheduled_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
     )
+    UPDATE notification_deliveries d SET updated_at = %(now)s
+    FROM picked WHERE d.id = picked.id
+    RETURNING d.id
+"""
+
+
+def deliveries_dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> dict:
+    """Move due pending deliveries to the send queue; run by beat every
+    ``NP_DISPATCH_INTERVAL_SECONDS`` (and by the sweeper).
+
+    Due means ``scheduled_at`` has come and nobody is about to enqueue the row: either it was
+    scheduled ahead when last written (a retry's backoff, a scheduled send, quiet hours, a
+    deferred frequency cap), or it has not been touched for ``NP_SWEEP_GRACE_SECONDS`` (its
+    own on-commit enqueue was lost with the broker, or its message with a worker). Picked
+    rows are touched in the same statement, so the next run does not pick them again while
+    they wait in the queue. A run takes up to ``NP_DISPATCH_BATCH_SIZE`` rows and only while
+    the send queue holds fewer than ``NP_DISPATCH_MAX_QUEUED``: the queue stays full enough
+    for the workers to send at their rate, and a backlog stays in the database (the outbox),
+    not in Redis. Returns ``{"due": picked, "enqueued": published, "backlog": queued}``.
+    """
+    now = now or timezone.now()
+    limit = limit or int(_setting("NP_DISPATCH_BATCH_SIZE", 10_000))
+    backlog = send_queue_backlog()
+    if backlog is not None:
+        limit = min(limit, int(_setting("NP_DISPATCH_MAX_QUEUED", 20_000)) - backlog)
+        if limit <= 0:
+            return {"due": 0, "enqueued": 0, "backlog": backlog}
+    grace = timedelta(seconds=_setting("NP_SWEEP_GRACE_SECONDS", 30))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_DUE_SQL, {"now": now, "settled": now - grace, "limit": limit})
+        due_ids = sorted(row[0] for row in cursor.fetchall())
     enqueued = enqueue_deliveries(due_ids) if due_ids else 0
-    if due_ids and enqueued:
-        # Touch them so the next sweep (before a busy worker got to them) does not enqueue
-        # the same rows again; the claim would ignore duplicates, this just saves the work.
+    if enqueued < len(due_ids):
+        # not published (broker down): make them due again for the next run
         NotificationDelivery.objects.filter(
-            pk__in=due_ids[:enqueued], status=DeliveryStatus.PENDING
-        ).update(updated_at=now)
-    return {"released": released, "expired": expired, "due": len(due_ids), "enqueued": enqueued}
+            pk__in=due_ids[enqueued:], status=DeliveryStatus.PENDING
+        ).update(updated_at=now - grace)
+    return {"due": len(due_ids), "enqueued": enqueued, "backlog": backlog or 0}

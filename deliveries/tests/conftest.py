@@ -273,20 +273,29 @@ def pipeline_providers(db, smtp_server, webhook_receiver) -> dict[str, Any]:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], beat: bool, log: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        beat: bool,
+        log: Path,
+        queues: str | None = None,
+        pool: str = "threads",
+    ) -> None:
         command = [
             str(BASE_DIR / ".venv" / "bin" / "celery"),
             "-A",
             "notifyplatform",
             "worker",
-            "--pool=threads",
-            "--concurrency=8",
+            f"--pool={pool}",
+            "--concurrency=8" if pool == "threads" else "--concurrency=2",
             "--without-gossip",
             "--without-mingle",
             "--loglevel=WARNING",
         ]
         if beat:
             command.append("--beat")
+        if queues:  # e.g. "send": one worker per queue, as `make run` starts them
+            command += ["-Q", queues, "-n", f"{queues.replace(',', '-')}-{log.stem}@%h"]
         self.log = log
         self._log_file = log.open("ab")
         self.process = subprocess.Popen(
@@ -314,7 +323,9 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
     database_url = child_database_url()
 
-    def start(*, beat: bool = False, **extra_env: str) -> Worker:
+    def start(
+        *, beat: bool = False, queues: str | None = None, pool: str = "threads", **extra_env: str
+    ) -> Worker:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -328,7 +339,7 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
             WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
             **extra_env,
         }
-        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log")
+        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log", queues, pool)
         workers.append(worker)
         return worker
 
@@ -345,5 +356,6 @@ def purge_queue(settings) -> None:
     conn = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for key in conn.scan_iter("*"):
         name = key.decode()
-        if name in ("celery", "unacked", "unacked_index") or name.startswith("_kombu"):
+        queues = ("celery", *settings.NP_QUEUES, "unacked", "unacked_index")
+        if name in queues or name.startswith("_kombu"):
             conn.delete(key)

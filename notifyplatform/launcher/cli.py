@@ -28,8 +28,9 @@ USAGE = """\
 usage: python -m notifyplatform.launcher <command>
 
 commands:
-  run                  services, migrate, seed_demo, admin user, then daphne + celery worker
-                       + celery beat (+ provider sandbox) until Ctrl-C / SIGTERM
+  run                  services, migrate, seed_demo, admin user, then daphne + a celery
+                       worker per queue (send, batch, control) + celery beat (+ provider
+                       sandbox) until Ctrl-C / SIGTERM
   test [--] ARGS...    services, then `python -m pytest ARGS...`; exits with pytest's code
   env                  services (left running) and `export DATABASE_URL=... REDIS_URL=...`
   stop                 stop the embedded services left running under the run dir
@@ -44,6 +45,14 @@ environment:
   NP_ADMIN_LOGIN       admin login (default admin, or admin@example.com for email logins)
   NP_STOP_TIMEOUT      seconds between SIGTERM and SIGKILL (default 10)
 """
+
+# One Celery worker per queue (settings.CELERY_TASK_ROUTES), so that sends piling up never
+# hold back a batch's fan-out or beat's control tasks (auctions closing, the dispatcher).
+WORKERS = (
+    ("w-send", "send", ["--concurrency", "2"]),
+    ("w-batch", "batch", ["--pool", "threads", "--concurrency", "2"]),
+    ("w-ctl", "control", ["--pool", "threads", "--concurrency", "4"]),
+)
 
 BIN_DIR = Path(sys.executable).parent  # the venv's bin (not resolved: keep the venv)
 
@@ -304,6 +313,12 @@ def cmd_run() -> int:
     try:
         services = ensure_services(log=log)
         log(services.mode_line())
+        if not services.development and not os.environ.get("SECRET_KEY"):
+            log(
+                "error: SECRET_KEY is not set; with configured services (DATABASE_URL/REDIS_URL)"
+                " set it to the same long random value on every host"
+            )
+            return 1
         password = admin_password(services)
         supervisor = Supervisor(PROJECT_ROOT, child_env(services, port))
         if sandbox:
@@ -344,7 +359,10 @@ def cmd_run() -> int:
         daphne = ["-b", "127.0.0.1", "-p", str(port), "notifyplatform.asgi:application"]
         supervisor.spawn("daphne", _tool("daphne") + daphne)
         celery = _tool("celery") + ["-A", "notifyplatform"]
-        supervisor.spawn("worker", celery + ["worker", "-l", "info", "--concurrency", "2"])
+        for name, queue, pool in WORKERS:
+            supervisor.spawn(
+                name, celery + ["worker", "-l", "info", "-Q", queue, "-n", f"{name}@%h", *pool]
+            )
         schedule = str(services.rundir / "celerybeat-schedule")
         supervisor.spawn("beat", celery + ["beat", "-l", "info", "-s", schedule])
         if sandbox:  # its delivery receipts come back to our receipt endpoints

@@ -23,6 +23,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -45,6 +46,25 @@ Log = Callable[[str], None]
 
 class LauncherError(RuntimeError):
     """A problem to report in one line (no traceback)."""
+
+
+def generated_secret_key(rundir: Path) -> str:
+    """A SECRET_KEY generated once into ``<rundir>/secret_key`` (mode 0600) and read back
+    after: the development key of the local/embedded modes and of the test suite. A
+    deployment sets SECRET_KEY itself (settings refuse to start without it)."""
+    path = rundir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        rundir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # lost a race with another process
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
 
 
 # --- small process / network helpers (stdlib only) -----------------------------------
@@ -523,8 +543,19 @@ class ServiceSet:
     def embedded(self) -> bool:
         return "embedded" in self.modes.values()
 
+    @property
+    def development(self) -> bool:
+        """Both services are ours to choose (local or embedded): a development machine."""
+        return "configured" not in self.modes.values()
+
     def env(self) -> dict[str, str]:
-        return {**self.urls, "NP_RUN_DIR": str(self.rundir)}
+        """What the processes started on these services need: their URLs, the run dir and,
+        on a development machine without SECRET_KEY, the run dir's generated key (a
+        configured deployment sets its own; settings refuse to start without one)."""
+        env = {**self.urls, "NP_RUN_DIR": str(self.rundir)}
+        if self.development and not os.environ.get("SECRET_KEY"):
+            env["SECRET_KEY"] = generated_secret_key(self.rundir)
+        return env
 
     def mode_line(self) -> str:
         db, redis = self.modes["database"], self.modes["redis"]

@@ -237,7 +237,7 @@ def test_metrics_report_deliveries_latency_and_connections(user, client, setting
     assert 'np_delivery_send_latency_seconds_bucket{channel="in_app",le="1.0"} 0.0' in body
     assert 'np_delivery_send_latency_seconds_bucket{channel="in_app",le="2.5"} 1.0' in body
     assert 'np_websocket_connections{status="connected"} 1.0' in body
-    assert 'np_celery_queue_depth{queue="celery"}' in body
+    assert 'np_celery_queue_depth{queue="send"}' in body
     # with a token configured, it is required
     settings.NP_METRICS_TOKEN = "s3cret"
     assert client.get("/metrics").status_code == 403

@@ -31,4 +31,5 @@ def seed_demo() -> Seeder:
     notifications.seed_notifications(s)
     activity.seed_batch_jobs(s)
     activity.seed_realtime(s)
+    activity.seed_retention_runs(s)
     return s

@@ -9,7 +9,7 @@ from typing import Any
 
 from auctions.models import Auction, AuctionItem, AuctionWatcher, Bid
 from deliveries.batch.models import BatchChunk
-from deliveries.models import NotificationBatchJob
+from deliveries.models import NotificationBatchJob, RetentionRun
 from realtime.models import RealTimeEvent, WebsocketConnection
 
 from .base import Seeder, seed_uuid
@@ -368,4 +368,27 @@ def seed_realtime(s: Seeder) -> None:
                 "correlation_id": f"demo-{key}",
                 **fields,
             },
+        )
+
+
+def seed_retention_runs(s: Seeder) -> None:
+    """Last night's retention pass, as beat's ``deliveries.apply_retention`` records it."""
+    runs = [
+        ("notifications", 90, 1840, 1),
+        ("notification_deliveries", 90, 312, 1),
+        ("websocket_connections", 30, 57, 1),
+    ]
+    for table, days, deleted, batches in runs:
+        started = s.ago(hours=6)
+        s.get(
+            RetentionRun,
+            defaults={
+                "days": days,
+                "cutoff": started - timedelta(days=days),
+                "deleted": deleted,
+                "batches": batches,
+                "started_at": started,
+                "finished_at": started + timedelta(seconds=2),
+            },
+            table_name=table,
         )
