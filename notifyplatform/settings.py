@@ -267,11 +267,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"redact_tokens": {"()": "notifyplatform.accesslog.RedactingFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # no invitation or API tokens in "Not Found: /i/<token>/" nor in runserver's
+        # access lines (daphne's own access log is redacted by notifyplatform.accesslog)
+        "django.request": {"filters": ["redact_tokens"]},
+        "django.channels.server": {"filters": ["redact_tokens"]},
     },
 }
 
@@ -291,7 +296,10 @@ NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
 CELERY_BEAT_SCHEDULE.update(
     {
         "auctions-start": {"task": "auctions.start_auctions", "schedule": 10.0},
-        "auctions-ending-notices": {"task": "auctions.send_auction_ending_notices", "schedule": 10.0},
+        "auctions-ending-notices": {
+            "task": "auctions.send_auction_ending_notices",
+            "schedule": 10.0,
+        },
         "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
     }
 )
@@ -357,6 +365,9 @@ NP_RT_RETENTION_DAYS = {
     "long": env_int("NP_RT_RETENTION_LONG_DAYS", 30),
 }
 NP_RT_ORDERED_COMMIT = env_bool("NP_RT_ORDERED_COMMIT", True)
+# Pages (origins: scheme://host[:port], comma-separated) allowed to open websockets,
+# besides this server's own origin and NP_PUBLIC_BASE_URL's (see realtime/origin.py).
+NP_WS_ALLOWED_ORIGINS = env_list("NP_WS_ALLOWED_ORIGINS", "")
 # redis-py 8 gives every connection a 5 s socket timeout, the same 5 s channels_redis
 # blocks in BZPOPMIN waiting for a message: a consumer idle for 5 s then dies with
 # "Timeout reading from redis" (close 1011). Read timeouts must outlast that wait.
@@ -412,10 +423,11 @@ SPECTACULAR_SETTINGS.update(
         },
     }
 )
-# /metrics: open when NP_METRICS_TOKEN is empty (bind the server to loopback or keep it
-# behind the proxy); otherwise it needs "Authorization: Bearer <NP_METRICS_TOKEN>".
-# Staff sessions may always read it.
+# /metrics needs "Authorization: Bearer <NP_METRICS_TOKEN>" or a staff session. Only in a
+# local run (NP_LOCAL_RUN=1, set by `make run` when PostgreSQL and Redis are local or
+# embedded) may a loopback client read it without either.
 NP_METRICS_TOKEN = os.environ.get("NP_METRICS_TOKEN", "")
+NP_LOCAL_RUN = env_bool("NP_LOCAL_RUN", False)
 # The send-latency histogram covers deliveries sent in this many seconds before a scrape.
 NP_METRICS_LATENCY_WINDOW_SECONDS = env_int("NP_METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # Celery queues whose depth /metrics reports (Redis list lengths).
