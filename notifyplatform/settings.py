@@ -273,6 +273,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failed logins and lockouts, not every start
         # no invitation or API tokens in "Not Found: /i/<token>/" nor in runserver's
         # access lines (daphne's own access log is redacted by notifyplatform.accesslog)
         "django.request": {"filters": ["redact_tokens"]},
@@ -308,6 +309,14 @@ CELERY_BEAT_SCHEDULE.update(
 # Webhook/push targets on private, loopback or link-local addresses are refused unless
 # their host or IP matches one of these (host names, IPs or CIDRs, comma-separated).
 NP_WEBHOOK_ALLOWED_HOSTS = env_list("NP_WEBHOOK_ALLOWED_HOSTS", "")
+# What provider rows may point at (providers/policy.py): credential variables must start
+# with their adapter's prefix (TWILIO_, MAILGUN_, ...) or match one of these names or
+# "PREFIX*" patterns; servers that receive credentials (api_base_url, token_url, SMTP host)
+# must be the provider's own or one of these hosts ("host" or "host:port").
+NP_PROVIDER_CREDENTIAL_ENV_ALLOWED = env_list("NP_PROVIDER_CREDENTIAL_ENV_ALLOWED", "")
+NP_PROVIDER_ALLOWED_HOSTS = env_list("NP_PROVIDER_ALLOWED_HOSTS", "")
+# The local provider sandbox (`make run` sets it); its host:port is allowed as above.
+NP_SANDBOX_URL = os.environ.get("NP_SANDBOX_URL", "")
 NP_PROVIDERS_REDIS_PREFIX = os.environ.get("NP_PROVIDERS_REDIS_PREFIX", "np:prov")
 # Circuit breaker (per provider, over 5 minutes): open at >= MIN_ERRORS errors that are
 # >= ERROR_RATE of the calls, or after CONSECUTIVE failures in a row.
@@ -399,6 +408,29 @@ NP_THROTTLE_RATES = {
     "token": os.environ.get("NP_THROTTLE_TOKEN", "1000/min"),
     "anon": os.environ.get("NP_THROTTLE_ANON", "100/min"),
 }
+# Client addresses are REMOTE_ADDR, never a client-sent X-Forwarded-For (DRF trusts the
+# header when NUM_PROXIES is unset); behind a proxy run daphne with --proxy-headers.
+REST_FRAMEWORK["NUM_PROXIES"] = 0
+# Failed API-token authentications per client address: past the limit within the window,
+# token requests from that address get 429 with Retry-After (users/lockout.py).
+NP_TOKEN_FAILURE_LIMIT = env_int("NP_TOKEN_FAILURE_LIMIT", 20)
+NP_TOKEN_FAILURE_WINDOW_SECONDS = env_int("NP_TOKEN_FAILURE_WINDOW_SECONDS", 900)
+# Admin logins (django-axes): an account, and separately an address, with
+# NP_LOGIN_FAILURE_LIMIT failed logins is locked out (429) for NP_LOGIN_COOLOFF_MINUTES.
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out accounts/addresses first
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_FAILURE_LIMIT = env_int("NP_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = _timedelta(minutes=env_int("NP_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "users.lockout.client_address"
+AXES_USERNAME_CALLABLE = "users.lockout.login_username"
+AXES_USERNAME_FORM_FIELD = "username"  # the admin login form's field (accounts use email)
+AXES_HTTP_RESPONSE_CODE = 429
 # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (NP_MAX_REQUEST_BYTES) get a JSON 413 under /api/.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),

@@ -24,3 +24,99 @@ def test_metrics_need_a_token_or_staff_unless_this_is_a_local_run(client, settin
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer sécret").status_code == 403
     client.force_login(staff_user)
     assert client.get("/metrics").status_code == 200
+
+
+# --- brute force: admin logins (django-axes) and API tokens ------------------------
+
+
+def _login(client, email, password, address):
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": email, "password": password},
+        REMOTE_ADDR=address,
+    )
+
+
+def _logged_in(client) -> bool:
+    return client.get("/admin/").status_code == 200
+
+
+def test_60_wrong_admin_passwords_then_the_right_one_does_not_log_in(client, staff_user):
+    for _ in range(60):
+        response = _login(client, staff_user.email, "wrong-password", "198.51.100.10")
+        assert response.status_code in (200, 429)  # the form again, then locked out
+    assert response.status_code == 429
+
+    response = _login(client, staff_user.email, "pw-for-tests-1", "198.51.100.10")
+
+    assert response.status_code == 429
+    assert not _logged_in(client)
+
+
+def test_an_account_is_locked_whatever_the_address(client, staff_user, settings):
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        login = staff_user.email.upper() if n % 2 else staff_user.email  # case is no escape
+        _login(client, login, "wrong-password", f"198.51.100.{20 + n}")
+    response = _login(client, staff_user.email, "pw-for-tests-1", "203.0.113.50")
+    assert response.status_code == 429
+    assert not _logged_in(client)
+
+
+def test_an_address_is_locked_whatever_the_account(client, make_user, settings):
+    victim = make_user(is_staff=True)
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        _login(client, f"guess{n}@example.test", "wrong-password", "198.51.100.30")
+    assert _login(client, victim.email, "pw-for-tests-1", "198.51.100.30").status_code == 429
+    assert not _logged_in(client)
+    # the same account from another address is fine
+    assert _login(client, victim.email, "pw-for-tests-1", "198.51.100.31").status_code == 302
+    assert _logged_in(client)
+
+
+def test_a_few_wrong_passwords_do_not_lock_anyone_out(client, staff_user, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _login(client, staff_user.email, "nope", "198.51.100.40").status_code == 200
+    assert _login(client, staff_user.email, "pw-for-tests-1", "198.51.100.40").status_code == 302
+
+
+def test_token_brute_force_from_one_address_gets_429_with_retry_after(api_client, user, settings):
+    from django.core.cache import cache
+
+    from users.lockout import KEY
+    from users.services import token_create
+
+    settings.NP_TOKEN_FAILURE_LIMIT = 20
+    settings.NP_TOKEN_FAILURE_WINDOW_SECONDS = 900
+    good = token_create(user=user, name="t")[1]
+    address = "198.51.100.77"
+    try:
+        for n in range(20):
+            response = api_client.get(
+                "/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer np_guess{n:04d}", REMOTE_ADDR=address
+            )
+            assert response.status_code == 401, n
+        guessed = api_client.get(
+            "/api/v1/me/", HTTP_AUTHORIZATION="Bearer np_guess9999", REMOTE_ADDR=address
+        )
+        assert guessed.status_code == 429
+        assert guessed.json()["error"]["code"] == "THROTTLED"
+        assert 800 <= int(guessed["Retry-After"]) <= 900
+        # even the right token: the guesser learns nothing from this address now
+        right = api_client.get(
+            "/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {good}", REMOTE_ADDR=address
+        )
+        assert right.status_code == 429
+        # others are not affected, and X-Forwarded-For does not make a new address
+        elsewhere = api_client.get(
+            "/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {good}", REMOTE_ADDR="198.51.100.78"
+        )
+        assert elsewhere.status_code == 200
+        spoofed = api_client.get(
+            "/api/v1/me/",
+            HTTP_AUTHORIZATION=f"Bearer {good}",
+            REMOTE_ADDR=address,
+            HTTP_X_FORWARDED_FOR="192.0.2.1",
+        )
+        assert spoofed.status_code == 429
+    finally:
+        cache.delete_many([KEY.format(address), f"{KEY.format(address)}:since"])

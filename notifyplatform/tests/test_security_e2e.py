@@ -245,3 +245,23 @@ def test_invitation_and_api_tokens_stay_out_of_the_access_log(server, user):
     assert "/api/v1/invitations/by-token/[redacted]/" in log
     assert "WSCONNECT /ws/v1/events/" in log
     assert '"GET /realtime/demo/?token=[redacted]&topics=x"' in log
+
+
+# --- token brute force over the websocket ------------------------------------------
+
+
+def test_websocket_token_guessing_is_locked_out_per_address_like_the_api(server, user):
+    """The websocket accepts ``?token=``: the same per-address limit as the API applies
+    (default 20 failures), after which even the right token is closed with 4401."""
+    good = token_create(user=user, name="ws")[1]
+
+    async def frame_with(token: str) -> dict:
+        return await handshake(server, origin=None, query=f"token={token}")
+
+    for n in range(20):
+        assert asyncio.run(frame_with(f"np_guess{n:04d}"))["code"] == "AUTH_FAILED", n
+    locked = asyncio.run(frame_with(good))
+    assert locked["type"] == "error" and locked["code"] == "AUTH_FAILED"
+    # the API from the same address says why, with a Retry-After
+    api = get(server, "/api/v1/me/", headers={"Authorization": f"Bearer {good}"})
+    assert api.status_code == 429 and int(api.headers["Retry-After"]) > 0
