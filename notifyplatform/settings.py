@@ -253,6 +253,49 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# HTTPS deployment: NP_HTTPS=1 marks cookies Secure, redirects HTTP to HTTPS (except the
+# probes, which load balancers and Prometheus call on the inside) and sends HSTS.
+# NP_BEHIND_PROXY=1 trusts the proxy's X-Forwarded-Proto (only behind a proxy that sets
+# it and strips a client's; or run daphne with --proxy-headers instead).
+NP_HTTPS = env_bool("NP_HTTPS", False)
+if NP_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("NP_HSTS_SECONDS", 365 * 86400)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("NP_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("NP_HSTS_PRELOAD", True)
+if env_bool("NP_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (django-csp): scripts from this site only,
+# inline ones only with the response's nonce; no plugins, frames or foreign forms. Inline
+# style attributes stay allowed (admin badges, the dashboard's SVG). NP_CSP=0 turns it off.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+if env_bool("NP_CSP", True):
+    INSTALLED_APPS.append("csp")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "csp.middleware.CSPMiddleware",
+    )
+    CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF, NONCE],
+            "style-src": [SELF, UNSAFE_INLINE],
+            "img-src": [SELF, "data:"],
+            "font-src": [SELF, "data:"],
+            "connect-src": [SELF],  # includes ws(s):// to this host (CSP level 3)
+            "object-src": [NONE],
+            "base-uri": [SELF],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+            **({"upgrade-insecure-requests": True} if NP_HTTPS else {}),
+        }
+    }
+
 # --- email (the SMTP provider's defaults) -----------------------------------------
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = env_int("EMAIL_PORT", 1025)
@@ -452,6 +495,8 @@ SPECTACULAR_SETTINGS.update(
             "ChannelEnum": "notifyplatform.choices.Channel",
             "DeliveryStatusEnum": "deliveries.models.DeliveryStatus",
             "NotificationStatusEnum": "deliveries.models.NotificationStatus",
+            # without it `check --deploy` warns (drf_spectacular.W001: "status" collision)
+            "InvitationStatusEnum": "invitations.models.InvitationStatus",
         },
     }
 )

@@ -120,3 +120,62 @@ def test_token_brute_force_from_one_address_gets_429_with_retry_after(api_client
         assert spoofed.status_code == 429
     finally:
         cache.delete_many([KEY.format(address), f"{KEY.format(address)}:since"])
+
+
+# --- deploy-grade settings ---------------------------------------------------------
+
+
+def _check_deploy(**env: str):
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("NP_HTTPS", "DEBUG"))}
+    child.pop("PYTEST_XDIST_WORKER", None)
+    child.update(SECRET_KEY=secrets.token_urlsafe(50), **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.e2e
+def test_check_deploy_is_clean_with_np_https_and_warns_without():
+    with_https = _check_deploy(NP_HTTPS="1")
+    assert with_https.returncode == 0, with_https.stdout + with_https.stderr
+    assert "System check identified no issues" in with_https.stdout
+
+    without = _check_deploy()
+    assert without.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in without.stderr + without.stdout
+
+
+def test_pages_carry_a_content_security_policy_with_a_per_response_nonce(client, staff_user):
+    import re
+
+    demo = client.get("/realtime/demo/")
+    policy = demo["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if " " in d.strip())
+    nonce = re.search(r"'nonce-([^']+)'", directives["script-src"]).group(1)
+    assert directives["script-src"] == f"'self' 'nonce-{nonce}'"
+    assert directives["default-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    # the demo's inline script carries this response's nonce; the next response has another
+    assert f'<script nonce="{nonce}">' in demo.content.decode()
+    assert nonce not in client.get("/realtime/demo/")["Content-Security-Policy"]
+
+    client.force_login(staff_user)
+    for path in ("/admin/", "/admin/dashboard/", "/api/v1/docs/", "/i/nope/"):
+        policy = client.get(path)["Content-Security-Policy"]
+        assert re.search(r"script-src 'self'( 'nonce-[^']+')?(;|$)", policy), (path, policy)
+        assert "unsafe" not in policy.split("script-src")[1].split(";")[0]
+    docs = client.get("/api/v1/docs/").content.decode()
+    assert "<script>" not in docs  # Swagger UI starts from a script file, not inline

@@ -265,3 +265,37 @@ def test_websocket_token_guessing_is_locked_out_per_address_like_the_api(server,
     # the API from the same address says why, with a Retry-After
     api = get(server, "/api/v1/me/", headers={"Authorization": f"Bearer {good}"})
     assert api.status_code == 429 and int(api.headers["Retry-After"]) > 0
+
+
+# --- NP_HTTPS on a real daphne ----------------------------------------------------------
+
+
+def test_np_https_redirects_sets_hsts_and_secure_cookies_behind_a_proxy(django_db_setup):
+    daphne = DaphneServer(extra_env={"NP_HTTPS": "1", "NP_BEHIND_PROXY": "1"})
+    daphne.start()
+    try:
+        plain = get(daphne, "/admin/login/")
+        probe = get(daphne, "/healthz")
+        proxied = get(daphne, "/admin/login/", headers={"X-Forwarded-Proto": "https"})
+        # a client cannot claim https past the proxy... that is the proxy's job to strip;
+        # without NP_BEHIND_PROXY the header is ignored (see the next server)
+    finally:
+        daphne.stop()
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"https://{daphne.base}/admin/login/"
+    assert probe.status_code == 200  # probes stay reachable over plain HTTP inside
+    assert proxied.status_code == 200
+    assert proxied.headers["Strict-Transport-Security"] == (
+        "max-age=31536000; includeSubDomains; preload"
+    )
+    cookie = proxied.headers["Set-Cookie"]
+    assert "csrftoken=" in cookie and "Secure" in cookie
+    assert "upgrade-insecure-requests" in proxied.headers["Content-Security-Policy"]
+
+    direct = DaphneServer(extra_env={"NP_HTTPS": "1"})
+    direct.start()
+    try:
+        spoofed = get(direct, "/admin/login/", headers={"X-Forwarded-Proto": "https"})
+    finally:
+        direct.stop()
+    assert spoofed.status_code == 301  # X-Forwarded-Proto trusted only with NP_BEHIND_PROXY
