@@ -179,3 +179,18 @@ def test_pages_carry_a_content_security_policy_with_a_per_response_nonce(client,
         assert "unsafe" not in policy.split("script-src")[1].split(";")[0]
     docs = client.get("/api/v1/docs/").content.decode()
     assert "<script>" not in docs  # Swagger UI starts from a script file, not inline
+
+
+def test_the_launcher_marks_only_local_and_embedded_runs(tmp_path, monkeypatch):
+    from notifyplatform.launcher.cli import child_env
+    from notifyplatform.launcher.services import ServiceSet
+
+    monkeypatch.delenv("NP_LOCAL_RUN", raising=False)
+    local = ServiceSet(modes={"database": "local", "redis": "embedded"}, urls={}, rundir=tmp_path)
+    assert child_env(local, 8000)["NP_LOCAL_RUN"] == "1"
+    configured = ServiceSet(
+        modes={"database": "configured", "redis": "local"},
+        urls={"DATABASE_URL": "postgres://db.internal/prod"},
+        rundir=tmp_path,
+    )
+    assert "NP_LOCAL_RUN" not in child_env(configured, 8000)
