@@ -77,19 +77,21 @@ def test_a_row_edited_in_the_database_cannot_send_secrets_to_a_listener(
     Provider.objects.filter(pk=twilio.pk).update(configuration=config)
     twilio.refresh_from_db()
 
-    # when the platform routes and sends an SMS, and probes the provider's health
+    # when the platform routes and sends an SMS
     routed = candidates(channel="sms")
     outcome = send_with_failover(sms(outbound), [twilio])
-    with pytest.raises(ProviderError) as raised:  # the adapter itself refuses, too
-        get_adapter(twilio).send(sms(outbound))
-    metric = provider_check_health(twilio)
-
-    # then nothing reached the listener, and every path says why
+    # then nothing reached the listener, and the outcome says why
     assert http_server.requests == []
     assert routed == []
     assert outcome.ok is False
     assert outcome.error is not None and outcome.error.error_code == "UNCONFIGURED"
     assert "configuration refused" in outcome.error.message
+
+    # the adapter itself refuses too, and so does the health probe ("Check now")
+    with pytest.raises(ProviderError) as raised:
+        get_adapter(twilio).send(sms(outbound))
+    metric = provider_check_health(twilio)
+    assert http_server.requests == []
     assert raised.value.error_code == "UNCONFIGURED"
     assert (metric.is_healthy, metric.error_code) == (False, "UNCONFIGURED")
     assert SECRET not in json.dumps(outcome.attempts, default=str)
