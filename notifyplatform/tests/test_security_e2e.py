@@ -110,7 +110,9 @@ def test_readyz_passes_under_daphne_once_a_websocket_has_connected(server):
 
 def test_readyz_without_redis_answers_503_with_reason_codes_only(django_db_setup):
     dead_port = free_port()  # nothing listens here
-    daphne = DaphneServer(extra_env={"REDIS_URL": f"redis://127.0.0.1:{dead_port}/0"})
+    daphne = DaphneServer(
+        extra_env={"REDIS_URL": f"redis://127.0.0.1:{dead_port}/0", "NP_LOCAL_RUN": ""}
+    )
     daphne.start()
     try:
         ready = get(daphne, "/readyz")
