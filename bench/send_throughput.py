@@ -33,7 +33,7 @@ from common import (
     wait_port,
 )
 
-SECRET_ENV = "NP_BENCH_WEBHOOK_SECRET"
+SECRET_ENV = "WEBHOOK_BENCH_SECRET"  # providers.policy: a WEBHOOK_ name
 SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789ab").decode()
 WORKERS = 2
 

@@ -9,16 +9,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from notifyplatform import accesslog  # noqa: E402
 from realtime.auth import WebsocketAuthMiddleware  # noqa: E402
+from realtime.origin import OriginCheckMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne's access log must not show invitation or API tokens (see accesslog).
+accesslog.install()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns))
+        # the Origin check needs to know how the client authenticated: inside the auth
+        "websocket": WebsocketAuthMiddleware(
+            OriginCheckMiddleware(URLRouter(websocket_urlpatterns))
         ),
     }
 )

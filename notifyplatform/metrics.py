@@ -17,9 +17,10 @@ counters would each see a fraction (and reset on restart). A scrape costs four s
 - ``np_websocket_connections{status}``: one GROUP BY over ``websocket_connections``.
 - ``np_celery_queue_depth{queue}``: ``LLEN`` of each Celery queue list in the broker's Redis.
 
-Access: with ``NP_METRICS_TOKEN`` set, ``Authorization: Bearer <token>`` (or a staff
-session); without it, loopback clients and staff sessions only — run Prometheus on the
-host or behind the proxy, or set the token.
+Access: ``Authorization: Bearer <NP_METRICS_TOKEN>`` or a staff session. A loopback
+client without either is let in only in a local run (``NP_LOCAL_RUN``, which ``make run``
+sets when its PostgreSQL and Redis are local or embedded): behind a reverse proxy on the
+same host every request comes from loopback, so loopback alone proves nothing.
 """
 
 from __future__ import annotations
@@ -175,8 +176,10 @@ def _allowed(request: HttpRequest) -> bool:
     if token:
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), token)
-    return _is_loopback(request)
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        )
+    return bool(getattr(settings, "NP_LOCAL_RUN", False)) and _is_loopback(request)
 
 
 @require_GET

@@ -299,6 +299,49 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# HTTPS deployment: NP_HTTPS=1 marks cookies Secure, redirects HTTP to HTTPS (except the
+# probes, which load balancers and Prometheus call on the inside) and sends HSTS.
+# NP_BEHIND_PROXY=1 trusts the proxy's X-Forwarded-Proto (only behind a proxy that sets
+# it and strips a client's; or run daphne with --proxy-headers instead).
+NP_HTTPS = env_bool("NP_HTTPS", False)
+if NP_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("NP_HSTS_SECONDS", 365 * 86400)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("NP_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("NP_HSTS_PRELOAD", True)
+if env_bool("NP_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (django-csp): scripts from this site only,
+# inline ones only with the response's nonce; no plugins, frames or foreign forms. Inline
+# style attributes stay allowed (admin badges, the dashboard's SVG). NP_CSP=0 turns it off.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+if env_bool("NP_CSP", True):
+    INSTALLED_APPS.append("csp")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "csp.middleware.CSPMiddleware",
+    )
+    CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF, NONCE],
+            "style-src": [SELF, UNSAFE_INLINE],
+            "img-src": [SELF, "data:"],
+            "font-src": [SELF, "data:"],
+            "connect-src": [SELF],  # includes ws(s):// to this host (CSP level 3)
+            "object-src": [NONE],
+            "base-uri": [SELF],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+            **({"upgrade-insecure-requests": True} if NP_HTTPS else {}),
+        }
+    }
+
 # --- email (the SMTP provider's defaults) -----------------------------------------
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = env_int("EMAIL_PORT", 1025)
@@ -313,11 +356,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"redact_tokens": {"()": "notifyplatform.accesslog.RedactingFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failed logins and lockouts, not every start
+        # no invitation or API tokens in "Not Found: /i/<token>/" nor in runserver's
+        # access lines (daphne's own access log is redacted by notifyplatform.accesslog)
+        "django.request": {"filters": ["redact_tokens"]},
+        "django.channels.server": {"filters": ["redact_tokens"]},
     },
 }
 
@@ -337,7 +386,10 @@ NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
 CELERY_BEAT_SCHEDULE.update(
     {
         "auctions-start": {"task": "auctions.start_auctions", "schedule": 10.0},
-        "auctions-ending-notices": {"task": "auctions.send_auction_ending_notices", "schedule": 10.0},
+        "auctions-ending-notices": {
+            "task": "auctions.send_auction_ending_notices",
+            "schedule": 10.0,
+        },
         "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
     }
 )
@@ -346,6 +398,14 @@ CELERY_BEAT_SCHEDULE.update(
 # Webhook/push targets on private, loopback or link-local addresses are refused unless
 # their host or IP matches one of these (host names, IPs or CIDRs, comma-separated).
 NP_WEBHOOK_ALLOWED_HOSTS = env_list("NP_WEBHOOK_ALLOWED_HOSTS", "")
+# What provider rows may point at (providers/policy.py): credential variables must start
+# with their adapter's prefix (TWILIO_, MAILGUN_, ...) or match one of these names or
+# "PREFIX*" patterns; servers that receive credentials (api_base_url, token_url, SMTP host)
+# must be the provider's own or one of these hosts ("host" or "host:port").
+NP_PROVIDER_CREDENTIAL_ENV_ALLOWED = env_list("NP_PROVIDER_CREDENTIAL_ENV_ALLOWED", "")
+NP_PROVIDER_ALLOWED_HOSTS = env_list("NP_PROVIDER_ALLOWED_HOSTS", "")
+# The local provider sandbox (`make run` sets it); its host:port is allowed as above.
+NP_SANDBOX_URL = os.environ.get("NP_SANDBOX_URL", "")
 NP_PROVIDERS_REDIS_PREFIX = os.environ.get("NP_PROVIDERS_REDIS_PREFIX", "np:prov")
 # Circuit breaker (per provider, over 5 minutes): open at >= MIN_ERRORS errors that are
 # >= ERROR_RATE of the calls, or after CONSECUTIVE failures in a row.
@@ -416,6 +476,9 @@ NP_RT_RETENTION_DAYS = {
     "long": env_int("NP_RT_RETENTION_LONG_DAYS", 30),
 }
 NP_RT_ORDERED_COMMIT = env_bool("NP_RT_ORDERED_COMMIT", True)
+# Pages (origins: scheme://host[:port], comma-separated) allowed to open websockets,
+# besides this server's own origin and NP_PUBLIC_BASE_URL's (see realtime/origin.py).
+NP_WS_ALLOWED_ORIGINS = env_list("NP_WS_ALLOWED_ORIGINS", "")
 # redis-py 8 gives every connection a 5 s socket timeout, the same 5 s channels_redis
 # blocks in BZPOPMIN waiting for a message: a consumer idle for 5 s then dies with
 # "Timeout reading from redis" (close 1011). Read timeouts must outlast that wait.
@@ -447,6 +510,29 @@ NP_THROTTLE_RATES = {
     "token": os.environ.get("NP_THROTTLE_TOKEN", "1000/min"),
     "anon": os.environ.get("NP_THROTTLE_ANON", "100/min"),
 }
+# Client addresses are REMOTE_ADDR, never a client-sent X-Forwarded-For (DRF trusts the
+# header when NUM_PROXIES is unset); behind a proxy run daphne with --proxy-headers.
+REST_FRAMEWORK["NUM_PROXIES"] = 0
+# Failed API-token authentications per client address: past the limit within the window,
+# token requests from that address get 429 with Retry-After (users/lockout.py).
+NP_TOKEN_FAILURE_LIMIT = env_int("NP_TOKEN_FAILURE_LIMIT", 20)
+NP_TOKEN_FAILURE_WINDOW_SECONDS = env_int("NP_TOKEN_FAILURE_WINDOW_SECONDS", 900)
+# Admin logins (django-axes): an account, and separately an address, with
+# NP_LOGIN_FAILURE_LIMIT failed logins is locked out (429) for NP_LOGIN_COOLOFF_MINUTES.
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out accounts/addresses first
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_FAILURE_LIMIT = env_int("NP_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = _timedelta(minutes=env_int("NP_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "users.lockout.client_address"
+AXES_USERNAME_CALLABLE = "users.lockout.login_username"
+AXES_USERNAME_FORM_FIELD = "username"  # the admin login form's field (accounts use email)
+AXES_HTTP_RESPONSE_CODE = 429
 # Abuse limits on invitations to new external recipients (addresses and numbers that are
 # no user's and that the inviter never invited before), per inviter and fixed window, SMS
 # stricter; and how many invitations one address or number may get a day from everyone
@@ -483,15 +569,18 @@ SPECTACULAR_SETTINGS.update(
             "ChannelEnum": "notifyplatform.choices.Channel",
             "DeliveryStatusEnum": "deliveries.models.DeliveryStatus",
             "NotificationStatusEnum": "deliveries.models.NotificationStatus",
+            # without it `check --deploy` warns (drf_spectacular.W001: "status" collision)
+            "InvitationStatusEnum": "invitations.models.InvitationStatus",
         },
     }
 )
-# /metrics: open when NP_METRICS_TOKEN is empty (bind the server to loopback or keep it
-# behind the proxy); otherwise it needs "Authorization: Bearer <NP_METRICS_TOKEN>".
-# Staff sessions may always read it.
+# /metrics needs "Authorization: Bearer <NP_METRICS_TOKEN>" or a staff session. Only in a
+# local run (NP_LOCAL_RUN=1, set by `make run` when PostgreSQL and Redis are local or
+# embedded) may a loopback client read it without either.
 NP_METRICS_TOKEN = os.environ.get("NP_METRICS_TOKEN", "")
 # np_deliveries counts the deliveries created in this many seconds before a scrape.
 NP_METRICS_WINDOW_SECONDS = env_int("NP_METRICS_WINDOW_SECONDS", 3600)
+NP_LOCAL_RUN = env_bool("NP_LOCAL_RUN", False)
 # The send-latency histogram covers deliveries sent in this many seconds before a scrape.
 NP_METRICS_LATENCY_WINDOW_SECONDS = env_int("NP_METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # Celery queues whose depth /metrics reports (Redis list lengths).

@@ -13,11 +13,13 @@ they are browse-only, and its spend per day of the last two weeks.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.db.models import Count, DecimalField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.http import HttpRequest
@@ -31,6 +33,7 @@ from . import spendcap
 from .health import FAILURE, SUCCESS, provider_check_health
 from .models import Provider, ProviderHealthMetric
 from .registry import UnknownAdapterError, get_adapter
+from .services import provider_audit_configuration, provider_sensitive_values
 
 RECENT_METRICS = 20
 SPEND_DAYS = 14
@@ -43,9 +46,13 @@ def provider_health_state(provider: Provider) -> tuple[str, str]:
     if not provider.is_enabled:
         return "disabled", "off"
     try:
-        missing = get_adapter(provider).missing_credentials()
+        adapter = get_adapter(provider)
     except UnknownAdapterError:
         return "unconfigured: unknown adapter", "warn"
+    refused = adapter.configuration_refused()
+    if refused:
+        return "refused: " + "; ".join(refused), "bad"
+    missing = adapter.missing_credentials()
     if missing:
         return "unconfigured: " + ", ".join(missing), "warn"
     if not provider.is_healthy:
@@ -191,6 +198,29 @@ class ProviderAdmin(NPModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return providers_with_stats(super().get_queryset(request))
+
+    # The form validates the credential variables and servers (Provider.clean ->
+    # providers.policy); a change of either is logged and its diff goes into the
+    # change's history entry.
+    def save_model(self, request: HttpRequest, obj: Provider, form: Any, change: bool) -> None:
+        before = (
+            provider_sensitive_values(Provider.objects.get(pk=obj.pk)) if change and obj.pk else {}
+        )
+        super().save_model(request, obj, form, change)
+        request._np_provider_diff = provider_audit_configuration(  # type: ignore[attr-defined]
+            provider=obj, before=before, actor=request.user, via="admin", history=False
+        )
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
+        message = super().construct_change_message(request, form, formsets, add)
+        diff = getattr(request, "_np_provider_diff", None)
+        if not diff:
+            return message
+        # a plain-text message (LogEntry shows it as is) that keeps the standard summary
+        summary = LogEntry(change_message=json.dumps(message)).get_change_message()
+        return f"{summary} Credentials/servers: " + "; ".join(diff)
 
     @admin.display(description="health")
     def health(self, obj: Provider) -> SafeString:

@@ -2,7 +2,9 @@
 base that owns the client, the timeouts and the mapping of HTTP failures to codes.
 
 Credentials never come from the database: ``Provider.credentials_required`` names
-environment variables, and an adapter reads them with :meth:`BaseAdapter.env`.
+environment variables, and an adapter reads them with :meth:`BaseAdapter.env`. Which
+variables a row may name, and which servers may receive them, is ``providers.policy``;
+the adapter checks it again before it reads a variable or builds a URL.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from providers import errors
+from providers import errors, policy
 from providers.errors import ProviderError
 from providers.types import HealthResult, OutboundMessage, Receipt, SendResult
 
@@ -50,13 +52,42 @@ class BaseAdapter:
         return self.provider.provider_name
 
     # -- credentials -------------------------------------------------------------
+    def configuration_refused(self) -> list[str]:
+        """What this row names that ``providers.policy`` refuses (empty when fine): the
+        variables whose values it reads and the servers it sends to. (Names that are only
+        checked for presence, ``credentials_required``, are validated by the form.)"""
+        problems = policy.configuration_problems(
+            provider_class=self.kind or self.provider.provider_class,
+            configuration=self.config,
+            webhook_config=self.provider.webhook_config,
+        )
+        return [f"{field}: {msg}" for field, msgs in problems.items() for msg in msgs]
+
+    def refused(self, problem: str) -> ProviderError:
+        return errors.permanent(
+            f"provider {self.name} configuration refused: {problem}", errors.UNCONFIGURED
+        )
+
     def env_name(self, role: str) -> str:
         overrides = self.config.get("credential_env") or {}
-        return str(overrides.get(role) or self.credential_env[role])
+        override = overrides.get(role) if isinstance(overrides, dict) else None
+        return str(override or self.credential_env[role])
 
     def env(self, role: str) -> str:
         """The credential for ``role`` from the environment ('' when unset)."""
-        return os.environ.get(self.env_name(role), "")
+        name = self.env_name(role)
+        if name == self.credential_env[role]:  # the adapter's own default, not the row's
+            return os.environ.get(name, "")
+        return self.env_var(name)
+
+    def env_var(self, name: str) -> str:
+        """The value of the variable ``name``, if ``providers.policy`` lets this adapter
+        read it: a row edited in the database directly must not make it send
+        ``SECRET_KEY`` as an API key. (Presence checks need no value and skip this.)"""
+        problem = policy.env_name_problem(self.kind, name)
+        if problem:
+            raise self.refused(problem)
+        return os.environ.get(name, "")
 
     def missing_credentials(self) -> list[str]:
         """Names of the environment variables this provider needs and does not have."""
@@ -188,7 +219,13 @@ class HttpAdapter(BaseAdapter):
 
     @property
     def base_url(self) -> str:
-        return str(self.config.get("api_base_url") or self.default_base_url).rstrip("/")
+        configured = self.config.get("api_base_url")
+        if not configured:
+            return self.default_base_url.rstrip("/")
+        problem = policy.url_problem(self.kind, "api_base_url", configured)
+        if problem:
+            raise self.refused(problem)
+        return str(configured).rstrip("/")
 
     @property
     def timeout(self) -> httpx.Timeout:

@@ -48,7 +48,16 @@ def success_rates(provider_name: str) -> dict[str, Decimal | None]:
 def provider_check_health(provider: Provider) -> ProviderHealthMetric:
     """Probe one provider, write its metrics row, and open/close its circuit."""
     try:
-        result = get_adapter(provider).check_health()
+        adapter = get_adapter(provider)
+        refused = adapter.configuration_refused()
+        if refused:  # never probe a server (with credentials) the policy refuses
+            result = HealthResult(
+                ok=False,
+                error_code="UNCONFIGURED",
+                error_message="configuration refused: " + "; ".join(refused),
+            )
+        else:
+            result = adapter.check_health()
     except UnknownAdapterError as exc:
         result = HealthResult(ok=False, error_code="UNCONFIGURED", error_message=str(exc))
     missing = (

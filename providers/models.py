@@ -8,10 +8,13 @@ non-secret settings such as an API base URL or a sender address.
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from notifyplatform.choices import ProviderType
 from notifyplatform.db import SeedIndex, choices_check, created_at, seed_default, updated_at
+from providers import policy
+from providers.registry import UnknownAdapterError, adapter_class
 
 
 class Provider(models.Model):
@@ -55,13 +58,30 @@ class Provider(models.Model):
         constraints = [
             choices_check("provider_type", ProviderType, "provider_registry_provider_type_valid"),
             models.CheckConstraint(
-                condition=models.Q(cost_per_message__gte=0) | models.Q(cost_per_message__isnull=True),
+                condition=models.Q(cost_per_message__gte=0)
+                | models.Q(cost_per_message__isnull=True),
                 name="provider_registry_cost_non_negative",
             ),
         ]
 
     def __str__(self) -> str:
         return self.provider_name
+
+    def clean(self) -> None:
+        """The credential variables and servers this row names must pass
+        ``providers.policy`` (the admin form shows each problem on its field)."""
+        try:
+            kind = adapter_class(self.provider_class).kind or self.provider_class
+        except UnknownAdapterError:
+            kind = self.provider_class
+        problems = policy.configuration_problems(
+            provider_class=kind,
+            configuration=self.configuration,
+            webhook_config=self.webhook_config,
+            credentials_required=self.credentials_required,
+        )
+        if problems:
+            raise ValidationError(problems)
 
     def covers(self, region: str | None) -> bool:
         """Empty coverage means worldwide; otherwise the region (or ``global``) must be listed."""
@@ -94,7 +114,8 @@ class ProviderHealthMetric(models.Model):
         ordering = ["-health_check_timestamp"]
         indexes = [
             SeedIndex(
-                fields=["provider_name", "provider_type"], name="idx_provider_health_metrics_provider"
+                fields=["provider_name", "provider_type"],
+                name="idx_provider_health_metrics_provider",
             ),
             SeedIndex(
                 fields=["health_check_timestamp"], name="idx_provider_health_metrics_timestamp"

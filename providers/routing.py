@@ -3,7 +3,8 @@
 Order: user-preferred providers first (in the user's order), then ``priority``
 (lower first), then ``cost_per_message`` (cheaper first; unknown cost last), then
 name so the order is stable. Never: disabled, unhealthy (circuit open), outside
-their region, blocked by the user, missing credentials, or out of rate-limit tokens.
+their region, blocked by the user, missing credentials, a configuration
+``providers.policy`` refuses, or out of rate-limit tokens.
 A provider past its daily spend cap stays a candidate: sending refuses it (``SPEND_CAP``)
 and fails over, and a delivery no provider took for that reason is deferred.
 An open circuit past its cooldown is offered to exactly one caller as the half-open
@@ -31,6 +32,14 @@ def usable(provider: Provider, *, region: str | None = None) -> bool:
         adapter = get_adapter(provider)
     except UnknownAdapterError as exc:
         logger.error("provider %s skipped: %s", provider.provider_name, exc)
+        return False
+    refused = adapter.configuration_refused()
+    if refused:
+        logger.warning(
+            "provider %s skipped: configuration refused: %s",
+            provider.provider_name,
+            "; ".join(refused),
+        )
         return False
     missing = adapter.missing_credentials()
     if missing:

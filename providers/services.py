@@ -11,16 +11,18 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from providers import circuit, errors, ratelimit, spendcap
+from providers import circuit, errors, policy, ratelimit, spendcap
 from providers.errors import HEALTH_ERROR_CODES, ProviderError
 from providers.models import Provider
 from providers.registry import UnknownAdapterError, get_adapter
 from providers.types import Attempt, OutboundMessage, Receipt, ReceiptStatus, SendOutcome
 
 logger = logging.getLogger(__name__)
+audit_logger = logging.getLogger("providers.audit")
 
 __all__ = [
     "SendOutcome",
+    "provider_audit_configuration",
     "SuccessTally",
     "receipt_apply",
     "send_with_failover",
@@ -39,6 +41,10 @@ def _adapter(provider: Provider) -> tuple[Any, ProviderError | None]:
         adapter = get_adapter(provider)
     except UnknownAdapterError as exc:
         return None, errors.permanent(str(exc), errors.UNCONFIGURED)
+    refused = adapter.configuration_refused()
+    if refused:
+        # routing already skipped it: a credential variable or server the policy refuses
+        return None, adapter.refused("; ".join(refused))
     if adapter.missing_credentials():
         # routing already skipped it; a caller passing its own list gets a record
         return None, adapter.unconfigured()
@@ -318,3 +324,52 @@ def _mark_notifications_delivered(delivery_ids: list[int], when: Any) -> None:
     Notification.objects.filter(pk__in=notification_ids, status__in=("pending", "sent")).update(
         status="delivered", delivered_at=when
     )
+
+
+def provider_sensitive_values(provider: Provider) -> dict[str, Any]:
+    return policy.sensitive_values(
+        configuration=provider.configuration,
+        webhook_config=provider.webhook_config,
+        credentials_required=provider.credentials_required,
+        provider_class=provider.provider_class,
+    )
+
+
+def provider_audit_configuration(
+    *,
+    provider: Provider,
+    before: dict[str, Any],
+    actor: Any,
+    via: str,
+    history: bool = True,
+) -> list[str]:
+    """Record a change of the credential variables or servers a provider points at.
+
+    One WARNING line on the ``providers.audit`` logger, and (``history``) an admin
+    history row (LogEntry) with the diff: the admin writes its own row, whose message
+    ``ProviderAdmin`` extends with the same diff. Returns the diff (empty: nothing
+    sensitive changed, nothing recorded)."""
+    diff = policy.sensitive_diff(before, provider_sensitive_values(provider))
+    if not diff:
+        return diff
+    who = getattr(actor, "email", None) or getattr(actor, "pk", None) or "unknown"
+    audit_logger.warning(
+        "provider %s credentials/servers changed by %s via %s: %s",
+        provider.provider_name,
+        who,
+        via,
+        "; ".join(diff),
+    )
+    if history and getattr(actor, "pk", None) is not None:
+        from django.contrib.admin.models import CHANGE, LogEntry
+        from django.contrib.contenttypes.models import ContentType
+
+        LogEntry.objects.create(
+            user_id=actor.pk,
+            content_type=ContentType.objects.get_for_model(Provider),
+            object_id=str(provider.pk),
+            object_repr=str(provider)[:200],
+            action_flag=CHANGE,
+            change_message=f"Changed via {via}: " + "; ".join(diff),
+        )
+    return diff

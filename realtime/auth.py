@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
 
+from users.lockout import token_failure_record, token_lockout_remaining
 from users.services import token_authenticate
 
 AUTH_SCHEMES = {b"bearer", b"token"}
@@ -36,6 +37,17 @@ def presented_token(scope: dict[str, Any]) -> str | None:
     return None
 
 
+def _authenticate(raw: str, address: str) -> Any:
+    """The token, or None; failures count towards the address's lockout (users.lockout),
+    and a locked-out address gets None without a lookup, like the API's 429."""
+    if token_lockout_remaining(address) is not None:
+        return None
+    token = token_authenticate(raw)
+    if token is None:
+        token_failure_record(address)
+    return token
+
+
 class TokenOrSessionAuthMiddleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -45,7 +57,8 @@ class TokenOrSessionAuthMiddleware:
         raw = presented_token(scope)
         if raw is None:
             return await self.session_auth(scope, receive, send)
-        token = await database_sync_to_async(token_authenticate)(raw)
+        client = scope.get("client") or ("unknown", 0)
+        token = await database_sync_to_async(_authenticate)(raw, str(client[0]))
         if token is None:
             scope = dict(scope, user=AnonymousUser(), np_auth_error="TOKEN_INVALID")
         else:

@@ -1,4 +1,5 @@
-"""DRF authentication by API token: ``Authorization: Bearer np_...`` (or ``Token np_...``)."""
+"""DRF authentication by API token: ``Authorization: Bearer np_...`` (or ``Token np_...``).
+Failed attempts are counted per client address (``users.lockout``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from rest_framework import authentication, exceptions
 
+from .lockout import client_address, token_failure_record, token_lockout_remaining
 from .services import token_authenticate
 
 
@@ -17,9 +19,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() not in self.keywords:
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Authorization header must be '<scheme> <token>'.")
+            raise exceptions.AuthenticationFailed(
+                "Authorization header must be '<scheme> <token>'."
+            )
+        address = client_address(request) or "unknown"
+        wait = token_lockout_remaining(address)
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait, detail="Too many failed token authentications from this address."
+            )
         token = token_authenticate(header[1])
         if token is None:
+            token_failure_record(address)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked API token.")
         return token.user, token
 

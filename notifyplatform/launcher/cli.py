@@ -273,6 +273,9 @@ def child_env(services: ServiceSet, port: int) -> dict[str, str]:
     env.update(services.env())
     env.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
     env.setdefault("NP_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    if set(services.modes.values()) <= {"local", "embedded"}:
+        # a developer's machine: /metrics is open to loopback clients (see settings)
+        env.setdefault("NP_LOCAL_RUN", "1")
     env["PORT"] = str(port)
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"

@@ -302,12 +302,12 @@ def make_provider(name: str, **fields) -> Provider:
 
 
 def test_provider_list_shows_badges_success_rate_and_cost(admin_client, monkeypatch):
-    monkeypatch.delenv("NP_CONSOLE_MISSING_KEY", raising=False)
+    monkeypatch.delenv("WEBHOOK_CONSOLE_MISSING_KEY", raising=False)
     now = timezone.now()
     make_provider("c-healthy", cost_per_message=Decimal("0.010000"))
     make_provider("c-open", is_healthy=False)
     make_provider("c-off", is_enabled=False)
-    make_provider("c-nokey", credentials_required=["NP_CONSOLE_MISSING_KEY"])
+    make_provider("c-nokey", credentials_required=["WEBHOOK_CONSOLE_MISSING_KEY"])
     # the latest health check of c-healthy says 87.5 % (an older one said 10 %)
     for when, rate in ((now - timedelta(hours=2), "10.00"), (now, "87.50")):
         ProviderHealthMetric.objects.create(
@@ -332,7 +332,7 @@ def test_provider_list_shows_badges_success_rate_and_cost(admin_client, monkeypa
     assert ">healthy</span>" in health["c-healthy"]
     assert ">open circuit</span>" in health["c-open"]
     assert ">disabled</span>" in health["c-off"]
-    assert ">unconfigured: NP_CONSOLE_MISSING_KEY</span>" in health["c-nokey"]
+    assert ">unconfigured: WEBHOOK_CONSOLE_MISSING_KEY</span>" in health["c-nokey"]
     rates = {n: model_admin.success_rate(p) for n, p in rows.items()}
     assert rates == {
         "c-healthy": "87.50 %",

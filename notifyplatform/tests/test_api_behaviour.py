@@ -232,6 +232,7 @@ def test_metrics_report_deliveries_latency_and_connections(user, client, setting
     )
     f.connection(user)
     settings.NP_METRICS_TOKEN = ""
+    settings.NP_LOCAL_RUN = True
     body = client.get("/metrics").content.decode()  # the test client is 127.0.0.1
     assert 'np_deliveries{channel="in_app",provider="in_app",status="sent"} 1.0' in body
     assert 'np_delivery_send_latency_seconds_bucket{channel="in_app",le="1.0"} 0.0' in body

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from notifyplatform.api_fields import StrictBooleanField
+from providers import policy
 from providers.models import Provider, ProviderHealthMetric
+from providers.registry import UnknownAdapterError, adapter_class
 
 
 class ProviderSerializer(serializers.ModelSerializer):
@@ -47,7 +51,27 @@ class ProviderHealthMetricSerializer(serializers.ModelSerializer):
 
 
 class ProviderUpdateSerializer(serializers.Serializer):
-    """What staff may change through the API (credentials and classes stay in the admin)."""
+    """What staff may change through the API (credential lists and classes stay in the
+    admin). ``configuration`` is replaced whole and must pass ``providers.policy``."""
 
     is_enabled = StrictBooleanField(required=False)
     priority = serializers.IntegerField(required=False, min_value=0, max_value=1000)
+    configuration = serializers.JSONField(required=False)
+
+    def validate_configuration(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        provider = self.context["provider"]
+        try:
+            kind = adapter_class(provider.provider_class).kind or provider.provider_class
+        except UnknownAdapterError:
+            kind = provider.provider_class
+        problems = policy.configuration_problems(
+            provider_class=kind,
+            configuration=value,
+            webhook_config=provider.webhook_config,
+            credentials_required=provider.credentials_required,
+        )
+        if problems:
+            raise serializers.ValidationError([m for msgs in problems.values() for m in msgs])
+        return value

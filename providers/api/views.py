@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import django_filters
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -27,7 +28,11 @@ from providers.api.serializers import (
 from providers.base import ReceiptSignatureError
 from providers.models import Provider, ProviderHealthMetric
 from providers.registry import UnknownAdapterError, get_adapter
-from providers.services import receipt_apply
+from providers.services import (
+    provider_audit_configuration,
+    provider_sensitive_values,
+    receipt_apply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,21 +65,32 @@ class ProviderViewSet(
     @extend_schema(request=ProviderUpdateSerializer, responses={200: ProviderSerializer})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         provider = self.get_object()
-        serializer = ProviderUpdateSerializer(data=request.data, partial=True)
+        serializer = ProviderUpdateSerializer(
+            data=request.data, partial=True, context={"provider": provider}
+        )
         serializer.is_valid(raise_exception=True)
         if serializer.validated_data:
-            Provider.objects.filter(pk=provider.pk).update(
-                **serializer.validated_data, updated_at=timezone.now()
-            )
-            provider.refresh_from_db()
+            before = provider_sensitive_values(provider)
+            with transaction.atomic():
+                Provider.objects.filter(pk=provider.pk).update(
+                    **serializer.validated_data, updated_at=timezone.now()
+                )
+                provider.refresh_from_db()
+                provider_audit_configuration(
+                    provider=provider, before=before, actor=request.user, via="API"
+                )
         return Response(ProviderSerializer(provider).data)
 
 
 class ProviderHealthFilter(django_filters.FilterSet):
     provider_name = django_filters.CharFilter()
     is_healthy = django_filters.BooleanFilter()
-    checked_after = django_filters.IsoDateTimeFilter(field_name="health_check_timestamp", lookup_expr="gte")
-    checked_before = django_filters.IsoDateTimeFilter(field_name="health_check_timestamp", lookup_expr="lt")
+    checked_after = django_filters.IsoDateTimeFilter(
+        field_name="health_check_timestamp", lookup_expr="gte"
+    )
+    checked_before = django_filters.IsoDateTimeFilter(
+        field_name="health_check_timestamp", lookup_expr="lt"
+    )
 
     class Meta:
         model = ProviderHealthMetric

@@ -42,7 +42,9 @@ def test_demo_page_shows_live_events_and_those_published_while_the_server_was_do
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = await browser.new_page()
+                # Playwright polls wait_for_function predicates with eval, which the
+                # page's CSP forbids; the policy itself is tested in test_csp_browser.py
+                page = await browser.new_page(bypass_csp=True)
                 await page.goto(f"{server.origin}/realtime/demo/?topics=demo")
                 await page.wait_for_function(
                     "document.getElementById('status').textContent === 'open'", timeout=30_000
@@ -103,7 +105,9 @@ def test_demo_page_client_unpacks_coalesced_frames_of_a_replay_in_order(
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = await browser.new_page()
+                # Playwright polls wait_for_function predicates with eval, which the
+                # page's CSP forbids; the policy itself is tested in test_csp_browser.py
+                page = await browser.new_page(bypass_csp=True)
                 await page.goto(f"{server.origin}/realtime/demo/?topics=demo-batch")
                 await page.wait_for_function(
                     "window.notifyRealtime && window.notifyRealtime.lastSeq !== null",

@@ -26,7 +26,9 @@ def test_demo_page_sets_a_throttle_shows_it_and_receives_a_burst_coalesced(daphn
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = await browser.new_page()
+                # Playwright polls wait_for_function predicates with eval, which the
+                # page's CSP forbids; the policy itself is tested in test_csp_browser.py
+                page = await browser.new_page(bypass_csp=True)
                 await page.goto(f"{daphne_server.origin}/realtime/demo/?topics=demo-throttle")
                 await page.wait_for_function(
                     "window.notifyRealtime && window.notifyRealtime.preferencesInForce",

@@ -7,7 +7,6 @@ the environment variables holding the login; default settings.EMAIL_HOST_USER/PA
 
 from __future__ import annotations
 
-import os
 import smtplib
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import make_msgid
 
-from providers import errors
+from providers import errors, policy
 from providers.base import BaseAdapter
 from providers.errors import ProviderError
 from providers.types import HealthResult, OutboundMessage, SendResult
@@ -36,10 +35,12 @@ class SmtpAdapter(BaseAdapter):
     def connection(self) -> EmailBackend:
         username_env = self.config.get("username_env")
         password_env = self.config.get("password_env")
-        username = os.environ.get(username_env, "") if username_env else settings.EMAIL_HOST_USER
-        password = (
-            os.environ.get(password_env, "") if password_env else settings.EMAIL_HOST_PASSWORD
-        )
+        username = self.env_var(username_env) if username_env else settings.EMAIL_HOST_USER
+        password = self.env_var(password_env) if password_env else settings.EMAIL_HOST_PASSWORD
+        # the login goes to this host: EMAIL_HOST, or one NP_PROVIDER_ALLOWED_HOSTS lists
+        problem = policy.smtp_host_problem(self.config.get("host"), self.config.get("port"))
+        if problem:
+            raise self.refused(problem)
         return get_connection(  # type: ignore[return-value]
             "django.core.mail.backends.smtp.EmailBackend",
             host=self._setting("host", settings.EMAIL_HOST),

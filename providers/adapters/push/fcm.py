@@ -30,7 +30,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from providers import errors
+from providers import errors, policy
 from providers.base import HttpAdapter, response_summary
 from providers.types import OutboundMessage, SendResult
 
@@ -136,7 +136,14 @@ class FcmAdapter(HttpAdapter):
         return service_account_info(raw) if raw else None
 
     def token_url(self, info: dict[str, Any]) -> str:
-        return str(self.config.get("token_url") or info.get("token_uri") or GOOGLE_TOKEN_URL)
+        configured = self.config.get("token_url")
+        if configured:
+            # the signed assertion sent there is worth an access token: a known host only
+            problem = policy.url_problem(self.kind, "token_url", configured)
+            if problem:
+                raise self.refused(problem)
+            return str(configured)
+        return str(info.get("token_uri") or GOOGLE_TOKEN_URL)
 
     def _cache_key(self, info: dict[str, Any]) -> tuple[str, str, str]:
         return (

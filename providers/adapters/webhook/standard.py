@@ -14,13 +14,12 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import time
 from typing import Any
 
 import httpx
 
-from providers import errors
+from providers import errors, policy
 from providers.base import HttpAdapter, response_summary
 from providers.netguard import ResolvedTarget, resolve_public, resolve_public_async
 from providers.types import OutboundMessage, SendResult
@@ -46,11 +45,20 @@ class WebhookAdapter(HttpAdapter):
     idempotency_header = None  # webhook-id carries it
     not_found_is_invalid_recipient = True
 
-    def secret(self) -> str:
-        name = self.config.get("secret_env") or next(
+    def secret_name(self) -> str | None:
+        return self.config.get("secret_env") or next(
             iter(self.provider.credentials_required or []), None
         )
-        return os.environ.get(name, "") if name else ""
+
+    def secret(self) -> str:
+        name = self.secret_name()
+        return self.env_var(name) if name else ""
+
+    def configuration_refused(self) -> list[str]:
+        refused = super().configuration_refused()
+        name = self.secret_name()
+        problem = policy.env_name_problem(self.kind, name) if name else None
+        return [*refused, f"credentials_required: {problem}"] if problem else refused
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
         return {
