@@ -1,6 +1,6 @@
 """Quick throughput check of the sandbox (not part of the test suite).
 
-    python -m providers.sandbox.bench [--seconds 5] [--concurrency 64] [--target webhook]
+    python -m sandbox.bench [--seconds 5] [--concurrency 64] [--target webhook]
 
 Starts the sandbox in a child process on a free loopback port, drives it with keep-alive
 aiohttp clients for a bounded time and number of requests, and prints requests/s.  Only
@@ -27,7 +27,7 @@ import aiohttp
 
 from .config import DEFAULT_CREDENTIALS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MAX_REQUESTS = 2_000_000
 
 
@@ -93,7 +93,7 @@ def client_process(args: tuple[str, dict[str, str], bytes, float, int], out: Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m providers.sandbox.bench")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.bench")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=64, help="connections per client")
     parser.add_argument("--clients", type=int, default=1, help="client processes")
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = min(args.seconds, 60.0)
     server = subprocess.Popen(
-        [sys.executable, "-m", "providers.sandbox", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,

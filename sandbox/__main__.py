@@ -1,4 +1,4 @@
-"""``python -m providers.sandbox``: run the provider sandbox until SIGINT/SIGTERM."""
+"""``python -m sandbox``: run the provider sandbox until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .state import DEFAULT_MAX_MESSAGES, SandboxState
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m providers.sandbox",
+        prog="python -m sandbox",
         description="Local fake of the notification providers' HTTP APIs.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -21,7 +21,7 @@ from .signing import sendgrid_public_key_b64, sendgrid_public_key_pem
 from .sms import Twilio, Vonage
 from .state import DEFAULT_MAX_MESSAGES, SandboxState
 
-logger = logging.getLogger("providers.sandbox")
+logger = logging.getLogger("sandbox")
 
 PROVIDER_CLASSES: tuple[type[Provider], ...] = (
     Twilio,

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.sandbox import SandboxServer
+from sandbox import SandboxServer
 
 
 @dataclass

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from providers.sandbox import SandboxServer
+from sandbox import SandboxServer
 
 SECRET_BYTES = b"0123456789abcdef0123456789abcdef"
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()

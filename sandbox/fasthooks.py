@@ -1,8 +1,8 @@
 """A lean Standard Webhooks receiver for throughput benchmarks.
 
-    python -m providers.sandbox.fasthooks --port 8026 --config sandbox.json
+    python -m sandbox.fasthooks --port 8026 --config sandbox.json
 
-The full sandbox (``python -m providers.sandbox``) records every request with its headers
+The full sandbox (``python -m sandbox``) records every request with its headers
 and body, applies failure scenarios and serves the control API; per request that costs
 more CPU than the sender being measured, and on a 2-core machine it shares the cores with
 that sender. This receiver keeps only what a throughput check needs and does it on a bare
@@ -209,7 +209,7 @@ async def serve(host: str, port: int, server: FastHookServer, stop: asyncio.Even
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m providers.sandbox.fasthooks")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.fasthooks")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8026)
     parser.add_argument("--config", help="sandbox JSON config (its webhook section is used)")

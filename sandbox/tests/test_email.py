@@ -14,7 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from providers.sandbox import DEFAULT_CREDENTIALS, SandboxServer
+from sandbox import DEFAULT_CREDENTIALS, SandboxServer
 
 from .conftest import Receiver
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from .config import ProviderConfig
 from .state import CachedResponse, Failure, SandboxState
 
-logger = logging.getLogger("providers.sandbox")
+logger = logging.getLogger("sandbox")
 
 IDEMPOTENCY_HEADERS: tuple[str, ...] = (
     "Idempotency-Key",

@@ -10,7 +10,7 @@ import re
 import httpx
 import pytest
 
-from providers.sandbox import DEFAULT_CREDENTIALS, SandboxServer
+from sandbox import DEFAULT_CREDENTIALS, SandboxServer
 
 from .conftest import Receiver
 

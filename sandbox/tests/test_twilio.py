@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from providers.sandbox import DEFAULT_CREDENTIALS, SandboxServer
+from sandbox import DEFAULT_CREDENTIALS, SandboxServer
 
 from .conftest import Receiver
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from providers.sandbox import DEFAULT_CREDENTIALS, SandboxServer
+from sandbox import DEFAULT_CREDENTIALS, SandboxServer
 
 FCM_TOKEN = DEFAULT_CREDENTIALS["fcm"]["access_token"]
 FCM_HEADERS = {"Authorization": f"Bearer {FCM_TOKEN}"}

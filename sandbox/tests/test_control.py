@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from providers.sandbox import DEFAULT_CREDENTIALS, ConfigError, SandboxServer
+from sandbox import DEFAULT_CREDENTIALS, ConfigError, SandboxServer
 
 from .conftest import Receiver
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SID = DEFAULT_CREDENTIALS["twilio"]["account_sid"]
 TWILIO = f"/2010-04-01/Accounts/{SID}/Messages.json"
 AUTH = (SID, DEFAULT_CREDENTIALS["twilio"]["auth_token"])
@@ -214,7 +214,7 @@ def test_cli_starts_logs_and_stops_cleanly(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "providers.sandbox",
+            "sandbox",
             "--port",
             "0",
             "--receipt-url",
@@ -243,7 +243,7 @@ def test_cli_starts_logs_and_stops_cleanly(tmp_path: Path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         proc2 = subprocess.run(
-            [sys.executable, "-m", "providers.sandbox", "--port", "0", "--latency-ms", "-1"],
+            [sys.executable, "-m", "sandbox", "--port", "0", "--latency-ms", "-1"],
             cwd=ROOT,
             capture_output=True,
             text=True,
