@@ -150,7 +150,7 @@ def sandbox_argv(port: int, receipt_url: str | None) -> list[str]:
 
 
 # Environment variable → (sandbox provider, key in sandbox DEFAULT_CREDENTIALS):
-# the credentials the demo providers (users/demo/accounts.py) read, as the sandbox expects.
+# the credentials the demo providers (demo/accounts.py) read, as the sandbox expects.
 DEMO_CREDENTIALS: dict[str, tuple[str, str]] = {
     "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
     "TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),

@@ -81,8 +81,8 @@ def _wait_for_status(delivery_id: int, wanted: str, timeout: float = 20):
 @pytest.mark.django_db(transaction=True)
 def test_demo_user_email_and_sms_go_pending_sent_delivered(demo_environment):
     from deliveries.services import delivery_send, notify
+    from demo.seed import seed_demo
     from providers.models import Provider
-    from users.demo import seed_demo
     from users.models import User
 
     # Given the demo data set, its providers pointed at the running sandbox

@@ -1,6 +1,6 @@
 """``manage.py seed_demo``: a small, realistic data set for the admin, the API and demos.
 
-Safe to run any number of times: a second run creates nothing (see ``users.demo``).
+Safe to run any number of times: a second run creates nothing (see ``demo.seed``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from users.demo import DEMO_PASSWORD, seed_demo
+from demo.seed import DEMO_PASSWORD, seed_demo
 
 
 class Command(BaseCommand):
