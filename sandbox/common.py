@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -428,3 +430,15 @@ _GSM7_BASIC = (
 )
 _GSM7_EXT = frozenset("^{}\\[~]|€\f")
 _GSM7 = frozenset(_GSM7_BASIC) | _GSM7_EXT
+
+
+def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
+    """(user, password) of an HTTP basic ``Authorization`` header, or None."""
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None

@@ -15,11 +15,14 @@ from aiohttp import web
 from .common import Provider, Runtime, json_response
 from .config import PROVIDERS, RECEIPT_PROVIDERS, ConfigError, check_provider
 from .hooks import WebhookReceiver
-from .mail import Mailgun, Postmark, SendGrid
+from .mailgun import Mailgun
+from .postmark import Postmark
 from .push import FCM, WebPush
+from .sendgrid import SendGrid
 from .signing import sendgrid_public_key_b64, sendgrid_public_key_pem
-from .sms import Twilio, Vonage
 from .state import DEFAULT_MAX_MESSAGES, SandboxState
+from .twilio import Twilio
+from .vonage import Vonage
 
 logger = logging.getLogger("sandbox")
 
