@@ -85,6 +85,7 @@ def _daphne_protocol(send: Any) -> Any:
     """The autobahn/daphne protocol object behind daphne's ASGI ``send``
     (``partial(server.handle_reply, protocol)``), or None under any other server."""
     from daphne.ws_protocol import WebSocketProtocol
+
     protocol = getattr(send, "args", (None,))[0] if getattr(send, "args", None) else None
     return protocol if isinstance(protocol, WebSocketProtocol) else None
 
