@@ -153,14 +153,14 @@ def main() -> None:
     port = free_port()
     config = log_dir / "sandbox.json"
     config.write_text(json.dumps({"webhook": {"name": "bench", "secret": SECRET}}))
-    # the lean receiver (providers.sandbox.fasthooks): same signature check as the full
+    # the lean receiver (sandbox.fasthooks): same signature check as the full
     # sandbox, counts what it accepted; the full one spends more CPU per request than the
     # sender under test, on the same 2 cores
     sandbox = start(
         [
             str(VENV_BIN / "python"),
             "-m",
-            "providers.sandbox.fasthooks",
+            "sandbox.fasthooks",
             "--port",
             str(port),
             "--config",

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "invitations",
     "realtime",
     "auctions",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -84,10 +84,8 @@ def device_info(user_agent: str) -> dict[str, Any] | None:
 def _daphne_protocol(send: Any) -> Any:
     """The autobahn/daphne protocol object behind daphne's ASGI ``send``
     (``partial(server.handle_reply, protocol)``), or None under any other server."""
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # pragma: no cover - daphne is a dependency
-        return None
+    from daphne.ws_protocol import WebSocketProtocol
+
     protocol = getattr(send, "args", (None,))[0] if getattr(send, "args", None) else None
     return protocol if isinstance(protocol, WebSocketProtocol) else None
 

@@ -138,20 +138,19 @@ def _has_command(name: str) -> bool:
 
 
 def _sandbox_available() -> bool:
-    base = PROJECT_ROOT / "providers"
-    return (base / "sandbox" / "__main__.py").exists() or (base / "sandbox.py").exists()
+    return (PROJECT_ROOT / "sandbox" / "__main__.py").exists()
 
 
 def sandbox_argv(port: int, receipt_url: str | None) -> list[str]:
     """The provider sandbox's command line; its delivery receipts go to ``receipt_url``."""
-    argv = [sys.executable, "-m", "providers.sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
     if receipt_url:
         argv += ["--receipt-url", receipt_url]
     return argv
 
 
-# Environment variable → (sandbox provider, key in providers.sandbox DEFAULT_CREDENTIALS):
-# the credentials the demo providers (users/demo/accounts.py) read, as the sandbox expects.
+# Environment variable → (sandbox provider, key in sandbox DEFAULT_CREDENTIALS):
+# the credentials the demo providers (demo/accounts.py) read, as the sandbox expects.
 DEMO_CREDENTIALS: dict[str, tuple[str, str]] = {
     "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
     "TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),
@@ -212,8 +211,8 @@ def demo_env(
     their configured API base URL, which the SSRF guard (user-chosen targets: webhooks,
     push endpoints) does not apply to.
     """
-    from providers.sandbox import signing
-    from providers.sandbox.config import DEFAULT_CREDENTIALS, sendgrid_private_key_pem
+    from sandbox import signing
+    from sandbox.config import DEFAULT_CREDENTIALS, sendgrid_private_key_pem
 
     wanted: dict[str, str] = {"NP_SANDBOX_URL": sandbox_url}
     for name, (provider, key) in DEMO_CREDENTIALS.items():

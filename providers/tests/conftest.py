@@ -195,7 +195,7 @@ def outbound() -> Callable[..., Any]:
 
 @pytest.fixture(scope="session")
 def _sandbox_server() -> Iterator[Any]:
-    from providers.sandbox import SandboxServer
+    from sandbox import SandboxServer
 
     server = SandboxServer(host="127.0.0.1", port=0)
     server.start()
@@ -207,7 +207,7 @@ def _sandbox_server() -> Iterator[Any]:
 def sandbox(_sandbox_server, monkeypatch) -> Any:
     """The provider sandbox (another engineer's fake provider APIs), reset per test, with
     the environment holding the credentials it expects."""
-    from providers.sandbox import DEFAULT_CREDENTIALS
+    from sandbox import DEFAULT_CREDENTIALS
 
     _sandbox_server.reset()
     env = {

@@ -1,7 +1,7 @@
 """The batch sender's coroutine path (``providers.aio``, ``asend``,
 ``send_with_failover_async``) against real loopback servers: the same signing, status
 mapping, SSRF refusals and failover as the blocking path; circuit successes tallied per
-batch; and the lean benchmark receiver (``providers.sandbox.fasthooks``)."""
+batch; and the lean benchmark receiver (``sandbox.fasthooks``)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import pytest
 from providers import aio, circuit, kv
 from providers.errors import ProviderError
 from providers.registry import get_adapter
-from providers.sandbox.signing import verify_standard_webhooks_signature
 from providers.services import SuccessTally, send_with_failover_async
 from providers.tests.conftest import Reply
+from sandbox.signing import verify_standard_webhooks_signature
 
 SECRET = "whsec_" + base64.b64encode(b"sixteen-byte-key-for-async").decode()
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +194,7 @@ def fasthooks(tmp_path):
         [
             sys.executable,
             "-m",
-            "providers.sandbox.fasthooks",
+            "sandbox.fasthooks",
             "--port",
             str(port),
             "--config",

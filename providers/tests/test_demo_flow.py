@@ -33,7 +33,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
 
 @pytest.fixture
 def demo_sandbox(live_server) -> Iterator[str]:
-    """``python -m providers.sandbox`` with the launcher's argv, receipts to the live server."""
+    """``python -m sandbox`` with the launcher's argv, receipts to the live server."""
     port = free_port()
     proc = subprocess.Popen(
         sandbox_argv(port, live_server.url),
@@ -81,8 +81,8 @@ def _wait_for_status(delivery_id: int, wanted: str, timeout: float = 20):
 @pytest.mark.django_db(transaction=True)
 def test_demo_user_email_and_sms_go_pending_sent_delivered(demo_environment):
     from deliveries.services import delivery_send, notify
+    from demo.seed import seed_demo
     from providers.models import Provider
-    from users.demo import seed_demo
     from users.models import User
 
     # Given the demo data set, its providers pointed at the running sandbox
@@ -137,3 +137,17 @@ def test_demo_env_keeps_variables_already_set(tmp_path):
     # generated secrets are kept in the run dir: the same on the next start
     assert again["WEBHOOK_SIGNING_SECRET"] == added["WEBHOOK_SIGNING_SECRET"]
     assert "NP_WEBHOOK_ALLOWED_HOSTS" not in added
+
+
+def test_run_finds_the_provider_sandbox_it_starts():
+    """``make run`` starts the sandbox only when it finds it: after a move of the package
+    the launcher must still find it and its command line must name an importable module."""
+    from importlib.util import find_spec
+
+    from notifyplatform.launcher.cli import _sandbox_available
+
+    argv = sandbox_argv(8001, None)
+
+    assert _sandbox_available()
+    assert argv[1] == "-m"
+    assert find_spec(f"{argv[2]}.__main__") is not None

@@ -67,7 +67,7 @@ def test_signed_receipt_updates_delivery(
     monkeypatch,
     transactional_db,
 ):
-    from providers.sandbox.signing import sendgrid_private_key, sendgrid_public_key_b64
+    from sandbox.signing import sendgrid_private_key, sendgrid_public_key_b64
 
     monkeypatch.setenv(
         "SENDGRID_WEBHOOK_PUBLIC_KEY", sendgrid_public_key_b64(sendgrid_private_key())
@@ -114,7 +114,7 @@ def test_signed_receipt_updates_delivery(
 def test_forged_receipt_is_403_and_changes_nothing(
     kind, client, make_provider, sandbox, monkeypatch
 ):
-    from providers.sandbox.signing import sendgrid_private_key, sendgrid_public_key_b64
+    from sandbox.signing import sendgrid_private_key, sendgrid_public_key_b64
 
     monkeypatch.setenv(
         "SENDGRID_WEBHOOK_PUBLIC_KEY", sendgrid_public_key_b64(sendgrid_private_key())

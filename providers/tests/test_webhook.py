@@ -64,7 +64,7 @@ def test_webhook_signature_matches_the_sandbox_verifier(
     webhook_provider, http_server, outbound, settings
 ):
     # The sandbox engineer's verifier is an independent implementation of the scheme.
-    from providers.sandbox.signing import verify_standard_webhooks_signature
+    from sandbox.signing import verify_standard_webhooks_signature
 
     settings.NP_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]
     get_adapter(webhook_provider).send(outbound(recipient=f"{http_server.url}/hook"))
