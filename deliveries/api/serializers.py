@@ -179,8 +179,9 @@ class PreferenceSerializer(serializers.ModelSerializer):
     frequency_period = serializers.ChoiceField(
         choices=FrequencyPeriod.choices, required=False, default=FrequencyPeriod.DAILY
     )
+    # an integer column: a larger value would be a DataError (500), not a 400
     frequency_limit = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=2_147_483_647  # integer column
+        required=False, allow_null=True, min_value=0, max_value=2_147_483_647
     )
     preferred_providers = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, allow_null=True
