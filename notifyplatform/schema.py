@@ -68,6 +68,7 @@ _DESCRIPTIONS = {
     "404": "No such object, or it belongs to another user.",
     "405": "Method not allowed.",
     "413": "Request body larger than the limit (NP_MAX_REQUEST_BYTES).",
+    "415": "The body is not application/json.",
     "429": "Throttled; see the Retry-After header.",
 }
 
@@ -120,6 +121,7 @@ def add_error_responses(
                 _add(responses, "400")
             if has_body:
                 _add(responses, "413")
+                _add(responses, "415")
             if not _is_anonymous(operation, default_security):
                 _add(responses, "401")
                 _add(responses, "403")
