@@ -75,6 +75,16 @@ class NotificationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class NotificationWithDeliveriesSerializer(NotificationSerializer):
+    """A notification with every delivery of it (``GET /notifications/``, ``/{id}/``)."""
+
+    deliveries = DeliverySerializer(many=True, read_only=True)
+
+    class Meta(NotificationSerializer.Meta):
+        fields = [*NotificationSerializer.Meta.fields, "deliveries"]
+        read_only_fields = fields
+
+
 def inbox_payload(notification: Notification) -> dict[str, Any]:
     """JSON-ready form of an inbox notification (API and real-time event alike)."""
     return dict(NotificationSerializer(notification).data)

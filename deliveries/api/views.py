@@ -26,6 +26,7 @@ from .filters import NotificationFilter
 from .serializers import (
     DeliverySerializer,
     NotificationSerializer,
+    NotificationWithDeliveriesSerializer,
     NotifyRequestSerializer,
     NotifyResponseSerializer,
     PreferenceSerializer,
@@ -55,7 +56,7 @@ class NotificationViewSet(
     (their history; the inbox is the in-app subset). Another user's notification is 404.
     ``POST /notifications/{id}/cancel/`` (staff): cancel its pending deliveries."""
 
-    serializer_class = NotificationSerializer
+    serializer_class = NotificationWithDeliveriesSerializer
     queryset = selectors.Notification.objects.none()
     filterset_class = NotificationFilter
     ordering_fields = ["created_at", "sent_at", "priority"]
@@ -72,7 +73,7 @@ class NotificationViewSet(
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if self.action == "cancel":
             return selectors.Notification.objects.all()
-        return selectors.Notification.objects.filter(user=self.request.user).order_by("-created_at")
+        return selectors.notification_list(self.request.user)
 
     @extend_schema(
         request=None,
