@@ -248,3 +248,24 @@ def test_replay_without_a_signed_timestamp_changes_nothing(
         "delivered",
         "bounced",
     ]
+
+
+def test_mailgun_receipt_waits_when_the_token_store_is_down(
+    client, make_provider, receipts_env, settings
+):
+    from notifyplatform.testing import free_port
+
+    # Given Redis (the token store) unreachable: nothing listens on its port
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    make_provider(provider_name="mailgun", provider_type="email", provider_class="mailgun")
+    delivery = _sent_delivery("mailgun", "m-down")
+
+    body, headers = _mailgun("m-down", timestamp=int(time.time()), token=secrets.token_hex(25))
+    response = _post(client, "mailgun", body, headers)
+
+    # Then the provider is told to retry later, and nothing was applied unchecked
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert response["Retry-After"] == "30"
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
