@@ -196,11 +196,18 @@ def _plain_django_paths() -> dict[str, Any]:
                     },
                     "400": {"description": _DESCRIPTIONS["400"], "content": _error_content()},
                     "403": {
-                        "description": "Signature missing or invalid (SIGNATURE_INVALID).",
+                        "description": "Signature missing or invalid (SIGNATURE_INVALID), its"
+                        " timestamp outside NP_RECEIPT_TOLERANCE_SECONDS (SIGNATURE_EXPIRED), or"
+                        " its one-time token already used (RECEIPT_REPLAYED).",
                         "content": _error_content(),
                     },
                     "404": {"description": "No such provider.", "content": _error_content()},
                     "413": {"description": _DESCRIPTIONS["413"], "content": _error_content()},
+                    "503": {
+                        "description": "The one-time token store is unavailable; retry"
+                        " (SERVICE_UNAVAILABLE, with Retry-After).",
+                        "content": _error_content(),
+                    },
                 },
             }
         }
