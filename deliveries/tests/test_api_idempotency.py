@@ -297,3 +297,16 @@ def test_concurrent_requests_with_one_key_and_different_bodies_write_one(
                 assert answer.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     assert sum(a.status_code == 422 for a in shop) == 6  # the other title, every time
     assert Notification.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_key_longer_than_255_characters_is_400(client, make_user, user):
+    token = _service_token(make_user, "shop@x.test")
+
+    response = _post(client, token, _body(user), key="k" * 256)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "idempotency_key": ["must be 1 to 255 characters"]
+    }
+    assert Notification.objects.count() == 0
