@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from ..errors import IDEMPOTENCY_KEY_REUSED, NotifyError
+from ..errors import IDEMPOTENCY_KEY_REUSED, VALIDATION_ERROR, NotifyError
 from ..models import ApiIdempotencyKey, Notification, NotificationDelivery
 from ..types import NotifyResult
 from .notify import notify
@@ -94,7 +94,7 @@ def _prune(cutoff: datetime) -> None:
 def notify_idempotent(recipient: Any, *, request: IdempotentRequest, **kwargs: Any) -> NotifyResult:
     """``notify()`` at most once per (caller, key) within the window; see the module doc."""
     if not request.key or len(request.key) > 255:
-        raise NotifyError("VALIDATION_ERROR", "must be 1 to 255 characters", "idempotency_key")
+        raise NotifyError(VALIDATION_ERROR, "must be 1 to 255 characters", "idempotency_key")
     try:
         with transaction.atomic():
             return _notify_once(recipient, request, kwargs)
