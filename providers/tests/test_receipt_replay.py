@@ -192,6 +192,11 @@ def test_the_same_fresh_token_twice_is_refused_the_second_time(
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
     assert len(delivery.delivery_metadata["receipts"]) == 1
+    # remembered for twice the tolerance (any timestamp still inside it), then forgotten
+    from providers import kv
+
+    (key,) = kv.client().scan_iter(f"{kv.prefix()}:receipt-nonce:{kind}:*")
+    assert 590 <= kv.client().ttl(key) <= 600
 
 
 def _twilio(client, message_id: str, status: str, error_code: str = ""):
