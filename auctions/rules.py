@@ -56,13 +56,14 @@ def parse_amount(value: Any) -> Decimal:
         raise AuctionError(
             errors.BID_AMOUNT_INVALID, "amount must be greater than zero", field="amount"
         )
-    if amount != amount.quantize(CENT):
-        raise AuctionError(
-            errors.BID_AMOUNT_INVALID, "amount can have at most two decimals", field="amount"
-        )
+    # the bound first: quantize() of a number past Decimal's precision (1e30) raises
     if amount > MAX_AMOUNT:
         raise AuctionError(
             errors.BID_AMOUNT_INVALID, f"amount can be at most {MAX_AMOUNT}", field="amount"
+        )
+    if amount != amount.quantize(CENT):
+        raise AuctionError(
+            errors.BID_AMOUNT_INVALID, "amount can have at most two decimals", field="amount"
         )
     return amount.quantize(CENT)
 

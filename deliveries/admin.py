@@ -31,6 +31,7 @@ from notifyplatform.admin_utils import (
 from notifyplatform.choices import Channel
 
 from .models import (
+    ApiIdempotencyKey,
     Notification,
     NotificationBatchJob,
     NotificationDelivery,
@@ -414,6 +415,15 @@ class UserNotificationPreferenceAdmin(NPModelAdmin):
     search_fields = ("user__email", "invitation_type")
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
+
+
+@admin.register(ApiIdempotencyKey)
+class ApiIdempotencyKeyAdmin(ReadOnlyModelAdmin):
+    """API callers' Idempotency-Keys (per caller, kept NP_IDEMPOTENCY_KEY_TTL_HOURS)."""
+
+    list_display = ("key", "scope", "notification_id", "created_at")
+    search_fields = ("key", "scope")
+    date_hierarchy = "created_at"
 
 
 @admin.register(ProviderPerformanceSummary)

@@ -377,6 +377,39 @@ class UserNotificationPreference(models.Model):
         return f"{who}: {self.invitation_type}/{self.delivery_method}"
 
 
+class ApiIdempotencyKey(models.Model):
+    """Extension table: an API caller's ``Idempotency-Key``, scoped to that caller.
+
+    ``scope`` is ``token:<api token id>`` or ``user:<user id>`` (a session), so two callers
+    never share a key. ``fingerprint`` is the SHA-256 of the request (method, path, body): a
+    reuse with another body is refused (422 ``IDEMPOTENCY_KEY_REUSED``). The first result is
+    the notification (or, for an address-only recipient, ``delivery_ids``). Rows older than
+    ``NP_IDEMPOTENCY_KEY_TTL_HOURS`` no longer count and are pruned as new keys are written.
+    Internal callers' keys (``invitation:<id>:sent``, ``batch:<job>:<user>``) live in
+    ``notifications.idempotency_key`` and cannot be reached from the API.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    scope = models.CharField(max_length=80)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    # no foreign key: retention may delete the notification with plain SQL; a key whose
+    # notification is gone no longer counts
+    notification_id = models.UUIDField(null=True, blank=True)
+    delivery_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "api_idempotency_keys"
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="api_idempotency_keys_scope_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="api_idempotency_keys_created")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.key}"
+
+
 class ProviderPerformanceSummary(models.Model):
     """Read-only: the seed's ``provider_performance_summary`` view."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from .models import Notification, NotificationDelivery, UserNotificationPreference
 
@@ -26,6 +26,17 @@ def inbox_unread_count(user: Any) -> int:
     """An index-only scan of ``idx_notifications_inbox_unread`` (its predicate is the whole
     filter)."""
     return inbox_list(user).filter(is_read=False).count()
+
+
+def notification_list(user: Any) -> QuerySet[Notification]:
+    """The user's own notifications, newest first, each with its deliveries (one more
+    query for the whole page, not one per notification)."""
+    deliveries = NotificationDelivery.objects.order_by("id")
+    return (
+        Notification.objects.filter(user=user)
+        .prefetch_related(Prefetch("deliveries", queryset=deliveries))
+        .order_by("-created_at")
+    )
 
 
 def notification_get(user: Any, notification_id: Any) -> Notification | None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from deliveries.models import Notification, NotificationDelivery
+from deliveries.models import ApiIdempotencyKey, Notification, NotificationDelivery
+from deliveries.services.idempotency import request_fingerprint
 from invitations.models import StoryInvitation
 from templates.models import NotificationTemplate
 from users.models import User
@@ -124,6 +125,24 @@ def seed_notifications(s: Seeder) -> None:
         delivery_attempts=1,
     )
     delivery(n2, "email", "sent", **sent(45, "mailgun", "0.000800", priority=20))
+    # as if Sam's shop had sent it through the API with an Idempotency-Key (kept per caller)
+    request = {
+        "user_id": str(u["carol"].pk),
+        "template_key": "outbid",
+        "channels": ["email", "sms"],
+    }
+    s.get(
+        ApiIdempotencyKey,
+        scope=f"user:{u['sam'].pk}",
+        key="outbid-carol-125",
+        defaults={
+            "fingerprint": request_fingerprint(
+                method="POST", path="/api/v1/notifications/", body=request
+            ),
+            "notification_id": n2.pk,
+            "created_at": s.ago(minutes=45),
+        },
+    )
     delivery(
         n2,
         "sms",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 
@@ -13,3 +15,13 @@ class StrictBooleanField(serializers.BooleanField):
     TRUE_VALUES = {True}
     FALSE_VALUES = {False}
     NULL_VALUES = {None}
+
+
+class StrictCharField(serializers.CharField):
+    """JSON strings only. DRF's CharField turns ``42`` into ``"42"``; the schema says string,
+    and a number where a template's text belongs is a client bug to report, not to store."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -68,6 +68,7 @@ _DESCRIPTIONS = {
     "404": "No such object, or it belongs to another user.",
     "405": "Method not allowed.",
     "413": "Request body larger than the limit (NP_MAX_REQUEST_BYTES).",
+    "415": "The body is not application/json.",
     "429": "Throttled; see the Retry-After header.",
 }
 
@@ -120,6 +121,7 @@ def add_error_responses(
                 _add(responses, "400")
             if has_body:
                 _add(responses, "413")
+                _add(responses, "415")
             if not _is_anonymous(operation, default_security):
                 _add(responses, "401")
                 _add(responses, "403")
@@ -194,11 +196,18 @@ def _plain_django_paths() -> dict[str, Any]:
                     },
                     "400": {"description": _DESCRIPTIONS["400"], "content": _error_content()},
                     "403": {
-                        "description": "Signature missing or invalid (SIGNATURE_INVALID).",
+                        "description": "Signature missing or invalid (SIGNATURE_INVALID), its"
+                        " timestamp outside NP_RECEIPT_TOLERANCE_SECONDS (SIGNATURE_EXPIRED), or"
+                        " its one-time token already used (RECEIPT_REPLAYED).",
                         "content": _error_content(),
                     },
                     "404": {"description": "No such provider.", "content": _error_content()},
                     "413": {"description": _DESCRIPTIONS["413"], "content": _error_content()},
+                    "503": {
+                        "description": "The one-time token store is unavailable; retry"
+                        " (SERVICE_UNAVAILABLE, with Retry-After).",
+                        "content": _error_content(),
+                    },
                 },
             }
         }

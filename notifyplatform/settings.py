@@ -593,7 +593,13 @@ NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", ",".join(NP_QUEUES))
 TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "notifyplatform" / "templates"]
 STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "notifyplatform" / "static"]
 # The API speaks JSON only (no form or multipart bodies: one input format to validate).
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["rest_framework.parsers.JSONParser"]
+# Strict JSON: a depth limit, no duplicate keys, no inf/NaN; any bad body is a 400.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["notifyplatform.jsonparse.StrictJSONParser"]
+NP_JSON_MAX_DEPTH = env_int("NP_JSON_MAX_DEPTH", 32)
+# API Idempotency-Keys are scoped to the caller and remembered this long (then free again).
+NP_IDEMPOTENCY_KEY_TTL_HOURS = env_int("NP_IDEMPOTENCY_KEY_TTL_HOURS", 24)
+# Signed receipts: a signed timestamp further than this from now is refused (replays).
+NP_RECEIPT_TOLERANCE_SECONDS = env_int("NP_RECEIPT_TOLERANCE_SECONDS", 300)
 REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "notifyplatform.pagination.Pagination"
 REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
     "notifyplatform.api_filters.StrictFilterBackend",

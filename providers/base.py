@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
+from notifyplatform import jsonparse
 from providers import errors, policy
 from providers.errors import ProviderError
 from providers.types import HealthResult, OutboundMessage, Receipt, SendResult
@@ -34,6 +35,19 @@ class ReceiptSignatureError(Exception):
     """A status callback whose signature does not verify (the endpoint answers 403)."""
 
 
+class ReceiptMalformedError(Exception):
+    """A status callback whose body is not strict JSON (the endpoint answers 400)."""
+
+
+def receipt_json(request: HttpRequest) -> Any:
+    """The callback's JSON body, parsed strictly (depth limit, no duplicate keys, no inf):
+    a crafted body is a 400, never a RecursionError."""
+    try:
+        return jsonparse.loads(request.body)
+    except jsonparse.MalformedJSONError as exc:
+        raise ReceiptMalformedError(str(exc)) from None
+
+
 class BaseAdapter:
     kind: ClassVar[str] = ""
     channel: ClassVar[str] = ""
@@ -46,6 +60,9 @@ class BaseAdapter:
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
         self.config: dict[str, Any] = dict(provider.configuration or {})
+        # one-time receipt tokens this adapter claimed (``providers.replay``): released
+        # again when the receipt could not be applied, so the provider's retry is accepted
+        self.claimed_nonces: list[tuple[str, str]] = []
 
     @property
     def name(self) -> str:

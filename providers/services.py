@@ -1,5 +1,6 @@
 """Write paths of the providers app: sending with failover, circuit bookkeeping,
-applying receipts, registering providers."""
+registering providers. (Adapters verify and parse receipts; the pipeline applies them:
+``deliveries.services.receipts``.)"""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ import logging
 import time
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
 from providers import circuit, errors, policy, ratelimit, spendcap
 from providers.errors import HEALTH_ERROR_CODES, ProviderError
 from providers.models import Provider
 from providers.registry import UnknownAdapterError, get_adapter
-from providers.types import Attempt, OutboundMessage, Receipt, ReceiptStatus, SendOutcome
+from providers.types import Attempt, OutboundMessage, SendOutcome
 
 logger = logging.getLogger(__name__)
 audit_logger = logging.getLogger("providers.audit")
@@ -24,7 +22,6 @@ __all__ = [
     "SendOutcome",
     "provider_audit_configuration",
     "SuccessTally",
-    "receipt_apply",
     "send_with_failover",
     "send_with_failover_async",
 ]
@@ -261,68 +258,6 @@ def _failed(provider: Provider, exc: ProviderError, started: float) -> Attempt:
         duration_ms=_ms(started),
         error_message=exc.message,
         retryable=exc.retryable,
-    )
-
-
-# Receipt outcome → which current statuses it may replace. A late "delivered" must not
-# undo a bounce, and nothing moves a delivery back to an earlier state.
-_RECEIPT_FROM: dict[str, tuple[str, ...]] = {
-    ReceiptStatus.DELIVERED: ("pending", "sending", "sent"),
-    ReceiptStatus.BOUNCED: ("pending", "sending", "sent", "delivered"),
-    ReceiptStatus.FAILED: ("pending", "sending", "sent"),
-    ReceiptStatus.COMPLAINED: ("sent", "delivered"),
-}
-
-
-@transaction.atomic
-def receipt_apply(*, provider: Provider, receipt: Receipt) -> int:
-    """Record a normalised receipt on the delivery it names; the number of rows updated."""
-    from deliveries.models import NotificationDelivery
-
-    now = timezone.now()
-    fields: dict[str, Any] = {"status": receipt.status, "updated_at": now}
-    if receipt.status == ReceiptStatus.DELIVERED:
-        fields["delivered_at"] = receipt.timestamp or now
-    elif receipt.status in (ReceiptStatus.BOUNCED, ReceiptStatus.FAILED):
-        fields["failed_at"] = receipt.timestamp or now
-        fields["error_code"] = receipt.error_code or (
-            errors.INVALID_RECIPIENT if receipt.status == ReceiptStatus.BOUNCED else errors.REJECTED
-        )
-        if receipt.description:
-            fields["error_message"] = receipt.description[:1000]
-    rows = list(
-        NotificationDelivery.objects.select_for_update()
-        .filter(
-            provider_name=provider.provider_name,
-            provider_message_id=receipt.provider_message_id,
-            status__in=_RECEIPT_FROM[receipt.status],
-        )
-        .only("id", "delivery_metadata")
-    )
-    for row in rows:
-        metadata = dict(row.delivery_metadata or {})
-        metadata.setdefault("receipts", []).append(
-            {
-                "event": receipt.event,
-                "status": receipt.status,
-                "at": (receipt.timestamp or now).isoformat(),
-                "error_code": receipt.error_code,
-            }
-        )
-        NotificationDelivery.objects.filter(pk=row.pk).update(delivery_metadata=metadata, **fields)
-    if rows and receipt.status == ReceiptStatus.DELIVERED:
-        _mark_notifications_delivered([r.pk for r in rows], fields["delivered_at"])
-    return len(rows)
-
-
-def _mark_notifications_delivered(delivery_ids: list[int], when: Any) -> None:
-    from deliveries.models import Notification, NotificationDelivery
-
-    notification_ids = NotificationDelivery.objects.filter(
-        pk__in=delivery_ids, notification__isnull=False
-    ).values("notification_id")
-    Notification.objects.filter(pk__in=notification_ids, status__in=("pending", "sent")).update(
-        status="delivered", delivered_at=when
     )
 
 

@@ -49,6 +49,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
+from notifyplatform import jsonparse
+
 from . import client_info, conf, groups, preferences, selectors, services
 from .errors import RealtimeError
 from .hub import get_hub
@@ -512,7 +514,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             )
             return
         try:
-            frame = json.loads(raw)
+            # strict: a deeply nested frame was a RecursionError that closed the socket (1011)
+            frame = jsonparse.loads(raw)
         except (ValueError, UnicodeDecodeError):
             await self._send_error("INVALID_JSON", "frames must be JSON objects")
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import catalog
 from .models import NotificationTemplate
 from .rendering import RenderedMessage, render_message, select_language
 
@@ -34,6 +35,15 @@ def template_is_exact_key(template_key: str) -> bool:
 def template_type_of(template_key: str) -> str:
     """The notification type a caller's ``template_key`` names (``outbid.email.en`` → outbid)."""
     return template_key.split(".", 1)[0] if template_is_exact_key(template_key) else template_key
+
+
+def template_type_exists(type_name: str) -> bool:
+    """A notification type the platform can send: one of the catalogue's, or the type of a
+    template row (a staff-defined one)."""
+    return (
+        catalog.get_entry(type_name) is not None
+        or NotificationTemplate.objects.filter(invitation_type=type_name).exists()
+    )
 
 
 def templates_for_channels(

@@ -6,6 +6,7 @@ import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from notifyplatform.api_fields import StrictBooleanField
@@ -71,6 +72,16 @@ class NotificationSerializer(serializers.ModelSerializer):
             "metadata",
             "created_at",
         ]
+        read_only_fields = fields
+
+
+class NotificationWithDeliveriesSerializer(NotificationSerializer):
+    """A notification with every delivery of it (``GET /notifications/``, ``/{id}/``)."""
+
+    deliveries = DeliverySerializer(many=True, read_only=True)
+
+    class Meta(NotificationSerializer.Meta):
+        fields = [*NotificationSerializer.Meta.fields, "deliveries"]
         read_only_fields = fields
 
 
@@ -152,6 +163,13 @@ class NotifyRequestSerializer(serializers.Serializer):
             )
         if not attrs.get("user_id") and not (attrs.get("email") or attrs.get("phone")):
             raise serializers.ValidationError({"user_id": ["this field is required"]})
+        expires_at, scheduled_at = attrs.get("expires_at"), attrs.get("scheduled_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise serializers.ValidationError({"expires_at": ["must be in the future"]})
+        if expires_at is not None and scheduled_at is not None and scheduled_at >= expires_at:
+            raise serializers.ValidationError(
+                {"scheduled_at": ["must be before expires_at (it would expire unsent)"]}
+            )
         return attrs
 
 
@@ -171,7 +189,10 @@ class PreferenceSerializer(serializers.ModelSerializer):
     frequency_period = serializers.ChoiceField(
         choices=FrequencyPeriod.choices, required=False, default=FrequencyPeriod.DAILY
     )
-    frequency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    # an integer column: a larger value would be a DataError (500), not a 400
+    frequency_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2_147_483_647
+    )
     preferred_providers = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, allow_null=True
     )

@@ -1,5 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .receipts import ProviderEventsView
 from .staff import DeliveryViewSet
 from .views import InboxViewSet, NotificationViewSet, PreferenceViewSet
 
@@ -9,4 +11,8 @@ router.register("inbox", InboxViewSet, basename="inbox")
 router.register("preferences", PreferenceViewSet, basename="preference")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # providers post signed status callbacks here (verified by their adapter, applied here)
+    path("providers/<str:name>/events/", ProviderEventsView.as_view(), name="provider-events"),
+    *router.urls,
+]

@@ -19,12 +19,14 @@ from users.models import User
 from .. import selectors, services
 from ..filters import InboxFilter
 from ..models import UserNotificationPreference
+from ..services.idempotency import IdempotentRequest, notify_idempotent, request_fingerprint
 from ..services.operations import notification_cancel
 from ..types import Recipient
 from .filters import NotificationFilter
 from .serializers import (
     DeliverySerializer,
     NotificationSerializer,
+    NotificationWithDeliveriesSerializer,
     NotifyRequestSerializer,
     NotifyResponseSerializer,
     PreferenceSerializer,
@@ -46,14 +48,15 @@ class CanSendNotifications(permissions.BasePermission):
 class NotificationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    """``POST /notifications/``: send one notification (``Idempotency-Key`` header honoured:
-    a repeat returns the first result with 200 instead of 201 and sends nothing more).
+    """``POST /notifications/``: send one notification (``Idempotency-Key`` header honoured,
+    scoped to the caller: a repeat returns the first result with 200 instead of 201 and sends
+    nothing more; the key with another body is 422 ``IDEMPOTENCY_KEY_REUSED``).
 
     ``GET /notifications/``: the caller's own notifications on every channel, in any state
     (their history; the inbox is the in-app subset). Another user's notification is 404.
     ``POST /notifications/{id}/cancel/`` (staff): cancel its pending deliveries."""
 
-    serializer_class = NotificationSerializer
+    serializer_class = NotificationWithDeliveriesSerializer
     queryset = selectors.Notification.objects.none()
     filterset_class = NotificationFilter
     ordering_fields = ["created_at", "sent_at", "priority"]
@@ -70,7 +73,7 @@ class NotificationViewSet(
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if self.action == "cancel":
             return selectors.Notification.objects.all()
-        return selectors.Notification.objects.filter(user=self.request.user).order_by("-created_at")
+        return selectors.notification_list(self.request.user)
 
     @extend_schema(
         request=None,
@@ -88,10 +91,16 @@ class NotificationViewSet(
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="A repeat with the same key returns the first result (200).",
+                description="Scoped to the caller (API token or user) and kept for"
+                " NP_IDEMPOTENCY_KEY_TTL_HOURS: a repeat with the same body returns the first"
+                " result (200); the same key with another body is 422 IDEMPOTENCY_KEY_REUSED.",
             )
         ],
-        responses={201: NotifyResponseSerializer, 200: NotifyResponseSerializer},
+        responses={
+            201: NotifyResponseSerializer,
+            200: NotifyResponseSerializer,
+            422: error_response("The Idempotency-Key was used with a different request."),
+        },
     )
     def create(self, request: Request) -> Response:
         serializer = NotifyRequestSerializer(data=request.data)
@@ -101,6 +110,19 @@ class NotificationViewSet(
             "idempotency_key", None
         )
         data.pop("idempotency_key", None)
+        idempotent = (
+            IdempotentRequest(
+                scope=_caller_scope(request),
+                key=idempotency_key,
+                fingerprint=request_fingerprint(
+                    method=request.method or "POST",
+                    path=request.path,
+                    body={k: v for k, v in request.data.items() if k != "idempotency_key"},
+                ),
+            )
+            if idempotency_key
+            else None
+        )
         user_id = data.pop("user_id", None)
         email, phone, locale = data.pop("email", None), data.pop("phone", None), data.pop("locale")
         if user_id is not None:
@@ -111,7 +133,10 @@ class NotificationViewSet(
                 )
         else:
             recipient = Recipient(email=email, phone=phone, locale=locale)
-        result = services.notify(recipient, idempotency_key=idempotency_key, **data)
+        if idempotent is not None:
+            result = notify_idempotent(recipient, request=idempotent, **data)
+        else:
+            result = services.notify(recipient, **data)
         body = {
             "notification": NotificationSerializer(result.notification).data
             if result.notification
@@ -122,6 +147,14 @@ class NotificationViewSet(
         return Response(
             body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
+
+
+def _caller_scope(request: Request) -> str:
+    """Whose idempotency keys these are: the API token's, else the signed-in user's."""
+    token = request.auth
+    if token is not None and getattr(token, "pk", None) is not None:
+        return f"token:{token.pk}"
+    return f"user:{request.user.pk}"
 
 
 def _uuid(value: str | None) -> uuid.UUID:

@@ -287,11 +287,19 @@ def _render(
 # --------------------------------------------------------------------------------------------
 
 
-def _existing(idempotency_key: str, *, is_user: bool) -> NotifyResult | None:
+def _existing(idempotency_key: str, *, is_user: bool, recipient: Any) -> NotifyResult | None:
     if is_user:
         notification = Notification.objects.filter(idempotency_key=idempotency_key).first()
         if notification is None:
             return None
+        if notification.user_id != recipient.pk:
+            # never hand one user's notification to a call for another
+            raise NotifyError(
+                errors.IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key already names another user's notification",
+                "idempotency_key",
+                status=422,
+            )
         return NotifyResult(
             notification, list(notification.deliveries.order_by("id")), created=False
         )
@@ -346,7 +354,7 @@ def notify(
             raise NotifyError(
                 errors.VALIDATION_ERROR, "must be 1 to 255 characters", "idempotency_key"
             )
-        found = _existing(idempotency_key, is_user=is_user)
+        found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
         if found is not None:
             return found
 
@@ -371,7 +379,7 @@ def notify(
         with transaction.atomic():
             if idempotency_key is not None:
                 _idempotency_lock(idempotency_key)
-                found = _existing(idempotency_key, is_user=is_user)
+                found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
                 if found is not None:
                     return found
             return _write(
@@ -389,7 +397,7 @@ def notify(
         # advisory lock makes this rare; the unique constraint makes it impossible to miss).
         if idempotency_key is None:
             raise
-        found = _existing(idempotency_key, is_user=is_user)
+        found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
         if found is None:
             raise
         return found

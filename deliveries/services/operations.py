@@ -28,7 +28,6 @@ from notifyplatform.errors import DomainError
 
 from ..models import DeliveryStatus, Notification, NotificationDelivery, NotificationStatus
 from .sending import _refresh_notification, _without, enqueue_deliveries
-from .status import USER_STATUSES
 
 DELIVERY_NOT_RETRYABLE = "DELIVERY_NOT_RETRYABLE"
 DELIVERY_NOT_CANCELLABLE = "DELIVERY_NOT_CANCELLABLE"
@@ -165,14 +164,7 @@ def notification_cancel(*, notification: Notification) -> NotificationCancelResu
     for row in rows:
         _cancel_fields(row, now, "manual_cancel_notification")
         row.save(update_fields=_CANCEL_UPDATE_FIELDS)
-    others = NotificationDelivery.objects.filter(notification_id=locked.pk).exclude(
-        status=DeliveryStatus.CANCELLED
-    )
-    if not others.exists() and locked.status not in USER_STATUSES:
-        Notification.objects.filter(pk=locked.pk).update(
-            status=NotificationStatus.CANCELLED, updated_at=now
-        )
-    else:
-        _refresh_notification(locked.pk)
+    # the one rule: every delivery cancelled/skipped (or none at all) → cancelled
+    _refresh_notification(locked.pk)
     locked.refresh_from_db()
     return NotificationCancelResult(notification=locked, cancelled_deliveries=len(rows))

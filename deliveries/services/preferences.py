@@ -7,13 +7,28 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from templates.services import template_type_exists
+
 from ..errors import VALIDATION_ERROR, NotifyError
 from ..models import UserNotificationPreference
 
 DUPLICATE = "a preference for this type and delivery method already exists"
 
 
+def _check_type(data: dict[str, Any]) -> None:
+    """``invitation_type`` is ``*`` (every type) or a type the platform sends: a rule for an
+    unknown type would never match anything, silently."""
+    type_name = data.get("invitation_type")
+    if type_name is not None and type_name != "*" and not template_type_exists(type_name):
+        raise NotifyError(
+            VALIDATION_ERROR,
+            f"unknown notification type {type_name!r}: use '*' or a template's type",
+            "invitation_type",
+        )
+
+
 def preference_create(*, user: Any, data: dict[str, Any]) -> UserNotificationPreference:
+    _check_type(data)
     try:
         with transaction.atomic():
             return UserNotificationPreference.objects.create(user=user, **data)
@@ -24,6 +39,7 @@ def preference_create(*, user: Any, data: dict[str, Any]) -> UserNotificationPre
 def preference_update(
     *, preference: UserNotificationPreference, data: dict[str, Any]
 ) -> UserNotificationPreference:
+    _check_type(data)
     for name, value in data.items():
         setattr(preference, name, value)
     try:

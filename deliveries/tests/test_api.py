@@ -48,10 +48,15 @@ def test_service_token_sends_and_gets_201_with_deliveries(service_client, user):
         ("email", "pending"),
         ("in_app", "pending"),
     ]
-    # the same Idempotency-Key: the first result again, nothing new written
+    # the same Idempotency-Key and body: the first result again, nothing new written
     again = service_client.post(
         URL,
-        {"user_id": str(user.pk), "template_key": "outbid", "context": {"amount": "$9"}},
+        {
+            "user_id": str(user.pk),
+            "template_key": "outbid",
+            "context": {"amount": "$9"},
+            "channels": ["email", "in_app"],
+        },
         format="json",
         HTTP_IDEMPOTENCY_KEY="req-1",
     )

@@ -153,6 +153,15 @@ def test_template_crud_and_preview(staff_user, client):
     assert preview.status_code == 200
     variant = preview.json()["variants"][0]
     assert (variant["text"], variant["sms_segments"]) == ("Hi Ada, $7 is due.", 1)
+    # a number where a template's text belongs is refused, not stored as "38205799349"
+    numeric = client.patch(
+        f"/api/v1/templates/{pk}/",
+        {"subject_template": 38205799349},
+        content_type="application/json",
+        **headers,
+    )
+    assert numeric.status_code == 400
+    assert numeric.json()["error"]["fields"] == {"subject_template": ["Not a valid string."]}
     assert client.delete(f"/api/v1/templates/{pk}/", **headers).status_code == 204
 
 

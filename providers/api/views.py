@@ -1,5 +1,5 @@
-"""Providers API: staff-only read access to the registry and health metrics, and the
-public receipt endpoint providers post status callbacks to."""
+"""Providers API: staff-only read access to the registry and health metrics. (The public
+receipt endpoint is the pipeline's: ``deliveries.api.receipts``.)"""
 
 from __future__ import annotations
 
@@ -8,30 +8,22 @@ from typing import Any
 
 import django_filters
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from django.utils.decorators import method_decorator
-from django.views import View
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifyplatform.api_errors import error_body
 from providers import selectors
 from providers.api.serializers import (
     ProviderHealthMetricSerializer,
     ProviderSerializer,
     ProviderUpdateSerializer,
 )
-from providers.base import ReceiptSignatureError
 from providers.models import Provider, ProviderHealthMetric
-from providers.registry import UnknownAdapterError, get_adapter
 from providers.services import (
     provider_audit_configuration,
     provider_sensitive_values,
-    receipt_apply,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,26 +97,3 @@ class ProviderHealthViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.provider_health_list()
-
-
-@method_decorator(csrf_exempt, name="dispatch")
-class ProviderEventsView(View):
-    """``POST /api/v1/providers/<name>/events/``: a plain Django view, because the
-    signature covers the raw body, which a DRF parser would consume first."""
-
-    http_method_names = ["post"]
-
-    def post(self, request: HttpRequest, name: str) -> JsonResponse:
-        provider = selectors.provider_get(name=name)
-        if provider is None:
-            return JsonResponse(error_body("NOT_FOUND", f"no provider named {name!r}"), status=404)
-        try:
-            adapter = get_adapter(provider)
-            receipts = adapter.parse_receipts(request)
-        except UnknownAdapterError as exc:
-            return JsonResponse(error_body("NOT_FOUND", str(exc)), status=404)
-        except ReceiptSignatureError as exc:
-            logger.warning("receipt for provider %s refused: %s", name, exc)
-            return JsonResponse(error_body("SIGNATURE_INVALID", str(exc)), status=403)
-        updated = sum(receipt_apply(provider=provider, receipt=r) for r in receipts)
-        return JsonResponse({"received": len(receipts), "updated": updated})

@@ -433,6 +433,28 @@ def test_anonymous_cannot_acknowledge_and_bad_frames_get_error_codes(daphne_serv
     assert unknown["code"] == "UNKNOWN_TYPE"
 
 
+def test_hostile_json_frames_get_invalid_json_and_the_connection_lives_on(daphne_server):
+    frames = {
+        "deep": "[" * 10_000 + "]" * 10_000,
+        "huge_number": '{"type": "ping", "n": 1e400}',
+        "duplicate_key": '{"type": "ping", "type": "dance"}',
+    }
+
+    async def scenario():
+        answers = {}
+        async with ws_connect(daphne_server) as client:
+            for name, raw in frames.items():
+                await client.send(raw)
+                answers[name] = await client.recv_type("error")
+            await client.send({"type": "ping"})
+            answers["ping"] = await client.recv_type("pong")
+        return answers
+
+    answers = run(scenario())
+    assert {name: answers[name]["code"] for name in frames} == dict.fromkeys(frames, "INVALID_JSON")
+    assert answers["ping"]["type"] == "pong"
+
+
 def test_since_beyond_retention_or_too_many_events_answers_recovery_failed(
     daphne_server, user, make_token, apublish
 ):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
 from rest_framework import serializers
 
-from notifyplatform.api_fields import StrictBooleanField
+from notifyplatform.api_fields import StrictBooleanField, StrictCharField
 from notifyplatform.choices import Channel
 
 from ..models import NotificationTemplate
@@ -26,6 +27,12 @@ class TemplateSerializer(serializers.ModelSerializer):
     template_variables = serializers.JSONField(required=False, allow_null=True)
     provider_specific_config = serializers.JSONField(required=False, allow_null=True)
     is_active = StrictBooleanField(required=False)
+    # the model's text columns (template_name, subject/content/html templates) as strict strings
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
     class Meta:
         model = NotificationTemplate

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
 
-from providers import errors
+from providers import errors, replay
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError
+from providers.base import HttpAdapter, ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -69,8 +68,8 @@ class MailgunAdapter(HttpAdapter):
         return None
 
     def parse_receipts(self, request: HttpRequest) -> list[Receipt]:
+        payload = receipt_json(request)
         try:
-            payload = json.loads(request.body)
             sig = payload["signature"]
             timestamp, token, signature = (
                 str(sig["timestamp"]),
@@ -83,6 +82,10 @@ class MailgunAdapter(HttpAdapter):
         expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
         if not key or not hmac.compare_digest(expected, signature):
             raise ReceiptSignatureError("Mailgun signature does not verify")
+        replay.check_timestamp(timestamp, provider=self.name)
+        scope = f"mailgun:{self.name}"
+        replay.claim_nonce(scope, token)
+        self.claimed_nonces.append((scope, token))
         data = payload.get("event-data") or {}
         event = str(data.get("event") or "")
         if event == "failed":

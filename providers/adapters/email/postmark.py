@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,7 +18,7 @@ from django.conf import settings
 
 from providers import errors
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError
+from providers.base import HttpAdapter, ReceiptMalformedError, ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -89,10 +88,9 @@ class PostmarkAdapter(HttpAdapter):
             raise ReceiptSignatureError("Postmark basic auth missing") from exc
         if not user or not hmac.compare_digest(given, f"{user}:{password}"):
             raise ReceiptSignatureError("Postmark basic auth does not match")
-        try:
-            payload = json.loads(request.body)
-        except ValueError as exc:
-            raise ReceiptSignatureError("unreadable Postmark webhook") from exc
+        payload = receipt_json(request)
+        if not isinstance(payload, dict):
+            raise ReceiptMalformedError("a Postmark webhook is a JSON object")
         record = payload.get("RecordType")
         if record == "Delivery":
             status = ReceiptStatus.DELIVERED

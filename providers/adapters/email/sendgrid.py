@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
@@ -20,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 
-from providers import errors
+from providers import errors, replay
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError
+from providers.base import HttpAdapter, ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -103,9 +102,10 @@ class SendGridAdapter(HttpAdapter):
                 timestamp.encode() + request.body,
                 ec.ECDSA(hashes.SHA256()),
             )
-            events = json.loads(request.body)
         except (InvalidSignature, binascii.Error, ValueError) as exc:
             raise ReceiptSignatureError("SendGrid signature does not verify") from exc
+        replay.check_timestamp(timestamp, provider=self.name)
+        events = receipt_json(request)
         receipts: list[Receipt] = []
         for event in events if isinstance(events, list) else []:
             status = EVENTS.get(str(event.get("event")))

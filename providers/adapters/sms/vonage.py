@@ -13,13 +13,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from providers import errors
+from providers import errors, replay
 from providers.adapters.sms.common import e164, receipt_url
-from providers.base import HttpAdapter, ReceiptSignatureError
+from providers.base import (
+    HttpAdapter,
+    ReceiptMalformedError,
+    ReceiptSignatureError,
+    receipt_json,
+)
 from providers.errors import ProviderError
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
@@ -116,10 +120,10 @@ class VonageAdapter(HttpAdapter):
 
     def parse_receipts(self, request: HttpRequest) -> list[Receipt]:
         if request.content_type == "application/json":
-            try:
-                params = {k: str(v) for k, v in json.loads(request.body).items()}
-            except (ValueError, AttributeError) as exc:
-                raise ReceiptSignatureError("unreadable receipt") from exc
+            body = receipt_json(request)
+            if not isinstance(body, dict):
+                raise ReceiptMalformedError("a Vonage receipt is a JSON object")
+            params = {k: str(v) for k, v in body.items()}
         else:
             params = {k: v for k, v in request.POST.items()} or dict(request.GET.items())
         secret = self.env("signature_secret")
@@ -131,6 +135,11 @@ class VonageAdapter(HttpAdapter):
             or not hmac.compare_digest(vonage_signature(secret, params, method), sig)
         ):
             raise ReceiptSignatureError("Vonage sig does not verify")
+        replay.check_timestamp(params.get("timestamp"), provider=self.name)
+        if params.get("nonce"):  # signed, one per callback
+            scope = f"vonage:{self.name}"
+            replay.claim_nonce(scope, params["nonce"])
+            self.claimed_nonces.append((scope, params["nonce"]))
         status = params.get("status", "")
         err = params.get("err-code", "")
         normalised = {
