@@ -16,8 +16,8 @@ from deliveries.models import Notification, NotificationDelivery
 from deliveries.services import notify
 from deliveries.services.status import notification_status_from
 from providers.models import Provider
-from providers.sandbox import DEFAULT_CREDENTIALS
-from providers.sandbox.signing import mailgun_signature
+from sandbox import DEFAULT_CREDENTIALS
+from sandbox.signing import mailgun_signature
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 400 days old is refused (Mailgun, SendGrid, Vonage), a Mailgun token is accepted once, and
 where a scheme signs no timestamp (Twilio, Postmark) a replay changes nothing.
 
-Each receipt is signed the way the provider signs it (``providers.sandbox.signing``) and
+Each receipt is signed the way the provider signs it (``sandbox.signing``) and
 posted to the real endpoint; the delivery rows are real PostgreSQL rows, the token store the
 test run's Redis."""
 
@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from providers.sandbox import DEFAULT_CREDENTIALS
-from providers.sandbox.signing import (
+from sandbox import DEFAULT_CREDENTIALS
+from sandbox.signing import (
     mailgun_signature,
     sendgrid_private_key,
     sendgrid_public_key_b64,
