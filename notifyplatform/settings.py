@@ -572,6 +572,8 @@ SPECTACULAR_SETTINGS.update(
             "NotificationStatusEnum": "deliveries.models.NotificationStatus",
             # without it `check --deploy` warns (drf_spectacular.W001: "status" collision)
             "InvitationStatusEnum": "invitations.models.InvitationStatus",
+            "PriorityEnum": "notifyplatform.choices.Priority",
+            "EventPriorityEnum": "realtime.models.EventPriority",
         },
     }
 )
