@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -275,7 +276,9 @@ def pipeline_providers(db, smtp_server, webhook_receiver) -> dict[str, Any]:
 class Worker:
     def __init__(self, env: dict[str, str], beat: bool, log: Path) -> None:
         command = [
-            str(BASE_DIR / ".venv" / "bin" / "celery"),
+            sys.executable,
+            "-m",
+            "celery",
             "-A",
             "notifyplatform",
             "worker",

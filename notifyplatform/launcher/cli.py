@@ -115,9 +115,9 @@ class Launcher:
 
 
 def _tool(name: str) -> list[str]:
-    """The venv's console script if present, else `python -m name`."""
-    script = BIN_DIR / name
-    return [str(script)] if script.exists() else [sys.executable, "-m", name]
+    """`python -m name` with this interpreter: the environment the launcher runs in,
+    whatever it is called and wherever its console scripts went."""
+    return [sys.executable, "-m", name]
 
 
 def _manage(*args: str) -> list[str]:

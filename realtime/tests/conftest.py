@@ -67,11 +67,12 @@ class DaphneServer:
         return env
 
     def start(self) -> None:
-        daphne = Path(sys.executable).with_name("daphne")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                str(daphne),
+                sys.executable,
+                "-m",
+                "daphne",
                 "-b",
                 "127.0.0.1",
                 "-p",
