@@ -57,9 +57,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             "all",
             "--max-examples",
             "15",
+            # Random fuzzing of every operation, then stateful sequences through links.
             # The deterministic "coverage" phase (every boundary of every parameter) takes
-            # several minutes; it is run by hand / in CI as documented in the README. Here:
-            # random fuzzing of every operation, then stateful sequences through links.
+            # several minutes, too long for `make test`; nothing runs it automatically. The
+            # README's Testing section shows how to run it by hand against `make run`.
             "--phases",
             "fuzzing,stateful",
             "--workers",
