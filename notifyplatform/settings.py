@@ -2,8 +2,8 @@
 environment variable, and every default is the safe one (DEBUG off, loopback hosts).
 
 Environment variables (all optional; the README lists them with examples):
-    DATABASE_URL   postgres://user:pass@host:port/name  (default: local PostgreSQL)
-    REDIS_URL      redis://host:port/db                  (default: local Redis)
+    DATABASE_URL   postgres://user:pass@host:port/name  (default: the launcher's, else local)
+    REDIS_URL      redis://host:port/db                  (default: the launcher's, else local)
     SECRET_KEY     signing key; without it a key is generated once into .run/secret_key
     DEBUG          "1"/"true" turns debug on (default off)
     ALLOWED_HOSTS  comma-separated (default "127.0.0.1,localhost,[::1]")
@@ -119,6 +119,28 @@ TEMPLATES = [
 ]
 
 # --- data stores -------------------------------------------------------------------
+
+
+def _launcher_services() -> dict[str, str]:
+    """DATABASE_URL and REDIS_URL of the services the launcher chose (``make run`` writes
+    them to <run dir>/services.env): a ``manage.py`` command typed in a second shell then
+    uses the same PostgreSQL and Redis, embedded ones included. The environment wins."""
+    try:
+        text = (RUN_DIR / "services.env").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in ("DATABASE_URL", "REDIS_URL") and value.strip():
+            found[key] = value.strip()
+    return found
+
+
+for _key, _value in _launcher_services().items():
+    # into the environment too, so processes this one starts use the same services
+    os.environ.setdefault(_key, _value)
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notifyplatform")
 DATABASES = {
     "default": dj_database_url.parse(
@@ -261,6 +283,9 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifyplatform <noreply@localhost>")
+# The Maildir of `make run`'s local SMTP sink (notifyplatform.mailsink), shown in the admin
+# at /admin/mail/; the launcher sets it. Empty: no sink.
+NP_MAIL_SINK_DIR = os.environ.get("NP_MAIL_SINK_DIR", "")
 
 # --- logging -----------------------------------------------------------------------
 LOGGING = {
