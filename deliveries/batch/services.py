@@ -35,6 +35,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from notifyplatform.choices import Channel, InvitationType
+from templates.services import TemplateNotFoundError, templates_for_channels
 from users.models import User
 
 from ..models import BatchJobStatus, BatchJobType, NotificationBatchJob
@@ -48,6 +49,7 @@ from .errors import (
     INVALID_STATE,
     INVITER_NOT_FOUND,
     JOB_NOT_FOUND,
+    TEMPLATE_NOT_FOUND,
     UNKNOWN_JOB_TYPE,
     BatchError,
 )
@@ -253,6 +255,11 @@ def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
         )
     except InvitationError as exc:
         raise BatchError(exc.code, exc.message, exc.field) from exc
+    # every chunk would fail on a missing template: refuse the job (and the dry run) instead
+    try:
+        templates_for_channels(invitation_type, spec.channels or [], None)
+    except TemplateNotFoundError as exc:
+        raise BatchError(TEMPLATE_NOT_FOUND, exc.message, "channels") from exc
     spec.audience = audience_parse(raw["audience"]).describe()
     inviter = raw["inviter"]
     if inviter not in (None, ""):
