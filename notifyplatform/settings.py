@@ -288,17 +288,13 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifyplatform <norep
 NP_MAIL_SINK_DIR = os.environ.get("NP_MAIL_SINK_DIR", "")
 
 # --- logging -----------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-    },
-}
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, and the
+# notification_id / delivery_id of the delivery being sent) from every process, Celery's
+# included (notifyplatform/celery.py). plain (default): text lines.
+from notifyplatform.logs import logging_config  # noqa: E402
+
+LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "plain").strip().lower()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # --- platform settings -------------------------------------------------------------
 NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
