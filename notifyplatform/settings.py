@@ -22,6 +22,28 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("NP_RUN_DIR", BASE_DIR / ".run"))
 
 
+def _launcher_services() -> dict[str, str]:
+    """The services the launcher chose (``make run`` writes DATABASE_URL and REDIS_URL to
+    <run dir>/services.env; a SECRET_KEY line there is read too): a ``manage.py`` command
+    typed in a second shell then uses the same PostgreSQL and Redis, embedded ones
+    included. The environment wins."""
+    try:
+        text = (RUN_DIR / "services.env").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY") and value.strip():
+            found[key] = value.strip()
+    return found
+
+
+for _key, _value in _launcher_services().items():
+    # into the environment too, so processes this one starts use the same services
+    os.environ.setdefault(_key, _value)
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
@@ -119,28 +141,6 @@ TEMPLATES = [
 ]
 
 # --- data stores -------------------------------------------------------------------
-
-
-def _launcher_services() -> dict[str, str]:
-    """DATABASE_URL and REDIS_URL of the services the launcher chose (``make run`` writes
-    them to <run dir>/services.env): a ``manage.py`` command typed in a second shell then
-    uses the same PostgreSQL and Redis, embedded ones included. The environment wins."""
-    try:
-        text = (RUN_DIR / "services.env").read_text()
-    except OSError:
-        return {}
-    found = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key in ("DATABASE_URL", "REDIS_URL") and value.strip():
-            found[key] = value.strip()
-    return found
-
-
-for _key, _value in _launcher_services().items():
-    # into the environment too, so processes this one starts use the same services
-    os.environ.setdefault(_key, _value)
-
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notifyplatform")
 DATABASES = {
     "default": dj_database_url.parse(
