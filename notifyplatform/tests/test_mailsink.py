@@ -157,3 +157,36 @@ def test_launcher_starts_no_sink_when_the_user_names_an_smtp_server(tmp_path):
     assert mail_sink({"EMAIL_HOST": "smtp.example.com"}, tmp_path, said.append) is None
     assert mail_sink({"EMAIL_PORT": "2525"}, tmp_path, said.append) is None
     assert all("no sink" in line for line in said)
+
+
+def test_without_a_reachable_smtp_server_console_takes_it_but_never_as_delivered(
+    demo_email_providers, user, settings
+):
+    from deliveries.models import NotificationDelivery
+    from deliveries.services import delivery_send, notify
+    from providers.models import Provider
+
+    # Given the demo's smtp-local pointing at a port nothing listens on
+    Provider.objects.filter(provider_name="smtp-local").update(
+        configuration={"host": "127.0.0.1", "port": free_port(), "timeout": 2}
+    )
+    result = notify(user, title="Lot sold", message="Vintage Watch", channels=["email"])
+    [delivery] = result.deliveries
+    # When it is sent
+    assert delivery_send(delivery.pk).outcome == "sent"
+    # Then the console fallback took it: sent, saying it reached nobody, never delivered
+    delivery = NotificationDelivery.objects.get(pk=delivery.pk)
+    attempts = delivery.provider_response["attempts"]
+    assert [(a["provider_name"], a["error_code"]) for a in attempts] == [
+        ("smtp-local", "PROVIDER_UNAVAILABLE"),
+        ("console", None),
+    ]
+    assert (delivery.status, delivery.provider_name, delivery.delivered_at) == (
+        "sent",
+        "console",
+        None,
+    )
+    assert delivery.provider_response["response"] == {"logged": True, "reached_recipient": False}
+    result.notification.refresh_from_db()
+    assert result.notification.status == "sent"
+    assert caught_mail(Path(settings.NP_MAIL_SINK_DIR)) == []
