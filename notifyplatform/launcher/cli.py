@@ -31,14 +31,18 @@ usage: python -m notifyplatform.launcher <command>
 
 commands:
   run                  services, migrate, seed_demo, admin user, then daphne + celery worker
-                       + celery beat (+ provider sandbox) until Ctrl-C / SIGTERM
+                       + celery beat (+ provider sandbox, + SMTP sink) until Ctrl-C / SIGTERM
   test [--] ARGS...    services, then `python -m pytest ARGS...`; exits with pytest's code
   env                  services (left running) and `export DATABASE_URL=... REDIS_URL=...`
   stop                 stop the embedded services left running under the run dir
 
 environment:
   NP_SERVICES          auto (default) | configured | local | embedded
-  DATABASE_URL, REDIS_URL   used as they are when set (mode "configured")
+  DATABASE_URL, REDIS_URL   used as they are when set (mode "configured"; a missing
+                       database is created); written to <run dir>/services.env, which
+                       manage.py reads in a second shell
+  EMAIL_HOST, EMAIL_PORT    your SMTP server; unset: `run` starts an SMTP sink (aiosmtpd)
+                       whose mail the admin shows at /admin/mail/
   NP_RUN_DIR           run dir (default <project>/.run)
   NP_DB_NAME           database name in local/embedded mode (default notifyplatform)
   PORT                 HTTP port of `run` (default 8000; the sandbox gets PORT+1)
