@@ -157,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    # only its parent: mailbox.Maildir creates the folder with its cur/ new/ tmp/ itself
-    args.maildir.parent.mkdir(parents=True, exist_ok=True)
+    # the three folders of a Maildir (mailbox.Maildir creates them only with the folder)
+    for sub in ("cur", "new", "tmp"):
+        (args.maildir / sub).mkdir(parents=True, exist_ok=True)
     controller = Controller(KeepingMailbox(args.maildir), hostname=args.host, port=args.port)
     try:
         controller.start()

@@ -122,6 +122,7 @@ def test_admin_mail_page_is_staff_only_and_says_when_no_sink_runs(
 
 
 def test_sink_keeps_the_newest_messages_and_stops_on_sigterm(tmp_path):
+    (tmp_path / "mailbox").mkdir()  # left empty by an earlier run: still a usable Maildir
     sink = start_sink(tmp_path, "--keep", "3")
     try:
         with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as smtp:
