@@ -13,3 +13,10 @@ class StrictBooleanField(serializers.BooleanField):
     TRUE_VALUES = {True}
     FALSE_VALUES = {False}
     NULL_VALUES = {None}
+
+    def to_internal_value(self, data: object) -> bool:
+        # a type check, not set membership: 1 == True and 0 == False (same hash), so
+        # {True} and {False} alone still let the integers 1 and 0 through
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
