@@ -4,16 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from users.models import User
 
 from .filters import AuctionFilter, AuctionItemFilter
-from .models import Auction, AuctionItem, AuctionWatcher, Bid, BidStatus
+from .models import Auction, AuctionItem, AuctionStatus, AuctionWatcher, Bid, BidStatus
+
+
+def _is_staff(viewer: Any) -> bool:
+    return bool(viewer is not None and viewer.is_authenticated and viewer.is_staff)
+
+
+def auction_visible_q(viewer: Any, *, prefix: str = "") -> Q:
+    """Which auctions ``viewer`` may see: every one but drafts; a draft only to its seller
+    and staff (a draft is the seller's unpublished work)."""
+    if _is_staff(viewer):
+        return Q()
+    visible = ~Q(**{f"{prefix}status": AuctionStatus.DRAFT})
+    if viewer is not None and viewer.is_authenticated:
+        visible |= Q(**{f"{prefix}seller_id": viewer.pk})
+    return visible
+
+
+def auction_visible(auction: Auction, viewer: Any) -> bool:
+    if auction.status != AuctionStatus.DRAFT or _is_staff(viewer):
+        return True
+    return bool(viewer is not None and viewer.is_authenticated and auction.seller_id == viewer.pk)
+
+
+def reserve_visible(auction: Auction, viewer: Any) -> bool:
+    """The reserve price is the seller's secret: shown to the seller and staff only, during
+    the auction and after it (the close event tells everyone ``reserve_met``, never the
+    amount)."""
+    if _is_staff(viewer):
+        return True
+    return bool(viewer is not None and viewer.is_authenticated and auction.seller_id == viewer.pk)
 
 
 def auction_list(*, filters: dict[str, Any] | None = None, viewer: User | None = None) -> QuerySet[Auction]:
-    qs = Auction.objects.select_related("seller").prefetch_related("items")
+    """The auctions ``viewer`` may see (``auction_visible_q``)."""
+    qs = (
+        Auction.objects.filter(auction_visible_q(viewer))
+        .select_related("seller")
+        .prefetch_related("items")
+    )
     if viewer is not None and viewer.is_authenticated:
         qs = qs.annotate(
             is_watching=Exists(AuctionWatcher.objects.filter(auction=OuterRef("pk"), user=viewer))
@@ -21,8 +56,12 @@ def auction_list(*, filters: dict[str, Any] | None = None, viewer: User | None =
     return AuctionFilter(filters or {}, queryset=qs).qs
 
 
-def auction_item_list(*, filters: dict[str, Any] | None = None) -> QuerySet[AuctionItem]:
-    return AuctionItemFilter(filters or {}, queryset=AuctionItem.objects.all()).qs
+def auction_item_list(
+    *, filters: dict[str, Any] | None = None, viewer: User | None = None
+) -> QuerySet[AuctionItem]:
+    """Items of the auctions ``viewer`` may see (a draft's items are as private as it)."""
+    qs = AuctionItem.objects.filter(auction_visible_q(viewer, prefix="auction__"))
+    return AuctionItemFilter(filters or {}, queryset=qs).qs
 
 
 def bid_list_for_bidder(*, auction: Auction, bidder: User) -> QuerySet[Bid]:

@@ -37,6 +37,7 @@ from . import errors
 from .errors import AuctionError
 from .models import Auction, AuctionItem, AuctionStatus, AuctionWatcher, Bid, BidStatus
 from .rules import BidOutcome, Settlement, parse_amount, rules_for
+from .selectors import auction_visible
 
 logger = logging.getLogger(__name__)
 
@@ -171,25 +172,31 @@ def auction_create(
     return auction
 
 
-def _get_auction(auction_id: Any) -> Auction:
+def _not_found() -> AuctionError:
+    return AuctionError(errors.AUCTION_NOT_FOUND, "no such auction", field="auction_id", status=404)
+
+
+def _get_auction(auction_id: Any, *, viewer: User) -> Auction:
+    """The auction, or 404 when there is none or ``viewer`` may not see it (a draft)."""
     try:
-        return Auction.objects.get(pk=auction_id)
+        auction = Auction.objects.get(pk=auction_id)
     except (Auction.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise AuctionError(
-            errors.AUCTION_NOT_FOUND, "no such auction", field="auction_id", status=404
-        ) from None
+        raise _not_found() from None
+    if not auction_visible(auction, viewer):
+        raise _not_found()
+    return auction
 
 
 def auction_watch(*, auction_id: Any, user: User) -> AuctionWatcher:
     """Watch an auction (idempotent): watchers hear it start, near its end and end."""
-    auction = _get_auction(auction_id)
+    auction = _get_auction(auction_id, viewer=user)
     watcher, _ = AuctionWatcher.objects.get_or_create(auction=auction, user=user)
     return watcher
 
 
 def auction_unwatch(*, auction_id: Any, user: User) -> bool:
     """Stop watching; True if the user was watching."""
-    auction = _get_auction(auction_id)
+    auction = _get_auction(auction_id, viewer=user)
     deleted, _ = AuctionWatcher.objects.filter(auction=auction, user=user).delete()
     return deleted > 0
 
@@ -210,9 +217,9 @@ def bid_place(
     try:
         auction = Auction.objects.select_for_update().get(pk=auction_id)
     except (Auction.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise AuctionError(
-            errors.AUCTION_NOT_FOUND, "no such auction", field="auction_id", status=404
-        ) from None
+        raise _not_found() from None
+    if not auction_visible(auction, bidder):
+        raise _not_found()  # a draft: not even its existence is told
     rules = rules_for(auction.auction_type)
     if auction.seller_id == bidder.pk:
         raise AuctionError(

@@ -1,13 +1,21 @@
 """Admin for stories, news, roleplay templates, invitations and their history.
 
 The invitation token is a bearer secret (whoever holds the link can answer it), so it
-is never displayed. History rows are an audit log: browse-only. The two analytics
+is never displayed. History rows are an audit log: browse-only. The invitation list filters
+by inviter (the busiest of the last 24 hours, with their counts) and by kind of recipient:
+who sent what, for the abuse limits of ``invitations.limits``. The two analytics
 views are browse-only too.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from notifyplatform.admin_utils import NPModelAdmin, NPTabularInline, ReadOnlyModelAdmin
 
@@ -141,6 +149,58 @@ class HistoryInline(NPTabularInline):
         return False
 
 
+INVITER_FILTER_TOP = 25
+
+
+class InviterFilter(admin.SimpleListFilter):
+    """Who sent what (the abuse limits' staff view): the busiest inviters of the last 24
+    hours, each with how many invitations they sent and how many went to addresses or
+    numbers outside the platform (the ones the limits count)."""
+
+    title = "inviter (last 24 h)"
+    parameter_name = "inviter"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        rows = (
+            StoryInvitation.objects.filter(created_at__gte=timezone.now() - timedelta(days=1))
+            .values("inviter_id", "inviter__email")
+            .annotate(
+                sent=Count("id"), external=Count("id", filter=Q(invitee_user__isnull=True))
+            )
+            .order_by("-sent", "inviter__email")[:INVITER_FILTER_TOP]
+        )
+        return [
+            (str(r["inviter_id"]), f"{r['inviter__email']} ({r['sent']} sent, {r['external']} external)")
+            for r in rows
+        ]
+
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        if not self.value():
+            return queryset
+        try:
+            inviter = uuid.UUID(self.value())
+        except ValueError:
+            return queryset.none()
+        return queryset.filter(inviter_id=inviter)
+
+
+class RecipientFilter(admin.SimpleListFilter):
+    title = "recipient"
+    parameter_name = "recipient"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("user", "a user"), ("email", "an email address"), ("phone", "a phone number")]
+
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        if self.value() == "user":
+            return queryset.filter(invitee_user__isnull=False)
+        if self.value() == "email":
+            return queryset.filter(invitee_user__isnull=True, invitee_email__isnull=False)
+        if self.value() == "phone":
+            return queryset.filter(invitee_user__isnull=True, invitee_phone__isnull=False)
+        return queryset
+
+
 @admin.register(StoryInvitation)
 class StoryInvitationAdmin(NPModelAdmin):
     list_display = (
@@ -154,13 +214,37 @@ class StoryInvitationAdmin(NPModelAdmin):
         "expires_at",
         "created_at",
     )
-    list_filter = ("status", "invitation_type", "conversation_style", "content_type")
+    list_filter = (
+        InviterFilter,
+        RecipientFilter,
+        "status",
+        "invitation_type",
+        "conversation_style",
+        "content_type",
+    )
     search_fields = ("invitee_email", "invitee_phone", "inviter__email", "invitee_user__email")
     list_select_related = ("inviter", "invitee_user")
     date_hierarchy = "created_at"
-    autocomplete_fields = ("inviter", "invitee_user", "story")
-    raw_id_fields = ("roleplay_character_role", "batch_job")
-    readonly_fields = ("viewed_at", "responded_at", "reminder_count", "last_reminded_at")
+    raw_id_fields = ("batch_job",)
+    # Who invited whom to what is fixed once sent: editing the inviter or the content here
+    # would bypass the ownership rules (invitations.ownership) that the service enforces,
+    # and the message that went out already named them.
+    readonly_fields = (
+        "invitation_type",
+        "inviter",
+        "invitee_user",
+        "invitee_email",
+        "invitee_phone",
+        "story",
+        "content_type",
+        "content_id",
+        "content_metadata",
+        "roleplay_character_role",
+        "viewed_at",
+        "responded_at",
+        "reminder_count",
+        "last_reminded_at",
+    )
     # `token` is left out on purpose: it is the secret of the invitation link.
     fieldsets = (
         (None, {"fields": ("invitation_type", "status", "inviter", "message")}),

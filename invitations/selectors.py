@@ -31,7 +31,8 @@ def invitation_list_for_user(
     *, user: User, filters: dict[str, Any] | None = None
 ) -> QuerySet[StoryInvitation]:
     """Invitations the user sent or received (``direction`` = sent | received narrows)."""
+    # the role's template and story too: the serializer checks the ownership rules per row
     qs = StoryInvitation.objects.filter(Q(inviter=user) | Q(invitee_user=user)).select_related(
-        "inviter", "invitee_user", "story", "roleplay_character_role"
+        "inviter", "invitee_user", "story", "roleplay_character_role__roleplay_template__story"
     )
     return InvitationFilter(filters or {}, queryset=qs, request_user=user).qs

@@ -27,6 +27,7 @@ from users.models import User
 
 from . import errors
 from .errors import InvitationError
+from .limits import invitation_limits_check
 from .models import (
     ContentType,
     InvitationAction,
@@ -39,6 +40,7 @@ from .models import (
     StoryInvitation,
     UserInvitationHistory,
 )
+from .ownership import content_authorize, invitation_permitted
 from .tokens import invitation_urls, token_generate, tokens_generate
 
 logger = logging.getLogger(__name__)
@@ -131,19 +133,23 @@ def _channels(
 def _content_for(
     invitation_type: str,
     *,
+    inviter: User,
     story: Story | None,
     article: NewsArticle | None,
     narration: NewsNarration | None,
     roleplay_template: RoleplayTemplate | None,
     role: RoleplayCharacterRole | None,
 ) -> dict[str, Any]:
-    """The invitation's content columns and template variables for its type."""
+    """The invitation's content columns and template variables for its type. The content
+    must be the inviter's to invite to (``ownership``): checked before anything about the
+    content is told (a taken role's name, an article's state)."""
     if invitation_type == InvitationType.STORY_COLLABORATION:
         if story is None:
             raise InvitationError(
                 errors.CONTENT_REQUIRED, "a story collaboration invitation needs a story",
                 field="story",
             )
+        content_authorize(inviter=inviter, story=story)
         return {
             "fields": {"story": story, "content_type": ContentType.STORY, "content_id": story.pk,
                        "content_metadata": {"story_title": story.title}},
@@ -155,6 +161,7 @@ def _content_for(
                 errors.CONTENT_REQUIRED, "a news feed invitation needs a news article",
                 field="article",
             )
+        content_authorize(inviter=inviter, narration=narration)
         if not article.is_active:
             raise InvitationError(
                 errors.CONTENT_MISMATCH, "the news article is no longer active", field="article"
@@ -183,11 +190,13 @@ def _content_for(
                 errors.CONTENT_REQUIRED, "a roleplay invitation needs a character role",
                 field="role",
             )
+        content_authorize(inviter=inviter, roleplay_template=roleplay_template)
         if role.roleplay_template_id != roleplay_template.pk:
             raise InvitationError(
                 errors.CONTENT_MISMATCH, "the role does not belong to this roleplay template",
                 field="role",
             )
+        content_authorize(inviter=inviter, role=role)
         if role_is_taken(role):
             raise InvitationError(
                 errors.ROLE_TAKEN, f"the role {role.role_name!r} is already taken",
@@ -319,13 +328,18 @@ def invitation_create(
             errors.INVALID_EXPIRY, "expires_in must be positive", field="expires_in"
         )
     content = _content_for(
-        invitation_type, story=story, article=article, narration=narration,
+        invitation_type, inviter=inviter, story=story, article=article, narration=narration,
         roleplay_template=roleplay_template, role=role,
     )
     channels = _channels(
         delivery_preferences, invitee_user=invitee_user, invitee_email=invitee_email,
         invitee_phone=invitee_phone,
     )
+    if invitee_user is None:
+        # mail and SMS to whoever the inviter names: the abuse limits (429)
+        invitation_limits_check(
+            inviter=inviter, invitee_email=invitee_email, invitee_phone=invitee_phone
+        )
     invitation = StoryInvitation.objects.create(
         inviter=inviter,
         invitee_user=invitee_user,
@@ -426,6 +440,8 @@ def _answer(
         locked = StoryInvitation.objects.select_for_update().get(pk=invitation.pk)
         problem = _answer_problem(locked, now)
         if problem is None and action == InvitationAction.ACCEPTED:
+            problem = _permission_problem(locked)
+        if problem is None and action == InvitationAction.ACCEPTED:
             problem = _claim_role(locked)
         if problem is None:
             _mark_viewed(locked, meta, now, implicit=True)
@@ -447,6 +463,25 @@ def _answer(
     if problem.code == errors.INVITATION_EXPIRED:
         _mark_expired(invitation, meta, now)
     raise problem
+
+
+def _permission_problem(invitation: StoryInvitation) -> InvitationError | None:
+    if invitation_permitted(invitation):
+        return None
+    return InvitationError(
+        errors.INVITATION_NOT_PERMITTED,
+        "this invitation was not made by someone who may invite to its content",
+        status=403,
+    )
+
+
+def invitation_check_permitted(invitation: StoryInvitation) -> None:
+    """Raise ``INVITATION_NOT_PERMITTED`` (403) for an invitation its inviter had (or has
+    since lost) no right to make: a role offered by someone other than the roleplay's owner,
+    a private story of someone else. Its token then shows nothing of the content."""
+    problem = _permission_problem(invitation)
+    if problem is not None:
+        raise problem
 
 
 def _role_taken_error(invitation: StoryInvitation) -> InvitationError:
@@ -513,6 +548,10 @@ def invitation_remind(*, invitation: StoryInvitation, now: datetime | None = Non
     if not claimed:
         return False
     invitation.refresh_from_db()
+    if not invitation_permitted(invitation):
+        # a reminder would mail the content's title: not for an invitation its inviter had
+        # (or has since lost) no right to make; the slot stays taken, so it is not retried
+        return False
     _send(
         invitation,
         idempotency_key=f"invitation:{invitation.pk}:reminder:{invitation.reminder_count}",
@@ -599,6 +638,7 @@ BULK_ID_PLACEHOLDER = "NPBATCHINVITATIONID0"
 
 def invitation_content_check(
     *,
+    inviter: User,
     invitation_type: str,
     story: Story | None = None,
     article: NewsArticle | None = None,
@@ -607,10 +647,11 @@ def invitation_content_check(
     role: RoleplayCharacterRole | None = None,
     channels: list[str] | None = None,
 ) -> list[str]:
-    """Validate what an invitation of ``invitation_type`` needs (content, channels) without
-    writing anything; raises ``InvitationError``. Returns the channel list to use."""
+    """Validate what an invitation of ``invitation_type`` by ``inviter`` needs (content the
+    inviter may invite to, channels) without writing anything; raises ``InvitationError``.
+    Returns the channel list to use."""
     _content_for(
-        invitation_type, story=story, article=article, narration=narration,
+        invitation_type, inviter=inviter, story=story, article=article, narration=narration,
         roleplay_template=roleplay_template, role=role,
     )
     # Batch invitees are users, so any invitation channel is addressable; pass a stand-in
@@ -670,11 +711,11 @@ def invitations_create_bulk(
     ``bulk_create`` wrote. The caller sends them with ``invitations_send_bulk`` in the same
     transaction. Raises ``InvitationError``."""
     content = _content_for(
-        invitation_type, story=story, article=article, narration=narration,
+        invitation_type, inviter=inviter, story=story, article=article, narration=narration,
         roleplay_template=roleplay_template, role=role,
     )
     channel_list = invitation_content_check(
-        invitation_type=invitation_type, story=story, article=article, narration=narration,
+        inviter=inviter, invitation_type=invitation_type, story=story, article=article, narration=narration,
         roleplay_template=roleplay_template, role=role, channels=channels,
     )
     if any(invitee.pk == inviter.pk for invitee in invitees):

@@ -48,12 +48,24 @@ def _not_found(request: HttpRequest, token: str) -> HttpResponse:
     return _page(request, token, None, error=error, status=404)
 
 
+def _not_permitted(request: HttpRequest, token: str, invitation: StoryInvitation) -> HttpResponse | None:
+    """The error page, showing nothing of the content, for an invitation its inviter had
+    no right to make (``ownership``); None when it is a proper one."""
+    try:
+        services.invitation_check_permitted(invitation)
+    except InvitationError as exc:
+        return _page(request, token, None, error=exc, status=exc.status)
+    return None
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
     invitation = selectors.invitation_get_by_token(token)
     if invitation is None:
         return _not_found(request, token)
+    if (refused := _not_permitted(request, token, invitation)) is not None:
+        return refused
     services.invitation_view(
         invitation=invitation, meta=services.RequestMeta.from_request(request)
     )
@@ -64,6 +76,8 @@ def _answer_page(request: HttpRequest, token: str, *, accept: bool) -> HttpRespo
     invitation = selectors.invitation_get_by_token(token)
     if invitation is None:
         return _not_found(request, token)
+    if (refused := _not_permitted(request, token, invitation)) is not None:
+        return refused
     if request.method != "POST":
         return _page(request, token, invitation)
     answer = services.invitation_accept if accept else services.invitation_decline

@@ -81,6 +81,8 @@ def _too_large_message() -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # a domain limit (e.g. invitations.limits) says when to come back: Retry-After
+    retry_after = getattr(exc, "retry_after", None) if isinstance(exc, DomainError) else None
     if isinstance(exc, RequestDataTooBig):
         exc = ApiError(
             "REQUEST_TOO_LARGE",
@@ -89,6 +91,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     elif isinstance(exc, DomainError):
         exc = ApiError(exc.code, exc.message, fields=exc.fields, status_code=exc.status)
+        if retry_after:
+            exc.wait = retry_after  # DRF's handler turns ``wait`` into Retry-After
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

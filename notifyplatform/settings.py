@@ -409,6 +409,21 @@ NP_THROTTLE_RATES = {
     "token": os.environ.get("NP_THROTTLE_TOKEN", "1000/min"),
     "anon": os.environ.get("NP_THROTTLE_ANON", "100/min"),
 }
+# Abuse limits on invitations to new external recipients (addresses and numbers that are
+# no user's and that the inviter never invited before), per inviter and fixed window, SMS
+# stricter; and how many invitations one address or number may get a day from everyone
+# (invitations.limits). 0 refuses every such invitation.
+NP_INVITE_NEW_EMAIL_PER_HOUR = env_int("NP_INVITE_NEW_EMAIL_PER_HOUR", 20)
+NP_INVITE_NEW_EMAIL_PER_DAY = env_int("NP_INVITE_NEW_EMAIL_PER_DAY", 50)
+NP_INVITE_NEW_SMS_PER_HOUR = env_int("NP_INVITE_NEW_SMS_PER_HOUR", 5)
+NP_INVITE_NEW_SMS_PER_DAY = env_int("NP_INVITE_NEW_SMS_PER_DAY", 10)
+NP_INVITE_PER_DESTINATION_PER_DAY = env_int("NP_INVITE_PER_DESTINATION_PER_DAY", 3)
+# Daily spend cap per provider (providers.spendcap), in the unit of its cost_per_message;
+# a provider row's configuration.daily_spend_cap overrides it; empty: no cap. Sends past
+# it are deferred to the next window (or re-checked every NP_SPEND_CAP_RECHECK_SECONDS).
+NP_PROVIDER_DAILY_SPEND_CAP = os.environ.get("NP_PROVIDER_DAILY_SPEND_CAP", "100")
+NP_SPEND_CAP_WINDOW_SECONDS = env_int("NP_SPEND_CAP_WINDOW_SECONDS", 86400)
+NP_SPEND_CAP_RECHECK_SECONDS = env_int("NP_SPEND_CAP_RECHECK_SECONDS", 900)
 # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (NP_MAX_REQUEST_BYTES) get a JSON 413 under /api/.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
@@ -466,6 +481,15 @@ NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # threads for blocking
 NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events when behind
 NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 3600)  # re-add group memberships
 NP_WS_BATCH_MAX_EVENTS = env_int("NP_WS_BATCH_MAX_EVENTS", 200)  # events per coalesced frame
+
+# --- realtime per-connection preferences and client info (realtime.preferences, .client_info)
+NP_WS_MAX_HELD_EVENTS = env_int("NP_WS_MAX_HELD_EVENTS", 10_000)  # held by a rate limit, at most
+NP_WS_COMPRESSION = env_bool("NP_WS_COMPRESSION", True)  # permessage-deflate when offered
+NP_WS_COMPRESSION_WINDOW_BITS = env_int("NP_WS_COMPRESSION_WINDOW_BITS", 13)  # 9-15
+NP_WS_COMPRESSION_MEM_LEVEL = env_int("NP_WS_COMPRESSION_MEM_LEVEL", 6)  # 1-9
+NP_WS_GEO_HEADER = os.environ.get("NP_WS_GEO_HEADER", "")  # e.g. CF-IPCountry; empty: off
+NP_WS_TRUSTED_PROXIES = env_list("NP_WS_TRUSTED_PROXIES")  # addresses/CIDRs sending it
+NP_WS_BANDWIDTH_MINUTES = env_int("NP_WS_BANDWIDTH_MINUTES", 60)  # per-minute history kept
 
 # --- batch jobs (deliveries.batch) ---
 # A running job with no progress for this long has its unfinished chunks re-enqueued.

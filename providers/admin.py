@@ -2,34 +2,38 @@
 
 The provider list shows, per row, a health badge (healthy / open circuit / disabled /
 unconfigured), the success rate of the latest health check (falling back to the last 24 h
-of real deliveries when the provider was never checked) and the cost of the last 24 h. All
+of real deliveries when the provider was never checked), the cost of the last 24 h and the
+spend of the current daily spend-cap window against the cap (``providers.spendcap``). All
 of it comes from subqueries annotated on the list's one query, so the page costs the same
 number of queries for 5 providers or 500. Actions: enable, disable, check now (runs the
 same ``provider_check_health`` the beat task runs). The change page shows the provider's
 recent ``provider_health_metrics`` rows; those are written by the health checker only, so
-they are browse-only.
+they are browse-only, and its spend per day of the last two weeks.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, DecimalField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from deliveries.models import NotificationDelivery
 from notifyplatform.admin_utils import NPModelAdmin, ReadOnlyModelAdmin, badge, html_table
 
+from . import spendcap
 from .health import FAILURE, SUCCESS, provider_check_health
 from .models import Provider, ProviderHealthMetric
 from .registry import UnknownAdapterError, get_adapter
 
 RECENT_METRICS = 20
+SPEND_DAYS = 14
 COST_WINDOW = timedelta(hours=24)
 
 
@@ -80,7 +84,20 @@ def providers_with_stats(queryset: QuerySet[Provider]) -> QuerySet[Provider]:
         .annotate(total=Sum("cost_per_message"))
         .values("total")
     )
+    # what counts toward the daily spend cap: the costs of this cap window's sends
+    _number, start, _end = spendcap.window_bounds()
+    spent = (
+        NotificationDelivery.objects.filter(
+            provider_name=OuterRef("provider_name"),
+            sent_at__gte=datetime.fromtimestamp(start, UTC),
+        )
+        .order_by()
+        .values("provider_name")
+        .annotate(total=Sum("cost_per_message"))
+        .values("total")
+    )
     return queryset.annotate(
+        spent_window=Subquery(spent, output_field=DecimalField(max_digits=20, decimal_places=6)),
         latest_success_rate=Subquery(
             latest.values("success_rate_24h")[:1],
             output_field=DecimalField(max_digits=5, decimal_places=2),
@@ -103,6 +120,7 @@ class ProviderAdmin(NPModelAdmin):
         "success_rate",
         "cost_per_message",
         "cost_24h",
+        "spend_today",
         "rate_limit_per_minute",
         "last_health_check",
     )
@@ -110,7 +128,13 @@ class ProviderAdmin(NPModelAdmin):
     search_fields = ("provider_name", "provider_class")
     list_editable = ("priority",)
     ordering = ("provider_type", "priority", "provider_name")
-    readonly_fields = ("last_health_check", "health", "recent_health_metrics")
+    readonly_fields = (
+        "last_health_check",
+        "health",
+        "recent_health_metrics",
+        "spend_today",
+        "spend_by_day",
+    )
     actions = ("enable_providers", "disable_providers", "check_now")
     fieldsets = (
         (
@@ -134,6 +158,8 @@ class ProviderAdmin(NPModelAdmin):
                     "rate_limit_per_hour",
                     "rate_limit_per_day",
                     "cost_per_message",
+                    "spend_today",
+                    "spend_by_day",
                     "geographic_coverage",
                 )
             },
@@ -184,6 +210,40 @@ class ProviderAdmin(NPModelAdmin):
     def cost_24h(self, obj: Provider) -> str:
         total = getattr(obj, "cost_24h", None)
         return "-" if total is None else f"{total:.4f}"
+
+    @admin.display(description="spent today / daily cap", ordering="spent_window")
+    def spend_today(self, obj: Provider) -> str:
+        """Spend of the current cap window (``providers.spendcap``) against the cap
+        (``configuration.daily_spend_cap``, else NP_PROVIDER_DAILY_SPEND_CAP)."""
+        if obj.pk is None:
+            return "-"
+        cap = spendcap.cap_for(obj)
+        shown = f"{getattr(obj, 'spent_window', None) or 0:.4f}"
+        if obj.cost_per_message is None or obj.cost_per_message <= 0:
+            return f"{shown} (no cost set: not capped)"
+        return f"{shown} / {cap:.2f}" if cap is not None else f"{shown} (no cap)"
+
+    @admin.display(description="spend per day (UTC, last 14 days)")
+    def spend_by_day(self, obj: Provider) -> SafeString | str:
+        if obj.pk is None:
+            return "-"
+        since = timezone.now() - timedelta(days=SPEND_DAYS)
+        rows = (
+            NotificationDelivery.objects.filter(
+                provider_name=obj.provider_name, sent_at__gte=since
+            )
+            .annotate(day=TruncDate("sent_at", tzinfo=UTC))
+            .values("day")
+            .annotate(sent=Count("id"), spend=Sum("cost_per_message"))
+            .order_by("-day")
+        )
+        if not rows:
+            return "Nothing sent in the last 14 days."
+        return html_table(
+            ("day", "sent", "spend"),
+            [(r["day"].isoformat(), r["sent"], f"{r['spend'] or 0:.4f}") for r in rows],
+            css="np-spend-by-day",
+        )
 
     @admin.display(description="recent health checks")
     def recent_health_metrics(self, obj: Provider) -> SafeString | str:

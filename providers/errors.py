@@ -18,6 +18,8 @@ REJECTED = "REJECTED"
 UNCONFIGURED = "UNCONFIGURED"
 NO_PROVIDER = "NO_PROVIDER"
 UNKNOWN = "UNKNOWN"
+# the provider's daily spend cap is reached (providers.spendcap): the delivery is deferred
+SPEND_CAP = "SPEND_CAP"
 
 ERROR_CODES: frozenset[str] = frozenset(
     {
@@ -30,6 +32,7 @@ ERROR_CODES: frozenset[str] = frozenset(
         UNCONFIGURED,
         NO_PROVIDER,
         UNKNOWN,
+        SPEND_CAP,
     }
 )
 

@@ -4,6 +4,8 @@ Order: user-preferred providers first (in the user's order), then ``priority``
 (lower first), then ``cost_per_message`` (cheaper first; unknown cost last), then
 name so the order is stable. Never: disabled, unhealthy (circuit open), outside
 their region, blocked by the user, missing credentials, or out of rate-limit tokens.
+A provider past its daily spend cap stays a candidate: sending refuses it (``SPEND_CAP``)
+and fails over, and a delivery no provider took for that reason is deferred.
 An open circuit past its cooldown is offered to exactly one caller as the half-open
 trial (``circuit.claim_trial``); see ``providers.circuit``.
 """
@@ -14,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 
-from providers import circuit, ratelimit
+from providers import circuit, ratelimit, spendcap
 from providers.models import Provider
 from providers.registry import UnknownAdapterError, get_adapter
 
@@ -46,6 +48,10 @@ def usable(provider: Provider, *, region: str | None = None) -> bool:
             exhausted.reset_in,
         )
         return False
+    # a capped provider stays a candidate (the send step refuses it with SPEND_CAP, so a
+    # delivery that only capped providers could carry is deferred, not failed); its spend
+    # counter is made sure of here, off the sender's event loop
+    spendcap.prime(provider)
     return True
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from providers import circuit, errors, ratelimit
+from providers import circuit, errors, ratelimit, spendcap
 from providers.errors import HEALTH_ERROR_CODES, ProviderError
 from providers.models import Provider
 from providers.registry import UnknownAdapterError, get_adapter
@@ -49,7 +49,31 @@ def _ready(provider: Provider) -> tuple[Any, ProviderError | None]:
             errors.RATE_LIMITED,
             retry_after=exhausted.reset_in,
         )
+    capped = _reserve_spend(provider)
+    if capped is not None:
+        return None, capped
     return adapter, None
+
+
+def _reserve_spend(provider: Provider) -> ProviderError | None:
+    """The daily spend cap step (``providers.spendcap``), last before the send: reserves
+    the message's cost, or refuses the provider with ``SPEND_CAP``. Free for a provider
+    without a cost or a cap; else one EVAL. A send that then fails is ``_refund_spend``."""
+    reached = spendcap.reserve(provider)
+    if reached is None:
+        return None
+    return errors.transient(
+        f"{provider.provider_name}: daily spend cap {reached.cap} reached",
+        errors.SPEND_CAP,
+        retry_after=reached.reset_in,
+    )
+
+
+def _refund_spend(provider: Provider, exc: ProviderError) -> None:
+    """The provider refused the message: its reserved cost goes back to the cap. Not for a
+    timeout (the provider may have taken it)."""
+    if exc.error_code != errors.TIMEOUT:
+        spendcap.release(provider)
 
 
 def _crashed(provider: Provider, exc: Exception) -> ProviderError:
@@ -61,6 +85,8 @@ def _crashed(provider: Provider, exc: Exception) -> ProviderError:
 
 
 def _succeeded(provider: Provider, result: Any, started: float) -> Attempt:
+    # a provider that reports its cost corrects the reservation (_reserve_spend)
+    spendcap.settle(provider, result.cost)
     return Attempt(
         provider_name=provider.provider_name,
         ok=True,
@@ -101,6 +127,7 @@ def send_with_failover(message: OutboundMessage, providers: list[Provider]) -> S
         try:
             result = adapter.send(message)
         except ProviderError as exc:
+            _refund_spend(provider, exc)
             last_error = exc
             attempts.append(_failed(provider, exc, started))
             if exc.error_code in HEALTH_ERROR_CODES:
@@ -166,6 +193,7 @@ async def send_with_failover_async(
         try:
             result = await adapter.asend(message)
         except ProviderError as exc:
+            _refund_spend(provider, exc)
             last_error = exc
             attempts.append(_failed(provider, exc, started))
             if exc.error_code in HEALTH_ERROR_CODES:

@@ -40,6 +40,19 @@ _DEFAULTS: dict[str, object] = {
     # objects alive then (Django, the imports) are frozen out of collections and these
     # thresholds set; None leaves the collector as Python configures it
     "NP_RT_GC_THRESHOLDS": (20_000, 20, 20),
+    # per-connection preferences (realtime.preferences): events a rate-limited
+    # connection may hold before they are sent regardless of its rate
+    "NP_WS_MAX_HELD_EVENTS": 10_000,
+    # permessage-deflate when a client offers it (realtime.client_info); the server's
+    # compressor window (9-15 bits) and zlib memory level (1-9) bound its memory
+    "NP_WS_COMPRESSION": True,
+    "NP_WS_COMPRESSION_WINDOW_BITS": 13,
+    "NP_WS_COMPRESSION_MEM_LEVEL": 6,
+    # geo_location from this header, only from these proxy addresses/CIDRs (off: empty)
+    "NP_WS_GEO_HEADER": "",
+    "NP_WS_TRUSTED_PROXIES": [],
+    # minutes of bytes-per-minute kept in websocket_connections.bandwidth_usage
+    "NP_WS_BANDWIDTH_MINUTES": 60,
 }
 
 

@@ -49,7 +49,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
-from . import conf, groups, selectors, services
+from . import client_info, conf, groups, preferences, selectors, services
 from .errors import RealtimeError
 from .hub import get_hub
 from .wire import WireWriter
@@ -145,6 +145,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.wakeup = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.timer_task: asyncio.Task[Any] | None = None
+        self._client_init()
 
         if self.scope.get("np_auth_error"):
             await self.accept()
@@ -170,6 +171,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         )
         reconnect = max(0, _int_param(query, "reconnect") or 0)
         self.batch_frames = _truthy((query.get("batch") or [""])[0])
+        prefs_error = self._connect_preferences(query)
         protocol = (query.get("protocol") or query.get("v") or [PROTOCOL_VERSION])[0]
         headers = dict(self.scope.get("headers", []))
         client = self.scope.get("client") or ("0.0.0.0", 0)  # noqa: S104 - unix sockets
@@ -198,11 +200,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 self.bad_connect_topics = True
         # accept first: daphne drops a handshake the application has not accepted within
         # its websocket_connect_timeout, and the row's writes can queue under load
+        client_info.offer_compression(_unwrapped_send(self.base_send))
         await self.accept()
         self._raw_send = _unwrapped_send(self.base_send)
         # events go out as ready frames through the socket when the server is daphne
         # (realtime.wire); every other frame keeps the ASGI path
         self._wire = WireWriter.for_send(self._raw_send)
+        client_fields = self._client_fields(headers)
         hub_channel = await self.hub.start()
         self.channel_name = f"{hub_channel}.{uuid.uuid4().hex[:16]}"
         # buffer live events until the connected (and subscribed) frames are out; the
@@ -226,6 +230,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 heartbeat_interval=self.heartbeat_interval,
                 reconnect_count=reconnect,
                 topics=connect_topics,
+                **client_fields,
             )
         )
         self.connection_id = connection_id
@@ -245,9 +250,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 "heartbeat_interval": self.heartbeat_interval,
                 "position": position,
                 "batch": self.batch_frames,
+                "preferences": self.prefs.as_json(),
+                "compression": self.compressed,
             }
         )
         self.timer_task = asyncio.create_task(self._timers())
+        if prefs_error is not None:
+            await self._send_error(prefs_error.code, prefs_error.message, field=prefs_error.field)
         if self.bad_connect_topics:
             await self._send_error("INVALID_TOPIC", "the topics parameter names an invalid topic")
         if since is not None or connect_topics:
@@ -262,6 +271,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._replay_done()  # the connect-time buffer
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "throttle"):
+            self.throttle.close()
         for task in [self.timer_task, *self.tasks]:
             if task is not None:
                 task.cancel()
@@ -278,7 +289,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         reason = self.closing_reason or CLOSE_REASONS.get(code, f"closed_{code}")
         await _db(services.connection_disconnect)(
-            connection_id=self.connection_id, reason=reason, counters=self.counters.take()
+            connection_id=self.connection_id,
+            reason=reason,
+            counters=self._with_bandwidth(self.counters.take()),
         )
 
     # --- sending and counting --------------------------------------------------------
@@ -286,7 +299,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def _send_text(self, text: str, nbytes: int | None = None) -> None:
         await self._raw_send({"type": "websocket.send", "text": text})
         self.counters.messages_sent += 1
-        self.counters.bytes_sent += nbytes if nbytes is not None else len(text.encode())
+        nbytes = nbytes if nbytes is not None else len(text.encode())
+        self.counters.bytes_sent += nbytes
+        self.meter.sent(nbytes)
         self._traffic()
 
     async def _send_events(self, messages: list[dict[str, Any]]) -> None:
@@ -311,6 +326,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
                     return  # closing: the client replays what it missed
                 self.counters.messages_sent += 1
                 self.counters.bytes_sent += nbytes
+                self.meter.sent(nbytes)
                 self._traffic()
             elif len(chunk) == 1:
                 await self._send_text(chunk[0]["text"], nbytes)
@@ -326,6 +342,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.hub.leave(group, self)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
+        if self.throttle.held:  # replies never overtake held events
+            await self.throttle.flush()
         await self._send_text(json.dumps(frame, separators=(",", ":")))
 
     async def _send_error(self, code: str, message: str, **extra: Any) -> None:
@@ -362,7 +380,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return None
         self.unflushed = 0
         self.first_unflushed_at = None
-        return self.connection_id, self.counters.take()
+        return self.connection_id, self._with_bandwidth(self.counters.take())
 
     async def _server_close(self, code: int, reason: str) -> None:
         if self.closing_reason is not None:
@@ -426,9 +444,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
         return self._accept(message)
 
     async def hub_send(self, messages: list[dict[str, Any]]) -> None:
-        await self._send_events(messages)
+        await self._offer_events(messages)
 
     def _accept(self, message: dict[str, Any]) -> bool:
+        if not self.prefs.wants(message):  # the client's filters (realtime.preferences)
+            return False
         seq = message["seq"]
         if seq in self.sent_seqs:  # an event on two subscribed topics, or replayed
             return False
@@ -441,7 +461,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         """Send, in sequence order, those of ``messages`` not sent yet."""
         fresh = [m for m in sorted(messages, key=lambda m: m["seq"]) if self._accept(m)]
         if fresh:
-            await self._send_events(fresh)
+            await self._offer_events(fresh)
 
     def _track_ack(
         self, event_id: str, seq: int, text: str, nbytes: int | None, timeout: float
@@ -464,7 +484,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             user_id=self.user_id, topics=topics, include_private=include_private
         )
         for event in events:
-            if str(event.id) in self.pending_acks:
+            if str(event.id) in self.pending_acks or not self.prefs.wants_event(event):
                 continue
             text = services.event_text(event)
             message = services.layer_message(event, text)
@@ -481,6 +501,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         size = len(raw.encode()) if isinstance(raw, str) else len(raw)
         self.counters.messages_received += 1
         self.counters.bytes_received += size
+        self.meter.received(size)
         self._traffic()
         if self.connection_id is None or self.closing_reason is not None:
             return
@@ -505,6 +526,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             "ping": self._on_ping,
             "pong": self._on_pong,
             "hello": self._on_hello,
+            "preferences": self._on_preferences,
         }.get(frame["type"])
         if handler is None:
             await self._send_error("UNKNOWN_TYPE", f"unknown frame type {frame['type']!r}")
@@ -539,8 +561,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
         batch = frame.get("batch")
         if batch is not None and not isinstance(batch, bool):
             raise RealtimeError("INVALID_BATCH", "batch must be true or false", "batch")
-        if batch is not None:
-            self.batch_frames = batch
+        prefs = frame.get("preferences")
+        if prefs is not None and not isinstance(prefs, dict):
+            raise RealtimeError(
+                preferences.ERROR_CODE, "preferences: must be an object", "preferences"
+            )
+        if prefs is not None or batch is not None:
+            raw = dict(prefs or {})
+            if batch is not None:  # ``batch`` is the ``coalesce`` preference
+                raw.setdefault("coalesce", batch)
+            await self._set_preferences(raw, reply=prefs is not None)
         await _db(services.connection_update_client)(
             connection_id=self.connection_id, reconnect_count=reconnect, protocol_version=protocol
         )
@@ -665,7 +695,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         messages = []
         for message in events:
             position = message["seq"]
-            if position not in self.sent_seqs:
+            if position not in self.sent_seqs and self.prefs.wants(message):
                 messages.append(message)
                 replayed += 1
         # interleave what arrived live meanwhile (other topics, the private stream) so
@@ -730,3 +760,64 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._send_frame(
             {"type": "acked", "event_id": event_id, "duplicate": not result.created}
         )
+
+    # --- preferences and client info (realtime.preferences, realtime.client_info) -----
+
+    def _client_init(self) -> None:
+        self.prefs = preferences.DEFAULT
+        self.throttle = preferences.Throttle(self._send_events)
+        self.meter = client_info.BandwidthMeter()
+        self.compressed = False
+
+    def _connect_preferences(self, query: dict[str, list[str]]) -> RealtimeError | None:
+        """The connect URL's preferences; an invalid one is reported once connected and
+        the connection keeps the defaults (with ``?batch=1`` honoured)."""
+        try:
+            self._apply_preferences(preferences.from_query(query, batch=self.batch_frames))
+        except RealtimeError as exc:
+            self._apply_preferences(preferences.parse({"coalesce": self.batch_frames}))
+            return exc
+        return None
+
+    def _apply_preferences(self, prefs: preferences.Preferences) -> None:
+        self.prefs = prefs
+        self.batch_frames = prefs.coalesce
+        self.throttle.configure(prefs)
+
+    def _client_fields(self, headers: dict[bytes, bytes]) -> dict[str, Any]:
+        """The row's client columns, once the handshake is accepted."""
+        self.compressed = client_info.compression_negotiated(self._raw_send)
+        if self.compressed:
+            # ready-made frames bypass autobahn, which compresses what it sends
+            self._wire = None
+        peer = client_info.transport_peer(self._raw_send, self.scope)
+        return {
+            "user_preferences": self.prefs.as_json(),
+            "compression_enabled": self.compressed,
+            "geo_location": client_info.geo_location(headers, peer),
+        }
+
+    def _with_bandwidth(self, counters: services.ConnectionCounters) -> services.ConnectionCounters:
+        counters.bandwidth_usage = self.meter.take()
+        return counters
+
+    async def _offer_events(self, messages: list[dict[str, Any]]) -> None:
+        """Send accepted events, through the rate limit when the client set one."""
+        if self.throttle.active or self.throttle.held:
+            await self.throttle.offer(messages)
+        else:
+            await self._send_events(messages)
+
+    async def _set_preferences(self, raw: Any, *, reply: bool = True) -> None:
+        prefs = preferences.parse(raw, self.prefs)
+        if self.throttle.held:
+            await self.throttle.flush()  # what is held goes out under the old rules
+        self._apply_preferences(prefs)
+        await _db(preferences.connection_set_preferences)(
+            connection_id=self.connection_id, preferences=prefs
+        )
+        if reply:
+            await self._send_frame({"type": "preferences", "preferences": prefs.as_json()})
+
+    async def _on_preferences(self, frame: dict[str, Any]) -> None:
+        await self._set_preferences({k: v for k, v in frame.items() if k != "type"})

@@ -40,7 +40,7 @@ from django.db.models import Case, DurationField, ExpressionWrapper, F, JSONFiel
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import conf, groups
+from . import client_info, conf, groups
 from .errors import RealtimeError
 from .models import (
     EVENT_SEQUENCE,
@@ -98,7 +98,8 @@ def event_text(event: RealTimeEvent) -> str:
 
 def layer_message(event: RealTimeEvent, text: str) -> dict[str, Any]:
     """What travels through the channel layer: the ready frame plus what the consumer
-    needs without parsing it (ordering, de-duplication, ack tracking, byte count)."""
+    needs without parsing it (ordering, de-duplication, ack tracking, byte count, and
+    the type, category, priority and topics a connection's preferences filter on)."""
     return {
         "type": EVENT_MESSAGE_TYPE,
         "text": text,
@@ -106,6 +107,10 @@ def layer_message(event: RealTimeEvent, text: str) -> dict[str, Any]:
         "id": str(event.id),
         "ack": event.ack_timeout if event.ack_required else 0,
         "n": len(text.encode()),
+        "et": event.event_type,
+        "cat": event.event_category,
+        "pri": event.priority,
+        "tk": ",".join(event.broadcast_channels or []),
     }
 
 
@@ -178,6 +183,10 @@ def replay_message(row: Sequence[Any]) -> dict[str, Any]:
         "id": str(event_id),
         "ack": ack_timeout if ack_required else 0,
         "n": len(text.encode()),
+        "et": event_type,
+        "cat": category,
+        "pri": priority,
+        "tk": ",".join(json.loads(topics_json)) if topics_json else "",
     }
 
 
@@ -672,9 +681,10 @@ def connection_open(
     reconnect_count: int,
     device_info: dict | None = None,
     topics: Iterable[str] = (),
+    **client: Any,
 ) -> WebsocketConnection:
     """The row of a new connection, status ``connecting`` (with its first subscriptions
-    when ``topics`` are given)."""
+    when ``topics`` are given; ``client``: ``_connection_row``'s client fields)."""
     global _anonymous_id
     fields: dict[str, Any] = {
         "topics": topics,
@@ -686,6 +696,7 @@ def connection_open(
         "heartbeat_interval": heartbeat_interval,
         "reconnect_count": reconnect_count,
         "device_info": device_info,
+        **client,
     }
     if user_id is not None:
         return _connection_insert(user_id=user_id, **fields)
@@ -711,8 +722,14 @@ def _connection_row(
     reconnect_count: int,
     device_info: dict | None = None,
     topics: Iterable[str] = (),
+    user_preferences: dict | None = None,
+    compression_enabled: bool = False,
+    geo_location: dict | None = None,
 ) -> WebsocketConnection:
     now = timezone.now()
+    if device_info is None:
+        # parsed here, on the database thread, not on the server's event loop
+        device_info = client_info.device_info(user_agent)
     topic_list = sorted(set(topics))
     return WebsocketConnection(
         user_id=user_id,
@@ -727,6 +744,9 @@ def _connection_row(
         connected_at=now,
         reconnect_count=reconnect_count,
         device_info=device_info,
+        user_preferences=user_preferences,
+        compression_enabled=compression_enabled,
+        geo_location=geo_location,
         subscriptions=topic_list,
         auction_subscriptions=[a for a in (groups.auction_id_of(t) for t in topic_list) if a],
     )
@@ -844,10 +864,17 @@ class ConnectionCounters:
     errors: int = 0
     last_error: str | None = None
     last_heartbeat: datetime | None = None
+    # the connection's whole bytes-per-minute window (client_info.BandwidthMeter), set
+    # when it changed: a snapshot that replaces the column, not a delta
+    bandwidth_usage: dict | None = None
 
     def is_empty(self) -> bool:
         return not (
-            self.messages_sent or self.messages_received or self.errors or self.last_heartbeat
+            self.messages_sent
+            or self.messages_received
+            or self.errors
+            or self.last_heartbeat
+            or self.bandwidth_usage
         )
 
     def take(self) -> ConnectionCounters:
@@ -871,6 +898,8 @@ def _counter_updates(counters: ConnectionCounters) -> dict[str, Any]:
         fields["last_error"] = counters.last_error[:2000]
     if counters.last_heartbeat is not None:
         fields["last_heartbeat"] = counters.last_heartbeat
+    if counters.bandwidth_usage is not None:
+        fields["bandwidth_usage"] = counters.bandwidth_usage
     return fields
 
 
@@ -888,7 +917,10 @@ def connection_flush_many(batches: Sequence[tuple[uuid.UUID, ConnectionCounters]
     if not rows:
         return 0
     values = ", ".join(
-        ["(%s::uuid, %s::int, %s::bigint, %s::int, %s::bigint, %s::int, %s, %s::timestamptz)"]
+        [
+            "(%s::uuid, %s::int, %s::bigint, %s::int, %s::bigint, %s::int, %s,"
+            " %s::timestamptz, %s::jsonb)"
+        ]
         * len(rows)
     )
     params: list[Any] = []
@@ -902,6 +934,7 @@ def connection_flush_many(batches: Sequence[tuple[uuid.UUID, ConnectionCounters]
             c.errors,
             c.last_error[:2000] if c.last_error is not None else None,
             c.last_heartbeat,
+            json.dumps(c.bandwidth_usage) if c.bandwidth_usage is not None else None,
         ]
     with transaction.atomic(), connection.cursor() as cursor:
         _relaxed_commit()
@@ -915,8 +948,9 @@ def connection_flush_many(batches: Sequence[tuple[uuid.UUID, ConnectionCounters]
                    error_count = c.error_count + v.ec,
                    last_error = COALESCE(v.le, c.last_error),
                    last_heartbeat = COALESCE(v.lh, c.last_heartbeat),
+                   bandwidth_usage = COALESCE(v.bw, c.bandwidth_usage),
                    updated_at = now()
-              FROM (VALUES {values}) AS v(id, ms, bs, mr, br, ec, le, lh)
+              FROM (VALUES {values}) AS v(id, ms, bs, mr, br, ec, le, lh, bw)
              WHERE c.connection_id = v.id
             """,  # noqa: S608 - only placeholders are interpolated
             params,

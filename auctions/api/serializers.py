@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from ..models import Auction, AuctionItem, Bid
 from ..rules import supports_bidding
+from ..selectors import reserve_visible
 from ..services import bidder_pseudonym
 
 
@@ -34,6 +35,13 @@ class AuctionSerializer(serializers.ModelSerializer):
             "created_at", "updated_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Auction) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not reserve_visible(instance, getattr(request, "user", None)):
+            data["reserve_price"] = None  # the seller's secret (auctions.selectors)
+        return data
 
     def get_bidding_supported(self, obj: Auction) -> bool:
         return supports_bidding(obj.auction_type)

@@ -58,4 +58,4 @@ class AuctionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     filterset_class = AuctionItemFilter
 
     def get_queryset(self) -> Any:
-        return selectors.auction_item_list()
+        return selectors.auction_item_list(viewer=self.request.user)

@@ -249,9 +249,20 @@ def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
         "role": _load(RoleplayCharacterRole, spec.role_id, "role"),
     }
     spec.channels = _channels(raw["channels"])
+    inviter = raw["inviter"]
+    found: User | None = None
+    if inviter not in (None, ""):
+        found = inviter if isinstance(inviter, User) else _find_user(str(inviter))
+        if found is None:
+            raise BatchError(INVITER_NOT_FOUND, f"no user {inviter!r}", "inviter")
+        spec.inviter_id = str(found.pk)
     try:
+        # The content must be the inviter's to invite to (invitations.ownership); without
+        # an inviter the platform's sender account invites, and it owns nothing, so only
+        # public content goes out under its name.
         spec.channels = invitation_content_check(
-            invitation_type=invitation_type, channels=spec.channels, **content
+            inviter=found or _platform_inviter_or_standin(), invitation_type=invitation_type,
+            channels=spec.channels, **content,
         )
     except InvitationError as exc:
         raise BatchError(exc.code, exc.message, exc.field) from exc
@@ -261,12 +272,6 @@ def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
     except TemplateNotFoundError as exc:
         raise BatchError(TEMPLATE_NOT_FOUND, exc.message, "channels") from exc
     spec.audience = audience_parse(raw["audience"]).describe()
-    inviter = raw["inviter"]
-    if inviter not in (None, ""):
-        found = inviter if isinstance(inviter, User) else _find_user(str(inviter))
-        if found is None:
-            raise BatchError(INVITER_NOT_FOUND, f"no user {inviter!r}", "inviter")
-        spec.inviter_id = str(found.pk)
     spec.message = raw["message"] or ""
     spec.expires_in_days = _int_arg(raw["expires_in_days"], "expires_in_days", maximum=365)
 
@@ -301,6 +306,13 @@ def batch_inviter(spec: BatchSpec) -> User:
         user = User.objects.create_user(email=email, display_name="notifyplatform",
                                         is_active=False)
     return user
+
+
+def _platform_inviter_or_standin() -> User:
+    """The platform's sender account if it exists, else an unsaved stand-in (validation
+    writes nothing); either owns no content."""
+    email = getattr(settings, "NP_BATCH_INVITER_EMAIL", "batch@notifyplatform.invalid")
+    return User.objects.filter(email=email).first() or User(email=email)
 
 
 def _inviter_id_for_plan(spec: BatchSpec) -> str | None:

@@ -300,7 +300,19 @@ def _outcome_fields(
             error_message=error.message,
             provider_response={"error": error.to_dict(), "attempts": attempts},
         )
-        if error.retryable and delivery.retry_count < delivery.max_retries:
+        deferred_to = _spend_cap_deferral(outcome, now)
+        if deferred_to is not None:
+            meta["decision"] = {
+                "rule": "spend_cap",
+                "providers": [a.provider_name for a in outcome.attempts],
+                "next_attempt_at": deferred_to.isoformat(),
+            }
+            # deferred, not retried: the retry budget is for failures, and a cap is none
+            fields.update(
+                status=DeliveryStatus.PENDING, scheduled_at=deferred_to, delivery_metadata=meta
+            )
+            summary = SendOutcomeSummary(delivery.pk, "deferred", error.error_code)
+        elif error.retryable and delivery.retry_count < delivery.max_retries:
             delay = retry_delay(delivery.retry_count, error.retry_after)
             next_at = now + timedelta(seconds=delay)
             meta["decision"] = {
@@ -322,6 +334,20 @@ def _outcome_fields(
             fields.update(status=DeliveryStatus.FAILED, failed_at=now, delivery_metadata=meta)
             summary = SendOutcomeSummary(delivery.pk, "failed", error.error_code)
     return fields, summary
+
+
+def _spend_cap_deferral(outcome: Any, now: datetime) -> datetime | None:
+    """When every provider tried refused the message for its daily spend cap
+    (``providers.spendcap``): when to try again — the cap's next window, or sooner
+    (``NP_SPEND_CAP_RECHECK_SECONDS``) so a raised cap takes effect. Else None."""
+    from providers import spendcap
+    from providers.errors import SPEND_CAP
+
+    attempts = outcome.attempts
+    if not attempts or any(attempt.error_code != SPEND_CAP for attempt in attempts):
+        return None
+    wait = min(outcome.error.retry_after or spendcap.recheck_seconds(), spendcap.recheck_seconds())
+    return now + timedelta(seconds=max(wait, 1.0))
 
 
 def _record(delivery: NotificationDelivery, outcome: Any, now: datetime) -> SendOutcomeSummary:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.choices import ConversationStyle, InvitationType
 
+from ..errors import CONTENT_NOT_FOUND, InvitationError
 from ..models import (
     InvitationConversionFunnel,
     NewsArticle,
@@ -16,6 +19,7 @@ from ..models import (
     UserInvitationHistory,
     UserInvitationSummary,
 )
+from ..ownership import invitation_permitted
 
 
 class InvitationSerializer(serializers.ModelSerializer):
@@ -35,6 +39,12 @@ class InvitationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: StoryInvitation) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not invitation_permitted(instance):
+            data["content_metadata"] = None  # the title of content not the inviter's to share
+        return data
+
     def get_direction(self, obj: StoryInvitation) -> str:
         request = self.context.get("request")
         user = getattr(request, "user", None)
@@ -44,6 +54,24 @@ class InvitationSerializer(serializers.ModelSerializer):
         return obj.inviter.display_name or "Someone"
 
 
+class ContentField(serializers.PrimaryKeyRelatedField):
+    """A content id. An unknown one is ``CONTENT_NOT_FOUND`` (404), the very answer the
+    ownership rules give for someone else's private content, so the two cannot be told
+    apart (a 400 for one and a 404 for the other would tell which private ids exist)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if "does_not_exist" not in exc.get_codes():
+                raise
+            name = self.field_name.replace("_", " ")
+            raise InvitationError(
+                CONTENT_NOT_FOUND, f"no {name} {data} you may invite to",
+                field=self.field_name, status=404,
+            ) from None
+
+
 class InvitationCreateSerializer(serializers.Serializer):
     invitation_type = serializers.ChoiceField(choices=InvitationType.choices)
     invitee_user = serializers.UUIDField(required=False, allow_null=True)
@@ -51,19 +79,19 @@ class InvitationCreateSerializer(serializers.Serializer):
     invitee_phone = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=20
     )
-    story = serializers.PrimaryKeyRelatedField(
+    story = ContentField(
         queryset=Story.objects.all(), required=False, allow_null=True
     )
-    article = serializers.PrimaryKeyRelatedField(
+    article = ContentField(
         queryset=NewsArticle.objects.filter(is_active=True), required=False, allow_null=True
     )
-    narration = serializers.PrimaryKeyRelatedField(
+    narration = ContentField(
         queryset=NewsNarration.objects.all(), required=False, allow_null=True
     )
-    roleplay_template = serializers.PrimaryKeyRelatedField(
+    roleplay_template = ContentField(
         queryset=RoleplayTemplate.objects.all(), required=False, allow_null=True
     )
-    role = serializers.PrimaryKeyRelatedField(
+    role = ContentField(
         queryset=RoleplayCharacterRole.objects.all(), required=False, allow_null=True
     )
     conversation_style = serializers.ChoiceField(

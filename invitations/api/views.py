@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
 from notifyplatform.api_filters import IntegerFilter
+from notifyplatform.schema import error_response
 from users.models import User
 
 from .. import selectors, services
@@ -58,7 +59,19 @@ class InvitationViewSet(
     def get_queryset(self) -> Any:
         return selectors.invitation_list_for_user(user=self.request.user)
 
-    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    @extend_schema(
+        request=InvitationCreateSerializer,
+        responses={
+            201: InvitationSerializer,
+            403: error_response(
+                "CONTENT_FORBIDDEN: a role of a roleplay the caller does not own; "
+                "PERMISSION_DENIED otherwise"
+            ),
+            404: error_response(
+                "CONTENT_NOT_FOUND: no such content, or another user's private content"
+            ),
+        },
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = InvitationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -110,10 +123,18 @@ class _TokenView(APIView):
         return invitation
 
 
+_NOT_PERMITTED = error_response(
+    "INVITATION_NOT_PERMITTED: the inviter may not (or no longer) invite to this content"
+)
+
+
 class InvitationByTokenView(_TokenView):
-    @extend_schema(responses={200: TokenInvitationSerializer})
+    @extend_schema(responses={200: TokenInvitationSerializer, 403: _NOT_PERMITTED})
     def get(self, request: Request, token: str) -> Response:
         invitation = self.invitation(token)
+        # Nothing of the content (its title is in content_metadata) for an invitation its
+        # inviter had no right to make.
+        services.invitation_check_permitted(invitation)
         services.invitation_view(
             invitation=invitation, meta=services.RequestMeta.from_request(request)
         )
@@ -124,9 +145,12 @@ class InvitationByTokenView(_TokenView):
 class _AnswerView(_TokenView):
     accept: bool = True
 
-    @extend_schema(request=AnswerSerializer, responses={200: TokenInvitationSerializer})
+    @extend_schema(
+        request=AnswerSerializer, responses={200: TokenInvitationSerializer, 403: _NOT_PERMITTED}
+    )
     def post(self, request: Request, token: str) -> Response:
         invitation = self.invitation(token)
+        services.invitation_check_permitted(invitation)
         serializer = AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answer = services.invitation_accept if self.accept else services.invitation_decline

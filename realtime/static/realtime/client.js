@@ -11,10 +11,18 @@
  *     autoAck: false,                // ack ack_required events after onEvent returns
  *     batch: true,                   // accept coalesced frames (?batch=1): the server may
  *                                    // send a JSON array of event frames in one message
+ *     preferences: {rate: 5, min_priority: "high", latest: ["auction_price_changed"]},
+ *     onPreferences(prefs) {},       // the preferences in force (connected / changed)
  *   });
  *   rt.connect();
  *   rt.subscribe(["auction.<other>"]); rt.unsubscribe(["system"]); rt.ack(eventId);
+ *   rt.setPreferences({event_types: ["bid_placed"]}); rt.setThrottle(2); rt.setThrottle(null);
  *   rt.close();
+ *
+ * Preferences (see the README's protocol section): rate (events per second; the excess
+ * arrives coalesced, and events of the "latest" types collapse to the newest, which lists
+ * the sequence numbers it replaces in "collapsed"), event_types, categories,
+ * min_priority, latest, coalesce. They ride on the connect URL, so a reconnect keeps them.
  *
  * Resumption: the client remembers the highest sequence number it has seen and, after
  * any disconnect, reconnects with exponential backoff and jitter, asking the server to
@@ -39,6 +47,8 @@
     onRecoveryFailed: null,
     onError: null,
     onFrame: null,
+    preferences: null,
+    onPreferences: null,
   };
 
   function NotifyRealtime(options) {
@@ -56,6 +66,7 @@
     this.connectionId = null;
     this.timer = null;
     this.batches = 0; // coalesced messages received (arrays of event frames)
+    this._initPreferences();
   }
 
   NotifyRealtime.prototype._url = function () {
@@ -69,6 +80,7 @@
     if (this.lastSeq !== null && this.lastSeq !== undefined) params.push("since=" + this.lastSeq);
     if (this.reconnects) params.push("reconnect=" + this.reconnects);
     if (this.options.batch) params.push("batch=1");
+    params = params.concat(this._preferenceParams());
     if (this.options.token) params.push("token=" + encodeURIComponent(this.options.token));
     return base + (base.indexOf("?") >= 0 ? "&" : "?") + params.join("&");
   };
@@ -152,6 +164,7 @@
         var isNew = this._remember(frame.seq);
         if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
         if (!isNew && !frame.ack_required) break;
+        if (frame.collapsed) this.collapsed += frame.collapsed.length;
         if (isNew && this.options.onEvent) this.options.onEvent(frame);
         if (frame.ack_required && this.options.autoAck) this.ack(frame.id);
         break;
@@ -162,7 +175,11 @@
       case "error":
         if (this.options.onError) this.options.onError(frame);
         break;
+      case "preferences":
+        this._preferencesInForce(frame.preferences);
+        break;
     }
+    if (frame.type === "connected" && frame.preferences) this._preferencesInForce(frame.preferences);
   };
 
   NotifyRealtime.prototype._send = function (frame) {
@@ -201,6 +218,59 @@
     this.closedByUser = true;
     clearTimeout(this.timer);
     if (this.ws) this.ws.close(1000);
+  };
+
+  // --- per-connection preferences (rate limit, filters, coalescing) -------------------
+
+  var PREFERENCE_FIELDS = ["rate", "event_types", "categories", "min_priority", "latest", "coalesce"];
+
+  NotifyRealtime.prototype._initPreferences = function () {
+    this.preferences = {}; // what the client asks for (sent on every connect)
+    this.preferencesInForce = null; // what the server says is in force
+    this.collapsed = 0; // events replaced by a newer one of a "latest" type
+    var given = this.options.preferences || {};
+    for (var i = 0; i < PREFERENCE_FIELDS.length; i++) {
+      var name = PREFERENCE_FIELDS[i];
+      if (given[name] !== undefined && given[name] !== null) this.preferences[name] = given[name];
+    }
+  };
+
+  NotifyRealtime.prototype._preferenceParams = function () {
+    var params = [];
+    for (var name in this.preferences) {
+      var value = this.preferences[name];
+      if (value === null || value === undefined) continue;
+      if (Array.isArray(value)) value = value.join(",");
+      if (value === true) value = "1";
+      if (value === false) value = "0";
+      params.push(name + "=" + encodeURIComponent(value));
+    }
+    return params;
+  };
+
+  NotifyRealtime.prototype._preferencesInForce = function (prefs) {
+    this.preferencesInForce = prefs;
+    if (this.options.onPreferences) this.options.onPreferences(prefs);
+  };
+
+  // Change some preferences (null resets one); sent at once when connected, and kept
+  // for every later connect. The answer is a "preferences" frame (onPreferences) or an
+  // INVALID_PREFERENCES error (onError), which changes nothing.
+  NotifyRealtime.prototype.setPreferences = function (changes) {
+    var frame = { type: "preferences" };
+    for (var name in changes) {
+      if (PREFERENCE_FIELDS.indexOf(name) < 0) continue;
+      frame[name] = changes[name];
+      if (changes[name] === null || changes[name] === undefined) delete this.preferences[name];
+      else this.preferences[name] = changes[name];
+    }
+    this._send(frame);
+    return this;
+  };
+
+  // At most `rate` deliveries a second (a number; null or 0 for no limit).
+  NotifyRealtime.prototype.setThrottle = function (rate) {
+    return this.setPreferences({ rate: rate ? Number(rate) : null });
   };
 
   root.NotifyRealtime = NotifyRealtime;
