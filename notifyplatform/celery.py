@@ -16,13 +16,18 @@ app = Celery("notifyplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-if (os.environ.get("LOG_FORMAT") or "").strip().lower() == "json":
-    # Celery replaces the root logger's handlers with its own text format unless a
-    # receiver of setup_logging configures logging: then settings.LOGGING applies here too.
-    @signals.setup_logging.connect
-    def _settings_logging(**_kwargs: object) -> None:
-        from logging.config import dictConfig
 
-        from django.conf import settings
+@signals.setup_logging.connect
+def _settings_logging(loglevel: object = None, **_kwargs: object) -> None:
+    """Workers and beat log like every other process: settings.LOGGING (LOG_FORMAT, and the
+    delivery ids on pipeline lines) instead of Celery's own text format, which it installs
+    only when nothing receives this signal. The level: LOG_LEVEL when set, else the
+    command line's ``--loglevel``."""
+    import logging
+    from logging.config import dictConfig
 
-        dictConfig(settings.LOGGING)
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+    if loglevel and not os.environ.get("LOG_LEVEL"):
+        logging.getLogger().setLevel(loglevel)

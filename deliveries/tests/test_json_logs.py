@@ -14,6 +14,7 @@ from django.conf import settings
 
 from deliveries.models import NotificationDelivery
 from deliveries.services import delivery_send, notify
+from deliveries.services.sending import deliveries_send_batch
 from notifyplatform.logs import ContextFilter, PlainFormatter, log_fields, logging_config
 
 from .conftest import wait_for
@@ -79,7 +80,17 @@ def test_a_send_through_a_worker_logs_json_lines_with_both_ids(
     assert (console["delivery_id"], console["notification_id"]) == (sms.pk, notification_id)
 
 
-def test_delivery_send_in_process_puts_both_ids_on_the_providers_lines(user, console_sms):
+def _send_one(delivery_id: int) -> str:
+    return delivery_send(delivery_id).outcome
+
+
+def _send_batch(delivery_id: int) -> str:  # the worker's bulk path: asyncio tasks, threads
+    [summary] = deliveries_send_batch([delivery_id])
+    return summary.outcome
+
+
+@pytest.mark.parametrize("send", [_send_one, _send_batch], ids=["one", "batch"])
+def test_a_send_in_process_puts_both_ids_on_the_providers_lines(user, console_sms, send):
     # Given this process logging JSON (settings.LOGGING for LOG_FORMAT=json) into a buffer
     stream = io.StringIO()
     config = logging_config(log_format="json", level="INFO")
@@ -90,8 +101,8 @@ def test_delivery_send_in_process_puts_both_ids_on_the_providers_lines(user, con
     try:
         result = notify(user, title="Hi", message="there", channels=["sms"])
         [delivery] = result.deliveries
-        # When it is sent on the one-delivery path
-        assert delivery_send(delivery.pk).outcome == "sent"
+        # When it is sent (on the one-delivery path, or the batch path)
+        assert send(delivery.pk) == "sent"
     finally:
         dictConfig(settings.LOGGING)
     # Then both the provider's line and the pipeline's carry the two ids
@@ -122,3 +133,28 @@ def test_plain_format_appends_the_ids_and_json_is_refused_when_misspelt():
     ]
     with pytest.raises(ValueError, match="LOG_FORMAT='jsn'"):
         logging_config(log_format="jsn", level="INFO")
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_in_plain_format_puts_the_ids_after_the_message(
+    make_user, console_sms, start_worker, purge_queue
+):
+    # Given a worker with the default (plain) format, at INFO
+    worker = start_worker(LOG_LEVEL="INFO")
+    user = make_user(email="plain@example.test", phone="+14155550100")
+    # When an sms goes out through the console provider
+    result = notify(user, title="Lot sold", message="Vintage Watch", channels=["sms"])
+    [delivery] = result.deliveries
+    ids = f"[notification_id={result.notification.pk} delivery_id={delivery.pk}]"
+    # Then the pipeline's line and the provider's both end with the two ids
+    wanted = (f"deliveries.services.sending: delivery {delivery.pk} sent (console-sms) {ids}",
+              f"providers.console: console sms delivery {delivery.pk} to")  # fmt: skip
+
+    def logged() -> bool:
+        text = worker.log.read_text()
+        return all(w in text for w in wanted) and any(
+            wanted[1] in line and line.endswith(ids) for line in text.splitlines()
+        )
+
+    wait_for(logged, timeout=60)
