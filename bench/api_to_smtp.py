@@ -7,13 +7,13 @@ the mail's arrival.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from common import (
-    VENV_BIN,
     Reporter,
     celery_worker,
     child_env,
@@ -95,7 +95,9 @@ def main() -> None:
     http_port = free_port()
     daphne = start(
         [
-            str(VENV_BIN / "daphne"),
+            sys.executable,
+            "-m",
+            "daphne",
             "-b",
             "127.0.0.1",
             "-p",

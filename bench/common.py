@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -192,7 +191,9 @@ def celery_worker(
     **env: str,
 ) -> subprocess.Popen:
     argv = [
-        str(VENV_BIN / "celery"),
+        sys.executable,
+        "-m",
+        "celery",
         "-A",
         "notifyplatform",
         "worker",

@@ -55,7 +55,9 @@ class InboxClient(wb.WsClient):
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            str(Path(sys.executable).with_name("celery")),
+            sys.executable,
+            "-m",
+            "celery",
             "-A",
             "notifyplatform",
             "worker",

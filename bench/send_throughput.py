@@ -18,7 +18,6 @@ from pathlib import Path
 
 from common import (
     ROOT,
-    VENV_BIN,
     Reporter,
     celery_worker,
     ensure_users,
@@ -158,7 +157,7 @@ def main() -> None:
     # sender under test, on the same 2 cores
     sandbox = start(
         [
-            str(VENV_BIN / "python"),
+            sys.executable,
             "-m",
             "sandbox.fasthooks",
             "--port",

@@ -17,7 +17,7 @@ import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from common import ROOT, VENV_BIN, Reporter, parse_args, percentile
+from common import ROOT, Reporter, parse_args, percentile
 
 TARGET_TOTAL = 2_000  # the measured user's notifications
 TARGET_UNREAD = 1_000
@@ -40,7 +40,7 @@ def ensure_database(url: str) -> None:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"],
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": url},
         check=True,

@@ -36,7 +36,6 @@ if str(ROOT) not in sys.path:
 from notifyplatform.testing import free_port, stop_process, wait_listening  # noqa: E402,F401 - free_port re-exported
 
 PYTHON = sys.executable
-DAPHNE = str(Path(sys.executable).with_name("daphne"))
 BENCH_USER_AGENT = "np-bench/1.0"
 EVENT_MARK = b'"type":"event"'
 PING_MARK = b'{"type":"ping"'
@@ -161,7 +160,7 @@ class Daphne:
     def start(self) -> Daphne:
         log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), self.app],
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.app],
             cwd=ROOT,
             env=self.env,
             stdout=log_file,

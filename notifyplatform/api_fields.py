@@ -16,6 +16,13 @@ class StrictBooleanField(serializers.BooleanField):
     FALSE_VALUES = {False}
     NULL_VALUES = {None}
 
+    def to_internal_value(self, data: object) -> bool:
+        # a type check, not set membership: 1 == True and 0 == False (same hash), so
+        # {True} and {False} alone still let the integers 1 and 0 through
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
 
 class StrictCharField(serializers.CharField):
     """JSON strings only. DRF's CharField turns ``42`` into ``"42"``; the schema says string,

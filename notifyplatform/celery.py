@@ -8,10 +8,26 @@ so a redelivered message cannot send twice.
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
 
 app = Celery("notifyplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def _settings_logging(loglevel: object = None, **_kwargs: object) -> None:
+    """Workers and beat log like every other process: settings.LOGGING (LOG_FORMAT, and the
+    delivery ids on pipeline lines) instead of Celery's own text format, which it installs
+    only when nothing receives this signal. The level: LOG_LEVEL when set, else the
+    command line's ``--loglevel``."""
+    import logging
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+    if loglevel and not os.environ.get("LOG_LEVEL"):
+        logging.getLogger().setLevel(loglevel)

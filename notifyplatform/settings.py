@@ -2,8 +2,8 @@
 environment variable, and every default is the safe one (DEBUG off, loopback hosts).
 
 Environment variables (all optional; the README lists them with examples):
-    DATABASE_URL   postgres://user:pass@host:port/name  (default: local PostgreSQL)
-    REDIS_URL      redis://host:port/db                  (default: local Redis)
+    DATABASE_URL   postgres://user:pass@host:port/name  (default: the launcher's, else local)
+    REDIS_URL      redis://host:port/db                  (default: the launcher's, else local)
     SECRET_KEY     signing key; required (make run's local/embedded modes and the tests
                    use one generated once into .run/secret_key)
     DEBUG          "1"/"true" turns debug on (default off)
@@ -23,6 +23,28 @@ from kombu import Queue as _Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("NP_RUN_DIR", BASE_DIR / ".run"))
+
+
+def _launcher_services() -> dict[str, str]:
+    """The services the launcher chose (``make run`` writes DATABASE_URL and REDIS_URL to
+    <run dir>/services.env; a SECRET_KEY line there is read too): a ``manage.py`` command
+    typed in a second shell then uses the same PostgreSQL and Redis, embedded ones
+    included. The environment wins."""
+    try:
+        text = (RUN_DIR / "services.env").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY") and value.strip():
+            found[key] = value.strip()
+    return found
+
+
+for _key, _value in _launcher_services().items():
+    # into the environment too, so processes this one starts use the same services
+    os.environ.setdefault(_key, _value)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -351,25 +373,18 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifyplatform <noreply@localhost>")
+# The Maildir of `make run`'s local SMTP sink (notifyplatform.mailsink), shown in the admin
+# at /admin/mail/; the launcher sets it. Empty: no sink.
+NP_MAIL_SINK_DIR = os.environ.get("NP_MAIL_SINK_DIR", "")
 
 # --- logging -----------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"redact_tokens": {"()": "notifyplatform.accesslog.RedactingFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-        "axes": {"level": "WARNING"},  # failed logins and lockouts, not every start
-        # no invitation or API tokens in "Not Found: /i/<token>/" nor in runserver's
-        # access lines (daphne's own access log is redacted by notifyplatform.accesslog)
-        "django.request": {"filters": ["redact_tokens"]},
-        "django.channels.server": {"filters": ["redact_tokens"]},
-    },
-}
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, and the
+# notification_id / delivery_id of the delivery being sent) from every process, Celery's
+# included (notifyplatform/celery.py). plain (default): text lines.
+from notifyplatform.logs import logging_config  # noqa: E402
+
+LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "plain").strip().lower()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # --- platform settings -------------------------------------------------------------
 NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")

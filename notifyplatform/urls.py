@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import dashboard, metrics, views
+from . import dashboard, mail_admin, metrics, views
 
 admin.site.site_header = "notifyplatform"
 admin.site.site_title = "notifyplatform admin"
@@ -15,6 +15,8 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/dashboard/", dashboard.view, name="admin_dashboard"),
+    path("admin/mail/", mail_admin.mail_list, name="admin_mail"),
+    path("admin/mail/<str:key>/", mail_admin.mail_detail, name="admin_mail_detail"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("healthz", views.healthz, name="healthz"),

@@ -19,6 +19,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -139,4 +140,7 @@ async def to_thread(func: Callable[..., T], *args: Any) -> T:
         finally:
             connections.close_all()
 
-    return await asyncio.get_running_loop().run_in_executor(_blocking_executor(), call)
+    # in the caller's context, as asyncio.to_thread does (the log fields of the delivery
+    # being sent: notifyplatform.logs)
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_blocking_executor(), context.run, call)

@@ -3,7 +3,11 @@ lines otherwise (CI logs, cron mail)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from ..models import NotificationBatchJob
@@ -61,3 +65,20 @@ def follow(
                 out.write("\n")
             return p
         time.sleep(interval)
+
+
+# What a shell reports for a process killed by SIGPIPE (128 + 13), e.g. `yes | head`.
+CLOSED_PIPE_EXIT = 141
+
+
+@contextlib.contextmanager
+def quiet_closed_pipe(stdout: TextIO) -> Iterator[None]:
+    """End a command quietly when its reader went away (``batch_status | head``): no
+    BrokenPipeError traceback, and none when Python flushes stdout at exit either."""
+    try:
+        yield
+        stdout.flush()  # inside: a pipe closed after the last write fails here
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the exit-time flush goes nowhere
+        raise SystemExit(CLOSED_PIPE_EXIT) from None

@@ -35,6 +35,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from notifyplatform.choices import Channel, InvitationType
+from templates.services import TemplateNotFoundError, templates_for_channels
 from users.models import User
 
 from ..models import BatchJobStatus, BatchJobType, NotificationBatchJob
@@ -48,6 +49,7 @@ from .errors import (
     INVALID_STATE,
     INVITER_NOT_FOUND,
     JOB_NOT_FOUND,
+    TEMPLATE_NOT_FOUND,
     UNKNOWN_JOB_TYPE,
     BatchError,
 )
@@ -264,6 +266,11 @@ def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
         )
     except InvitationError as exc:
         raise BatchError(exc.code, exc.message, exc.field) from exc
+    # every chunk would fail on a missing template: refuse the job (and the dry run) instead
+    try:
+        templates_for_channels(invitation_type, spec.channels or [], None)
+    except TemplateNotFoundError as exc:
+        raise BatchError(TEMPLATE_NOT_FOUND, exc.message, "channels") from exc
     spec.audience = audience_parse(raw["audience"]).describe()
     spec.message = raw["message"] or ""
     spec.expires_in_days = _int_arg(raw["expires_in_days"], "expires_in_days", maximum=365)

@@ -53,6 +53,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from notifyplatform.logs import delivery_fields, log_fields
+
 from ..models import DeliveryStatus, Notification, NotificationDelivery
 from ..types import SendOutcomeSummary
 from .status import USER_STATUSES, notification_status_from
@@ -360,6 +362,7 @@ def _record(delivery: NotificationDelivery, outcome: Any, now: datetime) -> Send
                 "delivery %s: lease lost before recording %s", delivery.pk, summary.outcome
             )
             return SendOutcomeSummary(delivery.pk, "lease_lost", summary.outcome)
+        _log_recorded(delivery, summary)
         if delivery.notification_id:
             _refresh_notification(
                 delivery.notification_id,
@@ -378,8 +381,21 @@ def delivery_send(delivery_id: int, *, now: datetime | None = None) -> SendOutco
     claimed = _claim(delivery_id, now or timezone.now())
     if isinstance(claimed, SendOutcomeSummary):
         return claimed
-    outcome = _send(claimed)
-    return _record(claimed, outcome, timezone.now())
+    with log_fields(**delivery_fields(claimed)):  # on every line logged while sending it
+        outcome = _send(claimed)
+        return _record(claimed, outcome, timezone.now())
+
+
+def _log_recorded(delivery: NotificationDelivery, summary: SendOutcomeSummary) -> None:
+    """One INFO line per recorded send: the delivery, its notification, the outcome."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "delivery %s %s%s",
+            delivery.pk,
+            summary.outcome,
+            f" ({summary.detail})" if summary.detail else "",
+            extra={**delivery_fields(delivery), "outcome": summary.outcome},
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,7 +603,9 @@ async def _send_all(
 
     async def one(delivery: NotificationDelivery, message: Any, route: Any) -> None:
         try:
-            outcome = await _send_one(message, route, tally)
+            # each gather() task runs in its own copy of the context: these ids are its own
+            with log_fields(**delivery_fields(delivery)):
+                outcome = await _send_one(message, route, tally)
         except BaseException as exc:  # noqa: BLE001 - cancelled: still report the row
             outcome = _crashed(exc)
             results.put((delivery, outcome))
@@ -761,7 +779,9 @@ def deliveries_send_batch(
         try:
             message = build_message(delivery)
         except Exception as exc:  # noqa: BLE001 - becomes this delivery's crash outcome
-            logger.exception("building delivery %s crashed", delivery.pk)
+            logger.exception(
+                "building delivery %s crashed", delivery.pk, extra=delivery_fields(delivery)
+            )
             jobs.append((delivery, None, exc))
             continue
         jobs.append((delivery, message, routes[_route_key(delivery)]))
@@ -828,11 +848,15 @@ def _record_batch(done: list[tuple[NotificationDelivery, Any]]) -> list[SendOutc
         for delivery, fields, summary in items:
             if delivery.pk not in recorded:
                 logger.error(
-                    "delivery %s: lease lost before recording %s", delivery.pk, summary.outcome
+                    "delivery %s: lease lost before recording %s",
+                    delivery.pk,
+                    summary.outcome,
+                    extra=delivery_fields(delivery),
                 )
                 summaries.append(SendOutcomeSummary(delivery.pk, "lease_lost", summary.outcome))
                 continue
             summaries.append(summary)
+            _log_recorded(delivery, summary)
             if delivery.notification_id:
                 count, error_message, _response = attempts.get(
                     delivery.notification_id, (0, None, None)

@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -282,7 +283,9 @@ class Worker:
         pool: str = "threads",
     ) -> None:
         command = [
-            str(BASE_DIR / ".venv" / "bin" / "celery"),
+            sys.executable,
+            "-m",
+            "celery",
             "-A",
             "notifyplatform",
             "worker",

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -30,7 +35,7 @@ from deliveries.models import (
     NotificationDelivery,
     UserNotificationPreference,
 )
-from deliveries.tests.test_batch_helpers import bulk_users, make_article, manage
+from deliveries.tests.test_batch_helpers import bulk_users, database_url, make_article, manage
 from invitations.models import StoryInvitation, UserInvitationHistory
 from invitations.tokens import token_sign
 
@@ -123,11 +128,20 @@ def test_opted_out_users_count_as_failed_with_the_rule_as_code():
     article = make_article()
 
     # when the batch runs
-    run("invitation_batch", "--invitation-type", "news_feed", "--article", str(article.pk),
-        "--audience", "all", "--channels", "in_app", "--inline")
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("run_batch", "invitation_batch", "--invitation-type", "news_feed",
+                     "--article", str(article.pk), "--audience", "all", "--channels", "in_app",
+                     "--inline", stdout=out)
 
     # then 3 are successful, 1 failed, grouped by code in the error summary
     job = NotificationBatchJob.objects.get()
+    # and the command says so: its summary line, then a non-zero exit with one line
+    assert f"job {job.pk} completed: 4/4 processed, 3 ok, 1 failed" in out.getvalue()
+    assert excinfo.value.returncode == 1
+    assert str(excinfo.value) == (
+        f"job {job.pk} completed with 1 of 4 failed; `manage.py batch_status {job.pk}` shows why"
+    )
     assert (job.processed_notifications, job.successful_notifications,
             job.failed_notifications) == (4, 3, 1)
     summary = json.loads(job.error_summary)
@@ -188,6 +202,28 @@ def test_bad_arguments_raise_one_error_and_create_no_job(args, code):
     assert excinfo.value.returncode == 2
     assert f"[{code}]" in str(excinfo.value)
     assert "\n" not in str(excinfo.value)
+    assert NotificationBatchJob.objects.count() == 0
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_channel_without_a_template_refuses_the_job_and_the_dry_run(dry_run):
+    # given news_feed invitations whose sms template was switched off
+    from templates.models import NotificationTemplate
+
+    NotificationTemplate.objects.filter(invitation_type="news_feed", delivery_type="sms").update(
+        is_active=False
+    )
+    bulk_users(2)
+    article = make_article()
+    args = ["invitation_batch", "--invitation-type", "news_feed", "--article", str(article.pk),
+            "--audience", "all", "--channels", "in_app,sms"] + (["--dry-run"] if dry_run else [])
+    # when a batch asks for sms too; then one error line, and no job to fail every chunk
+    with pytest.raises(CommandError) as excinfo:
+        run(*args)
+    assert excinfo.value.returncode == 2
+    assert str(excinfo.value) == (
+        "channels: template 'news_feed' has no 'sms' version in 'en' or 'en' [TEMPLATE_NOT_FOUND]"
+    )
     assert NotificationBatchJob.objects.count() == 0
 
 
@@ -391,3 +427,67 @@ def test_admin_start_form_progress_and_delivery_filter(client, staff_user):
     )
     # cancel/resume actions exist on the changelist
     assert "cancel_jobs" in changelist and "resume_jobs" in changelist
+
+
+def manage_popen(*args: str) -> subprocess.Popen[str]:
+    """``manage.py <args>`` started (not waited for) on the test database, unbuffered."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_while_following_leaves_the_job_running_and_says_how_to_follow_it(purge_queue):
+    # given a job followed from a terminal, with no worker to finish it
+    bulk_users(3)
+    article = make_article()
+    proc = manage_popen("run_batch", "invitation_batch", "--invitation-type", "news_feed",
+                        "--article", str(article.pk), "--audience", "all", "--wait")
+    try:
+        first = proc.stdout.readline()  # "job N running: ..." once the job exists
+        job = NotificationBatchJob.objects.get()
+        assert first.startswith(f"job {job.pk} running:"), first + proc.stderr.read()
+        # when the user presses Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # then: no traceback, one line saying the job goes on and how to follow it, exit 130
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip() == (
+        f"interrupted: job {job.pk} keeps running on the workers; follow it with "
+        f"`manage.py batch_status {job.pk}` (`manage.py cancel_batch {job.pk}` stops it)"
+    )
+    job.refresh_from_db()
+    assert job.status == "running"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_status_into_a_pipe_closed_early_ends_quietly():
+    # given more jobs than a pipe buffers (about 300 KB of table)
+    NotificationBatchJob.objects.bulk_create(
+        NotificationBatchJob(job_name=f"campaign number {i:05d} for the pipe test",
+                             job_type="cleanup_batch", status="completed")
+        for i in range(3000)
+    )
+    # when its reader stops after the first line (`batch_status | head -1`)
+    proc = manage_popen("batch_status", "--limit", "3000")
+    header = proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait(60)
+    err = proc.stderr.read()
+    # then: no traceback, the exit code of a process ended by SIGPIPE
+    assert header.split() == ["id", "type", "status", "processed", "total", "ok", "failed", "name"]
+    assert err == ""
+    assert proc.returncode == 141

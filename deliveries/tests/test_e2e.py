@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -270,7 +271,7 @@ def test_broker_down_api_still_answers_201_and_all_sent_once_after(
     api_log = (tmp_path / "api.log").open("wb")
     api = subprocess.Popen(
         [
-            str(BASE_DIR / ".venv/bin/python"),
+            sys.executable,
             "manage.py",
             "runserver",
             f"127.0.0.1:{port}",

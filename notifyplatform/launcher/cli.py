@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shlex
@@ -20,6 +21,7 @@ from .services import (
     LauncherError,
     ServiceSet,
     ensure_services,
+    free_port,
     port_open,
     stop_embedded,
 )
@@ -30,14 +32,18 @@ usage: python -m notifyplatform.launcher <command>
 commands:
   run                  services, migrate, seed_demo, admin user, then daphne + a celery
                        worker per queue (send, batch, control) + celery beat (+ provider
-                       sandbox) until Ctrl-C / SIGTERM
+                       sandbox, + SMTP sink) until Ctrl-C / SIGTERM
   test [--] ARGS...    services, then `python -m pytest ARGS...`; exits with pytest's code
   env                  services (left running) and `export DATABASE_URL=... REDIS_URL=...`
   stop                 stop the embedded services left running under the run dir
 
 environment:
   NP_SERVICES          auto (default) | configured | local | embedded
-  DATABASE_URL, REDIS_URL   used as they are when set (mode "configured")
+  DATABASE_URL, REDIS_URL   used as they are when set (mode "configured"; a missing
+                       database is created); written to <run dir>/services.env, which
+                       manage.py reads in a second shell
+  EMAIL_HOST, EMAIL_PORT    your SMTP server; unset: `run` starts an SMTP sink (aiosmtpd)
+                       whose mail the admin shows at /admin/mail/
   NP_RUN_DIR           run dir (default <project>/.run)
   NP_DB_NAME           database name in local/embedded mode (default notifyplatform)
   PORT                 HTTP port of `run` (default 8000; the sandbox gets PORT+1)
@@ -124,9 +130,9 @@ class Launcher:
 
 
 def _tool(name: str) -> list[str]:
-    """The venv's console script if present, else `python -m name`."""
-    script = BIN_DIR / name
-    return [str(script)] if script.exists() else [sys.executable, "-m", name]
+    """`python -m name` with this interpreter: the environment the launcher runs in,
+    whatever it is called and wherever its console scripts went."""
+    return [sys.executable, "-m", name]
 
 
 def _manage(*args: str) -> list[str]:
@@ -243,6 +249,32 @@ def demo_env(
     return added, kept
 
 
+def mail_sink(
+    environ: Mapping[str, str],
+    rundir: Path,
+    log: Callable[[str], None],
+    preferred_port: int = 1025,
+) -> tuple[dict[str, str], list[str]] | None:
+    """The local SMTP sink of the demo (``notifyplatform.mailsink``): (variables for the
+    app processes, its command line), or None when ``EMAIL_HOST`` / ``EMAIL_PORT`` name
+    your own server or aiosmtpd is not installed. Port 1025 unless taken, then a free one."""
+    if environ.get("EMAIL_HOST") or environ.get("EMAIL_PORT"):
+        log("mail: EMAIL_HOST/EMAIL_PORT are set; the smtp-local provider sends there (no sink)")
+        return None
+    if importlib.util.find_spec("aiosmtpd") is None:
+        log("note: aiosmtpd is not installed (requirements-dev.txt): no local SMTP sink")
+        return None
+    port = preferred_port if not _port_busy(preferred_port) else free_port()
+    maildir = rundir / "mailbox"
+    variables = {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "NP_MAIL_SINK_DIR": str(maildir),
+    }
+    argv = [sys.executable, "-m", "notifyplatform.mailsink", "--port", str(port)]
+    return variables, argv + ["--maildir", str(maildir)]
+
+
 def admin_password(services: ServiceSet) -> str:
     if os.environ.get("NP_ADMIN_PASSWORD"):
         return os.environ["NP_ADMIN_PASSWORD"]
@@ -282,7 +314,13 @@ def child_env(services: ServiceSet, port: int) -> dict[str, str]:
 
 
 def _announce(
-    log, services: ServiceSet, port: int, login: str, password: str, sandbox: bool
+    log,
+    services: ServiceSet,
+    port: int,
+    login: str,
+    password: str,
+    sandbox: bool,
+    mail: dict[str, str] | None = None,
 ) -> None:
     base = f"http://127.0.0.1:{port}"
     if not port_open("127.0.0.1", port, 0.2):
@@ -293,6 +331,8 @@ def _announce(
     log(f"ready: demo page  {base}/realtime/demo/")
     if sandbox:
         log(f"ready: sandbox    http://127.0.0.1:{port + 1}/")
+    if mail:
+        log(f"ready: mail       {base}/admin/mail/  (SMTP sink on 127.0.0.1:{mail['EMAIL_PORT']})")
     log("Ctrl-C stops everything")
 
 
@@ -332,6 +372,13 @@ def cmd_run() -> int:
                 + (", ".join(sorted(added)) or "nothing")
                 + (f"; kept from your environment: {', '.join(sorted(kept))}" if kept else "")
             )
+
+        # before seed_demo, which writes the smtp-local provider's host and port
+        mail = mail_sink(supervisor.env, services.rundir, log)
+        if mail is not None:
+            supervisor.env.update(mail[0])
+            supervisor.spawn("mail", mail[1])
+        mail_env = mail[0] if mail is not None else None
 
         steps = [("migrate", _manage("migrate", "--noinput"))]
         if _has_command("seed_demo"):
@@ -384,7 +431,7 @@ def cmd_run() -> int:
                 port_open("127.0.0.1", port, 0.2) or time.monotonic() - started > 60
             ):
                 announced = True
-                _announce(log, services, port, login, password, sandbox)
+                _announce(log, services, port, login, password, sandbox, mail_env)
             time.sleep(0.2)
         log(f"received {signals.name()}; stopping")
         return 0

@@ -6,7 +6,9 @@ Embedded services live under the run dir (``NP_RUN_DIR``, default ``<project>/.r
     redis/             redis-server's working dir (nothing is persisted: --save "" --appendonly no)
     redis.log          redis-server's output
     services.json      embedded Redis pid/port, the launcher pids using the services, "persistent"
-    services.env       the URLs last chosen (for debugging)
+    services.env       the URLs last chosen; settings.py reads them when DATABASE_URL /
+                       REDIS_URL are unset (manage.py in a second shell), so it is removed
+                       when the embedded services stop
 
 Several launchers may share the embedded services of one run dir (e.g. ``run`` in one
 terminal and ``test`` in another): every launcher registers itself in services.json and
@@ -32,7 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MODES = ("auto", "configured", "local", "embedded")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -219,9 +221,36 @@ def ensure_database(conninfo: str, name: str) -> bool:
             except errors.DuplicateDatabase:  # created concurrently
                 return False
             return True
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise LauncherError(f"cannot create database {name!r}: {first}") from exc
+    except psycopg.Error as exc:  # unreachable, refused, or no right to CREATE DATABASE
+        raise LauncherError(f"cannot create database {name!r}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def ensure_configured_database(url: str) -> bool:
+    """The database a configured DATABASE_URL names: created (on the same server, with the
+    same credentials, through its ``postgres`` maintenance database) when it does not
+    exist yet, as local mode does. True if created. Any other failure to connect is a
+    LauncherError in one line instead of the first Django command's traceback."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+        return False
+    except psycopg.Error as exc:
+        missing = "does not exist" in str(exc) and "database" in str(exc)
+        if not missing:
+            raise LauncherError(
+                f"cannot connect to DATABASE_URL={mask_url(url)}: {_first_line(exc)}"
+            ) from exc
+    except ValueError as exc:  # not a URL libpq can parse
+        raise LauncherError(f"DATABASE_URL={mask_url(url)} is not usable: {exc}") from exc
+    parts = urlsplit(url)
+    name = unquote(parts.path.lstrip("/"))
+    return ensure_database(urlunsplit(parts._replace(path="/postgres")), name)
 
 
 # --- embedded PostgreSQL --------------------------------------------------------------
@@ -513,6 +542,8 @@ def _stop_all_locked(rundir: Path, state: dict, log: Log) -> list[str]:
     if pid and pg.stop():
         stopped.append(f"postgres (pid {pid})")
     (rundir / "services.json").unlink(missing_ok=True)
+    # settings.py reads it in a second shell: it must not name services that are gone
+    (rundir / "services.env").unlink(missing_ok=True)
     return stopped
 
 
@@ -598,6 +629,8 @@ def ensure_services(
 
     if modes["database"] == "configured":
         urls["DATABASE_URL"] = env["DATABASE_URL"]
+        if ensure_configured_database(urls["DATABASE_URL"]):
+            services.notes.append("created database " + urlsplit(urls["DATABASE_URL"]).path[1:])
     elif modes["database"] == "local":
         host, port = LOCAL_POSTGRES
         if ensure_database(f"postgresql://postgres@{host}:{port}/postgres", db_name):
@@ -653,7 +686,11 @@ def ensure_services(
     env_file = rundir / "services.env"
     env_file.write_text(
         f"# written by notifyplatform.launcher (pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')})\n"
-        f"# {services.mode_line()}\n" + "".join(f"{k}={v}\n" for k, v in services.urls.items())
+        f"# {services.mode_line()}\n"
+        + "".join(f"{k}={v}\n" for k, v in services.urls.items())
+        # a second shell's manage.py needs the run's key too (settings refuse to start
+        # without one); only on a development machine, where the launcher made it
+        + "".join(f"SECRET_KEY={v}\n" for k, v in services.env().items() if k == "SECRET_KEY")
     )
     env_file.chmod(0o600)
     return services

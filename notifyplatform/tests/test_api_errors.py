@@ -34,3 +34,24 @@ def test_health_probes(client):
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"]["ok"] is True
     assert ready.json()["checks"]["redis"]["ok"] is True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", None])
+def test_a_boolean_field_takes_json_true_or_false_only(api_client, user, value):
+    # (0 and 1 compare equal to False and True: found by schemathesis' coverage phase)
+    api_client.force_authenticate(user)
+    response = api_client.post(
+        "/api/v1/preferences/",
+        {"invitation_type": "news_feed", "delivery_method": "email", "is_enabled": value},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["code"], list(error["fields"])) == ("VALIDATION_ERROR", ["is_enabled"])
+    ok = api_client.post(
+        "/api/v1/preferences/",
+        {"invitation_type": "news_feed", "delivery_method": "email", "is_enabled": False},
+        format="json",
+    )
+    assert ok.status_code == 201 and ok.json()["is_enabled"] is False

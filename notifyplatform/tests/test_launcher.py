@@ -16,11 +16,14 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 import psycopg
 import pytest
+import redis
 
 from notifyplatform.launcher import procs, services
 from notifyplatform.launcher.services import (
@@ -32,6 +35,7 @@ from notifyplatform.launcher.services import (
     redis_ping,
     stop_embedded,
 )
+from notifyplatform.testing import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,21 +112,101 @@ def test_real_probe_sees_a_listener_and_a_closed_port():
     assert not services.port_open("127.0.0.1", port)
 
 
+def with_database(url: str, name: str) -> str:
+    """``url`` (the suite's own DATABASE_URL: a real server) naming database ``name``."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
 def test_configured_mode_uses_urls_as_is_and_writes_services_env(tmp_path):
     env = {
         "NP_RUN_DIR": str(tmp_path / "run"),
-        "DATABASE_URL": "postgres://app:s3cret@db.internal:5433/np",
+        "DATABASE_URL": with_database(os.environ["DATABASE_URL"], "postgres"),
         "REDIS_URL": "redis://cache.internal:6380/2",
     }
     result = ensure_services(env, log=lambda _msg: None)
     assert result.urls == {"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]}
     line = result.mode_line()
     assert line.startswith("services mode: configured |")
-    assert "s3cret" not in line and "app:***@db.internal" in line
+    assert "created database" not in line
     written = (tmp_path / "run" / "services.env").read_text()
     assert f"DATABASE_URL={env['DATABASE_URL']}\n" in written
     assert (tmp_path / "run" / ".gitignore").read_text() == "*\n"
     assert result.release() == []
+
+
+def test_configured_database_that_does_not_exist_is_created(tmp_path):
+    name = f"np_launcher_{uuid.uuid4().hex[:12]}"
+    url = with_database(os.environ["DATABASE_URL"], name)
+    try:
+        out = launcher(
+            "env",
+            env={"NP_SERVICES": "configured", "DATABASE_URL": url, "NP_RUN_DIR": str(tmp_path)},
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"[created database {name}]" in out.stderr
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (name,)
+        # a second start finds it
+        again = launcher(
+            "env",
+            env={"NP_SERVICES": "configured", "DATABASE_URL": url, "NP_RUN_DIR": str(tmp_path)},
+        )
+        assert again.returncode == 0 and "created database" not in again.stderr
+    finally:
+        maintenance = with_database(os.environ["DATABASE_URL"], "postgres")
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("command", ["env", "run"])
+def test_configured_database_that_cannot_be_reached_is_one_line(tmp_path, command):
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/nothing_listens"
+    env = {
+        "NP_SERVICES": "configured",
+        "DATABASE_URL": url,
+        "NP_RUN_DIR": str(tmp_path),
+        "PORT": str(free_port()),
+    }
+    out = launcher(command, env=env)
+    assert out.returncode == 1
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert lines == [
+        f"launcher | error: cannot connect to DATABASE_URL={url}: {lines[0].split(': ', 2)[2]}"
+    ]
+    assert "Connection refused" in lines[0]
+
+
+def test_manage_py_in_a_second_shell_uses_the_launchers_services(run_dir):
+    # Given embedded services the launcher started (as `make run` does)
+    result = ensure_services(embedded_env(run_dir), log=lambda _msg: None)
+    try:
+        # When a manage.py command runs in another shell, with neither URL set
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "NP_REDIS_DB_ISOLATED")
+            and not k.startswith("PYTEST_")
+        }
+        env["NP_RUN_DIR"] = str(run_dir)
+        script = (
+            "from django.db import connection; from django.core.cache import cache;"
+            "cache.set('second-shell', 'yes');"
+            "print(connection.cursor().execute('SELECT current_database()').fetchone()[0],"
+            " connection.settings_dict['HOST'], cache.get('second-shell'))"
+        )
+        out = subprocess.run(
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        # Then it reached the embedded PostgreSQL (its socket dir) and Redis
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["notifyplatform", str(run_dir / "pgdata"), "yes"]
+        port = int(result.urls["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        assert redis.Redis(port=port).get("np:1:second-shell") is not None
+    finally:
+        result.release()
+    # and once they stopped, services.env no longer names them
+    assert not (run_dir / "services.env").exists()
 
 
 def test_mask_url():

@@ -67,11 +67,12 @@ class DaphneServer:
         return env
 
     def start(self) -> None:
-        daphne = Path(sys.executable).with_name("daphne")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                str(daphne),
+                sys.executable,
+                "-m",
+                "daphne",
                 "-b",
                 "127.0.0.1",
                 "-p",
@@ -251,10 +252,18 @@ def _server_writes_settle_before_flush(request: pytest.FixtureRequest) -> Iterat
     yield
     if "daphne_server" not in request.fixturenames:
         return
+    from django.db import connection
+
     from realtime.models import WebsocketConnection
 
     open_rows = WebsocketConnection.objects.exclude(connection_status="disconnected")
-    deadline = time.monotonic() + 20
-    while open_rows.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.2)  # the last disconnect's counters flush right after its status
+
+    def server_in_transaction() -> bool:  # another session of this test database mid-write
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL LIMIT 1"
+            )
+            return cursor.fetchone() is not None
+
+    wait_for(lambda: not open_rows.exists() and not server_in_transaction(), timeout=20)

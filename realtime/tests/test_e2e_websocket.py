@@ -268,12 +268,28 @@ def test_ack_required_event_is_resent_until_acked_then_never_again(
             on_reconnect = await client.recv_type("event")
             await client.send({"type": "ack", "event_id": on_reconnect["id"]})
             acked = await client.recv_type("acked")
-            # then: three ack timeouts pass without a redelivery
-            await asyncio.sleep(3.2)
-            after_ack = [f for f in await client.barrier() if f["type"] == "event"]
+            # then: three ack timeouts pass without a redelivery; a second unacknowledged
+            # event, resent by the same timer on the same 1 s timeout, shows they passed
+            marker = await apublish(
+                event_type="outbid",
+                category="notification",
+                data={"amount": "13.00"},
+                visibility="private",
+                user=user,
+                ack_required=True,
+                ack_timeout=1,
+            )
+            frames = await client.events(4)  # the marker, then three resends of it
+            frames += await client.barrier()
+            after_ack = [f for f in frames if f["type"] == "event" and f["id"] != str(marker.id)]
         async with ws_connect(daphne_server, token=token) as client:
-            await asyncio.sleep(1.5)
-            next_connection = [f for f in await client.barrier() if f["type"] == "event"]
+            # a new connection gets the pending marker again, and nothing else
+            frames = [await client.recv_type("event")]
+            frames += await client.barrier()
+            assert frames[0]["id"] == str(marker.id)
+            await client.send({"type": "ack", "event_id": str(marker.id)})
+            await client.recv_type("acked")
+            next_connection = [f for f in frames[1:] if f["type"] == "event"]
         return event, first, again, on_reconnect, acked, after_ack, next_connection
 
     event, first, again, on_reconnect, acked, after_ack, next_connection = run(scenario())

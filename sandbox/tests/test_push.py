@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+import pywebpush
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -191,7 +192,6 @@ def test_webpush_errors(client: httpx.Client, sandbox: SandboxServer):
 
 
 def test_webpush_with_pywebpush(sandbox: SandboxServer):
-    pywebpush = pytest.importorskip("pywebpush")
     client_key = ec.generate_private_key(ec.SECP256R1())
     p256dh = client_key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deliveries.batch.errors import BatchError
-from deliveries.batch.progress import progress_line
+from deliveries.batch.progress import progress_line, quiet_closed_pipe
 from deliveries.batch.selectors import batch_delivery_breakdown, batch_job_list, batch_progress
 from deliveries.batch.services import batch_get
 
@@ -21,6 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--status", help="filter the table by status")
         parser.add_argument("--limit", type=int, default=20)
         parser.add_argument("--json", action="store_true")
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        with quiet_closed_pipe(self.stdout):
+            return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["id"]:

@@ -3,7 +3,9 @@
 Bad arguments exit with status 2 and one line on stderr, and create no job. ``--dry-run``
 prints the counts and a sample and writes nothing. The job runs on the Celery workers
 (``--inline`` runs its chunks in this process instead); ``--wait`` follows its progress
-(the default on a terminal).
+(the default on a terminal). A followed job that ends with failures (or not completed)
+exits 1 with a summary line; Ctrl-C stops following, not the job, and says how to follow
+it again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deliveries.batch.audience import AUDIENCE_HELP
 from deliveries.batch.errors import BatchError
-from deliveries.batch.progress import follow
+from deliveries.batch.progress import follow, quiet_closed_pipe
 from deliveries.batch.services import batch_create, batch_plan, batch_run_inline, batch_validate
 
 
@@ -53,6 +55,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true",
                             help="print the job's final figures as one JSON line")
 
+    def execute(self, *args: Any, **options: Any) -> Any:
+        with quiet_closed_pipe(self.stdout):
+            return super().execute(*args, **options)
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             spec = batch_validate(
@@ -83,17 +89,38 @@ class Command(BaseCommand):
             f"job {job.pk} {job.status}: {job.job_name!r}, {job.total_notifications} items "
             f"in {job.chunks.count()} chunks"
         )
-        if options["inline"]:
-            batch_run_inline(job.pk)
         wait = options["wait"]
         if wait is None:
             wait = self.stdout.isatty()
-        if wait or options["inline"]:
+        if not (wait or options["inline"]):
+            return
+        try:
+            if options["inline"]:
+                batch_run_inline(job.pk)
             figures = follow(job.pk, self.stdout, tty=self.stdout.isatty())
-            if options["json"]:
-                self.stdout.write(json.dumps(figures))
-            if figures["status"] != "completed":
-                sys.exit(1)
+        except KeyboardInterrupt:
+            self.stderr.write("\n" + self._interrupted(job.pk, inline=options["inline"]))
+            sys.exit(130)
+        if options["json"]:
+            self.stdout.write(json.dumps(figures))
+        if figures["status"] != "completed" or figures["failed"]:
+            raise CommandError(
+                f"job {job.pk} {figures['status']} with {figures['failed']:,} of "
+                f"{figures['total']:,} failed; `manage.py batch_status {job.pk}` shows why",
+                returncode=1,
+            )
+
+    @staticmethod
+    def _interrupted(job_id: int, *, inline: bool) -> str:
+        if inline:  # its chunks ran here: what is not done waits for a resume
+            return (
+                f"interrupted: job {job_id} stopped part-way; `manage.py resume_batch {job_id}` "
+                f"runs the rest on the workers, `manage.py batch_status {job_id}` shows it"
+            )
+        return (
+            f"interrupted: job {job_id} keeps running on the workers; follow it with "
+            f"`manage.py batch_status {job_id}` (`manage.py cancel_batch {job_id}` stops it)"
+        )
 
     def _print_plan(self, name: str, config: dict[str, Any], plan: Any) -> None:
         self.stdout.write(f"dry run — nothing created: {name!r}")

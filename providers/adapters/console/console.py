@@ -1,4 +1,9 @@
-"""Logs each message instead of sending it: the demo's stand-in for any channel."""
+"""Logs each message instead of sending it: the demo's stand-in for any channel.
+
+A console delivery is ``sent`` (the console provider took it) and never more: it has no
+receipts, so nothing moves it to ``delivered``, and its response says that it reached
+nobody (``reached_recipient: false``), so a fallback to it is told apart from a send.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,6 @@ class ConsoleAdapter(BaseAdapter):
         )
         return SendResult(
             provider_message_id=f"console-{message.delivery_id}",
-            response={"logged": True},
+            response={"logged": True, "reached_recipient": False},
             cost=None,
         )
