@@ -350,6 +350,8 @@ NP_WS_FLUSH_MESSAGES = env_int("NP_WS_FLUSH_MESSAGES", 100)  # counters written 
 NP_WS_FLUSH_SECONDS = env_int("NP_WS_FLUSH_SECONDS", 10)  # ... or every S seconds
 NP_WS_MAX_TOPICS = env_int("NP_WS_MAX_TOPICS", 200)
 NP_WS_MAX_MESSAGE_BYTES = env_int("NP_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+# past this a client frame closes the connection with 1009 (between the two: an error frame)
+NP_WS_MAX_FRAME_BYTES = env_int("NP_WS_MAX_FRAME_BYTES", 1024 * 1024)
 NP_REPLAY_MAX_EVENTS = env_int("NP_REPLAY_MAX_EVENTS", 10_000)  # more → recovery_failed
 NP_RT_RETENTION_DAYS = {
     "short": env_int("NP_RT_RETENTION_SHORT_DAYS", 1),

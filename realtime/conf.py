@@ -19,6 +19,9 @@ _DEFAULTS: dict[str, object] = {
     "NP_WS_FLUSH_SECONDS": 10,
     "NP_WS_MAX_TOPICS": 200,
     "NP_WS_MAX_MESSAGE_BYTES": 64 * 1024,
+    # frames up to NP_WS_MAX_MESSAGE_BYTES are read; larger ones up to this get a
+    # MESSAGE_TOO_LARGE error frame; past this the server closes with 1009
+    "NP_WS_MAX_FRAME_BYTES": 1024 * 1024,
     "NP_WS_MAX_ERRORS": 50,
     "NP_WS_MAX_PENDING_ACKS": 1000,
     "NP_REPLAY_MAX_EVENTS": 10_000,

@@ -52,7 +52,7 @@ from django.utils import timezone
 from . import conf, groups, selectors, services
 from .errors import RealtimeError
 from .hub import get_hub
-from .wire import WireWriter
+from .wire import WireWriter, apply_frame_limit
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,44 @@ def _db(func: Any) -> Any:
 def _subscriptions_and_position(connection_id: Any, topics: set[str]) -> int:
     services.connection_set_subscriptions(connection_id=connection_id, topics=topics)
     return selectors.sequence_latest_committed()
+
+
+def _connect_params(
+    query: dict[str, list[str]],
+) -> tuple[int | None, list[str], list[RealtimeError]]:
+    """``since`` and ``topics`` of the connect URL, validated like a ``subscribe`` frame's
+    (and ``batch`` like a ``hello`` frame's): a bad one is left out and reported as the
+    same error frame once connected."""
+    errors: list[RealtimeError] = []
+    since: int | None = None
+    if "since" in query:
+        raw = (query["since"] or [""])[0]
+        if raw.isdigit():
+            since = int(raw)
+        else:
+            errors.append(
+                RealtimeError("INVALID_SINCE", "since must be a non-negative integer", "since")
+            )
+    topics: list[str] = []
+    if "topics" in query:
+        try:
+            topics = groups.normalise_topics(t for t in query["topics"][0].split(",") if t)
+        except ValueError as exc:
+            errors.append(RealtimeError("INVALID_TOPIC", str(exc), "topics"))
+            topics = []
+        if len(topics) > conf.get("NP_WS_MAX_TOPICS"):
+            errors.append(
+                RealtimeError(
+                    "TOO_MANY_TOPICS", f"at most {conf.get('NP_WS_MAX_TOPICS')} topics", "topics"
+                )
+            )
+            topics = []
+    if "batch" in query and (query["batch"] or [""])[0].lower() not in _BATCH_VALUES:
+        errors.append(RealtimeError("INVALID_BATCH", "batch must be true or false", "batch"))
+    return since, topics, errors
+
+
+_BATCH_VALUES = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
 
 
 def _int_param(query: dict[str, list[str]], name: str) -> int | None:
@@ -180,26 +218,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         else:
             session_id = session_key or ("anonymous" if self.user_id is None else "session")
 
-        since = _int_param(query, "since")
-        if since is not None and since < 0:
-            since = None
-        self.bad_connect_topics = False
-        connect_topics: list[str] = []
-        if "topics" in query:
-            try:
-                connect_topics = groups.normalise_topics(
-                    t for t in query["topics"][0].split(",") if t
-                )
-            except ValueError:
-                connect_topics = []  # reported as an error frame once connected
-                self.bad_connect_topics = True
-            if len(connect_topics) > conf.get("NP_WS_MAX_TOPICS"):
-                connect_topics = []
-                self.bad_connect_topics = True
+        since, connect_topics, connect_errors = _connect_params(query)
         # accept first: daphne drops a handshake the application has not accepted within
         # its websocket_connect_timeout, and the row's writes can queue under load
         await self.accept()
         self._raw_send = _unwrapped_send(self.base_send)
+        # client frames over NP_WS_MAX_FRAME_BYTES: close 1009, not a dropped connection
+        apply_frame_limit(self._raw_send, conf.get("NP_WS_MAX_FRAME_BYTES"))
         # events go out as ready frames through the socket when the server is daphne
         # (realtime.wire); every other frame keeps the ASGI path
         self._wire = WireWriter.for_send(self._raw_send)
@@ -248,8 +273,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             }
         )
         self.timer_task = asyncio.create_task(self._timers())
-        if self.bad_connect_topics:
-            await self._send_error("INVALID_TOPIC", "the topics parameter names an invalid topic")
+        for error in connect_errors:  # the same frames as a bad subscribe/hello frame
+            await self._send_error(error.code, error.message, field=error.field)
         if since is not None or connect_topics:
             # ?topics=a,b&since=N: subscribe (and replay) from the first instant, so
             # no live event can overtake the replay
