@@ -500,7 +500,9 @@ def fan_out(event: RealTimeEvent, text: str | None = None) -> dict[str, Any]:
     text = text if text is not None else event_text(event)
     names = event_groups(event)
     status = (
-        _run_in_publisher_loop(_send_to_groups(names, layer_message(event, text))) if names else {}
+        _run_in_publisher_loop(_send_many([(names, layer_message(event, text))]))[0]
+        if names
+        else {}
     )
     published_at = timezone.now()
     with transaction.atomic():
@@ -553,7 +555,9 @@ async def _send_many(sends: Sequence[tuple[list[str], dict[str, Any]]]) -> list[
     for names, message in sends:
         targets = [n for n in names if live is None or n in live]
         sent = await _send_to_groups(targets, message) if targets else {}
-        statuses.append({n: sent.get(n, {"status": "sent"}) for n in names})
+        # a group nobody was in got nothing: not "sent" (a server process that lost its
+        # membership, e.g. Redis restarted empty, fills the event from the database)
+        statuses.append({n: sent.get(n, {"status": "no_members"}) for n in names})
     return statuses
 
 
