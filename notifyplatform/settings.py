@@ -166,6 +166,9 @@ CHANNEL_LAYERS = {
             ],
             "capacity": env_int("NP_CHANNEL_LAYER_CAPACITY", 1000),
             "expiry": 60,
+            # a server process's membership lapses this long after its last refresh
+            # (NP_RT_HUB_REFRESH_SECONDS), so a dead process stops costing sends
+            "group_expiry": env_int("NP_CHANNEL_LAYER_GROUP_EXPIRY", 60),
             "prefix": os.environ.get("NP_CHANNEL_LAYER_PREFIX", "np-asgi"),
         },
     }
@@ -291,7 +294,10 @@ NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
 CELERY_BEAT_SCHEDULE.update(
     {
         "auctions-start": {"task": "auctions.start_auctions", "schedule": 10.0},
-        "auctions-ending-notices": {"task": "auctions.send_auction_ending_notices", "schedule": 10.0},
+        "auctions-ending-notices": {
+            "task": "auctions.send_auction_ending_notices",
+            "schedule": 10.0,
+        },
         "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
     }
 )
@@ -445,7 +451,9 @@ NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # threads for blocking
 
 # --- realtime performance (per-process fan-out, coalesced frames) ---
 NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events when behind
-NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 3600)  # re-add group memberships
+NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 20)  # re-add group memberships
+NP_RT_HUB_SYNC_SECONDS = float(os.environ.get("NP_RT_HUB_SYNC_SECONDS", "1"))  # Redis + gap check
+NP_RT_REORDER_WAIT_MS = env_int("NP_RT_REORDER_WAIT_MS", 200)  # wait for a missing event
 NP_WS_BATCH_MAX_EVENTS = env_int("NP_WS_BATCH_MAX_EVENTS", 200)  # events per coalesced frame
 
 # --- batch jobs (deliveries.batch) ---

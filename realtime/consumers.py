@@ -172,6 +172,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.closing_reason: str | None = None
         self.topics: set[str] = set()
         self.sent_seqs: OrderedDict[int, None] = OrderedDict()
+        self.last_seq = 0  # events go out in increasing sequence order only
         self.pending_acks: dict[str, PendingAck] = {}
         self.replays = 0  # replays in progress; live events are buffered meanwhile
         self.replay_lock = asyncio.Lock()
@@ -255,6 +256,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         )
         self.connection_id = connection_id
         self.topics.update(connect_topics)
+        self.hub.owe(self.hub_groups, position)
 
         now = time.monotonic()
         self.last_pong = now
@@ -434,6 +436,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self.unanswered_pings += 1
             self.next_ping = now + self.heartbeat_interval
             await self._send_frame({"type": "ping", "ts": int(time.time() * 1000)})
+        due = [event_id for event_id, p in self.pending_acks.items() if p.due <= now]
+        if due and self.user_id is not None:
+            # acked on another connection whose ack fan-out did not reach us (Redis away)
+            for event_id in await _db(selectors.event_ids_acked)(
+                user_id=self.user_id, event_ids=due
+            ):
+                self.pending_acks.pop(event_id, None)
         for event_id, pending in list(self.pending_acks.items()):
             if pending.due <= now and event_id in self.pending_acks:
                 pending.due = now + pending.timeout
@@ -453,11 +462,18 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def hub_send(self, messages: list[dict[str, Any]]) -> None:
         await self._send_events(messages)
 
+    def hub_acked(self, event_id: str) -> None:
+        """Acknowledged on another connection of this user (any server process)."""
+        self.pending_acks.pop(event_id, None)
+
     def _accept(self, message: dict[str, Any]) -> bool:
         seq = message["seq"]
-        if seq in self.sent_seqs:  # an event on two subscribed topics, or replayed
+        if seq <= self.last_seq or seq in self.sent_seqs:
+            # an event on two subscribed topics, replayed already, or one this
+            # connection has passed (it only ever sends increasing sequence numbers)
             return False
         self._remember(seq)
+        self.last_seq = seq
         if message.get("ack") and self.user_id is not None:
             self._track_ack(message["id"], seq, message["text"], message.get("n"), message["ack"])
         return True
@@ -637,6 +653,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
                     await self._join(name)
             self.topics.update(new)
             position = await _db(_subscriptions_and_position)(self.connection_id, set(self.topics))
+            self.hub.owe(
+                [n for t in new for n in groups.topic_groups(t, authenticated=authenticated)],
+                position,
+            )
         except BaseException:
             if since is not None:
                 await self._replay_done()
@@ -693,12 +713,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if position not in self.sent_seqs:
                 messages.append(message)
                 replayed += 1
-        # interleave what arrived live meanwhile (other topics, the private stream) so
-        # the client sees one increasing sequence; _deliver drops the duplicates
+        # wait until the hub has handed over every live event up to the end of the
+        # replay (other topics, the private stream: they are buffered meanwhile), then
+        # interleave them so the client sees one increasing sequence and nothing live
+        # below the replay's end comes after it; _deliver_all drops the duplicates
+        latest = await _db(selectors.sequence_latest_committed)()
+        await self.hub.settle(max(position, latest))
         messages.extend(self.live_buffer)
         self.live_buffer = []
         await self._deliver_all(messages)
-        latest = await _db(selectors.sequence_latest_committed)()
         await self._send_frame(
             {
                 "type": "subscribed",
@@ -752,6 +775,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             ) from exc
         result = await _db(services.event_acknowledge)(event_id=event_id, user_id=self.user_id)
         self.pending_acks.pop(event_id, None)
+        # the user's other connections, on every server process, stop resending it
+        await self.hub.send_ack(groups.user_group(self.user_id), event_id)
         await self._send_frame(
             {"type": "acked", "event_id": event_id, "duplicate": not result.created}
         )
