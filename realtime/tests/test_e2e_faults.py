@@ -6,10 +6,20 @@ Real daphne processes, real websocket clients; the Redis-restart tests start the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from .conftest import run, ws_connect
+from realtime.models import WebsocketConnection
+
+from .conftest import DaphneServer, WsClient, run, ws_connect
 
 pytestmark = [
     pytest.mark.e2e,
@@ -59,3 +69,126 @@ def test_invalid_connect_url_parameters_get_the_subscribe_frames_error(
             assert (await client.recv_type("error"))["code"] == "INVALID_SINCE"
 
     run(scenario())
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def daphne_processes(count: int, **env: str) -> Iterator[list[DaphneServer]]:
+    servers = [DaphneServer(extra_env=env) for _ in range(count)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        # the servers are gone: what they did not close is closed by the stale sweep
+        WebsocketConnection.objects.exclude(connection_status="disconnected").update(
+            connection_status="disconnected"
+        )
+
+
+def use_redis(settings: Any, url: str) -> None:
+    """This test process's channel layer (its publishes) on ``url``."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = url
+    settings.CHANNEL_LAYERS = layers
+
+
+async def events_until(client: WsClient, wanted: set[int], timeout: float = 15) -> list[int]:
+    """The sequence numbers of the events ``client`` receives until it has seen every one
+    of ``wanted`` (arrays unpacked); fails after ``timeout``."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while not wanted <= set(seen):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"missing {sorted(wanted - set(seen))}, got {seen}"
+        text = await asyncio.wait_for(client.ws.recv(), remaining)
+        decoded = json.loads(text)
+        for frame in decoded if isinstance(decoded, list) else [decoded]:
+            if frame["type"] == "event":
+                seen.append(frame["seq"])
+    return seen
+
+
+async def no_more_events(client: WsClient) -> list[int]:
+    """Events that arrive before a ping's pong (duplicates would show up here)."""
+    return [f["seq"] for f in await client.barrier() if f["type"] == "event"]
+
+
+# --- Redis restart ---------------------------------------------------------------------
+
+
+def test_redis_restart_resumes_live_delivery_and_fills_the_gap_in_order_on_every_process(
+    private_redis, settings, user, make_token, apublish
+):
+    """Clients stay connected through a Redis kill and an empty restart: topic (public
+    and authenticated) and private events published before, during and after reach them
+    in order, once, and live delivery is back within 5 s of Redis answering."""
+    use_redis(settings, private_redis.url)
+    token = make_token(user)
+
+    async def publish_round(n: int) -> dict[str, int]:
+        public = await apublish(
+            event_type="r.pub",
+            category="user",
+            data={"n": n},
+            visibility="public",
+            topics=["rr.t"],
+        )
+        auth = await apublish(
+            event_type="r.auth",
+            category="user",
+            data={"n": n},
+            visibility="authenticated",
+            topics=["rr.t"],
+        )
+        private = await apublish(
+            event_type="r.priv",
+            category="user",
+            data={"n": n},
+            visibility="private",
+            user=user,
+        )
+        return {
+            "public": public.sequence_number,
+            "auth": auth.sequence_number,
+            "private": private.sequence_number,
+        }
+
+    async def scenario(servers: list[DaphneServer]) -> None:
+        async with (
+            ws_connect(servers[0], "topics=rr.t", token=token) as alice_a,
+            ws_connect(servers[1], "topics=rr.t", token=token) as alice_b,
+            ws_connect(servers[1], "topics=rr.t") as anonymous,
+        ):
+            for client in (alice_a, alice_b, anonymous):
+                await client.barrier()
+            rounds = [await publish_round(0)]
+            # when: Redis dies, events are published, it comes back empty
+            private_redis.kill()
+            rounds.append(await publish_round(1))
+            await asyncio.to_thread(private_redis.start)
+            answered = time.monotonic()
+            rounds.append(await publish_round(2))
+            everything = sorted(s for r in rounds for s in r.values())
+            public = sorted(r["public"] for r in rounds)
+            # then: each client gets all it may see, in order, once, within 5 s
+            for client, wanted in (
+                (alice_a, everything),
+                (alice_b, everything),
+                (anonymous, public),
+            ):
+                got = await events_until(client, set(wanted), timeout=10)
+                assert got == wanted
+                assert await no_more_events(client) == []
+            assert time.monotonic() - answered < 5 + 2  # 2 s: the barriers' round trips
+            # and live delivery goes on as before
+            last = await publish_round(3)
+            for client, wanted in ((alice_a, sorted(last.values())), (anonymous, [last["public"]])):
+                assert await events_until(client, set(wanted), timeout=5) == wanted
+
+    with daphne_processes(2, REDIS_URL=private_redis.url) as servers:
+        run(scenario(servers))
