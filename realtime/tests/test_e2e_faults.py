@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from realtime.models import WebsocketConnection
+from realtime.models import RealTimeEvent, WebsocketConnection
 
-from .conftest import DaphneServer, WsClient, run, ws_connect
+from .conftest import DaphneServer, WsClient, run, start_publisher, ws_connect
 
 pytestmark = [
     pytest.mark.e2e,
@@ -191,4 +191,78 @@ def test_redis_restart_resumes_live_delivery_and_fills_the_gap_in_order_on_every
                 assert await events_until(client, set(wanted), timeout=5) == wanted
 
     with daphne_processes(2, REDIS_URL=private_redis.url) as servers:
+        run(scenario(servers))
+
+
+# --- order with concurrent publishers --------------------------------------------------
+
+
+def _private_seqs(seqs: list[int]) -> set[int]:
+    from django.db import connection
+
+    try:
+        return set(
+            RealTimeEvent.objects.filter(
+                sequence_number__in=seqs, visibility="private"
+            ).values_list("sequence_number", flat=True)
+        )
+    finally:
+        connection.close()
+
+
+def test_four_publisher_processes_two_servers_every_connection_in_order_live_and_on_replay(
+    settings, user, make_token, tmp_path
+):
+    """Four processes publish at once (public on a topic, and private events of one user);
+    connections on two daphne processes get strictly increasing sequence numbers: no
+    reorder, no gap, no duplicate, live and on a replay from the start."""
+    token = make_token(user)
+    go = tmp_path / "go"
+    per_publisher = 120
+
+    async def scenario(servers: list[DaphneServer]) -> None:
+        async with (
+            ws_connect(servers[0], "topics=ord.t", token=token) as alice_a,
+            ws_connect(servers[1], "topics=ord.t", token=token) as alice_b,
+            ws_connect(servers[1], "topics=ord.t") as anonymous,
+            ws_connect(servers[0], "topics=ord.t&batch=1") as batched,
+        ):
+            clients = (alice_a, alice_b, anonymous, batched)
+            for client in clients:
+                await client.barrier()
+            publishers = [
+                start_publisher(
+                    redis_url=settings.REDIS_URL,
+                    topic="ord.t",
+                    count=per_publisher,
+                    tag=f"p{n}",
+                    go_file=go,
+                    user=user if n % 2 else None,
+                )
+                for n in range(4)
+            ]
+            go.touch()
+            outputs = await asyncio.gather(
+                *(asyncio.to_thread(p.communicate, timeout=120) for p in publishers)
+            )
+            assert all(p.returncode == 0 for p in publishers)
+            seqs = sorted(s for out, _ in outputs for s in json.loads(out))
+            private = await asyncio.to_thread(_private_seqs, seqs)
+            public = [s for s in seqs if s not in private]
+            for client, wanted in (
+                (alice_a, seqs),
+                (alice_b, seqs),
+                (anonymous, public),
+                (batched, public),
+            ):
+                got = await events_until(client, set(wanted), timeout=30)
+                assert got == wanted  # every one, in order, once
+                assert await no_more_events(client) == []
+        # and on replay from before the first
+        async with ws_connect(
+            servers[1], f"topics=ord.t&since={seqs[0] - 1}", token=token
+        ) as replay:
+            assert await events_until(replay, set(seqs), timeout=30) == seqs
+
+    with daphne_processes(2) as servers:
         run(scenario(servers))
