@@ -329,7 +329,7 @@ def _server_writes_settle_before_flush(request: pytest.FixtureRequest) -> Iterat
     deadlocks on a loaded machine. (pytest-django's db fixture is set up before this
     one, so this teardown runs before the flush.)"""
     yield
-    if "daphne_server" not in request.fixturenames:
+    if not {"daphne_server", "two_servers"} & set(request.fixturenames):
         return
     from realtime.models import WebsocketConnection
 

@@ -90,6 +90,17 @@ def daphne_processes(count: int, **env: str) -> Iterator[list[DaphneServer]]:
         )
 
 
+@pytest.fixture(scope="module")
+def two_servers(django_db_setup) -> Iterator[list[DaphneServer]]:
+    """Two daphne processes on this run's Redis, shared by the tests of this module."""
+    servers = [DaphneServer() for _ in range(2)]
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
 def use_redis(settings: Any, url: str) -> None:
     """This test process's channel layer (its publishes) on ``url``."""
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
@@ -211,7 +222,7 @@ def _private_seqs(seqs: list[int]) -> set[int]:
 
 
 def test_four_publisher_processes_two_servers_every_connection_in_order_live_and_on_replay(
-    settings, user, make_token, tmp_path
+    two_servers, settings, user, make_token, tmp_path
 ):
     """Four processes publish at once (public on a topic, and private events of one user);
     connections on two daphne processes get strictly increasing sequence numbers: no
@@ -264,5 +275,62 @@ def test_four_publisher_processes_two_servers_every_connection_in_order_live_and
         ) as replay:
             assert await events_until(replay, set(seqs), timeout=30) == seqs
 
-    with daphne_processes(2) as servers:
-        run(scenario(servers))
+    run(scenario(two_servers))
+
+
+# --- acks across connections -----------------------------------------------------------
+
+
+async def frames_for(client: WsClient, seconds: float) -> list[tuple[float, dict[str, Any]]]:
+    """Every frame ``client`` receives in the next ``seconds`` (with arrival times)."""
+    frames = []
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            frame = await client.recv(timeout=remaining)
+        except TimeoutError:
+            break
+        frames.append((time.monotonic(), frame))
+    return frames
+
+
+def test_an_ack_on_one_connection_stops_redelivery_on_the_users_other_connections(
+    two_servers, user, make_token, apublish
+):
+    """Three connections of one user on two server processes get an ack_required event;
+    one acks it: the other two stop resending it within one ack_timeout."""
+    token = make_token(user)
+
+    async def scenario(servers: list[DaphneServer]) -> None:
+        async with (
+            ws_connect(servers[0], token=token) as first,
+            ws_connect(servers[0], token=token) as second,
+            ws_connect(servers[1], token=token) as third,
+        ):
+            for client in (first, second, third):
+                await client.barrier()
+            event = await apublish(
+                event_type="r.ack",
+                category="user",
+                data={},
+                visibility="private",
+                user=user,
+                ack_required=True,
+                ack_timeout=1,
+            )
+            for client in (first, second, third):
+                (got,) = await client.events(1)
+                assert got["id"] == str(event.id)
+            await first.send({"type": "ack", "event_id": str(event.id)})
+            acked = await first.recv_type("acked")
+            assert acked["event_id"] == str(event.id)
+            acked_at = time.monotonic()
+            for client in (second, third):
+                late = [
+                    frame
+                    for at, frame in await frames_for(client, 3.0)
+                    if frame.get("id") == str(event.id) and at > acked_at + 1.0
+                ]
+                assert late == []  # none resent after one ack_timeout
+
+    run(scenario(two_servers))
