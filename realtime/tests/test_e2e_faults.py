@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from realtime.models import RealTimeEvent, WebsocketConnection
 
-from .conftest import DaphneServer, WsClient, run, start_publisher, ws_connect
+from .conftest import DaphneServer, WsClient, run, start_publisher, wait_for, ws_connect
 
 pytestmark = [
     pytest.mark.e2e,
@@ -334,3 +334,61 @@ def test_an_ack_on_one_connection_stops_redelivery_on_the_users_other_connection
                 assert late == []  # none resent after one ack_timeout
 
     run(scenario(two_servers))
+
+
+# --- group membership lifecycle --------------------------------------------------------
+
+
+def _members(group: str) -> set[bytes]:
+    """The live members of ``group`` as a publisher sees them (expired ones dropped)."""
+    import redis
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    client = redis.Redis.from_url(layer.hosts[0]["address"])
+    try:
+        key = layer._group_key(group)
+        client.zremrangebyscore(key, 0, int(time.time()) - layer.group_expiry)
+        return set(client.zrange(key, 0, -1))
+    finally:
+        client.close()
+
+
+def test_a_stopped_server_leaves_its_groups_and_a_killed_ones_membership_expires(
+    settings, make_user
+):
+    """A daphne process that shuts down removes its memberships at once; one killed
+    with SIGKILL stops counting as a member after the group expiry (3 s here)."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["group_expiry"] = 3
+    settings.CHANNEL_LAYERS = layers
+    group = "topic.life.t.pub"
+
+    async def scenario(stopped: DaphneServer, killed: DaphneServer) -> None:
+        # given: a subscribed client on each server: both processes are members
+        async with (
+            ws_connect(stopped, "topics=life.t") as on_stopped,
+            ws_connect(killed, "topics=life.t") as on_killed,
+        ):
+            for client in (on_stopped, on_killed):
+                await client.barrier()
+            both = await asyncio.to_thread(_members, group)
+            assert len(both) == 2
+            # live processes refresh their memberships: still members past the expiry
+            await frames_for(on_killed, 4.0)
+            assert await asyncio.to_thread(_members, group) == both
+            # when: one shuts down (SIGTERM) with its client still connected
+            await asyncio.to_thread(stopped.stop)
+            # then: its membership went with it
+            left = await asyncio.to_thread(_members, group)
+            assert len(left) == 1 and left < both
+            # when: the other is killed, its membership lapses after the group expiry
+            killed.proc.kill()
+            await asyncio.to_thread(killed.proc.wait, 10)
+            assert await asyncio.to_thread(wait_for, lambda: not _members(group), 8)
+
+    with daphne_processes(2, NP_CHANNEL_LAYER_GROUP_EXPIRY="3", NP_RT_HUB_REFRESH_SECONDS="1") as (
+        stopped,
+        killed,
+    ):
+        run(scenario(stopped, killed))
