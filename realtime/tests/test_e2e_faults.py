@@ -392,3 +392,67 @@ def test_a_stopped_server_leaves_its_groups_and_a_killed_ones_membership_expires
         killed,
     ):
         run(scenario(stopped, killed))
+
+
+# --- overflow: messages the layer dropped ----------------------------------------------
+
+
+def _gap_fills(server: DaphneServer) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.origin}/metrics", timeout=10) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith("np_realtime_gap_fill_events_total "):
+                return int(float(line.split()[1]))
+    raise AssertionError("np_realtime_gap_fill_events_total not in /metrics")
+
+
+def test_events_the_channel_layer_dropped_are_filled_in_order_and_counted(
+    two_servers, settings, user, make_token
+):
+    """A full channel queue drops messages silently (channels_redis' capacity): here the
+    publisher's capacity is 0 for a burst, so the layer drops all of it. The server finds
+    the gap, fills it from the database in order between the live events around it, and
+    counts the fills in /metrics."""
+    from realtime.services import publish_many
+
+    token = make_token(user)
+    server = two_servers[0]
+
+    def burst(count: int, capacity: int | None = None) -> list[int]:
+        if capacity is not None:
+            layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+            layers["default"]["CONFIG"]["capacity"] = capacity
+            settings.CHANNEL_LAYERS = layers
+        from django.db import connection
+
+        try:
+            events = publish_many(
+                [
+                    {
+                        "event_type": "o.burst",
+                        "category": "user",
+                        "data": {"n": n},
+                        "visibility": "public",
+                        "topics": ["over.t"],
+                    }
+                    for n in range(count)
+                ]
+            )
+        finally:
+            connection.close()  # a worker thread's connection
+        return [e.sequence_number for e in events]
+
+    async def scenario() -> None:
+        before = await asyncio.to_thread(_gap_fills, server)
+        async with ws_connect(server, "topics=over.t", token=token) as client:
+            await client.barrier()
+            seqs = await asyncio.to_thread(burst, 3)
+            seqs += await asyncio.to_thread(burst, 40, 0)  # every message dropped
+            seqs += await asyncio.to_thread(burst, 3, 1000)
+            assert await events_until(client, set(seqs), timeout=10) == seqs
+            assert await no_more_events(client) == []
+        filled = await asyncio.to_thread(wait_for, lambda: _gap_fills(server) - before >= 40, 10)
+        assert filled
+
+    run(scenario())
