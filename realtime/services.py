@@ -13,9 +13,13 @@ Sequence numbers and commit order
     transaction drew sequence 10 and committed after another one that drew 11, a
     client that saw 11 and resumed from 11 would never see 10. ``publish`` therefore
     takes one transaction-level advisory lock before drawing its number, which makes
-    events commit in sequence order. Keep transactions that publish short: the lock
-    is held until they commit (``NP_RT_ORDERED_COMMIT=0`` turns it off where
-    throughput matters more than gapless resumption).
+    events commit in sequence order. The lock is held until the caller's transaction
+    commits, so publish LAST in a transaction (after any loop of notifications, as
+    ``auctions.services`` does): then it covers the sequence draw, the insert and the
+    commit only, and no publish on the platform waits for unrelated work
+    (``NP_RT_ORDERED_COMMIT=0`` turns it off where throughput matters more than
+    gapless resumption). The server processes rely on this order: an event visible
+    in the table means every smaller number is settled (``realtime.hub``).
 """
 
 from __future__ import annotations
