@@ -718,7 +718,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # interleave them so the client sees one increasing sequence and nothing live
         # below the replay's end comes after it; _deliver_all drops the duplicates
         latest = await _db(selectors.sequence_latest_committed)()
-        await self.hub.settle(max(position, latest))
+        if not await self.hub.settle(max(position, latest)):
+            logger.warning("replay on %s: live events not settled in time", self.connection_id)
         messages.extend(self.live_buffer)
         self.live_buffer = []
         await self._deliver_all(messages)

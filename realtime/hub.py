@@ -403,17 +403,22 @@ class Hub:
         ):
             self.horizon = target  # contiguous: nothing can be missing
             return out + self._take_held(target)
-        owed = await self._owed(horizon, target)
-        missing = [seq for seq in owed if seq not in self.held]
-        if missing:
-            now = time.monotonic()
-            if self.missing_since is None:
-                self.missing_since = now
-            if now - self.missing_since < self.reorder_wait:
-                first = min(missing)
-                self.horizon = first - 1
-                return out + self._take_held(first - 1)
-            await self._fill(missing, owed)
+        try:
+            owed = await self._owed(horizon, target)
+            missing = [seq for seq in owed if seq not in self.held]
+            if missing:
+                now = time.monotonic()
+                if self.missing_since is None:
+                    self.missing_since = now
+                if now - self.missing_since < self.reorder_wait:
+                    first = min(missing)
+                    self.horizon = first - 1
+                    return out + self._take_held(first - 1)
+                await self._fill(missing, owed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database is away: deliver what came, in order
+            logger.exception("realtime hub: ordering check failed; releasing unchecked")
         self.missing_since = None
         self.horizon = target
         return out + self._take_held(target)
