@@ -268,6 +268,11 @@ class Hub:
         except Exception:  # noqa: BLE001 - the database is away: next tick
             logger.warning("realtime hub: could not read the latest sequence")
             return
+        if self.horizon is None or latest <= self.horizon:
+            return
+        # give what is in flight the reorder wait to arrive: usually the horizon passes
+        # ``latest`` by itself and the dispatcher never pays for a query here
+        await asyncio.sleep(self.reorder_wait)
         if self.horizon is not None and latest > self.horizon:
             self.settle_target = max(self.settle_target, latest)
             self.wakeup.set()
