@@ -28,6 +28,12 @@ Design notes
   queue is bounded and drops messages when a consumer stops reading, so a long
   replay must never block it. After the replay the buffer is flushed in sequence
   order without the events the replay already sent.
+* Order: the hub releases events in sequence order and fills what the layer lost
+  (``realtime.hub``); a connection sends only increasing sequence numbers, and a
+  replay waits for the hub to pass its end (``Hub.settle``) before merging the live
+  events buffered meanwhile, so nothing live below the replay's end comes after it.
+* Acks are per user: an ack is fanned out to the user's group and every connection of
+  the user on every process drops it from its resend list (``hub_acked``).
 * Counters live in memory and are written in batches (every ``NP_WS_FLUSH_MESSAGES``
   messages or ``NP_WS_FLUSH_SECONDS`` seconds, on each pong, and at disconnect).
 """
