@@ -401,16 +401,11 @@ class Hub:
             self.stats["late"] += len({m["seq"] for m in out})
         if target <= horizon:
             return out
-        if (
-            self.missing_since is None
-            and target - horizon <= len(self.held)
-            and all(seq in self.held for seq in range(horizon + 1, target + 1))
-        ):
-            self.horizon = target  # contiguous: nothing can be missing
+        if self.missing_since is None and self._contiguous(horizon, target):
+            self.horizon = target  # nothing can be missing
             return out + self._take_held(target)
         try:
-            owed = await self._owed(horizon, target)
-            missing = [seq for seq in owed if seq not in self.held]
+            missing = self._missing(await self._owed(horizon, target))
             if missing:
                 now = time.monotonic()
                 if self.missing_since is None:
@@ -419,7 +414,7 @@ class Hub:
                     first = min(missing)
                     self.horizon = first - 1
                     return out + self._take_held(first - 1)
-                await self._fill(missing, owed)
+                await self._fill(missing)
         except asyncio.CancelledError:
             raise
         except Exception:  # the database is away: deliver what came, in order
@@ -459,13 +454,43 @@ class Hub:
                 owed[seq] = names
         return owed
 
-    async def _fill(self, missing: list[int], owed: dict[int, list[str]]) -> None:
-        """Read the missing events from the database into ``held`` (one copy per group,
-        as the layer would have brought them)."""
-        messages = await _db(event_messages_by_sequence)(missing)
+    def _contiguous(self, horizon: int, target: int) -> bool:
+        """Every sequence number in (horizon, target] arrived, each with every copy this
+        process is owed (an event of several groups names them all in ``also``)."""
+        if target - horizon > len(self.held):
+            return False
+        for seq in range(horizon + 1, target + 1):
+            messages = self.held.get(seq)
+            if not messages:
+                return False
+            also = messages[0].get("also")
+            if also:
+                arrived = {m.get("group") for m in messages}
+                for group in also:
+                    if group not in arrived and seq > self.owed_from.get(group, seq):
+                        return False
+        return True
+
+    def _missing(self, owed: dict[int, list[str]]) -> dict[int, list[str]]:
+        """The owed (event, group) copies that have not arrived: a whole event, or the
+        copy of one of its groups (an event on two topics travels as two messages)."""
+        missing: dict[int, list[str]] = {}
+        for seq, names in owed.items():
+            arrived = {m.get("group") for m in self.held.get(seq, ())}
+            lost = [g for g in names if g not in arrived]
+            if lost:
+                missing[seq] = lost
+        return missing
+
+    async def _fill(self, missing: dict[int, list[str]]) -> None:
+        """Read the missing copies from the database into ``held`` (one per group, as the
+        layer would have brought them)."""
+        messages = await _db(event_messages_by_sequence)(list(missing))
         for message in messages:
             seq = message["seq"]
-            self.held[seq] = [{**message, "group": g} for g in owed.get(seq, ())]
+            self.held.setdefault(seq, []).extend(
+                {**message, "group": g} for g in missing.get(seq, ())
+            )
         self.stats["fills"] += len(missing)
         self.count("gap_fill_events", len(missing))
         logger.info("realtime hub: filled %d events from the database", len(missing))

@@ -558,6 +558,10 @@ async def _send_many(sends: Sequence[tuple[list[str], dict[str, Any]]]) -> list[
     statuses: list[dict[str, Any]] = []
     for names, message in sends:
         targets = [n for n in names if live is None or n in live]
+        if len(names) > 1:
+            # an event of several groups: a server process checks it got every copy it
+            # is owed (realtime.hub), so each copy names the others
+            message = {**message, "also": names}
         sent = await _send_to_groups(targets, message) if targets else {}
         # a group nobody was in got nothing: not "sent" (a server process that lost its
         # membership, e.g. Redis restarted empty, fills the event from the database)

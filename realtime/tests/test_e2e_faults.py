@@ -459,3 +459,50 @@ def test_events_the_channel_layer_dropped_are_filled_in_order_and_counted(
         assert filled
 
     run(scenario())
+
+
+def _drop_membership(group: str) -> None:
+    """Remove every member of ``group`` in Redis, as a Redis that lost them would."""
+    import redis
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    client = redis.Redis.from_url(layer.hosts[0]["address"])
+    try:
+        client.delete(layer._group_key(group))
+    finally:
+        client.close()
+
+
+def test_an_event_of_two_topics_whose_copy_for_one_was_lost_still_reaches_both(
+    two_servers, apublish
+):
+    """An event on two topics travels as one message per topic group. When the process
+    gets one copy but not the other (its membership of the second group was lost), the
+    subscribers of the second topic still get the event, from the database, in order."""
+    server = two_servers[0]
+
+    async def scenario() -> None:
+        async with (
+            ws_connect(server, "topics=mc.a") as on_a,
+            ws_connect(server, "topics=mc.b") as on_b,
+        ):
+            for client in (on_a, on_b):
+                await client.barrier()
+            await asyncio.to_thread(_drop_membership, "topic.mc.b.pub")
+            seqs = []
+            for n in range(3):
+                event = await apublish(
+                    event_type="mc",
+                    category="user",
+                    data={"n": n},
+                    visibility="public",
+                    topics=["mc.a", "mc.b"],
+                )
+                seqs.append(event.sequence_number)
+            assert await events_until(on_a, set(seqs), timeout=5) == seqs
+            assert await events_until(on_b, set(seqs), timeout=5) == seqs
+            for client in (on_a, on_b):
+                assert await no_more_events(client) == []
+
+    run(scenario())
