@@ -376,9 +376,6 @@ def auction_start(*, auction_id: Any, now: datetime | None = None) -> bool:
     if not started:
         return False
     auction = Auction.objects.get(pk=auction_id)
-    _publish_status(
-        auction, AuctionStatus.SCHEDULED, AuctionStatus.ACTIVE, ends_at=auction.ends_at.isoformat()
-    )
     context = _base_context(auction, None)
     for user in _watchers(auction):
         _notify(
@@ -386,6 +383,10 @@ def auction_start(*, auction_id: Any, now: datetime | None = None) -> bool:
             channels=["in_app", "email"], category="auction", priority="normal",
             idempotency_key=f"auction:{auction.pk}:started:{user.pk}", auction=auction,
         )
+    # last: publishing takes the platform's event-ordering lock until this commits
+    _publish_status(
+        auction, AuctionStatus.SCHEDULED, AuctionStatus.ACTIVE, ends_at=auction.ends_at.isoformat()
+    )
     return True
 
 
@@ -414,6 +415,14 @@ def auction_send_ending_notice(*, auction_id: Any, now: datetime | None = None) 
         return False
     auction = Auction.objects.get(pk=auction_id)
     remaining = _human_duration(auction.ends_at - now)
+    context = {**_base_context(auction, None), "time_remaining": remaining}
+    for user in _watchers_and_bidders(auction):
+        _notify(
+            user, template_key="auction_ending", context=context,
+            channels=["in_app", "push"], category="auction", priority="urgent",
+            idempotency_key=f"auction:{auction.pk}:ending:{user.pk}", auction=auction,
+        )
+    # last: publishing takes the platform's event-ordering lock until this commits
     _publish(
         event_type="auction_ending", category="auction",
         data={
@@ -423,13 +432,6 @@ def auction_send_ending_notice(*, auction_id: Any, now: datetime | None = None) 
         visibility="public", topics=[auction_topic(auction)], auction=auction,
         priority="high", correlation_id=f"auction:{auction.pk}",
     )
-    context = {**_base_context(auction, None), "time_remaining": remaining}
-    for user in _watchers_and_bidders(auction):
-        _notify(
-            user, template_key="auction_ending", context=context,
-            channels=["in_app", "push"], category="auction", priority="urgent",
-            idempotency_key=f"auction:{auction.pk}:ending:{user.pk}", auction=auction,
-        )
     return True
 
 
@@ -485,11 +487,6 @@ def auction_close(*, auction_id: Any, now: datetime | None = None) -> CloseResul
         auction.bids.update(status=BidStatus.LOST)
 
     winner_name = bidder_pseudonym(auction.pk, winning.bidder_id) if winning else None
-    _publish_status(
-        auction, old_status, AuctionStatus.COMPLETED,
-        winner=winner_name, final_price=_money(settlement.price),
-        reserve_met=settlement.reserve_met, bid_count=len(bids),
-    )
     if winning is None:
         nobody = "no winner (reserve not met)" if bids else "no winner (no bids)"
     base = _base_context(auction, winning.item if winning else None)
@@ -511,6 +508,13 @@ def auction_close(*, auction_id: Any, now: datetime | None = None) -> CloseResul
             channels=["in_app", "email"], category="auction", priority="normal",
             idempotency_key=f"auction:{auction.pk}:ended:{user.pk}", auction=auction,
         )
+    # last: publishing takes the platform's event-ordering lock until this commits, so
+    # no other publish waits for the loop above (10,000 watchers: seconds)
+    _publish_status(
+        auction, old_status, AuctionStatus.COMPLETED,
+        winner=winner_name, final_price=_money(settlement.price),
+        reserve_met=settlement.reserve_met, bid_count=len(bids),
+    )
     return CloseResult(auction, settlement)
 
 

@@ -40,6 +40,7 @@ SCRIPTS = [
     ("api_to_smtp", 45, 30),
     ("ws_replay", 40, 30),
     ("ws_idle", 90, 45),
+    ("auction_close_stall", 110, 60),
     ("unread_count", 200, 90),
 ]
 

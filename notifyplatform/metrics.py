@@ -16,6 +16,8 @@ counters would each see a fraction (and reset on restart). A scrape costs four s
   current values, not with ``rate()``.
 - ``np_websocket_connections{status}``: one GROUP BY over ``websocket_connections``.
 - ``np_celery_queue_depth{queue}``: ``LLEN`` of each Celery queue list in the broker's Redis.
+- ``np_realtime_gap_fill_events_total``, ``np_realtime_fanout_resyncs_total``: what the
+  server processes' hubs counted (``realtime.hub``), kept in one Redis hash by all of them.
 
 Access: ``Authorization: Bearer <NP_METRICS_TOKEN>`` or a staff session. A loopback
 client without either is let in only in a local run (``NP_LOCAL_RUN``, which ``make run``
@@ -38,7 +40,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from .api_errors import error_body
 
@@ -137,6 +144,38 @@ def _queue_depth() -> GaugeMetricFamily:
     return gauge
 
 
+REALTIME_COUNTERS = {
+    "gap_fill_events": (
+        "np_realtime_gap_fill_events_total",
+        "Events a server process read from the database because the channel layer did not "
+        "bring them in time (dropped at a full queue, lost in a Redis restart, a send into "
+        "a group the process had not re-joined yet).",
+    ),
+    "resyncs": (
+        "np_realtime_fanout_resyncs_total",
+        "Times a server process found its fan-out path broken (Redis away or restarted "
+        "empty) and re-joined its groups.",
+    ),
+}
+
+
+def _realtime_counters() -> Iterator[Metric]:
+    import redis
+
+    from realtime.hub import metrics_key
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        values = client.hgetall(metrics_key(config.get("prefix", "asgi")))
+    finally:
+        client.close()
+    for field, (name, documentation) in REALTIME_COUNTERS.items():
+        counter = CounterMetricFamily(name.removesuffix("_total"), documentation)
+        counter.add_metric([], int(values.get(field.encode(), 0)))
+        yield counter
+
+
 class _ScrapeCollector:
     """A collector whose metrics are computed afresh on every ``collect()``."""
 
@@ -158,6 +197,14 @@ class _ScrapeCollector:
                 continue
             up.add_metric([name], 1)
             yield metric
+        try:
+            counters = list(_realtime_counters())
+        except Exception:  # noqa: BLE001
+            logger.exception("metrics source realtime failed")
+            up.add_metric(["realtime"], 0)
+        else:
+            up.add_metric(["realtime"], 1)
+            yield from counters
         yield up
 
 

@@ -215,6 +215,9 @@ CHANNEL_LAYERS = {
             ],
             "capacity": env_int("NP_CHANNEL_LAYER_CAPACITY", 1000),
             "expiry": 60,
+            # a server process's membership lapses this long after its last refresh
+            # (NP_RT_HUB_REFRESH_SECONDS), so a dead process stops costing sends
+            "group_expiry": env_int("NP_CHANNEL_LAYER_GROUP_EXPIRY", 60),
             "prefix": os.environ.get("NP_CHANNEL_LAYER_PREFIX", "np-asgi"),
         },
     }
@@ -485,6 +488,8 @@ NP_WS_FLUSH_MESSAGES = env_int("NP_WS_FLUSH_MESSAGES", 100)  # counters written 
 NP_WS_FLUSH_SECONDS = env_int("NP_WS_FLUSH_SECONDS", 10)  # ... or every S seconds
 NP_WS_MAX_TOPICS = env_int("NP_WS_MAX_TOPICS", 200)
 NP_WS_MAX_MESSAGE_BYTES = env_int("NP_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+# past this a client frame closes the connection with 1009 (between the two: an error frame)
+NP_WS_MAX_FRAME_BYTES = env_int("NP_WS_MAX_FRAME_BYTES", 1024 * 1024)
 NP_REPLAY_MAX_EVENTS = env_int("NP_REPLAY_MAX_EVENTS", 10_000)  # more → recovery_failed
 NP_RT_RETENTION_DAYS = {
     "short": env_int("NP_RT_RETENTION_SHORT_DAYS", 1),
@@ -632,7 +637,9 @@ NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # threads for blocking
 
 # --- realtime performance (per-process fan-out, coalesced frames) ---
 NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events when behind
-NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 3600)  # re-add group memberships
+NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 20)  # re-add group memberships
+NP_RT_HUB_SYNC_SECONDS = float(os.environ.get("NP_RT_HUB_SYNC_SECONDS", "1"))  # Redis + gap check
+NP_RT_REORDER_WAIT_MS = env_int("NP_RT_REORDER_WAIT_MS", 200)  # wait for a missing event
 NP_WS_BATCH_MAX_EVENTS = env_int("NP_WS_BATCH_MAX_EVENTS", 200)  # events per coalesced frame
 
 # --- realtime per-connection preferences and client info (realtime.preferences, .client_info)

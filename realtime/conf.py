@@ -19,6 +19,9 @@ _DEFAULTS: dict[str, object] = {
     "NP_WS_FLUSH_SECONDS": 10,
     "NP_WS_MAX_TOPICS": 200,
     "NP_WS_MAX_MESSAGE_BYTES": 64 * 1024,
+    # frames up to NP_WS_MAX_MESSAGE_BYTES are read; larger ones up to this get a
+    # MESSAGE_TOO_LARGE error frame; past this the server closes with 1009
+    "NP_WS_MAX_FRAME_BYTES": 1024 * 1024,
     "NP_WS_MAX_ERRORS": 50,
     "NP_WS_MAX_PENDING_ACKS": 1000,
     "NP_REPLAY_MAX_EVENTS": 10_000,
@@ -29,8 +32,14 @@ _DEFAULTS: dict[str, object] = {
     # per-process fan-out (realtime.hub): under load the dispatcher waits up to this
     # long for more events so they share frames; 0 turns the wait off
     "NP_RT_HUB_GATHER_MS": 20,
-    # the hub re-adds its group memberships this often (the layer expires them)
-    "NP_RT_HUB_REFRESH_SECONDS": 3600,
+    # the hub re-adds its group memberships this often (the layer expires them after
+    # its group_expiry, NP_CHANNEL_LAYER_GROUP_EXPIRY)
+    "NP_RT_HUB_REFRESH_SECONDS": 20,
+    # how often the hub checks that Redis still holds its memberships and moves its
+    # ordering horizon to the latest committed event (finding lost messages)
+    "NP_RT_HUB_SYNC_SECONDS": 1.0,
+    # how long the hub waits for a missing event before reading it from the database
+    "NP_RT_REORDER_WAIT_MS": 200,
     # how often (seconds) a server process writes the counters that are due, for all
     # its connections in one statement
     "NP_RT_HUB_FLUSH_TICK": 1.0,

@@ -28,6 +28,12 @@ Design notes
   queue is bounded and drops messages when a consumer stops reading, so a long
   replay must never block it. After the replay the buffer is flushed in sequence
   order without the events the replay already sent.
+* Order: the hub releases events in sequence order and fills what the layer lost
+  (``realtime.hub``); a connection sends only increasing sequence numbers, and a
+  replay waits for the hub to pass its end (``Hub.settle``) before merging the live
+  events buffered meanwhile, so nothing live below the replay's end comes after it.
+* Acks are per user: an ack is fanned out to the user's group and every connection of
+  the user on every process drops it from its resend list (``hub_acked``).
 * Counters live in memory and are written in batches (every ``NP_WS_FLUSH_MESSAGES``
   messages or ``NP_WS_FLUSH_SECONDS`` seconds, on each pong, and at disconnect).
 """
@@ -54,7 +60,7 @@ from notifyplatform import jsonparse
 from . import client_info, conf, groups, preferences, selectors, services
 from .errors import RealtimeError
 from .hub import get_hub
-from .wire import WireWriter
+from .wire import WireWriter, apply_frame_limit
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +90,44 @@ def _db(func: Any) -> Any:
 def _subscriptions_and_position(connection_id: Any, topics: set[str]) -> int:
     services.connection_set_subscriptions(connection_id=connection_id, topics=topics)
     return selectors.sequence_latest_committed()
+
+
+def _connect_params(
+    query: dict[str, list[str]],
+) -> tuple[int | None, list[str], list[RealtimeError]]:
+    """``since`` and ``topics`` of the connect URL, validated like a ``subscribe`` frame's
+    (and ``batch`` like a ``hello`` frame's): a bad one is left out and reported as the
+    same error frame once connected."""
+    errors: list[RealtimeError] = []
+    since: int | None = None
+    if "since" in query:
+        raw = (query["since"] or [""])[0]
+        if raw.isdigit():
+            since = int(raw)
+        else:
+            errors.append(
+                RealtimeError("INVALID_SINCE", "since must be a non-negative integer", "since")
+            )
+    topics: list[str] = []
+    if "topics" in query:
+        try:
+            topics = groups.normalise_topics(t for t in query["topics"][0].split(",") if t)
+        except ValueError as exc:
+            errors.append(RealtimeError("INVALID_TOPIC", str(exc), "topics"))
+            topics = []
+        if len(topics) > conf.get("NP_WS_MAX_TOPICS"):
+            errors.append(
+                RealtimeError(
+                    "TOO_MANY_TOPICS", f"at most {conf.get('NP_WS_MAX_TOPICS')} topics", "topics"
+                )
+            )
+            topics = []
+    if "batch" in query and (query["batch"] or [""])[0].lower() not in _BATCH_VALUES:
+        errors.append(RealtimeError("INVALID_BATCH", "batch must be true or false", "batch"))
+    return since, topics, errors
+
+
+_BATCH_VALUES = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
 
 
 def _int_param(query: dict[str, list[str]], name: str) -> int | None:
@@ -136,6 +180,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.closing_reason: str | None = None
         self.topics: set[str] = set()
         self.sent_seqs: OrderedDict[int, None] = OrderedDict()
+        self.last_seq = 0  # events go out in increasing sequence order only
         self.pending_acks: dict[str, PendingAck] = {}
         self.replays = 0  # replays in progress; live events are buffered meanwhile
         self.replay_lock = asyncio.Lock()
@@ -184,27 +229,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
         else:
             session_id = session_key or ("anonymous" if self.user_id is None else "session")
 
-        since = _int_param(query, "since")
-        if since is not None and since < 0:
-            since = None
-        self.bad_connect_topics = False
-        connect_topics: list[str] = []
-        if "topics" in query:
-            try:
-                connect_topics = groups.normalise_topics(
-                    t for t in query["topics"][0].split(",") if t
-                )
-            except ValueError:
-                connect_topics = []  # reported as an error frame once connected
-                self.bad_connect_topics = True
-            if len(connect_topics) > conf.get("NP_WS_MAX_TOPICS"):
-                connect_topics = []
-                self.bad_connect_topics = True
+        since, connect_topics, connect_errors = _connect_params(query)
         # accept first: daphne drops a handshake the application has not accepted within
         # its websocket_connect_timeout, and the row's writes can queue under load
         client_info.offer_compression(_unwrapped_send(self.base_send))
         await self.accept()
         self._raw_send = _unwrapped_send(self.base_send)
+        # client frames over NP_WS_MAX_FRAME_BYTES: close 1009, not a dropped connection
+        apply_frame_limit(self._raw_send, conf.get("NP_WS_MAX_FRAME_BYTES"))
         # events go out as ready frames through the socket when the server is daphne
         # (realtime.wire); every other frame keeps the ASGI path
         self._wire = WireWriter.for_send(self._raw_send)
@@ -237,6 +269,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         )
         self.connection_id = connection_id
         self.topics.update(connect_topics)
+        self.hub.owe(self.hub_groups, position)
 
         now = time.monotonic()
         self.last_pong = now
@@ -259,8 +292,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.timer_task = asyncio.create_task(self._timers())
         if prefs_error is not None:
             await self._send_error(prefs_error.code, prefs_error.message, field=prefs_error.field)
-        if self.bad_connect_topics:
-            await self._send_error("INVALID_TOPIC", "the topics parameter names an invalid topic")
+        for error in connect_errors:  # the same frames as a bad subscribe/hello frame
+            await self._send_error(error.code, error.message, field=error.field)
         if since is not None or connect_topics:
             # ?topics=a,b&since=N: subscribe (and replay) from the first instant, so
             # no live event can overtake the replay
@@ -429,6 +462,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self.unanswered_pings += 1
             self.next_ping = now + self.heartbeat_interval
             await self._send_frame({"type": "ping", "ts": int(time.time() * 1000)})
+        due = [event_id for event_id, p in self.pending_acks.items() if p.due <= now]
+        if due and self.user_id is not None:
+            # acked on another connection whose ack fan-out did not reach us (Redis away)
+            for event_id in await _db(selectors.event_ids_acked)(
+                user_id=self.user_id, event_ids=due
+            ):
+                self.pending_acks.pop(event_id, None)
         for event_id, pending in list(self.pending_acks.items()):
             if pending.due <= now and event_id in self.pending_acks:
                 pending.due = now + pending.timeout
@@ -448,13 +488,20 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def hub_send(self, messages: list[dict[str, Any]]) -> None:
         await self._offer_events(messages)
 
+    def hub_acked(self, event_id: str) -> None:
+        """Acknowledged on another connection of this user (any server process)."""
+        self.pending_acks.pop(event_id, None)
+
     def _accept(self, message: dict[str, Any]) -> bool:
         if not self.prefs.wants(message):  # the client's filters (realtime.preferences)
             return False
         seq = message["seq"]
-        if seq in self.sent_seqs:  # an event on two subscribed topics, or replayed
+        if seq <= self.last_seq or seq in self.sent_seqs:
+            # an event on two subscribed topics, replayed already, or one this
+            # connection has passed (it only ever sends increasing sequence numbers)
             return False
         self._remember(seq)
+        self.last_seq = seq
         if message.get("ack") and self.user_id is not None:
             self._track_ack(message["id"], seq, message["text"], message.get("n"), message["ack"])
         return True
@@ -645,6 +692,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
                     await self._join(name)
             self.topics.update(new)
             position = await _db(_subscriptions_and_position)(self.connection_id, set(self.topics))
+            self.hub.owe(
+                [n for t in new for n in groups.topic_groups(t, authenticated=authenticated)],
+                position,
+            )
         except BaseException:
             if since is not None:
                 await self._replay_done()
@@ -701,12 +752,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if position not in self.sent_seqs and self.prefs.wants(message):
                 messages.append(message)
                 replayed += 1
-        # interleave what arrived live meanwhile (other topics, the private stream) so
-        # the client sees one increasing sequence; _deliver drops the duplicates
+        # wait until the hub has handed over every live event up to the end of the
+        # replay (other topics, the private stream: they are buffered meanwhile), then
+        # interleave them so the client sees one increasing sequence and nothing live
+        # below the replay's end comes after it; _deliver_all drops the duplicates
+        latest = await _db(selectors.sequence_latest_committed)()
+        if not await self.hub.settle(max(position, latest)):
+            logger.warning("replay on %s: live events not settled in time", self.connection_id)
         messages.extend(self.live_buffer)
         self.live_buffer = []
         await self._deliver_all(messages)
-        latest = await _db(selectors.sequence_latest_committed)()
         await self._send_frame(
             {
                 "type": "subscribed",
@@ -760,6 +815,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             ) from exc
         result = await _db(services.event_acknowledge)(event_id=event_id, user_id=self.user_id)
         self.pending_acks.pop(event_id, None)
+        # the user's other connections, on every server process, stop resending it
+        await self.hub.send_ack(groups.user_group(self.user_id), event_id)
         await self._send_frame(
             {"type": "acked", "event_id": event_id, "duplicate": not result.created}
         )

@@ -28,9 +28,30 @@ the hub starts it freezes what is alive then (``gc.freeze``: Django and the impo
 which live as long as the process) and raises the collection thresholds
 (``NP_RT_GC_THRESHOLDS``): one full collection of ~40 ms in the same run.
 
-The membership of a dead process lingers in Redis until the layer's ``group_expiry``;
-a live hub re-adds its memberships every ``NP_RT_HUB_REFRESH_SECONDS`` so a long-lived
-process never ages out of a group.
+Order and gap fill (see "Ordering and recovery" in the README's protocol section).
+Publishers commit in sequence order (the ordering lock, ``realtime.services``) but fan
+out after commit, each on its own, so messages reach a process in publisher-clock order,
+and the layer may lose some (Redis restarted empty, a full channel queue, a send into a
+group this process had not re-joined yet). The hub therefore releases events to its
+consumers in sequence order only, up to a *horizon*: every event up to it that this
+process is owed (public/authenticated events of its topics, private/targeted events of
+its users — the replay's rule over the union of its subscribers) has been handed over.
+When the sequence numbers that arrived are contiguous from the horizon, they go out at
+once with no database query (one busy topic). Otherwise one indexed range query
+(``selectors.event_owed``) says which owed events are missing; the hub waits for them up
+to ``NP_RT_REORDER_WAIT_MS`` and then reads them from the database
+(``selectors.event_messages_by_sequence``, the replay's frames) — each fill is counted in
+``/metrics``. Every ``NP_RT_HUB_SYNC_SECONDS`` the hub also moves its horizon to the
+latest committed sequence, so a lost message is found even when nothing follows it.
+
+Broken fan-out path: when a receive fails (Redis went away) or the hub's marker key is
+gone (Redis came back empty), the hub re-adds all its memberships in one pipeline as soon
+as Redis answers, then closes the gap from the database as above; consumers never notice
+beyond the delay.
+
+Memberships expire after the layer's ``group_expiry`` (``NP_CHANNEL_LAYER_GROUP_EXPIRY``)
+unless re-added; a live hub re-adds them every ``NP_RT_HUB_REFRESH_SECONDS``, and removes
+them all when the server shuts down, so sends stop paying for a dead process quickly.
 """
 
 from __future__ import annotations
@@ -46,12 +67,14 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from . import conf
-from .selectors import sequence_latest_committed
+from . import conf, groups
+from .selectors import event_messages_by_sequence, event_owed, sequence_latest_committed
 from .services import ConnectionCounters, connection_flush_many, connection_open_many
 from .wire import text_frame
 
 logger = logging.getLogger(__name__)
+
+ACK_MESSAGE_TYPE = "rt.ack"  # a user's ack, fanned out to the user's other connections
 
 
 class HubMember(Protocol):
@@ -66,6 +89,9 @@ class HubMember(Protocol):
         self, now: float, flush_messages: int, flush_seconds: float
     ) -> tuple[Any, ConnectionCounters] | None:
         """Counters due to be written now (taken, so they are never written twice)."""
+
+    def hub_acked(self, event_id: str) -> None:
+        """The user acknowledged ``event_id`` on another connection: stop resending it."""
 
 
 class Hub:
@@ -94,6 +120,19 @@ class Hub:
         # connection rows waiting to be written, and the task writing them
         self.opening: list[tuple[dict[str, Any], asyncio.Future[tuple[Any, int]]]] = []
         self.opener: asyncio.Task[None] | None = None
+        # --- order and gap fill (see the module docstring)
+        self.horizon: int | None = None  # every owed event up to it has been released
+        self.held: dict[int, list[dict[str, Any]]] = {}  # arrived, above the horizon
+        self.owed_from: dict[str, int] = {}  # group -> events above this are owed
+        self.owed_params: tuple[list[str], list[str], list[str]] | None = None
+        self.missing_since: float | None = None
+        self.settle_target = 0
+        self.settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.reorder_wait: float = conf.get("NP_RT_REORDER_WAIT_MS") / 1000
+        self.broken = False
+        self.marker: str | None = None
+        self.counts: dict[str, int] = {}  # /metrics counters not yet added in Redis
+        self.stats.update(late=0, fills=0, resyncs=0, ordering_queries=0)
 
     # --- membership -------------------------------------------------------------------
 
@@ -104,14 +143,33 @@ class Hub:
             if self.channel is None:
                 _tune_gc()
                 channel = await self.layer.new_channel("rthub")
+                self.marker = f"{self.layer.prefix}:rthub-alive:{channel}"
+                with contextlib.suppress(Exception):  # the watch task retries
+                    await self._set_marker()
+                self.horizon = await _db(sequence_latest_committed)()
                 self.tasks = [
                     asyncio.create_task(self._read(channel), name="realtime-hub-read"),
                     asyncio.create_task(self._dispatch(), name="realtime-hub-dispatch"),
-                    asyncio.create_task(self._refresh(channel), name="realtime-hub-refresh"),
+                    asyncio.create_task(self._watch(channel), name="realtime-hub-watch"),
                     asyncio.create_task(self._flusher(), name="realtime-hub-flush"),
                 ]
                 self.channel = channel
+                _on_server_shutdown(self.close)
         return self.channel
+
+    async def close(self) -> None:
+        """Stop, and remove this process's memberships (server shutdown)."""
+        for task in self.tasks:
+            task.cancel()
+        channel, self.channel = self.channel, None
+        if channel is None:
+            return
+        groups = list(self.joined)
+        self.joined.clear()
+        try:
+            await asyncio.wait_for(self._memberships("remove", channel, groups), 5)
+        except Exception:  # noqa: BLE001 - they expire after group_expiry anyway
+            logger.warning("realtime hub: could not remove %d memberships", len(groups))
 
     def _lock(self, group: str) -> asyncio.Lock:
         lock = self.locks.get(group)
@@ -135,6 +193,15 @@ class Hub:
                     raise
                 self.joined.add(group)
 
+    def owe(self, groups: Iterable[str], position: int) -> None:
+        """Events of ``groups`` above ``position`` (read after joining them) are owed to
+        this process: the ordering check waits for them and fills them if lost. Until a
+        group's position is known, its events are delivered as they come."""
+        for group in groups:
+            if group in self.joined and group not in self.owed_from:
+                self.owed_from[group] = position
+                self.owed_params = None
+
     def _forget(self, group: str, member: HubMember) -> None:
         members = self.members.get(group)
         if members is not None:
@@ -150,6 +217,8 @@ class Hub:
             # a join may have come in while we waited for the lock
             if group not in self.members and group in self.joined and self.channel:
                 self.joined.discard(group)
+                if self.owed_from.pop(group, None) is not None:
+                    self.owed_params = None
                 await self.layer.group_discard(group, self.channel)
             if group not in self.members and group not in self.joined:
                 self.locks.pop(group, None)
@@ -163,21 +232,75 @@ class Hub:
 
     async def _read(self, channel: str) -> None:
         while True:
+            if self.broken and not await self._recover(channel):
+                await asyncio.sleep(0.25)
+                continue
             try:
                 message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis restarting: the events stay replayable
-                logger.exception("realtime hub: receive failed")
-                await asyncio.sleep(0.5)
+            except Exception as exc:  # Redis went away: re-join once it answers
+                logger.warning("realtime hub: receive failed (%s); re-joining", exc)
+                self.broken = True
                 continue
             self.pending.append(message)
             self.wakeup.set()
 
+    async def _recover(self, channel: str) -> bool:
+        """Re-add every membership (one pipeline) and close the gap from the database;
+        False while Redis does not answer."""
+        try:
+            await self._memberships("add", channel, list(self.joined))
+            await self._set_marker()
+        except Exception:  # noqa: BLE001 - still away
+            return False
+        self.broken = False
+        self.stats["resyncs"] += 1
+        self.count("resyncs")
+        logger.warning("realtime hub: re-joined %d groups", len(self.joined))
+        await self._catch_up()
+        return True
+
+    async def _catch_up(self) -> None:
+        """Move the horizon to the latest committed event (filling what was lost)."""
+        try:
+            latest = await _db(sequence_latest_committed)()
+        except Exception:  # noqa: BLE001 - the database is away: next tick
+            logger.warning("realtime hub: could not read the latest sequence")
+            return
+        if self.horizon is None or latest <= self.horizon:
+            return
+        # give what is in flight the reorder wait to arrive: usually the horizon passes
+        # ``latest`` by itself and the dispatcher never pays for a query here
+        await asyncio.sleep(self.reorder_wait)
+        if self.horizon is not None and latest > self.horizon:
+            self.settle_target = max(self.settle_target, latest)
+            self.wakeup.set()
+
+    async def settle(self, position: int, timeout: float = 5.0) -> bool:
+        """Return once every owed event up to ``position`` has been handed to the
+        consumers (a replay ending at ``position`` then merges with them in order)."""
+        if self.horizon is None or self.horizon >= position:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.settle_waiters.append((position, future))
+        self.settle_target = max(self.settle_target, position)
+        self.wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def _dispatch(self) -> None:
         gather_max = conf.get("NP_RT_HUB_GATHER_MS") / 1000
         while True:
-            await self.wakeup.wait()
+            if self.missing_since is None:
+                await self.wakeup.wait()
+            else:  # waiting for a missing event: fill it at the deadline
+                timeout = self.missing_since + self.reorder_wait - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), max(0.0, timeout))
             if gather_max and self.last_run > 0.005:
                 # behind: let more events arrive so this run carries several per frame
                 await asyncio.sleep(min(gather_max, self.last_run / 2))
@@ -212,11 +335,165 @@ class Hub:
         return frame
 
     async def deliver(self, batch: list[dict[str, Any]]) -> None:
-        """Hand each message to its group's local members; one send per member."""
+        """Hand each message to its group's local members, in sequence order up to the
+        horizon (see the module docstring); one send per member."""
         try:
-            await self._deliver(batch)
+            control = []
+            for message in batch:
+                seq = message.get("seq")
+                if seq is None:
+                    control.append(message)
+                else:
+                    self.held.setdefault(seq, []).append(message)
+            if control:
+                self._control(control)
+            await self._deliver(await self._releasable())
         finally:
             self.frames.clear()
+            self._wake_settled()
+
+    def _control(self, messages: list[dict[str, Any]]) -> None:
+        """Messages without a sequence number: acks from another connection."""
+        for message in messages:
+            if message.get("type") != ACK_MESSAGE_TYPE:
+                continue
+            for member in self.members.get(message.get("group", ""), ()):
+                member.hub_acked(message["id"])
+
+    async def send_ack(self, group: str, event_id: str) -> None:
+        """Tell every connection of ``group`` (a user's) that ``event_id`` is acked."""
+        try:
+            await self.layer.group_send(
+                group, {"type": ACK_MESSAGE_TYPE, "id": event_id, "group": group}
+            )
+        except Exception as exc:  # noqa: BLE001 - the others check the database before resending
+            logger.warning("realtime hub: ack fan-out to %s failed: %s", group, exc)
+
+    def _wake_settled(self) -> None:
+        if not self.settle_waiters or self.horizon is None:
+            return
+        waiting = []
+        for position, future in self.settle_waiters:
+            if position <= self.horizon:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((position, future))
+        self.settle_waiters = waiting
+
+    def _take_held(self, upto: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for seq in sorted(s for s in self.held if s <= upto):
+            out.extend(self.held.pop(seq))
+        return out
+
+    async def _releasable(self) -> list[dict[str, Any]]:
+        """The held messages that may go out now, in sequence order."""
+        horizon = self.horizon
+        target = max(max(self.held, default=0), self.settle_target)
+        if horizon is None:
+            self.horizon = target
+            return self._take_held(target)
+        # at or below the horizon: late copies of events already filled (or not owed);
+        # each consumer drops what it has already passed
+        out = self._take_held(horizon)
+        if out:
+            self.stats["late"] += len({m["seq"] for m in out})
+        if target <= horizon:
+            return out
+        if self.missing_since is None and self._contiguous(horizon, target):
+            self.horizon = target  # nothing can be missing
+            return out + self._take_held(target)
+        try:
+            missing = self._missing(await self._owed(horizon, target))
+            if missing:
+                now = time.monotonic()
+                if self.missing_since is None:
+                    self.missing_since = now
+                if now - self.missing_since < self.reorder_wait:
+                    first = min(missing)
+                    self.horizon = first - 1
+                    return out + self._take_held(first - 1)
+                await self._fill(missing)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database is away: deliver what came, in order
+            logger.exception("realtime hub: ordering check failed; releasing unchecked")
+        self.missing_since = None
+        self.horizon = target
+        return out + self._take_held(target)
+
+    async def _owed(self, after: int, upto: int) -> dict[int, list[str]]:
+        """The owed events in (after, upto] and the groups of this process each goes to."""
+        if not self.owed_from:
+            return {}
+        if self.owed_params is None:
+            pub, auth, users = [], [], []
+            for group in self.owed_from:
+                kind, _, rest = group.partition(".")
+                if kind == "user":
+                    users.append(rest)
+                elif group.endswith(".pub"):
+                    pub.append(rest[: -len(".pub")])
+                elif group.endswith(".auth"):
+                    auth.append(rest[: -len(".auth")])
+            self.owed_params = (pub, auth, users)
+        pub, auth, users = self.owed_params
+        self.stats["ordering_queries"] += 1
+        rows = await _db(event_owed)(
+            after=after, upto=upto, public_topics=pub, auth_topics=auth, user_ids=users
+        )
+        owed: dict[int, list[str]] = {}
+        for seq, visibility, topics, owner, targets in rows:
+            names = [
+                g
+                for g in event_group_names(visibility, topics, owner, targets)
+                if seq > self.owed_from.get(g, seq)
+            ]
+            if names:
+                owed[seq] = names
+        return owed
+
+    def _contiguous(self, horizon: int, target: int) -> bool:
+        """Every sequence number in (horizon, target] arrived, each with every copy this
+        process is owed (an event of several groups names them all in ``also``)."""
+        if target - horizon > len(self.held):
+            return False
+        for seq in range(horizon + 1, target + 1):
+            messages = self.held.get(seq)
+            if not messages:
+                return False
+            also = messages[0].get("also")
+            if also:
+                arrived = {m.get("group") for m in messages}
+                for group in also:
+                    if group not in arrived and seq > self.owed_from.get(group, seq):
+                        return False
+        return True
+
+    def _missing(self, owed: dict[int, list[str]]) -> dict[int, list[str]]:
+        """The owed (event, group) copies that have not arrived: a whole event, or the
+        copy of one of its groups (an event on two topics travels as two messages)."""
+        missing: dict[int, list[str]] = {}
+        for seq, names in owed.items():
+            arrived = {m.get("group") for m in self.held.get(seq, ())}
+            lost = [g for g in names if g not in arrived]
+            if lost:
+                missing[seq] = lost
+        return missing
+
+    async def _fill(self, missing: dict[int, list[str]]) -> None:
+        """Read the missing copies from the database into ``held`` (one per group, as the
+        layer would have brought them)."""
+        messages = await _db(event_messages_by_sequence)(list(missing))
+        for message in messages:
+            seq = message["seq"]
+            self.held.setdefault(seq, []).extend(
+                {**message, "group": g} for g in missing.get(seq, ())
+            )
+        self.stats["fills"] += len(missing)
+        self.count("gap_fill_events", len(missing))
+        logger.info("realtime hub: filled %d events from the database", len(missing))
 
     async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         outboxes: dict[HubMember, list[dict[str, Any]]] = {}
@@ -326,13 +603,89 @@ class Hub:
                 self.in_flush = set()
                 self.flush_done.set_result(None)
 
-    async def _refresh(self, channel: str) -> None:
-        interval = conf.get("NP_RT_HUB_REFRESH_SECONDS")
+    # --- the watch task: membership refresh, lost-Redis check, horizon, counters ------
+
+    async def _watch(self, channel: str) -> None:
+        tick = conf.get("NP_RT_HUB_SYNC_SECONDS")
+        refresh = conf.get("NP_RT_HUB_REFRESH_SECONDS")
+        refreshed = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
-            for group in list(self.joined):
-                with contextlib.suppress(Exception):
-                    await self.layer.group_add(group, channel)
+            await asyncio.sleep(tick)
+            try:
+                await self._watch_once(channel, refresh_due=time.monotonic() - refreshed >= refresh)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep watching
+                logger.exception("realtime hub: watch failed")
+            if time.monotonic() - refreshed >= refresh:
+                refreshed = time.monotonic()
+
+    async def _watch_once(self, channel: str, *, refresh_due: bool) -> None:
+        if not self.broken:
+            try:
+                if not await self._marker_present():
+                    # Redis lost its data (restarted empty) without our receive noticing
+                    logger.warning("realtime hub: Redis lost our memberships; re-joining")
+                    self.broken = True
+                elif refresh_due:
+                    await self._memberships("add", channel, list(self.joined))
+                    await self._set_marker()
+            except Exception:  # noqa: BLE001 - Redis away: the read task recovers
+                self.broken = True
+        if self.broken:
+            await self._recover(channel)
+        else:
+            await self._catch_up()
+        await self._write_counts()
+
+    def _connection_of(self, name: str) -> Any:
+        return self.layer.connection(self.layer.consistent_hash(name))
+
+    async def _set_marker(self) -> None:
+        if self.marker is not None:
+            ttl = max(60, int(conf.get("NP_RT_HUB_REFRESH_SECONDS")) * 3)
+            await self._connection_of(self.marker).set(self.marker, "1", ex=ttl)
+
+    async def _marker_present(self) -> bool:
+        if self.marker is None:
+            return True
+        return bool(await self._connection_of(self.marker).exists(self.marker))
+
+    async def _memberships(self, action: str, channel: str, groups: list[str]) -> None:
+        """Add (or remove) ``channel`` to (from) ``groups``: one pipeline per Redis host,
+        as ``group_add``/``group_discard`` would one round trip each."""
+        by_host: dict[int, list[str]] = {}
+        for group in groups:
+            by_host.setdefault(self.layer.consistent_hash(group), []).append(group)
+        now = time.time()
+        for index, names in by_host.items():
+            pipe = self.layer.connection(index).pipeline(transaction=False)
+            for name in names:
+                key = self.layer._group_key(name)
+                if action == "add":
+                    pipe.zadd(key, {channel: now})
+                    pipe.expire(key, self.layer.group_expiry)
+                else:
+                    pipe.zrem(key, channel)
+            await pipe.execute()
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a ``/metrics`` counter (written to Redis by the watch task)."""
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    async def _write_counts(self) -> None:
+        if not self.counts:
+            return
+        counts, self.counts = self.counts, {}
+        key = metrics_key(self.layer.prefix)
+        try:
+            pipe = self._connection_of(key).pipeline(transaction=False)
+            for name, n in counts.items():
+                pipe.hincrby(key, name, n)
+            await pipe.execute()
+        except Exception:  # noqa: BLE001 - Redis away: keep them for the next tick
+            for name, n in counts.items():
+                self.count(name, n)
 
 
 _gc_tuned = False
@@ -348,6 +701,44 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)
+
+
+def metrics_key(prefix: str) -> str:
+    """The Redis hash of the real-time counters ``/metrics`` reports."""
+    return f"{prefix}:rt-metrics"
+
+
+def event_group_names(
+    visibility: str, topics: list[str], owner: str | None, targets: list[str] | None
+) -> list[str]:
+    """``services.event_groups`` for an event read as columns."""
+    if visibility == "public":
+        return [groups.public_group(t) for t in topics]
+    if visibility == "authenticated":
+        return [groups.auth_group(t) for t in topics]
+    if visibility == "private":
+        return [groups.user_group(owner)] if owner else []
+    return [groups.user_group(u) for u in targets or []]
+
+
+def _db(func: Any) -> Any:
+    from channels.db import database_sync_to_async
+
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
+def _on_server_shutdown(close: Any) -> None:
+    """Run ``close`` (a coroutine function) before daphne's reactor stops."""
+    try:
+        from twisted.internet import reactor
+        from twisted.internet.defer import Deferred
+    except ImportError:  # pragma: no cover - Twisted comes with daphne
+        return
+    if not getattr(reactor, "running", False):
+        return  # not under daphne (a test's event loop)
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(close()))
+    )
 
 
 def _open_many_and_position(opens: list[dict[str, Any]]) -> tuple[list[Any], int]:

@@ -113,7 +113,9 @@ class Visibility(models.TextChoices):
 
 
 class RealTimeEvent(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_column="event_id")
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, db_column="event_id"
+    )
     event_type = models.CharField(max_length=100)
     event_category = models.CharField(max_length=20, choices=EventCategory.choices)
     auction = models.ForeignKey(

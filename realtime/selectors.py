@@ -134,6 +134,16 @@ def event_list_pending_ack(
     )
 
 
+def event_ids_acked(*, user_id: uuid.UUID | str, event_ids: Iterable[str]) -> list[str]:
+    """Those of ``event_ids`` the user has acknowledged (on any connection)."""
+    return [
+        str(pk)
+        for pk in RealTimeEvent.objects.filter(
+            pk__in=list(event_ids), acknowledgments__contains=[{"user_id": str(user_id)}]
+        ).values_list("pk", flat=True)
+    ]
+
+
 def event_visible_to(event: RealTimeEvent, user_id: uuid.UUID | str | None) -> bool:
     uid = str(user_id) if user_id is not None else None
     if event.visibility == Visibility.PUBLIC:
@@ -170,3 +180,62 @@ def sequence_latest_committed() -> int:
 def connection_list(*, user_id: uuid.UUID | str | None = None) -> QuerySet[WebsocketConnection]:
     qs = WebsocketConnection.objects.select_related("user")
     return qs.filter(user_id=user_id) if user_id is not None else qs
+
+
+def event_owed(
+    *,
+    after: int,
+    upto: int,
+    public_topics: Iterable[str],
+    auth_topics: Iterable[str],
+    user_ids: Iterable[str],
+) -> list[tuple[int, str, list[str], str | None, list[str] | None]]:
+    """``(sequence, visibility, topics, owner, targets)`` of the committed events with
+    ``after < sequence <= upto`` that a server process with these channel-layer groups
+    receives (``realtime.groups``: public events on ``public_topics``, authenticated ones
+    on ``auth_topics``, private/targeted ones of ``user_ids``) — the replay's visibility
+    rule for the union of a process's subscribers. Indexed range on the sequence; the
+    process's hub checks what it got against it (``realtime.hub``)."""
+    condition = Q()
+    pub, auth, users = list(public_topics), list(auth_topics), [str(u) for u in user_ids]
+    if pub:
+        condition |= Q(visibility=Visibility.PUBLIC, broadcast_channels__has_any_keys=pub)
+    if auth:
+        condition |= Q(visibility=Visibility.AUTHENTICATED, broadcast_channels__has_any_keys=auth)
+    if users:
+        condition |= Q(visibility=Visibility.PRIVATE, user_id__in=users) | Q(
+            visibility=Visibility.TARGETED, target_audience__has_any_keys=users
+        )
+    if not condition or upto <= after:
+        return []
+    rows = (
+        RealTimeEvent.objects.filter(
+            condition, sequence_number__gt=after, sequence_number__lte=upto
+        )
+        .order_by("sequence_number")
+        .values_list(
+            "sequence_number", "visibility", "broadcast_channels", "user_id", "target_audience"
+        )
+    )
+    return [
+        (seq, visibility, topics or [], str(owner) if owner else None, targets)
+        for seq, visibility, topics, owner, targets in rows
+    ]
+
+
+def event_messages_by_sequence(sequences: Iterable[int]) -> list[dict[str, Any]]:
+    """Ready layer messages (``services.replay_message``) of these events, in sequence
+    order; expired ones are left out, as a replay leaves them out."""
+    from .services import replay_message
+
+    rows = (
+        RealTimeEvent.objects.filter(_live(), sequence_number__in=list(sequences))
+        .annotate(
+            topics_json=Cast("broadcast_channels", TextField()),
+            data_json=Cast("event_data", TextField()),
+            metadata_json=Cast("event_metadata", TextField()),
+        )
+        .order_by("sequence_number")
+        .values_list(*REPLAY_ROW_FIELDS)
+    )
+    return [replay_message(row) for row in rows]

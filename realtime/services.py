@@ -13,9 +13,13 @@ Sequence numbers and commit order
     transaction drew sequence 10 and committed after another one that drew 11, a
     client that saw 11 and resumed from 11 would never see 10. ``publish`` therefore
     takes one transaction-level advisory lock before drawing its number, which makes
-    events commit in sequence order. Keep transactions that publish short: the lock
-    is held until they commit (``NP_RT_ORDERED_COMMIT=0`` turns it off where
-    throughput matters more than gapless resumption).
+    events commit in sequence order. The lock is held until the caller's transaction
+    commits, so publish LAST in a transaction (after any loop of notifications, as
+    ``auctions.services`` does): then it covers the sequence draw, the insert and the
+    commit only, and no publish on the platform waits for unrelated work
+    (``NP_RT_ORDERED_COMMIT=0`` turns it off where throughput matters more than
+    gapless resumption). The server processes rely on this order: an event visible
+    in the table means every smaller number is settled (``realtime.hub``).
 """
 
 from __future__ import annotations
@@ -509,7 +513,9 @@ def fan_out(event: RealTimeEvent, text: str | None = None) -> dict[str, Any]:
     text = text if text is not None else event_text(event)
     names = event_groups(event)
     status = (
-        _run_in_publisher_loop(_send_to_groups(names, layer_message(event, text))) if names else {}
+        _run_in_publisher_loop(_send_many([(names, layer_message(event, text))]))[0]
+        if names
+        else {}
     )
     published_at = timezone.now()
     with transaction.atomic():
@@ -561,8 +567,14 @@ async def _send_many(sends: Sequence[tuple[list[str], dict[str, Any]]]) -> list[
     statuses: list[dict[str, Any]] = []
     for names, message in sends:
         targets = [n for n in names if live is None or n in live]
+        if len(names) > 1:
+            # an event of several groups: a server process checks it got every copy it
+            # is owed (realtime.hub), so each copy names the others
+            message = {**message, "also": names}
         sent = await _send_to_groups(targets, message) if targets else {}
-        statuses.append({n: sent.get(n, {"status": "sent"}) for n in names})
+        # a group nobody was in got nothing: not "sent" (a server process that lost its
+        # membership, e.g. Redis restarted empty, fills the event from the database)
+        statuses.append({n: sent.get(n, {"status": "no_members"}) for n in names})
     return statuses
 
 

@@ -50,16 +50,11 @@ class WireWriter:
     def for_send(cls, send: Any) -> WireWriter | None:
         """The writer behind daphne's ASGI ``send`` (``partial(server.handle_reply,
         protocol)``), or None when ``send`` is anything else."""
-        try:
-            from autobahn.websocket.protocol import WebSocketProtocol
-            from daphne.ws_protocol import WebSocketProtocol as DaphneWebSocketProtocol
-        except ImportError:  # pragma: no cover - daphne is a dependency
+        protocol = daphne_protocol(send)
+        if protocol is None:
             return None
-        if not isinstance(send, functools.partial) or len(send.args) != 1:
-            return None
-        protocol = send.args[0]
-        if not isinstance(protocol, DaphneWebSocketProtocol):
-            return None
+        from autobahn.websocket.protocol import WebSocketProtocol
+
         if getattr(protocol, "transport", None) is None or protocol.send_queue:
             return None
         return cls(protocol, WebSocketProtocol.STATE_OPEN)
@@ -93,6 +88,42 @@ class WireWriter:
             frame = frame[sent:]
         transport.write(frame)
         return True
+
+
+def daphne_protocol(send: Any) -> Any:
+    """daphne's websocket protocol behind its ASGI ``send`` (``partial(server.handle_reply,
+    protocol)``), or None when ``send`` is anything else."""
+    try:
+        from daphne.ws_protocol import WebSocketProtocol as DaphneWebSocketProtocol
+    except ImportError:  # pragma: no cover - daphne is a dependency
+        return None
+    if not isinstance(send, functools.partial) or len(send.args) != 1:
+        return None
+    protocol = send.args[0]
+    return protocol if isinstance(protocol, DaphneWebSocketProtocol) else None
+
+
+def apply_frame_limit(send: Any, max_bytes: int) -> bool:
+    """Make daphne's server (autobahn) refuse client messages over ``max_bytes`` with a
+    close frame 1009 ("message too big") instead of dropping the TCP connection, which is
+    what autobahn does by default (``failByDrop``) at daphne's own 1 MiB limit. Set on the
+    connection and on its factory (so every later connection of the process has it, however
+    daphne was started); False when the server is not daphne."""
+    protocol = daphne_protocol(send)
+    if protocol is None:
+        return False
+    options = {
+        "maxMessagePayloadSize": max_bytes,
+        "maxFramePayloadSize": max_bytes,
+        "failByDrop": False,
+    }
+    for target in (protocol, getattr(protocol, "factory", None)):
+        if target is None:
+            continue
+        for name, value in options.items():
+            if getattr(target, name, None) != value:
+                setattr(target, name, value)
+    return True
 
 
 def _plain_tcp(transport: Any) -> bool:

@@ -61,8 +61,9 @@ def wait_for_mail(sink: Sink, count: int, timeout: float = 10) -> list:
 def demo_email_providers(db, sink, settings):
     """The demo's email providers as seed_demo writes them, under the variables the
     launcher gives the app processes (minus Mailgun, the sandbox's, not under test)."""
-    from providers.models import Provider
     from users.demo.accounts import provider_definitions
+
+    from providers.models import Provider
 
     settings.EMAIL_HOST = sink.variables["EMAIL_HOST"]
     settings.EMAIL_PORT = int(sink.variables["EMAIL_PORT"])

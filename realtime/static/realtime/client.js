@@ -24,10 +24,14 @@
  * the sequence numbers it replaces in "collapsed"), event_types, categories,
  * min_priority, latest, coalesce. They ride on the connect URL, so a reconnect keeps them.
  *
- * Resumption: the client remembers the highest sequence number it has seen and, after
- * any disconnect, reconnects with exponential backoff and jitter, asking the server to
- * replay everything after it (?topics=...&since=N&reconnect=K). Events are
- * de-duplicated by sequence number, so a replay overlapping live delivery is harmless.
+ * Resumption: the server sends each connection's events in strictly increasing sequence
+ * order with no gaps (it fills them itself), so the last sequence number received is the
+ * last contiguous one. The client remembers it and, after any disconnect, reconnects with
+ * exponential backoff and jitter, asking the server to replay everything after it
+ * (?topics=...&since=N&reconnect=K). Should an event ever arrive below that position
+ * (out of order), the position drops back below it, so a resume never passes an event
+ * that was missing. Events are de-duplicated by sequence number, so a replay overlapping
+ * live delivery is harmless.
  */
 (function (root) {
   "use strict";
@@ -163,6 +167,10 @@
       case "event":
         var isNew = this._remember(frame.seq);
         if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
+        // an unseen event below the position: something before it was late, so resume
+        // from just before it (what follows again is de-duplicated)
+        // (ack_required events are re-sent out of order by design: not a gap)
+        else if (isNew && !frame.ack_required && frame.seq < this.lastSeq) this.lastSeq = frame.seq - 1;
         if (!isNew && !frame.ack_required) break;
         if (frame.collapsed) this.collapsed += frame.collapsed.length;
         if (isNew && this.options.onEvent) this.options.onEvent(frame);
