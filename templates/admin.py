@@ -32,7 +32,9 @@ from django.utils.html import format_html
 from notifyplatform.admin_utils import NPModelAdmin
 
 from .models import NotificationTemplate
-from .rendering import RenderedMessage, TemplateError, example_context
+from .rendering.errors import TemplateError
+from .rendering.message import RenderedMessage
+from .rendering.preview import example_context
 from .services import template_render
 from .sms import SmsInfo, sms_segments
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from . import catalog
 from .models import NotificationTemplate
-from .rendering import RenderedMessage, render_message, select_language
+from .rendering.language import select_language
+from .rendering.message import RenderedMessage, render_message
 
 TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
 DEFAULT_LANGUAGE = "en"

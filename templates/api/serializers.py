@@ -11,7 +11,8 @@ from notifyplatform.api_fields import StrictBooleanField, StrictCharField
 from notifyplatform.choices import Channel
 
 from ..models import NotificationTemplate
-from ..rendering import TemplateValidationError, validate_template
+from ..rendering.errors import TemplateValidationError
+from ..rendering.validation import validate_template
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 TYPE_PATTERN = r"^[a-z0-9_]{1,50}$"

@@ -18,7 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..models import NotificationTemplate
-from ..rendering import TemplateError, example_context
+from ..rendering.errors import TemplateError
+from ..rendering.preview import example_context
 from ..services import template_render
 from ..sms import sms_segments
 from .filters import TemplateFilter
