@@ -67,38 +67,48 @@ def _bad_tag_error(source: str, start: int, close: int) -> TemplateSyntaxError:
 def tokenize(source: str) -> list[tuple[bool, str]]:
     """Split ``source`` into ``(is_variable, text)`` pieces or raise TemplateSyntaxError."""
     pieces: list[tuple[bool, str]] = []
-    literal_start = 0
-    pos = 0
-    while True:
-        match = _OPENER_RE.search(source, pos)
-        if match is None:
-            break
-        start = match.start()
-        opener = match.group()
+    literal_start = pos = 0
+    while (match := _OPENER_RE.search(source, pos)) is not None:
+        start, opener = match.start(), match.group()
         if opener == "{%":
-            raise _syntax_error(
-                source,
-                start,
-                "template tag '{%' is not supported",
-                "only {{ variable }} substitution is available",
-            )
+            raise _tag_error(source, start)
         if opener == "{#":
-            line_end = source.find("\n", start)
-            if source.find("#}", start + 2, len(source) if line_end == -1 else line_end) != -1:
-                raise _syntax_error(source, start, "comment '{# ... #}' is not supported")
+            _reject_comment(source, start)
             pos = start + 2  # a lone "{#" is literal text (minified CSS)
             continue
-        close = source.find("}}", start + 2)
-        nested = source.find("{{", start + 2, close) if close != -1 else -1
-        if close == -1 or nested != -1:
-            raise _syntax_error(source, start, "unclosed '{{'")
-        tag = _TAG_RE.fullmatch(source, start + 2, close)
-        if tag is None:
-            raise _bad_tag_error(source, start, close)
+        name, close = _variable_at(source, start)
         if start > literal_start:
             pieces.append((False, source[literal_start:start]))
-        pieces.append((True, tag.group(1)))
+        pieces.append((True, name))
         pos = literal_start = close + 2
     if literal_start < len(source):
         pieces.append((False, source[literal_start:]))
     return pieces
+
+
+def _tag_error(source: str, start: int) -> TemplateSyntaxError:
+    return _syntax_error(
+        source,
+        start,
+        "template tag '{%' is not supported",
+        "only {{ variable }} substitution is available",
+    )
+
+
+def _reject_comment(source: str, start: int) -> None:
+    """A ``{#`` closed by ``#}`` on the same line is a Django comment, which is refused."""
+    line_end = source.find("\n", start)
+    if source.find("#}", start + 2, len(source) if line_end == -1 else line_end) != -1:
+        raise _syntax_error(source, start, "comment '{# ... #}' is not supported")
+
+
+def _variable_at(source: str, start: int) -> tuple[str, int]:
+    """The name inside the ``{{`` at ``start`` and the offset of its closing ``}}``."""
+    close = source.find("}}", start + 2)
+    nested = source.find("{{", start + 2, close) if close != -1 else -1
+    if close == -1 or nested != -1:
+        raise _syntax_error(source, start, "unclosed '{{'")
+    tag = _TAG_RE.fullmatch(source, start + 2, close)
+    if tag is None:
+        raise _bad_tag_error(source, start, close)
+    return tag.group(1), close

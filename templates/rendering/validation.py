@@ -45,54 +45,84 @@ def validate_declarations(template_variables: object) -> dict[str, dict[str, Any
     messages: list[str] = []
     normalized: dict[str, dict[str, Any]] = {}
     for name, declaration in template_variables.items():
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            messages.append(
-                f"{name!r} is not a valid variable name (names must match {VARIABLE_NAME_PATTERN})"
-            )
-            continue
-        if not isinstance(declaration, Mapping):
-            messages.append(f"'{name}': declaration must be an object")
-            continue
-        problems: list[str] = []
-        unknown = sorted(str(key) for key in declaration if key not in DECLARATION_KEYS)
-        if unknown:
-            problems.append(
-                f"'{name}': unknown key(s) {', '.join(repr(k) for k in unknown)} "
-                f"(allowed: {', '.join(sorted(DECLARATION_KEYS))})"
-            )
-        required = declaration.get("required", True)
-        if not isinstance(required, bool):
-            problems.append(f"'{name}': 'required' must be true or false")
-        description = declaration.get("description", "")
-        if description is None:
-            description = ""
-        if not isinstance(description, str):
-            problems.append(f"'{name}': 'description' must be a string")
-        entry: dict[str, Any] = {"required": required, "description": description}
-        for key in ("example", "default"):
-            value = declaration.get(key)
-            if value is None:
-                continue
-            if is_scalar(value):
-                entry[key] = value
-            else:
-                problems.append(f"'{name}': '{key}' must be {SCALAR_HINT}")
-        if required is True and declaration.get("example") is None:
-            problems.append(
-                f"'{name}': required variables need an 'example' so the template can be previewed"
-            )
-        if required is True and declaration.get("default") is not None:
-            problems.append(
-                f"'{name}': 'default' is only allowed for optional variables "
-                "(set 'required' to false)"
-            )
+        problems = _declaration_problems(name, declaration)
         if problems:
             messages.extend(problems)
         else:
-            normalized[name] = entry
+            normalized[name] = _normalized(declaration)
     if messages:
         raise TemplateValidationError({VARIABLES_FIELD: messages})
     return normalized
+
+
+def _declaration_problems(name: object, declaration: object) -> list[str]:
+    """Everything wrong with one declaration, in a stable order; empty when it is valid."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        return [f"{name!r} is not a valid variable name (names must match {VARIABLE_NAME_PATTERN})"]
+    if not isinstance(declaration, Mapping):
+        return [f"'{name}': declaration must be an object"]
+    return [
+        *_unknown_key_problems(name, declaration),
+        *_value_type_problems(name, declaration),
+        *_required_problems(name, declaration),
+    ]
+
+
+def _unknown_key_problems(name: str, declaration: Mapping[object, object]) -> list[str]:
+    unknown = sorted(str(key) for key in declaration if key not in DECLARATION_KEYS)
+    if not unknown:
+        return []
+    return [
+        f"'{name}': unknown key(s) {', '.join(repr(k) for k in unknown)} "
+        f"(allowed: {', '.join(sorted(DECLARATION_KEYS))})"
+    ]
+
+
+def _value_type_problems(name: str, declaration: Mapping[object, object]) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(declaration.get("required", True), bool):
+        problems.append(f"'{name}': 'required' must be true or false")
+    if not isinstance(_description(declaration), str):
+        problems.append(f"'{name}': 'description' must be a string")
+    for key in ("example", "default"):
+        value = declaration.get(key)
+        if value is not None and not is_scalar(value):
+            problems.append(f"'{name}': '{key}' must be {SCALAR_HINT}")
+    return problems
+
+
+def _required_problems(name: str, declaration: Mapping[object, object]) -> list[str]:
+    """A required variable needs an example (for the preview) and may not have a default."""
+    if declaration.get("required", True) is not True:
+        return []
+    problems: list[str] = []
+    if declaration.get("example") is None:
+        problems.append(
+            f"'{name}': required variables need an 'example' so the template can be previewed"
+        )
+    if declaration.get("default") is not None:
+        problems.append(
+            f"'{name}': 'default' is only allowed for optional variables (set 'required' to false)"
+        )
+    return problems
+
+
+def _description(declaration: Mapping[object, object]) -> object:
+    description = declaration.get("description", "")
+    return "" if description is None else description
+
+
+def _normalized(declaration: Mapping[object, object]) -> dict[str, Any]:
+    """The stored form of a valid declaration: ``example``/``default`` only when given."""
+    entry: dict[str, Any] = {
+        "required": declaration.get("required", True),
+        "description": _description(declaration),
+    }
+    for key in ("example", "default"):
+        value = declaration.get(key)
+        if value is not None:
+            entry[key] = value
+    return entry
 
 
 def validate_template(
@@ -111,38 +141,50 @@ def validate_template(
     but not declared. Declared-but-unused variables are allowed (shared declaration sets).
     """
     errors: dict[str, list[str]] = {}
+    sources = {SUBJECT_FIELD: subject, CONTENT_FIELD: content, HTML_FIELD: html}
+    compiled = _compile_fields(sources, errors)
+    if isinstance(subject, str) and ("\n" in subject or "\r" in subject):
+        errors.setdefault(SUBJECT_FIELD, []).append("subject must be a single line")
+    if template_variables is not None:
+        _check_declared(compiled, template_variables, errors)
+    if errors:
+        raise TemplateValidationError(errors)
+    return {name for template in compiled.values() for name in template.variables}
+
+
+def _compile_fields(
+    sources: Mapping[str, object], errors: dict[str, list[str]]
+) -> dict[str, CompiledTemplate]:
+    """Compile each given field; a field that does not compile adds to ``errors`` instead."""
     compiled: dict[str, CompiledTemplate] = {}
-    used: set[str] = set()
-    for field, source in ((SUBJECT_FIELD, subject), (CONTENT_FIELD, content), (HTML_FIELD, html)):
+    for field, source in sources.items():
         if source is None:
             continue
         if not isinstance(source, str):
             errors.setdefault(field, []).append("must be a string")
             continue
         try:
-            template = compile_template(source)
+            compiled[field] = compile_template(source)
         except TemplateSyntaxError as exc:
             errors.setdefault(field, []).append(exc.message)
-            continue
-        compiled[field] = template
-        used.update(template.variables)
-    if isinstance(subject, str) and ("\n" in subject or "\r" in subject):
-        errors.setdefault(SUBJECT_FIELD, []).append("subject must be a single line")
+    return compiled
 
-    declarations: dict[str, dict[str, Any]] | None = None
-    if template_variables is not None:
-        try:
-            declarations = validate_declarations(template_variables)
-        except TemplateValidationError as exc:
-            for field, msgs in exc.errors.items():
-                errors.setdefault(field, []).extend(msgs)
-    if declarations is not None:
-        for field, template in compiled.items():
-            for name in template.variables:
-                if name not in declarations:
-                    errors.setdefault(field, []).append(
-                        f"variable '{name}' is not declared in template_variables"
-                    )
-    if errors:
-        raise TemplateValidationError(errors)
-    return used
+
+def _check_declared(
+    compiled: Mapping[str, CompiledTemplate],
+    template_variables: object,
+    errors: dict[str, list[str]],
+) -> None:
+    """Add invalid declarations or, when they are valid, variables used but not declared."""
+    try:
+        declarations = validate_declarations(template_variables)
+    except TemplateValidationError as exc:
+        for field, msgs in exc.errors.items():
+            errors.setdefault(field, []).extend(msgs)
+        return
+    for field, template in compiled.items():
+        for name in template.variables:
+            if name not in declarations:
+                errors.setdefault(field, []).append(
+                    f"variable '{name}' is not declared in template_variables"
+                )
