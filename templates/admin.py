@@ -31,6 +31,7 @@ from django.utils.html import format_html
 
 from notifyplatform.admin_utils import NPModelAdmin
 
+from . import selectors
 from .models import NotificationTemplate
 from .rendering.errors import TemplateError
 from .rendering.message import RenderedMessage
@@ -70,12 +71,11 @@ def template_clone_to_language(
     """A copy of ``template`` in ``language`` (key ``<type>.<channel>.<lang>``), inactive
     until a translator has edited it; None when that language already has the row."""
     key = NotificationTemplate.make_key(template.invitation_type, template.delivery_type, language)
-    exists = NotificationTemplate.objects.filter(
+    if selectors.template_variant_exists(
         invitation_type=template.invitation_type,
         delivery_type=template.delivery_type,
         language=language,
-    ).exists()
-    if exists or NotificationTemplate.objects.filter(template_key=key).exists():
+    ):
         return None
     try:
         with transaction.atomic():
@@ -177,23 +177,20 @@ class NotificationTemplateAdmin(NPModelAdmin):
         template = get_object_or_404(NotificationTemplate, pk=object_id)
         if not self.has_view_or_change_permission(request, template):
             raise PermissionDenied
-        siblings = NotificationTemplate.objects.filter(
-            invitation_type=template.invitation_type
-        ).order_by("delivery_type", "language")
-        languages = sorted(set(siblings.values_list("language", flat=True)))
-        channels = sorted(set(siblings.values_list("delivery_type", flat=True)))
+        variants = selectors.template_variant_list(invitation_type=template.invitation_type)
+        languages = sorted(set(variants.values_list("language", flat=True)))
+        channels = sorted(set(variants.values_list("delivery_type", flat=True)))
         language = request.GET.get("language") or ""
         channel = request.GET.get("channel") or ""
-        if language:
-            siblings = siblings.filter(language=language)
-        if channel:
-            siblings = siblings.filter(delivery_type=channel)
+        shown = selectors.template_variant_list(
+            invitation_type=template.invitation_type, language=language, channel=channel
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": template,
             "title": f"Preview: {template.invitation_type}",
-            "previews": [template_preview(row) for row in siblings],
+            "previews": [template_preview(row) for row in shown],
             "languages": languages,
             "channels": channels,
             "language": language,

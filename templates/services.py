@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import catalog
+from . import catalog, selectors
 from .models import NotificationTemplate
 from .rendering.language import select_language
 from .rendering.message import RenderedMessage, render_message
@@ -56,40 +56,54 @@ def templates_for_channels(
     """
     channels = list(channels)
     if template_is_exact_key(template_key):
-        row = NotificationTemplate.objects.filter(template_key=template_key, is_active=True).first()
-        if row is None:
-            raise TemplateNotFoundError(f"unknown template '{template_key}'")
-        for channel in channels:
-            if channel != row.delivery_type:
-                raise TemplateNotFoundError(
-                    f"template '{template_key}' is for channel '{row.delivery_type}', "
-                    f"not '{channel}'",
-                    channel=channel,
-                )
-        return {row.delivery_type: row}
-
-    rows = list(
-        NotificationTemplate.objects.filter(
-            invitation_type=template_key, delivery_type__in=channels, is_active=True
-        )
-    )
-    if not rows:
+        return _exact_template(template_key, channels)
+    rows = selectors.template_list_active(invitation_type=template_key, channels=channels)
+    by_channel = _by_channel_and_language(list(rows))
+    if not by_channel:
         raise TemplateNotFoundError(f"unknown template '{template_key}'")
+    return {
+        channel: _best_language(template_key, channel, by_channel.get(channel, {}), locale)
+        for channel in channels
+    }
+
+
+def _exact_template(template_key: str, channels: list[str]) -> dict[str, NotificationTemplate]:
+    """The one row an exact key pins, provided every channel asked for is its channel."""
+    row = selectors.template_get_active(template_key=template_key)
+    if row is None:
+        raise TemplateNotFoundError(f"unknown template '{template_key}'")
+    for channel in channels:
+        if channel != row.delivery_type:
+            raise TemplateNotFoundError(
+                f"template '{template_key}' is for channel '{row.delivery_type}', not '{channel}'",
+                channel=channel,
+            )
+    return {row.delivery_type: row}
+
+
+def _by_channel_and_language(
+    rows: Iterable[NotificationTemplate],
+) -> dict[str, dict[str, NotificationTemplate]]:
     by_channel: dict[str, dict[str, NotificationTemplate]] = {}
     for row in rows:
         by_channel.setdefault(row.delivery_type, {})[row.language] = row
-    chosen: dict[str, NotificationTemplate] = {}
-    for channel in channels:
-        languages = by_channel.get(channel, {})
-        language = select_language(languages, locale, DEFAULT_LANGUAGE)
-        if language is None:
-            raise TemplateNotFoundError(
-                f"template '{template_key}' has no '{channel}' version "
-                f"in '{locale or DEFAULT_LANGUAGE}' or '{DEFAULT_LANGUAGE}'",
-                channel=channel,
-            )
-        chosen[channel] = languages[language]
-    return chosen
+    return by_channel
+
+
+def _best_language(
+    template_key: str,
+    channel: str,
+    languages: Mapping[str, NotificationTemplate],
+    locale: str | None,
+) -> NotificationTemplate:
+    language = select_language(languages, locale, DEFAULT_LANGUAGE)
+    if language is None:
+        raise TemplateNotFoundError(
+            f"template '{template_key}' has no '{channel}' version "
+            f"in '{locale or DEFAULT_LANGUAGE}' or '{DEFAULT_LANGUAGE}'",
+            channel=channel,
+        )
+    return languages[language]
 
 
 def template_render(template: NotificationTemplate, context: Mapping[str, Any]) -> RenderedMessage:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .. import selectors
 from ..models import NotificationTemplate
 from ..rendering.errors import TemplateError
 from ..rendering.preview import example_context
@@ -60,11 +62,11 @@ class TemplateViewSet(viewsets.ModelViewSet):
     queryset = NotificationTemplate.objects.all()
     filterset_class = TemplateFilter
     ordering_fields = ["template_key", "invitation_type", "delivery_type", "language", "updated_at"]
-    ordering = ["invitation_type", "delivery_type", "language", "id"]
+    ordering = list(selectors.TEMPLATE_ORDERING)
     lookup_value_regex = r"\d+"
 
-    def get_queryset(self) -> Any:
-        return NotificationTemplate.objects.order_by(*self.ordering)
+    def get_queryset(self) -> QuerySet[NotificationTemplate]:
+        return selectors.template_list()
 
     @extend_schema(
         request=TemplatePreviewRequestSerializer, responses={200: TemplatePreviewSerializer}
@@ -78,9 +80,9 @@ class TemplateViewSet(viewsets.ModelViewSet):
         rows = [template]
         if serializer.validated_data["all_variants"]:
             rows += list(
-                NotificationTemplate.objects.filter(invitation_type=template.invitation_type)
-                .exclude(pk=template.pk)
-                .order_by("delivery_type", "language")
+                selectors.template_variant_list(invitation_type=template.invitation_type).exclude(
+                    pk=template.pk
+                )
             )
         try:
             context = {**example_context(template.template_variables), **overrides}
