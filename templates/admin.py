@@ -36,6 +36,7 @@ from .models import NotificationTemplate
 from .rendering.errors import TemplateError
 from .rendering.message import RenderedMessage
 from .rendering.preview import example_context
+from .rendering.values import Scalar
 from .services import template_render
 from .sms import SmsInfo, sms_segments
 
@@ -47,7 +48,7 @@ class TemplatePreview:
     """One template row rendered with its declared examples (or the error that stopped it)."""
 
     template: NotificationTemplate
-    context: dict[str, Any]
+    context: dict[str, Scalar]
     rendered: RenderedMessage | None
     error: str | None
     sms: SmsInfo | None

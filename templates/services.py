@@ -9,12 +9,12 @@ Language fallback: the user's full locale (``pt-BR``) → its language (``pt``) 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from . import catalog, selectors
 from .models import NotificationTemplate
 from .rendering.language import select_language
 from .rendering.message import RenderedMessage, render_message
+from .rendering.values import Context
 
 TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
 DEFAULT_LANGUAGE = "en"
@@ -106,7 +106,7 @@ def _best_language(
     return languages[language]
 
 
-def template_render(template: NotificationTemplate, context: Mapping[str, Any]) -> RenderedMessage:
+def template_render(template: NotificationTemplate, context: Context) -> RenderedMessage:
     """Render one template row; raises ``rendering.TemplateRenderError`` (code, field, variable)."""
     return render_message(
         subject=template.subject_template,

@@ -7,13 +7,11 @@ rendering one recipient is a handful of dict lookups plus one C-level format cal
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
 from .syntax import tokenize
-from .values import missing_value, to_text
+from .values import Context, Declarations, missing_value, to_text
 
 _COMPILE_CACHE_SIZE = 512
 
@@ -31,10 +29,10 @@ class CompiledTemplate:
 
     def render(
         self,
-        context: Mapping[str, Any],
+        context: Context,
         *,
         html: bool = False,
-        declarations: Mapping[str, Any] | None = None,
+        declarations: Declarations | None = None,
     ) -> str:
         """Render with ``context``; ``html=True`` escapes values (not the template markup).
 
@@ -66,15 +64,11 @@ def compile_template(source: str) -> CompiledTemplate:
     return CompiledTemplate(source=source, variables=tuple(index), _pattern="".join(pattern))
 
 
-def render_text(
-    source: str, context: Mapping[str, Any], *, declarations: Mapping[str, Any] | None = None
-) -> str:
+def render_text(source: str, context: Context, *, declarations: Declarations | None = None) -> str:
     """Render as plain text (SMS, push, subject, text email): values inserted verbatim."""
     return compile_template(source).render(context, declarations=declarations)
 
 
-def render_html(
-    source: str, context: Mapping[str, Any], *, declarations: Mapping[str, Any] | None = None
-) -> str:
+def render_html(source: str, context: Context, *, declarations: Declarations | None = None) -> str:
     """Render as HTML: values are escaped with ``html.escape(quote=True)``, markup is kept."""
     return compile_template(source).render(context, html=True, declarations=declarations)

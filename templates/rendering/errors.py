@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import NotRequired, TypeAlias, TypedDict
 
 # Error codes (UPPER_SNAKE, stable: API clients and delivery records store them).
 TEMPLATE_VARIABLE_MISSING = "TEMPLATE_VARIABLE_MISSING"
@@ -17,6 +17,16 @@ SUBJECT_FIELD = "subject_template"
 CONTENT_FIELD = "content_template"
 HTML_FIELD = "html_template"
 VARIABLES_FIELD = "template_variables"
+
+
+class TemplateErrorBody(TypedDict):
+    """``TemplateError.to_dict()``: what API error bodies and delivery records store."""
+
+    code: str
+    message: str
+    field: str | None
+    variable: str | None
+    errors: NotRequired[dict[str, list[str]]]  # TemplateValidationError only
 
 
 class TemplateError(Exception):
@@ -44,11 +54,11 @@ class TemplateError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[_Rebuild, tuple[type[TemplateError], dict[str, object]]]:
         # Keyword-only __init__ breaks default exception pickling; Celery pickles exceptions.
         return (_rebuild_error, (type(self), self.__dict__.copy()))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TemplateErrorBody:
         """JSON-friendly form for API error bodies and delivery failure records."""
         return {
             "code": self.code,
@@ -58,12 +68,15 @@ class TemplateError(Exception):
         }
 
 
-def _rebuild_error(cls: type[TemplateError], state: dict[str, Any]) -> TemplateError:
+def _rebuild_error(cls: type[TemplateError], state: dict[str, object]) -> TemplateError:
     """Unpickle helper: recreate the exception without calling ``__init__``."""
     error = cls.__new__(cls)
     Exception.__init__(error, state.get("message", ""))
     error.__dict__.update(state)
     return error
+
+
+_Rebuild: TypeAlias = Callable[[type[TemplateError], dict[str, object]], TemplateError]
 
 
 class TemplateRenderError(TemplateError):
@@ -107,7 +120,7 @@ class TemplateValidationError(TemplateError):
             field=fields[0] if len(fields) == 1 else None,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TemplateErrorBody:
         """Like the base form, plus the per-field messages."""
         data = super().to_dict()
         data["errors"] = self.errors

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .engine import compile_template
 from .errors import CONTENT_FIELD, HTML_FIELD, SUBJECT_FIELD, TemplateError
+from .values import Context, Declarations
 
 _LINE_BREAKS_RE = re.compile(r"[\r\n]+")
 
@@ -26,8 +25,8 @@ class RenderedMessage:
 def _render_field(
     field: str,
     source: str,
-    context: Mapping[str, Any],
-    declarations: Mapping[str, Any] | None,
+    context: Context,
+    declarations: Declarations | None,
     *,
     html: bool,
 ) -> str:
@@ -44,8 +43,8 @@ def render_message(
     subject: str | None,
     content: str,
     html: str | None,
-    declarations: Mapping[str, Any] | None,
-    context: Mapping[str, Any],
+    declarations: Declarations | None,
+    context: Context,
 ) -> RenderedMessage:
     """Render subject (plain), content (plain) and html (escaped) for one recipient.
 

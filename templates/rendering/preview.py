@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .validation import validate_declarations
+from .values import Scalar
 
 
-def example_context(template_variables: object) -> dict[str, Any]:
+def example_context(template_variables: object) -> dict[str, Scalar]:
     """Context built from the declared examples, for the admin preview.
 
     Optional variables without an example are left out so the preview shows their default.

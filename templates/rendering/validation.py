@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 
 from .engine import CompiledTemplate, compile_template
 from .errors import (
@@ -16,7 +16,7 @@ from .errors import (
     TemplateValidationError,
 )
 from .syntax import VARIABLE_NAME_PATTERN
-from .values import SCALAR_HINT, is_scalar
+from .values import SCALAR_HINT, Scalar, is_scalar
 
 _NAME_RE = re.compile(rf"\A{VARIABLE_NAME_PATTERN}\Z")
 
@@ -24,7 +24,16 @@ _NAME_RE = re.compile(rf"\A{VARIABLE_NAME_PATTERN}\Z")
 DECLARATION_KEYS = frozenset({"required", "description", "example", "default"})
 
 
-def validate_declarations(template_variables: object) -> dict[str, dict[str, Any]]:
+class VariableDeclaration(TypedDict):
+    """One normalised entry of ``template_variables`` (see validate_declarations)."""
+
+    required: bool
+    description: str
+    example: NotRequired[Scalar]
+    default: NotRequired[Scalar]
+
+
+def validate_declarations(template_variables: object) -> dict[str, VariableDeclaration]:
     """Validate the ``template_variables`` column and return it normalised.
 
     Shape: ``{"name": {"required": bool = true, "description": str = "", "example": scalar,
@@ -43,7 +52,7 @@ def validate_declarations(template_variables: object) -> dict[str, dict[str, Any
             {VARIABLES_FIELD: ["must be an object mapping variable names to declarations"]}
         )
     messages: list[str] = []
-    normalized: dict[str, dict[str, Any]] = {}
+    normalized: dict[str, VariableDeclaration] = {}
     for name, declaration in template_variables.items():
         problems = _declaration_problems(name, declaration)
         if problems:
@@ -112,16 +121,19 @@ def _description(declaration: Mapping[object, object]) -> object:
     return "" if description is None else description
 
 
-def _normalized(declaration: Mapping[object, object]) -> dict[str, Any]:
-    """The stored form of a valid declaration: ``example``/``default`` only when given."""
-    entry: dict[str, Any] = {
-        "required": declaration.get("required", True),
-        "description": _description(declaration),
-    }
-    for key in ("example", "default"):
-        value = declaration.get(key)
-        if value is not None:
-            entry[key] = value
+def _normalized(declaration: Mapping[object, object]) -> VariableDeclaration:
+    """The stored form of a valid declaration: ``example``/``default`` only when given.
+
+    Only called once _declaration_problems found nothing, so the casts hold.
+    """
+    entry = VariableDeclaration(
+        required=cast(bool, declaration.get("required", True)),
+        description=cast(str, _description(declaration)),
+    )
+    if (example := declaration.get("example")) is not None:
+        entry["example"] = cast(Scalar, example)
+    if (default := declaration.get("default")) is not None:
+        entry["default"] = cast(Scalar, default)
     return entry
 
 

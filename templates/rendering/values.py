@@ -5,12 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TypeAlias
 
 from .errors import TEMPLATE_VARIABLE_INVALID, TEMPLATE_VARIABLE_MISSING, TemplateRenderError
 
+# What a template can display; SCALAR_TYPES is the same set for isinstance().
+Scalar: TypeAlias = str | bool | int | float | Decimal
 SCALAR_TYPES = (str, bool, int, float, Decimal)
 SCALAR_HINT = "a string, number or boolean"
+
+# The values one recipient's message is rendered with (each must be a Scalar or None).
+Context: TypeAlias = Mapping[str, object]
+# The stored ``template_variables`` column as rendering reads it (validated at save time).
+Declarations: TypeAlias = Mapping[str, object]
 
 
 def to_text(name: str, value: object) -> str:
@@ -37,7 +44,7 @@ def _invalid(name: str, detail: str) -> TemplateRenderError:
     )
 
 
-def missing_value(name: str, declarations: Mapping[str, Any] | None) -> str:
+def missing_value(name: str, declarations: Declarations | None) -> str:
     """Value for a variable absent from the context (or None): optional ones fall back to
     their declared default or "", required/undeclared ones are an error."""
     declaration = declarations.get(name) if declarations else None
