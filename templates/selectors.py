@@ -53,3 +53,11 @@ def template_variant_exists(*, invitation_type: str, delivery_type: str, languag
     ).exists()
     key = NotificationTemplate.make_key(invitation_type, delivery_type, language)
     return exists or NotificationTemplate.objects.filter(template_key=key).exists()
+
+
+def template_key_taken(*, template_key: str, exclude_id: int | None = None) -> bool:
+    """Whether another row (not ``exclude_id``, the one being edited) has this key."""
+    clash = NotificationTemplate.objects.filter(template_key=template_key)
+    if exclude_id is not None:
+        clash = clash.exclude(pk=exclude_id)
+    return clash.exists()

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from notifyplatform.api_fields import StrictBooleanField, StrictCharField
 from notifyplatform.choices import Channel
 
+from .. import selectors
 from ..models import NotificationTemplate
 from ..rendering.errors import TemplateValidationError
 from ..rendering.validation import validate_template
@@ -79,10 +80,8 @@ class TemplateSerializer(serializers.ModelSerializer):
         key = NotificationTemplate.make_key(
             current("invitation_type"), current("delivery_type"), current("language", "en") or "en"
         )
-        clash = NotificationTemplate.objects.filter(template_key=key)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
+        editing = None if self.instance is None else self.instance.pk
+        if selectors.template_key_taken(template_key=key, exclude_id=editing):
             raise serializers.ValidationError(
                 {"language": [f"a template {key!r} already exists for this type and channel"]}
             )
