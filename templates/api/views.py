@@ -19,12 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import selectors
+from ..filters import TemplateFilter
 from ..models import NotificationTemplate
 from ..rendering.errors import TemplateError
 from ..rendering.preview import example_context
 from ..services import template_render
 from ..sms import sms_segments
-from .filters import TemplateFilter
 from .serializers import (
     TemplatePreviewRequestSerializer,
     TemplatePreviewSerializer,
