@@ -21,7 +21,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -37,7 +36,7 @@ from .rendering.errors import TemplateError
 from .rendering.message import RenderedMessage
 from .rendering.preview import example_context
 from .rendering.values import Scalar
-from .services import template_render
+from .services import template_clone_to_language, template_render
 from .sms import SmsInfo, sms_segments
 
 LANGUAGE_RE = re.compile(r"\A[a-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
@@ -63,39 +62,6 @@ def template_preview(template: NotificationTemplate) -> TemplatePreview:
         return TemplatePreview(template, {}, None, f"{exc.code}: {exc.message}", None)
     sms = sms_segments(rendered.text) if template.delivery_type == "sms" else None
     return TemplatePreview(template, context, rendered, None, sms)
-
-
-@transaction.atomic
-def template_clone_to_language(
-    *, template: NotificationTemplate, language: str
-) -> NotificationTemplate | None:
-    """A copy of ``template`` in ``language`` (key ``<type>.<channel>.<lang>``), inactive
-    until a translator has edited it; None when that language already has the row."""
-    key = NotificationTemplate.make_key(template.invitation_type, template.delivery_type, language)
-    if selectors.template_variant_exists(
-        invitation_type=template.invitation_type,
-        delivery_type=template.delivery_type,
-        language=language,
-    ):
-        return None
-    try:
-        with transaction.atomic():
-            return NotificationTemplate.objects.create(
-                template_key=key,
-                template_name=f"{template.template_name} ({language})",
-                invitation_type=template.invitation_type,
-                delivery_type=template.delivery_type,
-                language=language,
-                subject_template=template.subject_template,
-                content_template=template.content_template,
-                html_template=template.html_template,
-                template_variables=template.template_variables,
-                provider_specific_config=template.provider_specific_config,
-                # Live sends pick the best language: an untranslated copy must not win.
-                is_active=False,
-            )
-    except IntegrityError:  # created concurrently by someone else
-        return None
 
 
 class CloneLanguageForm(forms.Form):

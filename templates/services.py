@@ -4,11 +4,15 @@
 channel and language — or an exact row key (``outbid.email.en``), which pins that one row.
 Language fallback: the user's full locale (``pt-BR``) → its language (``pt``) → ``en``
 (``rendering.select_language``).
+
+Writes: ``template_clone_to_language`` (the admin's clone action).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+from django.db import IntegrityError, transaction
 
 from . import catalog, selectors
 from .models import NotificationTemplate
@@ -115,3 +119,36 @@ def template_render(template: NotificationTemplate, context: Context) -> Rendere
         declarations=template.template_variables,
         context=context,
     )
+
+
+@transaction.atomic
+def template_clone_to_language(
+    *, template: NotificationTemplate, language: str
+) -> NotificationTemplate | None:
+    """A copy of ``template`` in ``language`` (key ``<type>.<channel>.<lang>``), inactive
+    until a translator has edited it; None when that language already has the row."""
+    key = NotificationTemplate.make_key(template.invitation_type, template.delivery_type, language)
+    if selectors.template_variant_exists(
+        invitation_type=template.invitation_type,
+        delivery_type=template.delivery_type,
+        language=language,
+    ):
+        return None
+    try:
+        with transaction.atomic():
+            return NotificationTemplate.objects.create(
+                template_key=key,
+                template_name=f"{template.template_name} ({language})",
+                invitation_type=template.invitation_type,
+                delivery_type=template.delivery_type,
+                language=language,
+                subject_template=template.subject_template,
+                content_template=template.content_template,
+                html_template=template.html_template,
+                template_variables=template.template_variables,
+                provider_specific_config=template.provider_specific_config,
+                # Live sends pick the best language: an untranslated copy must not win.
+                is_active=False,
+            )
+    except IntegrityError:  # created concurrently by someone else
+        return None
