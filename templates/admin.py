@@ -144,24 +144,16 @@ class NotificationTemplateAdmin(NPModelAdmin):
         template = get_object_or_404(NotificationTemplate, pk=object_id)
         if not self.has_view_or_change_permission(request, template):
             raise PermissionDenied
-        variants = selectors.template_variant_list(invitation_type=template.invitation_type)
-        languages = sorted(set(variants.values_list("language", flat=True)))
-        channels = sorted(set(variants.values_list("delivery_type", flat=True)))
-        language = request.GET.get("language") or ""
-        channel = request.GET.get("channel") or ""
-        shown = selectors.template_variant_list(
-            invitation_type=template.invitation_type, language=language, channel=channel
-        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": template,
             "title": f"Preview: {template.invitation_type}",
-            "previews": [template_preview(row) for row in shown],
-            "languages": languages,
-            "channels": channels,
-            "language": language,
-            "channel": channel,
+            **_variant_previews(
+                template,
+                language=request.GET.get("language") or "",
+                channel=request.GET.get("channel") or "",
+            ),
         }
         return TemplateResponse(request, "admin_console/template_preview.html", context)
 
@@ -171,28 +163,8 @@ class NotificationTemplateAdmin(NPModelAdmin):
     ) -> HttpResponse | None:
         form = CloneLanguageForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            language = form.cleaned_data["language"]
-            created, skipped = [], []
-            for template in queryset.order_by("template_key"):
-                copy = template_clone_to_language(template=template, language=language)
-                (created if copy else skipped).append(
-                    NotificationTemplate.make_key(
-                        template.invitation_type, template.delivery_type, language
-                    )
-                )
-            if created:
-                self.message_user(
-                    request,
-                    f"Created {len(created)} inactive template(s): {', '.join(created)}. "
-                    "Translate them, then activate.",
-                    messages.SUCCESS,
-                )
-            if skipped:
-                self.message_user(
-                    request,
-                    f"Already existed, left unchanged: {', '.join(skipped)}",
-                    messages.WARNING,
-                )
+            created, skipped = _clone_all(queryset, form.cleaned_data["language"])
+            self._report_clones(request, created, skipped)
             return HttpResponseRedirect(request.get_full_path())
         context = {
             **self.admin_site.each_context(request),
@@ -203,3 +175,54 @@ class NotificationTemplateAdmin(NPModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin_console/template_clone.html", context)
+
+    def _report_clones(self, request: HttpRequest, created: list[str], skipped: list[str]) -> None:
+        if created:
+            self.message_user(
+                request,
+                f"Created {len(created)} inactive template(s): {', '.join(created)}. "
+                "Translate them, then activate.",
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                f"Already existed, left unchanged: {', '.join(skipped)}",
+                messages.WARNING,
+            )
+
+
+def _variant_previews(
+    template: NotificationTemplate, *, language: str, channel: str
+) -> dict[str, object]:
+    """The previews shown (narrowed to ``language``/``channel`` when given) and the
+    languages and channels the type has, for the filter links."""
+    variants = selectors.template_variant_list(invitation_type=template.invitation_type)
+    languages = sorted(set(variants.values_list("language", flat=True)))
+    channels = sorted(set(variants.values_list("delivery_type", flat=True)))
+    shown = selectors.template_variant_list(
+        invitation_type=template.invitation_type, language=language, channel=channel
+    )
+    return {
+        "previews": [template_preview(row) for row in shown],
+        "languages": languages,
+        "channels": channels,
+        "language": language,
+        "channel": channel,
+    }
+
+
+def _clone_all(
+    queryset: QuerySet[NotificationTemplate], language: str
+) -> tuple[list[str], list[str]]:
+    """Clone every selected template to ``language``: the keys created and those skipped."""
+    created: list[str] = []
+    skipped: list[str] = []
+    for template in queryset.order_by("template_key"):
+        copy = template_clone_to_language(template=template, language=language)
+        (created if copy else skipped).append(
+            NotificationTemplate.make_key(
+                template.invitation_type, template.delivery_type, language
+            )
+        )
+    return created, skipped
