@@ -65,28 +65,38 @@ class TemplateSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        def current(name: str, default: Any = None) -> Any:
-            return attrs.get(name, getattr(self.instance, name, default))
+        self._check_templates(attrs)
+        attrs["template_key"] = self._free_key(attrs)
+        return attrs
 
+    def _current(self, attrs: dict[str, Any], name: str, default: Any = None) -> Any:
+        """The value after this request: from ``attrs``, else from the row being edited."""
+        return attrs.get(name, getattr(self.instance, name, default))
+
+    def _check_templates(self, attrs: dict[str, Any]) -> None:
         try:
             validate_template(
-                subject=current("subject_template"),
-                content=current("content_template", "") or "",
-                html=current("html_template"),
-                template_variables=current("template_variables"),
+                subject=self._current(attrs, "subject_template"),
+                content=self._current(attrs, "content_template", "") or "",
+                html=self._current(attrs, "html_template"),
+                template_variables=self._current(attrs, "template_variables"),
             )
         except TemplateValidationError as exc:
             raise serializers.ValidationError(exc.errors) from exc
+
+    def _free_key(self, attrs: dict[str, Any]) -> str:
+        """The derived ``template_key``, unless another row already has it."""
         key = NotificationTemplate.make_key(
-            current("invitation_type"), current("delivery_type"), current("language", "en") or "en"
+            self._current(attrs, "invitation_type"),
+            self._current(attrs, "delivery_type"),
+            self._current(attrs, "language", "en") or "en",
         )
         editing = None if self.instance is None else self.instance.pk
         if selectors.template_key_taken(template_key=key, exclude_id=editing):
             raise serializers.ValidationError(
                 {"language": [f"a template {key!r} already exists for this type and channel"]}
             )
-        attrs["template_key"] = key
-        return attrs
+        return key
 
 
 class TemplatePreviewRequestSerializer(serializers.Serializer):
