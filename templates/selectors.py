@@ -31,6 +31,11 @@ def template_list_active(
     )
 
 
+def template_type_has_rows(*, invitation_type: str) -> bool:
+    """Whether any row (active or not, any channel or language) renders this type."""
+    return NotificationTemplate.objects.filter(invitation_type=invitation_type).exists()
+
+
 def template_variant_list(
     *, invitation_type: str, language: str = "", channel: str = ""
 ) -> QuerySet[NotificationTemplate]:

@@ -45,9 +45,8 @@ def template_type_of(template_key: str) -> str:
 def template_type_exists(type_name: str) -> bool:
     """A notification type the platform can send: one of the catalogue's, or the type of a
     template row (a staff-defined one)."""
-    return (
-        catalog.get_entry(type_name) is not None
-        or NotificationTemplate.objects.filter(invitation_type=type_name).exists()
+    return catalog.get_entry(type_name) is not None or selectors.template_type_has_rows(
+        invitation_type=type_name
     )
 
 
