@@ -100,7 +100,9 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplatePreviewRequestSerializer(serializers.Serializer):
-    context = serializers.DictField(
+    # The API field is called "context". DRF's metaclass moves declared fields off the class,
+    # so Serializer.context is untouched at runtime; only the stubs see a clash.
+    context = serializers.DictField(  # type: ignore[assignment]
         required=False,
         default=dict,
         help_text="Values overriding the declared examples of template_variables.",
@@ -125,5 +127,5 @@ class RenderedVariantSerializer(serializers.Serializer):
 
 
 class TemplatePreviewSerializer(serializers.Serializer):
-    context = serializers.DictField()
+    context = serializers.DictField()  # type: ignore[assignment]  # see above
     variants = RenderedVariantSerializer(many=True)
