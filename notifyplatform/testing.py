@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from notifyplatform.launcher.services import free_port
+from notifyplatform.launcher.system import free_port
 
 __all__ = [
     "CHROMIUM",
