@@ -17,11 +17,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ..filters import TemplateFilter
 from ..models import NotificationTemplate
 from ..rendering import TemplateError, example_context
 from ..services import template_render
 from ..sms import sms_segments
-from .filters import TemplateFilter
 from .serializers import (
     TemplatePreviewRequestSerializer,
     TemplatePreviewSerializer,

@@ -6,7 +6,7 @@ import django_filters
 
 from notifyplatform.choices import Channel
 
-from ..models import NotificationTemplate
+from .models import NotificationTemplate
 
 
 class TemplateFilter(django_filters.FilterSet):
