@@ -33,6 +33,7 @@ from notifyplatform.admin_utils import NPModelAdmin
 
 from .models import NotificationTemplate
 from .rendering import RenderedMessage, TemplateError, example_context
+from .selectors import template_variants
 from .services import template_render
 from .sms import SmsInfo, sms_segments
 
@@ -175,9 +176,7 @@ class NotificationTemplateAdmin(NPModelAdmin):
         template = get_object_or_404(NotificationTemplate, pk=object_id)
         if not self.has_view_or_change_permission(request, template):
             raise PermissionDenied
-        siblings = NotificationTemplate.objects.filter(
-            invitation_type=template.invitation_type
-        ).order_by("delivery_type", "language")
+        siblings = template_variants(template)
         languages = sorted(set(siblings.values_list("language", flat=True)))
         channels = sorted(set(siblings.values_list("delivery_type", flat=True)))
         language = request.GET.get("language") or ""

@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .. import selectors
 from ..filters import TemplateFilter
 from ..models import NotificationTemplate
 from ..rendering import TemplateError, example_context
@@ -63,7 +64,7 @@ class TemplateViewSet(viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> Any:
-        return NotificationTemplate.objects.order_by(*self.ordering)
+        return selectors.template_list(ordering=self.ordering)
 
     @extend_schema(
         request=TemplatePreviewRequestSerializer, responses={200: TemplatePreviewSerializer}
@@ -76,11 +77,7 @@ class TemplateViewSet(viewsets.ModelViewSet):
         overrides = dict(serializer.validated_data["context"])
         rows = [template]
         if serializer.validated_data["all_variants"]:
-            rows += list(
-                NotificationTemplate.objects.filter(invitation_type=template.invitation_type)
-                .exclude(pk=template.pk)
-                .order_by("delivery_type", "language")
-            )
+            rows += list(selectors.template_variants(template).exclude(pk=template.pk))
         try:
             context = {**example_context(template.template_variables), **overrides}
         except TemplateError:
