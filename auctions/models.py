@@ -7,11 +7,15 @@ Thirteen auction types are stored; bidding rules exist for some of them (see
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 
 from notifyplatform.db import SeedIndex, choices_check, created_at, seed_default, updated_at
+
+if TYPE_CHECKING:
+    from users.models import User
 
 
 class AuctionType(models.TextChoices):
@@ -74,7 +78,7 @@ class Auction(models.Model):
         related_name="auctions_won",
     )
     final_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    watchers = models.ManyToManyField(
+    watchers: models.ManyToManyField[User, AuctionWatcher] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="AuctionWatcher", related_name="watched_auctions", blank=True
     )
     created_at = created_at()

@@ -107,7 +107,10 @@ class EnglishRules(BidRules):
             return max(auction.starting_price, CENT)
         return auction.current_price + auction.min_increment
 
-    def check(self, auction, amount, *, bidder_id, leading, bidder_has_bid):  # type: ignore[no-untyped-def]
+    def check(
+        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        bidder_has_bid: bool,
+    ) -> BidOutcome:
         if leading is not None and leading.bidder_id == bidder_id:
             raise AuctionError(
                 errors.ALREADY_LEADING, "you already hold the highest bid", field="amount"
@@ -133,7 +136,10 @@ class PennyRules(BidRules):
         base = auction.current_price if auction.current_price is not None else auction.starting_price
         return base + step
 
-    def check(self, auction, amount, *, bidder_id, leading, bidder_has_bid):  # type: ignore[no-untyped-def]
+    def check(
+        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        bidder_has_bid: bool,
+    ) -> BidOutcome:
         if leading is not None and leading.bidder_id == bidder_id:
             raise AuctionError(
                 errors.ALREADY_LEADING, "you already hold the highest bid", field="amount"
@@ -155,7 +161,10 @@ class SealedFirstPriceRules(BidRules):
     auction_type = AuctionType.SEALED_FIRST_PRICE
     sealed = True
 
-    def check(self, auction, amount, *, bidder_id, leading, bidder_has_bid):  # type: ignore[no-untyped-def]
+    def check(
+        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        bidder_has_bid: bool,
+    ) -> BidOutcome:
         if bidder_has_bid:
             raise AuctionError(
                 errors.SEALED_BID_EXISTS,
