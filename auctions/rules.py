@@ -81,7 +81,12 @@ class BidRules:
     sealed: ClassVar[bool] = False
 
     def check(
-        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
         bidder_has_bid: bool,
     ) -> BidOutcome:
         raise NotImplementedError
@@ -108,7 +113,12 @@ class EnglishRules(BidRules):
         return auction.current_price + auction.min_increment
 
     def check(
-        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
         bidder_has_bid: bool,
     ) -> BidOutcome:
         if leading is not None and leading.bidder_id == bidder_id:
@@ -133,11 +143,18 @@ class PennyRules(BidRules):
 
     def next_price(self, auction: Auction) -> Decimal:
         step = auction.bid_increment or auction.min_increment
-        base = auction.current_price if auction.current_price is not None else auction.starting_price
+        base = (
+            auction.current_price if auction.current_price is not None else auction.starting_price
+        )
         return base + step
 
     def check(
-        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
         bidder_has_bid: bool,
     ) -> BidOutcome:
         if leading is not None and leading.bidder_id == bidder_id:
@@ -162,7 +179,12 @@ class SealedFirstPriceRules(BidRules):
     sealed = True
 
     def check(
-        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
         bidder_has_bid: bool,
     ) -> BidOutcome:
         if bidder_has_bid:
