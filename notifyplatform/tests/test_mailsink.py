@@ -62,7 +62,6 @@ def demo_email_providers(db, sink, settings):
     """The demo's email providers as seed_demo writes them, under the variables the
     launcher gives the app processes (minus Mailgun, the sandbox's, not under test)."""
     from demo.accounts import provider_definitions
-
     from providers.models import Provider
 
     settings.EMAIL_HOST = sink.variables["EMAIL_HOST"]
