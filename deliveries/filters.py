@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import QuerySet
 
 from notifyplatform.api_filters import IntegerFilter
 from notifyplatform.choices import Channel, Priority, ProviderType
@@ -84,7 +85,9 @@ class InboxFilter(django_filters.FilterSet):
         model = Notification
         fields = ["category", "unread"]
 
-    def filter_unread(self, queryset, name, value):  # type: ignore[no-untyped-def]
+    def filter_unread(
+        self, queryset: QuerySet[Notification], name: str, value: bool | None
+    ) -> QuerySet[Notification]:
         if value is None:
             return queryset
         return queryset.filter(is_read=not value)
