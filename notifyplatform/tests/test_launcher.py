@@ -28,7 +28,7 @@ import redis
 from notifyplatform.launcher import postgres, procs, services, system
 from notifyplatform.launcher.services import decide_modes, ensure_services, stop_embedded
 from notifyplatform.launcher.system import LauncherError, mask_url, pid_alive, redis_ping
-from notifyplatform.testing import free_port
+from notifyplatform.testing import free_port, two_free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,7 +158,7 @@ def test_configured_database_that_cannot_be_reached_is_one_line(tmp_path, comman
         "NP_SERVICES": "configured",
         "DATABASE_URL": url,
         "NP_RUN_DIR": str(tmp_path),
-        "PORT": str(free_port()),
+        "PORT": str(two_free_ports()),  # `run` refuses a busy PORT or PORT+1 (the sandbox's)
     }
     out = launcher(command, env=env)
     assert out.returncode == 1
