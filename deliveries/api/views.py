@@ -17,12 +17,11 @@ from notifyplatform.schema import error_response
 from users.models import User
 
 from .. import selectors, services
-from ..filters import InboxFilter
+from ..filters import InboxFilter, NotificationFilter
 from ..models import UserNotificationPreference
 from ..services.idempotency import IdempotentRequest, notify_idempotent, request_fingerprint
 from ..services.operations import notification_cancel
 from ..types import Recipient
-from .filters import NotificationFilter
 from .serializers import (
     DeliverySerializer,
     NotificationSerializer,

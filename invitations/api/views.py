@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.request import Request
@@ -15,15 +14,13 @@ from rest_framework.views import APIView
 
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
-from notifyplatform.api_filters import IntegerFilter
 from notifyplatform.schema import error_response
 from users.models import User
 
 from .. import selectors, services
 from ..errors import INVITATION_NOT_FOUND
-from ..filters import InvitationFilter
+from ..filters import InvitationFilter, InvitationHistoryFilter
 from ..models import (
-    InvitationAction,
     InvitationConversionFunnel,
     StoryInvitation,
     UserInvitationHistory,
@@ -168,17 +165,6 @@ class InvitationAcceptByTokenView(_AnswerView):
 
 class InvitationDeclineByTokenView(_AnswerView):
     accept = False
-
-
-class InvitationHistoryFilter(django_filters.FilterSet):
-    action = django_filters.MultipleChoiceFilter(choices=InvitationAction.choices)
-    invitation = IntegerFilter(field_name="invitation_id")
-    after = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="lt")
-
-    class Meta:
-        model = UserInvitationHistory
-        fields = ["action", "invitation", "after", "before"]
 
 
 class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):

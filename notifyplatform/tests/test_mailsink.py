@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyplatform.launcher.cli import mail_sink
+from notifyplatform.launcher.appenv import mail_sink
 from notifyplatform.mailsink import caught_mail
 from notifyplatform.testing import free_port, stop_process, wait_listening
 

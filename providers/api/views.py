@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import django_filters
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -20,6 +19,7 @@ from providers.api.serializers import (
     ProviderSerializer,
     ProviderUpdateSerializer,
 )
+from providers.filters import ProviderHealthFilter
 from providers.models import Provider, ProviderHealthMetric
 from providers.services import (
     provider_audit_configuration,
@@ -72,21 +72,6 @@ class ProviderViewSet(
                     provider=provider, before=before, actor=request.user, via="API"
                 )
         return Response(ProviderSerializer(provider).data)
-
-
-class ProviderHealthFilter(django_filters.FilterSet):
-    provider_name = django_filters.CharFilter()
-    is_healthy = django_filters.BooleanFilter()
-    checked_after = django_filters.IsoDateTimeFilter(
-        field_name="health_check_timestamp", lookup_expr="gte"
-    )
-    checked_before = django_filters.IsoDateTimeFilter(
-        field_name="health_check_timestamp", lookup_expr="lt"
-    )
-
-    class Meta:
-        model = ProviderHealthMetric
-        fields = ["provider_name", "is_healthy", "checked_after", "checked_before"]
 
 
 class ProviderHealthViewSet(viewsets.ReadOnlyModelViewSet):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
 
-from .. import services
-from ..models import ApiToken
+from .. import selectors, services
+from ..models import ApiToken, User
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
@@ -42,7 +42,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering = ["-created_at"]
 
     def get_queryset(self) -> Any:
-        return ApiToken.objects.filter(user=self.request.user).order_by("-created_at", "-id")
+        # IsAuthenticated (the default permission): never an AnonymousUser here
+        return selectors.api_token_list(user=cast(User, self.request.user))
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request) -> Response:
