@@ -17,6 +17,7 @@ from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
 from notifyplatform.api_filters import IntegerFilter
 from notifyplatform.schema import error_response
+from users.authentication import request_user
 from users.models import User
 
 from .. import selectors, services
@@ -57,7 +58,7 @@ class InvitationViewSet(
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self) -> Any:
-        return selectors.invitation_list_for_user(user=self.request.user)
+        return selectors.invitation_list_for_user(user=request_user(self.request))
 
     @extend_schema(
         request=InvitationCreateSerializer,
@@ -87,7 +88,7 @@ class InvitationViewSet(
                 )
         preferences = {"channels": data["channels"]} if data.get("channels") else None
         invitation = services.invitation_create(
-            inviter=request.user,
+            inviter=request_user(request),
             invitation_type=data["invitation_type"],
             invitee_user=invitee_user,
             invitee_email=data.get("invitee_email") or None,
@@ -192,7 +193,7 @@ class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> Any:
-        return UserInvitationHistory.objects.filter(user=self.request.user)
+        return UserInvitationHistory.objects.filter(user=request_user(self.request))
 
 
 class _StaffReadOnly(viewsets.ReadOnlyModelViewSet):
