@@ -90,7 +90,9 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplatePreviewRequestSerializer(serializers.Serializer):
-    context = serializers.DictField(
+    # a field named context: DRF's serializer metaclass pops declared fields off the class, so
+    # it never shadows Field.context at run time (the stubs cannot see that)
+    context = serializers.DictField(  # type: ignore[assignment]
         required=False,
         default=dict,
         help_text="Values overriding the declared examples of template_variables.",
@@ -115,5 +117,7 @@ class RenderedVariantSerializer(serializers.Serializer):
 
 
 class TemplatePreviewSerializer(serializers.Serializer):
-    context = serializers.DictField()
+    # a field named context: DRF's serializer metaclass pops declared fields off the class, so
+    # it never shadows Field.context at run time (the stubs cannot see that)
+    context = serializers.DictField()  # type: ignore[assignment]
     variants = RenderedVariantSerializer(many=True)
