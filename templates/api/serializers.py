@@ -90,9 +90,7 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplatePreviewRequestSerializer(serializers.Serializer):
-    # a field named context: DRF's serializer metaclass pops declared fields off the class, so
-    # it never shadows Field.context at run time (the stubs cannot see that)
-    context = serializers.DictField(  # type: ignore[assignment]
+    context = serializers.DictField(
         required=False,
         default=dict,
         help_text="Values overriding the declared examples of template_variables.",
@@ -117,7 +115,5 @@ class RenderedVariantSerializer(serializers.Serializer):
 
 
 class TemplatePreviewSerializer(serializers.Serializer):
-    # a field named context: DRF's serializer metaclass pops declared fields off the class, so
-    # it never shadows Field.context at run time (the stubs cannot see that)
-    context = serializers.DictField()  # type: ignore[assignment]
+    context = serializers.DictField()
     variants = RenderedVariantSerializer(many=True)
