@@ -99,7 +99,7 @@ def _inbox_field_list() -> list[tuple[str, str, Any]]:
     global _inbox_fields
     if _inbox_fields is None:
         fields = NotificationSerializer().fields
-        _inbox_fields = [(name, field.source, field) for name, field in fields.items()]
+        _inbox_fields = [(name, str(field.source), field) for name, field in fields.items()]
     return _inbox_fields
 
 
@@ -142,7 +142,9 @@ class NotifyRequestSerializer(serializers.Serializer):
     template_key = serializers.CharField(required=False, max_length=100)
     title = serializers.CharField(required=False, max_length=255)
     message = serializers.CharField(required=False)
-    context = serializers.DictField(required=False, default=dict)
+    # DRF's serializer metaclass pops declared fields off the class, so this field never
+    # shadows Field.context at run time; the stubs cannot see that
+    context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     channels = serializers.ListField(
         child=serializers.CharField(max_length=20), required=False, allow_empty=True
     )

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
+from users.authentication import request_user
 from users.models import User
 
 from .. import selectors, services
@@ -54,7 +55,7 @@ class InvitationViewSet(
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self) -> Any:
-        return selectors.invitation_list_for_user(user=self.request.user)
+        return selectors.invitation_list_for_user(user=request_user(self.request))
 
     @extend_schema(
         request=InvitationCreateSerializer,
@@ -84,7 +85,7 @@ class InvitationViewSet(
                 )
         preferences = {"channels": data["channels"]} if data.get("channels") else None
         invitation = services.invitation_create(
-            inviter=request.user,
+            inviter=request_user(request),
             invitation_type=data["invitation_type"],
             invitee_user=invitee_user,
             invitee_email=data.get("invitee_email") or None,
@@ -178,7 +179,7 @@ class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> Any:
-        return UserInvitationHistory.objects.filter(user=self.request.user)
+        return UserInvitationHistory.objects.filter(user=request_user(self.request))
 
 
 class _StaffReadOnly(viewsets.ReadOnlyModelViewSet):

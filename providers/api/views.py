@@ -7,11 +7,13 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from providers import selectors
 from providers.api.serializers import (
@@ -46,10 +48,10 @@ class ProviderViewSet(
     ordering_fields = ["provider_name", "priority", "cost_per_message"]
     http_method_names = ["get", "patch", "head", "options"]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Provider]:
         return selectors.provider_list()
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         if self.action in ("update", "partial_update"):
             return ProviderUpdateSerializer
         return ProviderSerializer
@@ -80,5 +82,5 @@ class ProviderHealthViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = ProviderHealthMetric.objects.none()
     filterset_class = ProviderHealthFilter
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ProviderHealthMetric]:
         return selectors.provider_health_list()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -16,7 +16,8 @@ from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
 
 from .. import selectors, services
-from ..models import ApiToken, User
+from ..authentication import request_user
+from ..models import ApiToken
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
@@ -42,8 +43,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering = ["-created_at"]
 
     def get_queryset(self) -> Any:
-        # IsAuthenticated (the default permission): never an AnonymousUser here
-        return selectors.api_token_list(user=cast(User, self.request.user))
+        return selectors.api_token_list(user=request_user(self.request))
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request) -> Response:
@@ -57,7 +57,9 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                 fields={"expires_at": ["must be in the future"]},
             )
         token, raw = services.token_create(
-            user=request.user, name=serializer.validated_data["name"], expires_at=expires_at
+            user=request_user(request),
+            name=serializer.validated_data["name"],
+            expires_at=expires_at,
         )
         body = dict(ApiTokenSerializer(token).data)
         body["token"] = raw
