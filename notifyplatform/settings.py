@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -116,7 +117,7 @@ ROOT_URLCONF = "notifyplatform.urls"
 WSGI_APPLICATION = "notifyplatform.wsgi.application"
 ASGI_APPLICATION = "notifyplatform.asgi.application"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
@@ -188,7 +189,7 @@ CACHES = {
 # redis-py caps an asyncio pool at 100 connections by default; with hundreds of
 # websocket clients joining at once that fails with "Too many connections", so the
 # layer's host is a dict with a larger pool.
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, Any] = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {

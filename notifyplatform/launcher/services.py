@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .embedded_redis import redis_is_ours, start_redis, stop_redis
@@ -135,9 +136,9 @@ def _user_alive(user: list[int]) -> bool:
     return pid_alive(pid) and (proc_start_time(pid) or 0) == start
 
 
-def _read_state(rundir: Path) -> dict:
+def _read_state(rundir: Path) -> dict[str, Any]:
     try:
-        state = json.loads((rundir / "services.json").read_text())
+        state: dict[str, Any] = json.loads((rundir / "services.json").read_text())
     except (FileNotFoundError, ValueError):
         state = {}
     state.setdefault("users", [])
@@ -146,13 +147,13 @@ def _read_state(rundir: Path) -> dict:
     return state
 
 
-def _write_state(rundir: Path, state: dict) -> None:
+def _write_state(rundir: Path, state: dict[str, Any]) -> None:
     tmp = rundir / "services.json.tmp"
     tmp.write_text(json.dumps(state, indent=1))
     tmp.replace(rundir / "services.json")
 
 
-def _stop_all_locked(rundir: Path, state: dict, log: Log) -> list[str]:
+def _stop_all_locked(rundir: Path, state: dict[str, Any], log: Log) -> list[str]:
     stopped = []
     redis = state.get("redis")
     if redis and stop_redis(redis["pid"], redis["port"]):
