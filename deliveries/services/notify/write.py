@@ -1,0 +1,251 @@
+"""``notify()``: one notification, its rows written through the ORM in one transaction."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from ... import errors
+from ...errors import NotifyError
+from ...models import DeliveryStatus, Notification, NotificationDelivery, NotificationStatus
+from ...types import NotifyResult, Recipient
+from ..sending import enqueue_deliveries
+from ..status import notification_status_from
+from .address import RECIPIENT_TYPES
+from .plan import _decision, _Plan, _plan
+from .rows import _base_delivery_metadata, _finish_delivery_metadata, _notification_fields
+from .validate import _max_retries
+
+# Set by notify_many(): due delivery ids are collected and enqueued once, in chunks, when the
+# whole fan-out commits, instead of one broker publish per notification.
+_collected_due_ids: ContextVar[list[int] | None] = ContextVar("_collected_due_ids", default=None)
+
+
+def _existing(idempotency_key: str, *, is_user: bool, recipient: Any) -> NotifyResult | None:
+    if is_user:
+        notification = Notification.objects.filter(idempotency_key=idempotency_key).first()
+        if notification is None:
+            return None
+        if notification.user_id != recipient.pk:
+            # never hand one user's notification to a call for another
+            raise NotifyError(
+                errors.IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key already names another user's notification",
+                "idempotency_key",
+                status=422,
+            )
+        return NotifyResult(
+            notification, list(notification.deliveries.order_by("id")), created=False
+        )
+    rows = list(
+        NotificationDelivery.objects.filter(
+            notification__isnull=True, delivery_metadata__idempotency_key=idempotency_key
+        ).order_by("id")
+    )
+    return NotifyResult(None, rows, created=False) if rows else None
+
+
+def _idempotency_lock(idempotency_key: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"np-idem:{idempotency_key}"])
+
+
+def notify(
+    recipient: Any,
+    *,
+    template_key: str | None = None,
+    title: str | None = None,
+    message: str | None = None,
+    context: dict[str, Any] | None = None,
+    channels: list[str] | None = None,
+    category: str | None = None,
+    priority: str | None = None,
+    idempotency_key: str | None = None,
+    scheduled_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    auction: Any = None,
+    bid: Any = None,
+    item: Any = None,
+    invitation: Any = None,
+    action_url: str | None = None,
+    action_label: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    webhook_url: str | None = None,
+) -> NotifyResult:
+    """Compose and store one notification (see the module docstring). Raises NotifyError for
+    bad input, with nothing written. ``category``/``priority`` default to the catalogue's
+    values for the type (else ``system``/``normal``); ``channels=None`` means the catalogue's
+    default channels (``in_app`` for a free-form title/message)."""
+    is_user = not isinstance(recipient, Recipient)
+    if is_user and (recipient is None or getattr(recipient, "pk", None) is None):
+        raise NotifyError(errors.INVALID_RECIPIENT, "a saved user is required", "user_id")
+    if idempotency_key is not None:
+        if (
+            not isinstance(idempotency_key, str)
+            or not idempotency_key
+            or len(idempotency_key) > 255
+        ):
+            raise NotifyError(
+                errors.VALIDATION_ERROR, "must be 1 to 255 characters", "idempotency_key"
+            )
+        found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
+        if found is not None:
+            return found
+
+    plan = _plan(
+        recipient,
+        is_user=is_user,
+        template_key=template_key,
+        title=title,
+        message=message,
+        context=context,
+        channels=channels,
+        category=category,
+        priority=priority,
+        scheduled_at=scheduled_at,
+        expires_at=expires_at,
+        action_url=action_url,
+        action_label=action_label,
+        metadata=metadata,
+        webhook_url=webhook_url,
+    )
+    try:
+        with transaction.atomic():
+            if idempotency_key is not None:
+                _idempotency_lock(idempotency_key)
+                found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
+                if found is not None:
+                    return found
+            return _write(
+                plan,
+                recipient,
+                is_user=is_user,
+                idempotency_key=idempotency_key,
+                auction=auction,
+                bid=bid,
+                item=item,
+                invitation=invitation,
+            )
+    except IntegrityError:
+        # A concurrent notify with the same key committed between our check and insert (the
+        # advisory lock makes this rare; the unique constraint makes it impossible to miss).
+        if idempotency_key is None:
+            raise
+        found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
+        if found is None:
+            raise
+        return found
+
+
+def _write(
+    plan: _Plan,
+    recipient: Any,
+    *,
+    is_user: bool,
+    idempotency_key: str | None,
+    auction: Any,
+    bid: Any,
+    item: Any,
+    invitation: Any,
+) -> NotifyResult:
+    now = timezone.now()
+    due = plan.scheduled_at if plan.scheduled_at and plan.scheduled_at > now else now
+    notification: Notification | None = None
+    if is_user:
+        fields = _notification_fields(
+            channels=plan.channels,
+            rendered=plan.rendered,
+            category=plan.category,
+            priority=plan.priority,
+            context=plan.context,
+            metadata=plan.metadata,
+            type_name=plan.type_name,
+            scheduled_at=plan.scheduled_at,
+            expires_at=plan.expires_at,
+            action_url=plan.action_url,
+            action_label=plan.action_label,
+        )
+        notification = Notification.objects.create(
+            user=recipient,
+            auction=auction,
+            bid=bid,
+            item=item,
+            status=NotificationStatus.PENDING,
+            idempotency_key=idempotency_key,
+            **fields,
+        )
+
+    rows: list[NotificationDelivery] = []
+    for channel in plan.channels:
+        address = plan.addresses[channel]
+        rendered = plan.rendered[channel]
+        decision = _decision(
+            address,
+            channel,
+            is_user=is_user,
+            pref=plan.prefs.get(channel),
+            user=recipient,
+            type_name=plan.type_name,
+            priority=plan.priority,
+            due=due,
+            user_timezone=plan.timezone,
+        )
+        delivery_metadata = _finish_delivery_metadata(
+            _base_delivery_metadata(
+                rendered=rendered,
+                type_name=plan.type_name,
+                category=plan.category,
+                priority=plan.priority,
+                locale=plan.locale,
+                action_url=plan.action_url,
+            ),
+            address=address,
+            decision=decision,
+            idempotency_key=None if is_user else idempotency_key,
+            metadata=plan.metadata,
+        )
+        rows.append(
+            NotificationDelivery(
+                notification=notification,
+                invitation=invitation,
+                delivery_type=channel,
+                provider_type=channel,
+                provider_name="",
+                provider_priority=0,
+                recipient=address.recipient or "",
+                recipient_type=RECIPIENT_TYPES[channel],
+                status=DeliveryStatus.SKIPPED
+                if decision.action == "skip"
+                else DeliveryStatus.PENDING,
+                delivery_metadata=delivery_metadata,
+                retry_count=0,
+                max_retries=_max_retries(),
+                scheduled_at=decision.scheduled_at or due,
+                expires_at=plan.expires_at,
+                geographic_region=plan.region,
+            )
+        )
+    # one row at a time, not bulk_create: the frequency cap of a later channel counts rows
+    # written earlier in this same transaction, and a notification has at most five.
+    for row in rows:
+        row.save(force_insert=True)
+
+    if notification is not None:
+        status = notification_status_from([row.status for row in rows])
+        if status != notification.status:
+            notification.status = status
+            Notification.objects.filter(pk=notification.pk).update(status=status)
+
+    due_ids = [
+        row.id for row in rows if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now
+    ]
+    collected = _collected_due_ids.get()
+    if collected is not None:
+        collected.extend(due_ids)
+    elif due_ids:
+        transaction.on_commit(lambda: enqueue_deliveries(due_ids))
+    return NotifyResult(notification, rows, created=True)
