@@ -395,7 +395,7 @@ class _BulkWriter:
                 address = _user_address(
                     user, channel, webhook_url=webhook_url, prefs=prefs, metadata=metadata
                 )
-                if address.recipient is None or pref is not None:
+                if address.recipient is None or pref is not None or address.extra:
                     decision = _decision(
                         address,
                         channel,
