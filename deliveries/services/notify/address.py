@@ -10,17 +10,9 @@ from notifyplatform.choices import Channel
 
 from ... import errors
 from ...errors import NotifyError
-from ...models import RecipientType, UserNotificationPreference
+from ...models import UserNotificationPreference
 from ...types import Recipient
 from .validate import normalize_phone, valid_email, valid_url
-
-RECIPIENT_TYPES = {
-    Channel.EMAIL: RecipientType.EMAIL,
-    Channel.SMS: RecipientType.PHONE,
-    Channel.PUSH: RecipientType.DEVICE_TOKEN,
-    Channel.WEBHOOK: RecipientType.WEBHOOK,
-    Channel.IN_APP: RecipientType.USER,
-}
 
 
 @dataclass

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg import errors as psycopg_errors
 
-from notifyplatform.bulk import COPY_NULL, copy_escape, copy_rows, copy_text, loaded_instance
+from notifyplatform.bulk import COPY_NULL, copy_escape, copy_text, loaded_instance
 
 from ... import errors
 from ...errors import NotifyError
@@ -24,14 +23,23 @@ from ...models import (
     NotificationDelivery,
     UserNotificationPreference,
 )
-from ...types import Decision, NotifyResult, Recipient
+from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
 from ..status import notification_status_from
-from .address import RECIPIENT_TYPES, _Address, _user_address
+from .address import _user_address
+from .bulk_store import _D_VARIABLE, _N_VARIABLE, _BulkStore
 from .plan import _decision, _render_common, _Rendered
-from .rows import _base_delivery_metadata, _finish_delivery_metadata, _notification_fields
+from .rows import (
+    _base_delivery_metadata,
+    _delivery_constants,
+    _delivery_row,
+    _DeliveryRow,
+    _notification_fields,
+    _plain_metadata,
+    _row_metadata,
+)
 from .validate import _Common, _common, _max_retries
-from .write import _collected_due_ids, notify
+from .write import _notify
 
 logger = logging.getLogger(__name__)
 
@@ -79,52 +87,41 @@ def notify_many(
         raise TypeError(f"notify_many() got unexpected keyword arguments {sorted(unknown)}")
     results: list[NotifyResult | None] = [None] * len(recipients)
     due_ids: list[int] = []
-    token = _collected_due_ids.set(due_ids)
-    try:
-        with transaction.atomic():
-            if recipients:
-                common = _common(**{name: kwargs.get(name) for name in _NOTIFY_KWARGS})
-                writer = _BulkWriter(
-                    common,
-                    prefix=idempotency_prefix,
-                    relations={name: kwargs.get(name) for name in _RELATION_KWARGS},
-                    due_ids=due_ids,
-                )
-                chunk = max(1, _bulk_chunk())
-                for start in range(0, len(recipients), chunk):
-                    part = recipients[start : start + chunk]
-                    slow = writer.write(part, results, start)
-                    for index in slow:
-                        recipient = recipients[index]
-                        key = writer.key_for(recipient)
-                        results[index] = notify(recipient, idempotency_key=key, **kwargs)
-            if due_ids:
-                chunk_size = int(getattr(settings, "NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500))
-                transaction.on_commit(lambda: enqueue_deliveries(due_ids, chunk=chunk_size))
-    finally:
-        _collected_due_ids.reset(token)
+    fields = {name: kwargs.get(name) for name in _NOTIFY_KWARGS}
+    relations = {name: kwargs.get(name) for name in _RELATION_KWARGS}
+    with transaction.atomic():
+        if recipients:
+            writer = _BulkWriter(_common(**fields), prefix=idempotency_prefix, relations=relations)
+            chunk = max(1, _bulk_chunk())
+            for start in range(0, len(recipients), chunk):
+                slow, due = writer.write(recipients[start : start + chunk], results, start)
+                due_ids.extend(due)
+                for index in slow:
+                    recipient = recipients[index]
+                    results[index], due = _notify(
+                        recipient,
+                        idempotency_key=writer.key_for(recipient),
+                        relations=relations,
+                        fields=fields,
+                    )
+                    due_ids.extend(due)
+        if due_ids:
+            chunk_size = int(getattr(settings, "NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500))
+            transaction.on_commit(lambda: enqueue_deliveries(due_ids, chunk=chunk_size))
     return [result for result in results if result is not None]
 
 
-# COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
-_N_VARIABLE = ("id", "user_id", "status", "idempotency_key")
-_D_VARIABLE = (
-    "id",
-    "notification_id",
-    "recipient",
-    "status",
-    "scheduled_at",
-    "delivery_metadata",
-    "geographic_region",
-)
-
-
-def _columns(model: type, first: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(attnames, columns) of a model's concrete fields, ``first`` at the front."""
-    fields = [f for f in model._meta.concrete_fields]  # type: ignore[attr-defined]
-    by_attname = {f.attname: f for f in fields}
-    ordered = [by_attname[name] for name in first] + [f for f in fields if f.attname not in first]
-    return [f.attname for f in ordered], [f.column for f in ordered]
+# What the ORM fills in by default for a new delivery row; COPY names every column.
+_D_DEFAULTS = {
+    "provider_message_id": None,
+    "provider_response": None,
+    "error_message": None,
+    "error_code": None,
+    "cost_per_message": None,
+    "sent_at": None,
+    "delivered_at": None,
+    "failed_at": None,
+}
 
 
 @dataclass
@@ -137,30 +134,46 @@ class _LocaleShare:
     d_values: dict[str, dict[str, Any]]  # channel → delivery attnames → value (shared part)
     d_text: dict[str, str]
     base_meta: dict[str, dict[str, Any]]  # channel → delivery_metadata without per-row keys
-    base_meta_text: dict[str, str]
+    base_meta_text: dict[str, str]  # channel → COPY text of its plain metadata
+
+
+@dataclass
+class _Planned:
+    """One new notification of a chunk, before it is written."""
+
+    index: int  # in the results list
+    key: str | None
+    user: Any
+    notification_id: uuid.UUID
+    share: _LocaleShare
+    region: str | None
+    rows: list[_DeliveryRow]
+
+
+@dataclass
+class _Chunk:
+    """One chunk: what was read for it, what goes in, and what is left to settle after."""
+
+    now: datetime
+    due: datetime  # when its deliveries are due (scheduled_at if later than now)
+    existing: dict[str, NotifyResult]  # keys written before this call
+    prefs: dict[Any, dict[str, UserNotificationPreference]]  # see _BulkWriter.preferences
+    slow: list[int]  # indexes left for notify() one by one
+    planned: list[_Planned] = field(default_factory=list)
+    n_lines: list[str] = field(default_factory=list)
+    pending_keys: dict[str, int] = field(default_factory=dict)  # key → index of the first
+    repeats: list[tuple[int, str]] = field(default_factory=list)  # later uses of a key
 
 
 class _BulkWriter:
-    def __init__(
-        self,
-        common: _Common,
-        *,
-        prefix: str | None,
-        relations: dict[str, Any],
-        due_ids: list[int],
-    ) -> None:
+    def __init__(self, common: _Common, *, prefix: str | None, relations: dict[str, Any]) -> None:
         self.common = common
         self.prefix = prefix
-        self.due_ids = due_ids
         self.relations = relations
         self.type_name = common.type_name or "*"
         self.max_retries = _max_retries()
         self.shares: dict[str, _LocaleShare] = {}
-        self.n_attnames, n_columns = _columns(Notification, _N_VARIABLE)
-        self.d_attnames, d_columns = _columns(NotificationDelivery, _D_VARIABLE)
-        self.n_sql = f"COPY notifications ({', '.join(n_columns)}) FROM STDIN"
-        self.d_sql = f"COPY notification_deliveries ({', '.join(d_columns)}) FROM STDIN"
-        self.n_columns = n_columns
+        self.store = _BulkStore(prefix=prefix)
         self.written: dict[str, NotifyResult] = {}  # idempotency key → result, this call
 
     def key_for(self, recipient: Any) -> str | None:
@@ -169,10 +182,47 @@ class _BulkWriter:
     # -- shared per locale ------------------------------------------------------------
     def share(self, locale: str, now: datetime) -> _LocaleShare:
         found = self.shares.get(locale)
-        if found is not None:
-            return found
+        if found is None:
+            found = self.shares[locale] = self._new_share(locale, now)
+        return found
+
+    def _new_share(self, locale: str, now: datetime) -> _LocaleShare:
         common = self.common
         rendered = _render_common(common, locale)
+        n_values = self._notification_values(rendered, now)
+        n_text = "\t".join(
+            copy_text(n_values[name]) for name in self.store.n_attnames[len(_N_VARIABLE) :]
+        )
+        invitation = self.relations["invitation"]
+        share = _LocaleShare(rendered, n_values, n_text, {}, {}, {}, {})
+        for channel in common.channels:
+            values = {
+                "invitation_id": invitation.pk if invitation is not None else None,
+                **_delivery_constants(
+                    channel, expires_at=common.expires_at, max_retries=self.max_retries
+                ),
+                **_D_DEFAULTS,
+                "created_at": now,
+                "updated_at": now,
+            }
+            share.d_values[channel] = values
+            share.d_text[channel] = "\t".join(
+                copy_text(values[name]) for name in self.store.d_attnames[len(_D_VARIABLE) :]
+            )
+            meta = _base_delivery_metadata(
+                rendered=rendered[channel],
+                type_name=common.type_name,
+                category=common.category,
+                priority=common.priority,
+                locale=locale,
+                action_url=common.action_url,
+            )
+            share.base_meta[channel] = meta
+            share.base_meta_text[channel] = copy_text(_plain_metadata(meta, common.metadata))
+        return share
+
+    def _notification_values(self, rendered: dict[str, _Rendered], now: datetime) -> dict:
+        common = self.common
         relations = self.relations
         n_values = _notification_fields(
             channels=common.channels,
@@ -206,130 +256,47 @@ class _BulkWriter:
             created_at=now,
             updated_at=now,
         )
-        n_text = "\t".join(
-            copy_text(n_values[name]) for name in self.n_attnames[len(_N_VARIABLE) :]
-        )
-        invitation = relations["invitation"]
-        d_values: dict[str, dict[str, Any]] = {}
-        d_text: dict[str, str] = {}
-        base_meta: dict[str, dict[str, Any]] = {}
-        base_meta_text: dict[str, str] = {}
-        for channel in common.channels:
-            values = {
-                "invitation_id": invitation.pk if invitation is not None else None,
-                "delivery_type": channel,
-                "provider_type": channel,
-                "provider_name": "",
-                "provider_priority": 0,
-                "recipient_type": RECIPIENT_TYPES[channel],
-                "provider_message_id": None,
-                "provider_response": None,
-                "error_message": None,
-                "error_code": None,
-                "cost_per_message": None,
-                "retry_count": 0,
-                "max_retries": self.max_retries,
-                "sent_at": None,
-                "delivered_at": None,
-                "failed_at": None,
-                "expires_at": common.expires_at,
-                "created_at": now,
-                "updated_at": now,
-            }
-            d_values[channel] = values
-            d_text[channel] = "\t".join(
-                copy_text(values[name]) for name in self.d_attnames[len(_D_VARIABLE) :]
-            )
-            meta = _base_delivery_metadata(
-                rendered=rendered[channel],
-                type_name=common.type_name,
-                category=common.category,
-                priority=common.priority,
-                locale=locale,
-                action_url=common.action_url,
-            )
-            plain = _finish_delivery_metadata(
-                dict(meta),
-                address=_Address("x"),
-                decision=Decision(),
-                idempotency_key=None,
-                metadata=common.metadata,
-            )
-            base_meta[channel] = meta
-            base_meta_text[channel] = copy_text(plain)
-        share = _LocaleShare(
-            rendered, n_values, n_text, d_values, d_text, base_meta, base_meta_text
-        )
-        self.shares[locale] = share
-        return share
-
-    # -- preferences ------------------------------------------------------------------
-    def preferences(self, users: list[Any]) -> dict[Any, dict[str, UserNotificationPreference]]:
-        """The winning row per (user, channel) — preferences_for() for many users at once.
-        Key None holds the platform defaults (users without rows of their own)."""
-        user_ids = list({user.pk for user in users})
-        rows = UserNotificationPreference.objects.raw(
-            "SELECT * FROM user_notification_preferences"
-            " WHERE (user_id = ANY(%s) OR user_id IS NULL)"
-            " AND invitation_type = ANY(%s) AND delivery_method = ANY(%s)",
-            [user_ids, [self.type_name, "*"], list(self.common.channels)],
-        )
-        ranked: dict[Any, dict[str, tuple[int, UserNotificationPreference]]] = {}
-        platform: dict[str, tuple[int, UserNotificationPreference]] = {}
-        for row in rows:
-            rank = (0 if row.user_id is not None else 2) + (0 if row.invitation_type != "*" else 1)
-            target = platform if row.user_id is None else ranked.setdefault(row.user_id, {})
-            current = target.get(row.delivery_method)
-            if current is None or rank < current[0]:
-                target[row.delivery_method] = (rank, row)
-        result: dict[Any, dict[str, UserNotificationPreference]] = {
-            None: {channel: row for channel, (_r, row) in platform.items()}
-        }
-        for user_id, own in ranked.items():
-            merged = dict(platform)
-            for channel, item in own.items():
-                if channel not in merged or item[0] < merged[channel][0]:
-                    merged[channel] = item
-            result[user_id] = {channel: row for channel, (_r, row) in merged.items()}
-        return result
-
-    def existing(self, keys: list[str]) -> dict[str, NotifyResult]:
-        if not keys:
-            return {}
-        found = {
-            n.idempotency_key: n
-            for n in Notification.objects.raw(
-                "SELECT * FROM notifications WHERE idempotency_key = ANY(%s)", [keys]
-            )
-        }
-        if not found:
-            return {}
-        by_notification: dict[Any, list[NotificationDelivery]] = {n.pk: [] for n in found.values()}
-        for row in NotificationDelivery.objects.raw(
-            "SELECT * FROM notification_deliveries WHERE notification_id = ANY(%s) ORDER BY id",
-            [list(by_notification)],
-        ):
-            by_notification[row.notification_id].append(row)
-        return {
-            key: NotifyResult(n, by_notification[n.pk], created=False) for key, n in found.items()
-        }
-
-    def allocate_ids(self, count: int) -> list[int]:
-        if not count:
-            return []
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('notification_deliveries', 'id'))"
-                " FROM generate_series(1, %s)",
-                [count],
-            )
-            return [row[0] for row in cursor.fetchall()]
+        return n_values
 
     # -- one chunk --------------------------------------------------------------------
-    def write(self, users: list[Any], results: list[NotifyResult | None], offset: int) -> list[int]:
-        """Write the rows of one chunk; returns the indexes left for notify() one by one."""
-        common = self.common
+    def write(
+        self, users: list[Any], results: list[NotifyResult | None], offset: int
+    ) -> tuple[list[int], list[int]]:
+        """Write the rows of one chunk. Returns the indexes left for notify() one by one, and
+        the ids of the deliveries due now."""
         slow: list[int] = []
+        keys, fast = self._keys(users, offset, slow)
+        if not fast:
+            return slow, []
+        now = timezone.now()
+        scheduled_at = self.common.scheduled_at
+        chunk = _Chunk(
+            now=now,
+            due=scheduled_at if scheduled_at and scheduled_at > now else now,
+            existing=self.store.existing(
+                [k for k in keys if k is not None and k not in self.written]
+            ),
+            prefs=self.store.preferences(
+                [users[i] for i in fast], self.type_name, self.common.channels
+            ),
+            slow=slow,
+        )
+        for i in fast:
+            self._plan_user(chunk, users[i], keys[i], offset + i, results)
+        ids = self.store.allocate_ids(sum(len(p.rows) for p in chunk.planned))
+        lines = self._delivery_lines(chunk.planned, ids, chunk.due)
+        inserted = self.store.insert(
+            chunk.n_lines, lines, [p.notification_id for p in chunk.planned]
+        )
+        due_ids = self._results(chunk.planned, ids, inserted, results, now)
+        self._settle(chunk, inserted, results)
+        chunk.slow.sort()
+        return chunk.slow, due_ids
+
+    def _keys(
+        self, users: list[Any], offset: int, slow: list[int]
+    ) -> tuple[list[str | None], list[int]]:
+        """Validate the chunk's recipients; address-only ones are left for notify()."""
         fast: list[int] = []
         keys: list[str | None] = []
         for i, user in enumerate(users):
@@ -346,223 +313,178 @@ class _BulkWriter:
                 )
             keys.append(key)
             fast.append(i)
-        if not fast:
-            return slow
-        prefix_keys = [k for k in keys if k is not None and k not in self.written]
-        existing = self.existing(prefix_keys)
-        prefs_by_user = self.preferences([users[i] for i in fast])
-        platform_prefs = prefs_by_user[None]
+        return keys, fast
 
-        now = timezone.now()
-        due = common.scheduled_at if common.scheduled_at and common.scheduled_at > now else now
-        due_text = due.isoformat()
-        priority = common.priority
-        channels = common.channels
-        webhook_url = common.webhook_url
+    def _plan_user(
+        self,
+        chunk: _Chunk,
+        user: Any,
+        key: str | None,
+        index: int,
+        results: list[NotifyResult | None],
+    ) -> None:
+        """Plan one user's notification into ``chunk`` (or settle it: already written)."""
+        if key is not None:
+            done = self.written.get(key) or chunk.existing.get(key)
+            if done is not None:
+                results[index] = NotifyResult(done.notification, done.deliveries, False)
+                return
+            if key in chunk.pending_keys:
+                chunk.repeats.append((index, key))
+                return
+        prefs = chunk.prefs.get(user.pk, chunk.prefs[None])
+        if any(pref.frequency_limit is not None for pref in prefs.values()):
+            chunk.slow.append(index)  # the cap counts earlier rows under a lock: one by one
+            if key is not None:
+                chunk.pending_keys[key] = index
+            return
+        share = self.share(user.locale or "en", chunk.now)
+        rows = self._user_rows(user, prefs, share, chunk.due)
+        notification_id = uuid.uuid4()
+        n_status = notification_status_from([row.status for row in rows])
+        chunk.n_lines.append(
+            f"{notification_id}\t{user.pk}\t{n_status}\t"
+            f"{copy_escape(key) if key is not None else COPY_NULL}\t{share.n_text}\n"
+        )
+        chunk.planned.append(
+            _Planned(index, key, user, notification_id, share, user.region or None, rows)
+        )
+        if key is not None:
+            chunk.pending_keys[key] = index
+
+    def _user_rows(
+        self,
+        user: Any,
+        prefs: dict[str, UserNotificationPreference],
+        share: _LocaleShare,
+        due: datetime,
+    ) -> list[_DeliveryRow]:
+        """One user's delivery rows: the same builder as notify()'s."""
+        common = self.common
         metadata = common.metadata
-        pending, skipped = DeliveryStatus.PENDING, DeliveryStatus.SKIPPED
-        n_lines: list[str] = []
-        # per new notification: (result index, key, user, notification id, share, deliveries)
-        planned: list[tuple[int, str | None, Any, uuid.UUID, _LocaleShare, list[tuple]]] = []
-        pending_keys: dict[str, int] = {}  # key planned in this chunk → index of the first
-        repeats: list[tuple[int, str]] = []
-        for i in fast:
-            user = users[i]
-            key = keys[i]
-            index = offset + i
-            if key is not None:
-                done = self.written.get(key) or existing.get(key)
-                if done is not None:
-                    results[index] = NotifyResult(done.notification, done.deliveries, False)
-                    continue
-                if key in pending_keys:
-                    repeats.append((index, key))
-                    continue
-            prefs = prefs_by_user.get(user.pk, platform_prefs)
-            if any(pref.frequency_limit is not None for pref in prefs.values()):
-                slow.append(index)  # the cap counts earlier rows under a lock: one by one
-                if key is not None:
-                    pending_keys[key] = index
-                continue
-            locale = user.locale or "en"
-            share = self.share(locale, now)
-            tz_name = user.timezone or "UTC"
-            region = user.region or None
-            rows: list[tuple] = []
-            statuses: list[str] = []
-            for channel in channels:
-                pref = prefs.get(channel)
-                address = _user_address(
-                    user, channel, webhook_url=webhook_url, prefs=prefs, metadata=metadata
-                )
-                if address.recipient is None or pref is not None or address.extra:
-                    decision = _decision(
-                        address,
-                        channel,
-                        is_user=True,
-                        pref=pref,
-                        user=user,
-                        type_name=common.type_name,
-                        priority=priority,
-                        due=due,
-                        user_timezone=tz_name,
-                    )
-                    status = skipped if decision.action == "skip" else pending
-                    scheduled = decision.scheduled_at or due
-                    meta: dict[str, Any] | None = None
-                    if (
-                        address.extra
-                        or decision.rules
-                        or decision.preferred_providers
-                        or (decision.blocked_providers)
-                    ):
-                        meta = _finish_delivery_metadata(
-                            dict(share.base_meta[channel]),
-                            address=address,
-                            decision=decision,
-                            idempotency_key=None,
-                            metadata=metadata,
-                        )
-                else:
-                    status, scheduled, meta = pending, due, None
-                statuses.append(status)
-                rows.append((channel, address.recipient or "", status, scheduled, meta, region))
-            n_status = notification_status_from(statuses)
-            notification_id = uuid.uuid4()
-            n_lines.append(
-                f"{notification_id}\t{user.pk}\t{n_status}\t"
-                f"{copy_escape(key) if key is not None else COPY_NULL}\t{share.n_text}\n"
+        tz_name = user.timezone or "UTC"
+        rows = []
+        for channel in common.channels:
+            pref = prefs.get(channel)
+            address = _user_address(
+                user, channel, webhook_url=common.webhook_url, prefs=prefs, metadata=metadata
             )
-            planned.append((index, key, user, notification_id, share, rows))
-            if key is not None:
-                pending_keys[key] = index
+            decision = _decision(
+                address,
+                channel,
+                is_user=True,
+                pref=pref,
+                user=user,
+                type_name=common.type_name,
+                priority=common.priority,
+                due=due,
+                user_timezone=tz_name,
+            )
+            rows.append(
+                _delivery_row(
+                    channel,
+                    address,
+                    decision,
+                    due=due,
+                    base_meta=share.base_meta[channel],
+                    idempotency_key=None,
+                    metadata=metadata,
+                )
+            )
+        return rows
 
-        ids = self.allocate_ids(sum(len(p[5]) for p in planned))
-        d_lines_by_n: list[list[str]] = []
-        cursor_id = 0
-        for _index, _key, _user, notification_id, share, rows in planned:
+    def _delivery_lines(
+        self, planned: list[_Planned], ids: list[int], due: datetime
+    ) -> list[list[str]]:
+        """The COPY lines of the deliveries, per planned notification."""
+        due_text = due.isoformat()
+        lines_by_n: list[list[str]] = []
+        position = 0
+        for plan in planned:
+            share = plan.share
+            region = COPY_NULL if plan.region is None else copy_escape(plan.region)
             lines = []
-            for channel, recipient, status, scheduled, meta, region in rows:
+            for channel, recipient, status, scheduled, meta in plan.rows:
                 meta_text = share.base_meta_text[channel] if meta is None else copy_text(meta)
                 lines.append(
-                    f"{ids[cursor_id]}\t{notification_id}\t{copy_escape(recipient)}\t{status}\t"
-                    f"{due_text if scheduled is due else scheduled.isoformat()}\t{meta_text}\t"
-                    f"{COPY_NULL if region is None else copy_escape(region)}\t{share.d_text[channel]}\n"
+                    f"{ids[position]}\t{plan.notification_id}\t{copy_escape(recipient)}\t"
+                    f"{status}\t{due_text if scheduled is due else scheduled.isoformat()}\t"
+                    f"{meta_text}\t{region}\t{share.d_text[channel]}\n"
                 )
-                cursor_id += 1
-            d_lines_by_n.append(lines)
+                position += 1
+            lines_by_n.append(lines)
+        return lines_by_n
 
-        inserted = self.insert(n_lines, d_lines_by_n, planned)
+    def _results(
+        self,
+        planned: list[_Planned],
+        ids: list[int],
+        inserted: set[int],
+        results: list[NotifyResult | None],
+        now: datetime,
+    ) -> list[int]:
+        """Model instances of the rows that went in (no read back); returns the due ids."""
         alias = connection.alias
-        cursor_id = 0
-        for position, (index, key, user, notification_id, share, rows) in enumerate(planned):
-            first_id = cursor_id
-            cursor_id += len(rows)
+        metadata = self.common.metadata
+        due_ids: list[int] = []
+        first_id = 0
+        for position, plan in enumerate(planned):
+            row_ids = ids[first_id : first_id + len(plan.rows)]
+            first_id += len(plan.rows)
             if position not in inserted:
                 continue
+            share = plan.share
             notification = loaded_instance(
                 Notification,
                 {
                     **share.n_values,
-                    "id": notification_id,
-                    "user_id": user.pk,
-                    "status": notification_status_from([r[2] for r in rows]),
-                    "idempotency_key": key,
+                    "id": plan.notification_id,
+                    "user_id": plan.user.pk,
+                    "status": notification_status_from([row.status for row in plan.rows]),
+                    "idempotency_key": plan.key,
                 },
                 alias,
-                {"user": user},
+                {"user": plan.user},
             )
             cache = {"notification": notification}
             deliveries = []
-            for offset_id, (channel, recipient, status, scheduled, meta, region) in enumerate(rows):
-                delivery_id = ids[first_id + offset_id]
-                if meta is None:
-                    meta = dict(share.base_meta[channel])
-                    _finish_delivery_metadata(
-                        meta,
-                        address=_Address(recipient),
-                        decision=Decision(),
-                        idempotency_key=None,
-                        metadata=metadata,
-                    )
-                deliveries.append(
-                    loaded_instance(
-                        NotificationDelivery,
-                        {
-                            **share.d_values[channel],
-                            "id": delivery_id,
-                            "notification_id": notification_id,
-                            "recipient": recipient,
-                            "status": status,
-                            "scheduled_at": scheduled,
-                            "delivery_metadata": meta,
-                            "geographic_region": region,
-                        },
-                        alias,
-                        cache,
-                    )
-                )
-                if status == pending and scheduled <= now:
-                    self.due_ids.append(delivery_id)
+            for delivery_id, row in zip(row_ids, plan.rows, strict=True):
+                values = {
+                    **share.d_values[row.channel],
+                    "id": delivery_id,
+                    "notification_id": plan.notification_id,
+                    "recipient": row.recipient,
+                    "status": row.status,
+                    "scheduled_at": row.scheduled_at,
+                    "delivery_metadata": _row_metadata(row, share.base_meta[row.channel], metadata),
+                    "geographic_region": plan.region,
+                }
+                deliveries.append(loaded_instance(NotificationDelivery, values, alias, cache))
+                if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now:
+                    due_ids.append(delivery_id)
             result = NotifyResult(notification, deliveries, created=True)
-            results[index] = result
-            if key is not None:
-                self.written[key] = result
-        # keys another transaction wrote first (the ON CONFLICT path), then repeats of a key
-        lost = [(p[0], p[1]) for n, p in enumerate(planned) if n not in inserted]
+            results[plan.index] = result
+            if plan.key is not None:
+                self.written[plan.key] = result
+        return due_ids
+
+    def _settle(
+        self, chunk: _Chunk, inserted: set[int], results: list[NotifyResult | None]
+    ) -> None:
+        """Keys another transaction wrote first (the ON CONFLICT path), then repeats of a key."""
+        lost = [
+            (p.index, p.key)
+            for n, p in enumerate(chunk.planned)
+            if n not in inserted and p.key is not None  # without a key nothing can conflict
+        ]
         if lost:
-            found = self.existing([key for _i, key in lost if key is not None])
+            found = self.store.existing([key for _i, key in lost])
             for index, key in lost:
                 results[index] = found[key]
                 self.written[key] = found[key]
-        for index, key in repeats:
+        for index, key in chunk.repeats:
             first = self.written.get(key)
             if first is not None:
                 results[index] = NotifyResult(first.notification, first.deliveries, False)
             else:
-                slow.append(index)  # its first occurrence went through notify()
-        slow.sort()
-        return slow
-
-    def insert(
-        self, n_lines: list[str], d_lines_by_n: list[list[str]], planned: list[tuple]
-    ) -> set[int]:
-        """COPY the rows; returns the positions (in ``planned``) whose notification went in.
-
-        Without a prefix nothing can conflict. With one, keys already present were filtered
-        out, so a unique violation means a concurrent writer took a key meanwhile: then the
-        notifications go through a temp table and ``INSERT ... ON CONFLICT DO NOTHING``."""
-        if not n_lines:
-            return set()
-        everything = set(range(len(planned)))
-        if self.prefix is None:
-            copy_rows(self.n_sql, n_lines)
-            copy_rows(self.d_sql, [line for lines in d_lines_by_n for line in lines])
-            return everything
-        try:
-            with transaction.atomic():
-                copy_rows(self.n_sql, n_lines)
-                copy_rows(self.d_sql, [line for lines in d_lines_by_n for line in lines])
-            return everything
-        except psycopg_errors.UniqueViolation:
-            logger.info("notify_many: idempotency keys taken concurrently; using ON CONFLICT")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS np_bulk_notifications"
-                " (LIKE notifications INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-            cursor.execute("TRUNCATE np_bulk_notifications")
-        copy_rows(self.n_sql.replace("COPY notifications", "COPY np_bulk_notifications"), n_lines)
-        columns = ", ".join(self.n_columns)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO notifications ({columns}) SELECT {columns} FROM"  # noqa: S608 - model columns
-                " np_bulk_notifications ON CONFLICT (idempotency_key) DO NOTHING"
-                " RETURNING notification_id"
-            )
-            went_in = {row[0] for row in cursor.fetchall()}
-        inserted = {n for n, p in enumerate(planned) if p[3] in went_in}
-        lines = [line for n in sorted(inserted) for line in d_lines_by_n[n]]
-        if lines:
-            copy_rows(self.d_sql, lines)
-        return inserted
+                chunk.slow.append(index)  # its first occurrence went through notify()

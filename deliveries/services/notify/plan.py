@@ -168,12 +168,14 @@ def _decision(
     priority: str,
     due: datetime,
     user_timezone: str,
-) -> Decision:
+) -> Decision | None:
+    """What applies to one channel's delivery; None when nothing does (an address and no
+    preference row: pending at ``due``, what ``decide(None, ...)`` would say)."""
     if address.recipient is None:
         decision = Decision(action="skip", scheduled_at=due)
         decision.record(address.skip_rule or {"rule": "no_address", "channel": channel})
         return decision
-    if is_user:
+    if is_user and pref is not None:
         return decide(
             pref,
             user=user,
@@ -183,4 +185,4 @@ def _decision(
             when=due,
             user_timezone=user_timezone,
         )
-    return Decision(scheduled_at=due)
+    return None

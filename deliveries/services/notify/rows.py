@@ -4,13 +4,24 @@ the rows of ``notify()`` and ``notify_many()`` cannot drift apart."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifyplatform.choices import Channel
 
+from ...models import DeliveryStatus, RecipientType
 from ...types import Decision
 from .address import _Address
 from .plan import _Rendered
+
+RECIPIENT_TYPES: dict[str, str] = {
+    Channel.EMAIL: RecipientType.EMAIL,
+    Channel.SMS: RecipientType.PHONE,
+    Channel.PUSH: RecipientType.DEVICE_TOKEN,
+    Channel.WEBHOOK: RecipientType.WEBHOOK,
+    Channel.IN_APP: RecipientType.USER,
+}
+_NO_RULE = Decision()  # read only: "no preference rule applied"
+_NO_EXTRA = _Address("")  # read only: an address with no extra metadata keys
 
 
 def _primary_channel(channels: list[str]) -> str:
@@ -107,3 +118,81 @@ def _finish_delivery_metadata(
     if metadata:
         meta["data"] = metadata
     return meta
+
+
+def _delivery_constants(
+    channel: str, *, expires_at: datetime | None, max_retries: int
+) -> dict[str, Any]:
+    """The fields of a delivery row shared by every recipient of one call (model attnames)."""
+    return {
+        "delivery_type": channel,
+        "provider_type": channel,
+        "provider_name": "",
+        "provider_priority": 0,
+        "recipient_type": RECIPIENT_TYPES[channel],
+        "retry_count": 0,
+        "max_retries": max_retries,
+        "expires_at": expires_at,
+    }
+
+
+class _DeliveryRow(NamedTuple):
+    """The per-recipient fields of one delivery row."""
+
+    channel: str
+    recipient: str
+    status: str
+    scheduled_at: datetime
+    meta: dict[str, Any] | None  # None: the channel's plain metadata (see _row_metadata)
+
+
+def _delivery_row(
+    channel: str,
+    address: _Address,
+    decision: Decision | None,
+    *,
+    due: datetime,
+    base_meta: dict[str, Any],
+    idempotency_key: str | None,
+    metadata: dict[str, Any],
+) -> _DeliveryRow:
+    """One channel's delivery for one recipient. ``decision`` None: no rule applied (see
+    ``plan._decision``): pending at ``due``. ``base_meta`` is only copied, never changed."""
+    if decision is None:
+        decision = _NO_RULE
+    status = DeliveryStatus.SKIPPED if decision.action == "skip" else DeliveryStatus.PENDING
+    meta: dict[str, Any] | None = None
+    if (
+        address.extra
+        or decision.rules
+        or decision.preferred_providers
+        or decision.blocked_providers
+        or idempotency_key
+    ):
+        meta = _finish_delivery_metadata(
+            dict(base_meta),
+            address=address,
+            decision=decision,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+    return _DeliveryRow(
+        channel, address.recipient or "", status, decision.scheduled_at or due, meta
+    )
+
+
+def _plain_metadata(base_meta: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a row no rule, address extra or idempotency key touched."""
+    return _finish_delivery_metadata(
+        dict(base_meta),
+        address=_NO_EXTRA,
+        decision=_NO_RULE,
+        idempotency_key=None,
+        metadata=metadata,
+    )
+
+
+def _row_metadata(
+    row: _DeliveryRow, base_meta: dict[str, Any], metadata: dict[str, Any]
+) -> dict[str, Any]:
+    return row.meta if row.meta is not None else _plain_metadata(base_meta, metadata)

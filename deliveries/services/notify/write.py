@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -15,14 +14,15 @@ from ...models import DeliveryStatus, Notification, NotificationDelivery, Notifi
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
 from ..status import notification_status_from
-from .address import RECIPIENT_TYPES
 from .plan import _decision, _Plan, _plan
-from .rows import _base_delivery_metadata, _finish_delivery_metadata, _notification_fields
+from .rows import (
+    _base_delivery_metadata,
+    _delivery_constants,
+    _delivery_row,
+    _notification_fields,
+    _row_metadata,
+)
 from .validate import _max_retries
-
-# Set by notify_many(): due delivery ids are collected and enqueued once, in chunks, when the
-# whole fan-out commits, instead of one broker publish per notification.
-_collected_due_ids: ContextVar[list[int] | None] = ContextVar("_collected_due_ids", default=None)
 
 
 def _existing(idempotency_key: str, *, is_user: bool, recipient: Any) -> NotifyResult | None:
@@ -76,10 +76,44 @@ def notify(
     metadata: dict[str, Any] | None = None,
     webhook_url: str | None = None,
 ) -> NotifyResult:
-    """Compose and store one notification (see the module docstring). Raises NotifyError for
+    """Compose and store one notification (see the package docstring). Raises NotifyError for
     bad input, with nothing written. ``category``/``priority`` default to the catalogue's
     values for the type (else ``system``/``normal``); ``channels=None`` means the catalogue's
     default channels (``in_app`` for a free-form title/message)."""
+    result, due_ids = _notify(
+        recipient,
+        idempotency_key=idempotency_key,
+        relations={"auction": auction, "bid": bid, "item": item, "invitation": invitation},
+        fields={
+            "template_key": template_key,
+            "title": title,
+            "message": message,
+            "context": context,
+            "channels": channels,
+            "category": category,
+            "priority": priority,
+            "scheduled_at": scheduled_at,
+            "expires_at": expires_at,
+            "action_url": action_url,
+            "action_label": action_label,
+            "metadata": metadata,
+            "webhook_url": webhook_url,
+        },
+    )
+    if due_ids:
+        transaction.on_commit(lambda: enqueue_deliveries(due_ids))
+    return result
+
+
+def _notify(
+    recipient: Any,
+    *,
+    idempotency_key: str | None,
+    relations: dict[str, Any],
+    fields: dict[str, Any],
+) -> tuple[NotifyResult, list[int]]:
+    """notify() without the enqueue: also returns the ids of the deliveries due now, which the
+    caller enqueues after commit (notify_many() enqueues a whole fan-out's at once)."""
     is_user = not isinstance(recipient, Recipient)
     if is_user and (recipient is None or getattr(recipient, "pk", None) is None):
         raise NotifyError(errors.INVALID_RECIPIENT, "a saved user is required", "user_id")
@@ -94,41 +128,18 @@ def notify(
             )
         found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
         if found is not None:
-            return found
+            return found, []
 
-    plan = _plan(
-        recipient,
-        is_user=is_user,
-        template_key=template_key,
-        title=title,
-        message=message,
-        context=context,
-        channels=channels,
-        category=category,
-        priority=priority,
-        scheduled_at=scheduled_at,
-        expires_at=expires_at,
-        action_url=action_url,
-        action_label=action_label,
-        metadata=metadata,
-        webhook_url=webhook_url,
-    )
+    plan = _plan(recipient, is_user=is_user, **fields)
     try:
         with transaction.atomic():
             if idempotency_key is not None:
                 _idempotency_lock(idempotency_key)
                 found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
                 if found is not None:
-                    return found
+                    return found, []
             return _write(
-                plan,
-                recipient,
-                is_user=is_user,
-                idempotency_key=idempotency_key,
-                auction=auction,
-                bid=bid,
-                item=item,
-                invitation=invitation,
+                plan, recipient, is_user=is_user, idempotency_key=idempotency_key, **relations
             )
     except IntegrityError:
         # A concurrent notify with the same key committed between our check and insert (the
@@ -138,7 +149,7 @@ def notify(
         found = _existing(idempotency_key, is_user=is_user, recipient=recipient)
         if found is None:
             raise
-        return found
+        return found, []
 
 
 def _write(
@@ -151,7 +162,8 @@ def _write(
     bid: Any,
     item: Any,
     invitation: Any,
-) -> NotifyResult:
+) -> tuple[NotifyResult, list[int]]:
+    """Write the rows of one planned notification; returns it and its deliveries due now."""
     now = timezone.now()
     due = plan.scheduled_at if plan.scheduled_at and plan.scheduled_at > now else now
     notification: Notification | None = None
@@ -179,10 +191,12 @@ def _write(
             **fields,
         )
 
+    row_key = None if is_user else idempotency_key
+    max_retries = _max_retries()
     rows: list[NotificationDelivery] = []
+    due_now: list[bool] = []  # per row: pending and due now (enqueued after commit)
     for channel in plan.channels:
         address = plan.addresses[channel]
-        rendered = plan.rendered[channel]
         decision = _decision(
             address,
             channel,
@@ -194,58 +208,46 @@ def _write(
             due=due,
             user_timezone=plan.timezone,
         )
-        delivery_metadata = _finish_delivery_metadata(
-            _base_delivery_metadata(
-                rendered=rendered,
-                type_name=plan.type_name,
-                category=plan.category,
-                priority=plan.priority,
-                locale=plan.locale,
-                action_url=plan.action_url,
-            ),
-            address=address,
-            decision=decision,
-            idempotency_key=None if is_user else idempotency_key,
+        base_meta = _base_delivery_metadata(
+            rendered=plan.rendered[channel],
+            type_name=plan.type_name,
+            category=plan.category,
+            priority=plan.priority,
+            locale=plan.locale,
+            action_url=plan.action_url,
+        )
+        row = _delivery_row(
+            channel,
+            address,
+            decision,
+            due=due,
+            base_meta=base_meta,
+            idempotency_key=row_key,
             metadata=plan.metadata,
         )
+        due_now.append(row.status == DeliveryStatus.PENDING and row.scheduled_at <= now)
         rows.append(
             NotificationDelivery(
                 notification=notification,
                 invitation=invitation,
-                delivery_type=channel,
-                provider_type=channel,
-                provider_name="",
-                provider_priority=0,
-                recipient=address.recipient or "",
-                recipient_type=RECIPIENT_TYPES[channel],
-                status=DeliveryStatus.SKIPPED
-                if decision.action == "skip"
-                else DeliveryStatus.PENDING,
-                delivery_metadata=delivery_metadata,
-                retry_count=0,
-                max_retries=_max_retries(),
-                scheduled_at=decision.scheduled_at or due,
-                expires_at=plan.expires_at,
+                **_delivery_constants(channel, expires_at=plan.expires_at, max_retries=max_retries),
+                recipient=row.recipient,
+                status=row.status,
+                delivery_metadata=_row_metadata(row, base_meta, plan.metadata),
+                scheduled_at=row.scheduled_at,
                 geographic_region=plan.region,
             )
         )
     # one row at a time, not bulk_create: the frequency cap of a later channel counts rows
     # written earlier in this same transaction, and a notification has at most five.
-    for row in rows:
-        row.save(force_insert=True)
+    for delivery in rows:
+        delivery.save(force_insert=True)
 
     if notification is not None:
-        status = notification_status_from([row.status for row in rows])
+        status = notification_status_from([delivery.status for delivery in rows])
         if status != notification.status:
             notification.status = status
             Notification.objects.filter(pk=notification.pk).update(status=status)
 
-    due_ids = [
-        row.id for row in rows if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now
-    ]
-    collected = _collected_due_ids.get()
-    if collected is not None:
-        collected.extend(due_ids)
-    elif due_ids:
-        transaction.on_commit(lambda: enqueue_deliveries(due_ids))
-    return NotifyResult(notification, rows, created=True)
+    due_ids = [delivery.id for delivery, is_due in zip(rows, due_now, strict=True) if is_due]
+    return NotifyResult(notification, rows, created=True), due_ids
