@@ -137,7 +137,7 @@ class _LocaleShare:
     base_meta_text: dict[str, str]  # channel → COPY text of its plain metadata
 
 
-@dataclass
+@dataclass(slots=True)
 class _Planned:
     """One new notification of a chunk, before it is written."""
 

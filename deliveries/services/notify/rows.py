@@ -20,6 +20,7 @@ RECIPIENT_TYPES: dict[str, str] = {
     Channel.WEBHOOK: RecipientType.WEBHOOK,
     Channel.IN_APP: RecipientType.USER,
 }
+_PENDING = DeliveryStatus.PENDING
 _NO_RULE = Decision()  # read only: "no preference rule applied"
 _NO_EXTRA = _Address("")  # read only: an address with no extra metadata keys
 
@@ -159,6 +160,8 @@ def _delivery_row(
     """One channel's delivery for one recipient. ``decision`` None: no rule applied (see
     ``plan._decision``): pending at ``due``. ``base_meta`` is only copied, never changed."""
     if decision is None:
+        if not address.extra and not idempotency_key:  # the common case, kept cheap
+            return _DeliveryRow(channel, address.recipient or "", _PENDING, due, None)
         decision = _NO_RULE
     status = DeliveryStatus.SKIPPED if decision.action == "skip" else DeliveryStatus.PENDING
     meta: dict[str, Any] | None = None
