@@ -19,6 +19,7 @@ from .rows import (
     _base_delivery_metadata,
     _delivery_constants,
     _delivery_row,
+    _DeliveryRow,
     _notification_fields,
     _row_metadata,
 )
@@ -168,19 +169,6 @@ def _write(
     due = plan.scheduled_at if plan.scheduled_at and plan.scheduled_at > now else now
     notification: Notification | None = None
     if is_user:
-        fields = _notification_fields(
-            channels=plan.channels,
-            rendered=plan.rendered,
-            category=plan.category,
-            priority=plan.priority,
-            context=plan.context,
-            metadata=plan.metadata,
-            type_name=plan.type_name,
-            scheduled_at=plan.scheduled_at,
-            expires_at=plan.expires_at,
-            action_url=plan.action_url,
-            action_label=plan.action_label,
-        )
         notification = Notification.objects.create(
             user=recipient,
             auction=auction,
@@ -188,13 +176,62 @@ def _write(
             item=item,
             status=NotificationStatus.PENDING,
             idempotency_key=idempotency_key,
-            **fields,
+            **_notification_fields(
+                channels=plan.channels,
+                rendered=plan.rendered,
+                category=plan.category,
+                priority=plan.priority,
+                context=plan.context,
+                metadata=plan.metadata,
+                type_name=plan.type_name,
+                scheduled_at=plan.scheduled_at,
+                expires_at=plan.expires_at,
+                action_url=plan.action_url,
+                action_label=plan.action_label,
+            ),
         )
+    built = _delivery_rows(
+        plan, recipient, is_user=is_user, idempotency_key=idempotency_key, due=due
+    )
+    rows = [
+        NotificationDelivery(
+            notification=notification,
+            invitation=invitation,
+            **_delivery_constants(
+                row.channel, expires_at=plan.expires_at, max_retries=_max_retries()
+            ),
+            recipient=row.recipient,
+            status=row.status,
+            delivery_metadata=meta,
+            scheduled_at=row.scheduled_at,
+            geographic_region=plan.region,
+        )
+        for row, meta in built
+    ]
+    # one row at a time, not bulk_create: the frequency cap of a later channel counts rows
+    # written earlier in this same transaction, and a notification has at most five.
+    for delivery in rows:
+        delivery.save(force_insert=True)
 
-    row_key = None if is_user else idempotency_key
-    max_retries = _max_retries()
-    rows: list[NotificationDelivery] = []
-    due_now: list[bool] = []  # per row: pending and due now (enqueued after commit)
+    if notification is not None:
+        status = notification_status_from([delivery.status for delivery in rows])
+        if status != notification.status:
+            notification.status = status
+            Notification.objects.filter(pk=notification.pk).update(status=status)
+
+    due_ids = [
+        delivery.id
+        for delivery, (row, _meta) in zip(rows, built, strict=True)
+        if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now
+    ]
+    return NotifyResult(notification, rows, created=True), due_ids
+
+
+def _delivery_rows(
+    plan: _Plan, recipient: Any, *, is_user: bool, idempotency_key: str | None, due: datetime
+) -> list[tuple[_DeliveryRow, dict[str, Any]]]:
+    """Each channel's row (the builder notify_many() uses too) and its full metadata."""
+    built = []
     for channel in plan.channels:
         address = plan.addresses[channel]
         decision = _decision(
@@ -222,32 +259,8 @@ def _write(
             decision,
             due=due,
             base_meta=base_meta,
-            idempotency_key=row_key,
+            idempotency_key=None if is_user else idempotency_key,
             metadata=plan.metadata,
         )
-        due_now.append(row.status == DeliveryStatus.PENDING and row.scheduled_at <= now)
-        rows.append(
-            NotificationDelivery(
-                notification=notification,
-                invitation=invitation,
-                **_delivery_constants(channel, expires_at=plan.expires_at, max_retries=max_retries),
-                recipient=row.recipient,
-                status=row.status,
-                delivery_metadata=_row_metadata(row, base_meta, plan.metadata),
-                scheduled_at=row.scheduled_at,
-                geographic_region=plan.region,
-            )
-        )
-    # one row at a time, not bulk_create: the frequency cap of a later channel counts rows
-    # written earlier in this same transaction, and a notification has at most five.
-    for delivery in rows:
-        delivery.save(force_insert=True)
-
-    if notification is not None:
-        status = notification_status_from([delivery.status for delivery in rows])
-        if status != notification.status:
-            notification.status = status
-            Notification.objects.filter(pk=notification.pk).update(status=status)
-
-    due_ids = [delivery.id for delivery, is_due in zip(rows, due_now, strict=True) if is_due]
-    return NotifyResult(notification, rows, created=True), due_ids
+        built.append((row, _row_metadata(row, base_meta, plan.metadata)))
+    return built
