@@ -48,16 +48,16 @@ def inbox_payload(notification: Notification) -> dict[str, Any]:
     return dict(NotificationSerializer(notification).data)
 
 
-_inbox_fields: list[tuple[str, Any, Any]] | None = None
+_inbox_fields: list[tuple[str, str, Any]] | None = None
 
 
-def _inbox_field_list() -> list[tuple[str, Any, Any]]:
+def _inbox_field_list() -> list[tuple[str, str, Any]]:
     """(key, source, field) of ``NotificationSerializer``, built once per process: a
     serializer instance deep-copies its declared fields, which is most of its ~1 ms."""
     global _inbox_fields
     if _inbox_fields is None:
         fields = NotificationSerializer().fields
-        _inbox_fields = [(name, field.source, field) for name, field in fields.items()]
+        _inbox_fields = [(name, str(field.source), field) for name, field in fields.items()]
     return _inbox_fields
 
 

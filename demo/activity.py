@@ -305,7 +305,7 @@ def seed_realtime(s: Seeder) -> None:
             },
         )
     bid = s.bids["english-seamaster:2"]
-    events = [
+    events: list[tuple[str, dict[str, Any]]] = [
         (
             "bid-placed",
             {

@@ -65,7 +65,9 @@ class NotifyRequestSerializer(serializers.Serializer):
     template_key = serializers.CharField(required=False, max_length=100)
     title = serializers.CharField(required=False, max_length=255)
     message = serializers.CharField(required=False)
-    context = serializers.DictField(required=False, default=dict)
+    # DRF's serializer metaclass pops declared fields off the class, so this field never
+    # shadows Field.context at run time; the stubs cannot see that
+    context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     channels = serializers.ListField(
         child=serializers.CharField(max_length=20), required=False, allow_empty=True
     )

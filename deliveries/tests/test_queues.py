@@ -89,7 +89,7 @@ def test_each_task_reaches_only_its_own_queue_once_workers_have_bound_them():
 
 
 def test_make_run_starts_a_worker_for_every_queue():
-    from notifyplatform.launcher.cli import WORKERS
+    from notifyplatform.launcher.appenv import WORKERS
 
     consumed = [queue for _name, queue, _pool in WORKERS]
     assert sorted(consumed) == sorted(settings.NP_QUEUES)

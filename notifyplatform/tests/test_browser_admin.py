@@ -40,17 +40,23 @@ def staff_member(transactional_db) -> User:
     return User.objects.create_superuser(email="console@example.test", password=PASSWORD)
 
 
-@pytest.fixture(autouse=True)
-def restore_catalogue():
-    """Transactional tests truncate every table, the catalogue's data-migration rows too:
-    put them back for the tests that run after this one in the same process."""
-    yield
+def _put_back_catalogue() -> None:
     from templates.catalog import catalogue_rows
 
     existing = set(NotificationTemplate.objects.values_list("template_key", flat=True))
     NotificationTemplate.objects.bulk_create(
         [NotificationTemplate(**r) for r in catalogue_rows() if r["template_key"] not in existing]
     )
+
+
+@pytest.fixture(autouse=True)
+def restore_catalogue(transactional_db):
+    """Transactional tests truncate every table, the catalogue's data-migration rows too:
+    the catalogue is there before each test here (a batch is validated against it) and put
+    back after it for the tests that run next in the same process."""
+    _put_back_catalogue()
+    yield
+    _put_back_catalogue()
 
 
 def open_browser(pw):

@@ -1,4 +1,4 @@
-"""FilterSet for the templates API."""
+"""FilterSets of the templates app (used by the API)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import django_filters
 
 from notifyplatform.choices import Channel
 
-from ..models import NotificationTemplate
+from .models import NotificationTemplate
 
 
 class TemplateFilter(django_filters.FilterSet):

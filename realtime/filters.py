@@ -6,7 +6,7 @@ import django_filters
 
 from notifyplatform.api_filters import IntegerFilter
 
-from ..models import (
+from .models import (
     ConnectionStatus,
     EventCategory,
     EventPriority,
