@@ -22,7 +22,9 @@ class _Address:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _push_address(prefs: Mapping[str, UserNotificationPreference], metadata: Mapping) -> _Address:
+def _push_address(
+    prefs: Mapping[str, UserNotificationPreference], metadata: Mapping[str, Any]
+) -> _Address:
     options: dict[str, Any] = {}
     pref = prefs.get(Channel.PUSH)
     if pref is not None and pref.delivery_preferences:

@@ -221,7 +221,7 @@ class _BulkWriter:
             share.base_meta_text[channel] = copy_text(_plain_metadata(meta, common.metadata))
         return share
 
-    def _notification_values(self, rendered: dict[str, _Rendered], now: datetime) -> dict:
+    def _notification_values(self, rendered: dict[str, _Rendered], now: datetime) -> dict[str, Any]:
         common = self.common
         relations = self.relations
         n_values = _notification_fields(

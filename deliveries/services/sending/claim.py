@@ -149,7 +149,7 @@ _NOTIFICATION_FIELDS = [
 ]
 
 
-def _claimed_delivery(row: tuple) -> NotificationDelivery:
+def _claimed_delivery(row: tuple[Any, ...]) -> NotificationDelivery:
     """A deferred-fields model instance from a claim row (as ``.only()`` would build it),
     with its notification's user and template data attached."""
     count = len(_CLAIM_FIELDS)

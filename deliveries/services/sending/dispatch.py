@@ -46,7 +46,9 @@ _DUE_SQL = """
 """
 
 
-def deliveries_dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> dict:
+def deliveries_dispatch_due(
+    *, now: datetime | None = None, limit: int | None = None
+) -> dict[str, int]:
     """Move due pending deliveries to the send queue; run by beat every
     ``NP_DISPATCH_INTERVAL_SECONDS`` (and by the sweeper).
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from notifyplatform.logs import delivery_fields, log_fields
 from providers import aio
 from providers.services import SuccessTally
+from providers.types import SendOutcome
 
 from ...models import NotificationDelivery
 from ...types import SendOutcomeSummary
@@ -75,7 +76,7 @@ def deliveries_send_batch(
             jobs.append((delivery, None, exc))
             continue
         jobs.append((delivery, message, routes[_route_key(delivery)]))
-    results: queue.SimpleQueue = queue.SimpleQueue()
+    results: queue.SimpleQueue[tuple[NotificationDelivery, SendOutcome]] = queue.SimpleQueue()
     tally = SuccessTally()
     sending = aio.submit(_send_all(jobs, results, tally))
     # Record as sends complete, in groups: one slow provider call must not hold back the

@@ -18,6 +18,9 @@ from providers.types import OutboundMessage, SendOutcome
 from ...models import NotificationDelivery
 from .policy import SEND_CRASHED
 
+# (channel, region, preferred providers, blocked providers): deliveries routed alike
+_RouteKey = tuple[str, str | None, tuple[str, ...], tuple[str, ...]]
+
 logger = logging.getLogger(__package__)  # one logger for the whole send path (JSON logs)
 
 
@@ -86,10 +89,12 @@ def _send(delivery: NotificationDelivery, routed: list[Provider] | None = None) 
         return SendOutcome(result=None, provider=None, attempts=[], error=error)
 
 
-def _route_groups(deliveries: list[NotificationDelivery]) -> dict[tuple, list[Any] | Exception]:
+def _route_groups(
+    deliveries: list[NotificationDelivery],
+) -> dict[_RouteKey, list[Provider] | Exception]:
     """Candidates per (channel, region, preferred, blocked): one routing per group and batch
     instead of one per delivery."""
-    routes: dict[tuple, list[Any] | Exception] = {}
+    routes: dict[_RouteKey, list[Provider] | Exception] = {}
     for delivery in deliveries:
         key = _route_key(delivery)
         if key in routes:
@@ -103,7 +108,7 @@ def _route_groups(deliveries: list[NotificationDelivery]) -> dict[tuple, list[An
     return routes
 
 
-def _route_key(delivery: NotificationDelivery) -> tuple:
+def _route_key(delivery: NotificationDelivery) -> _RouteKey:
     meta = delivery.delivery_metadata or {}
     return (
         delivery.delivery_type,
@@ -142,7 +147,7 @@ async def _send_one(
 
 async def _send_all(
     jobs: list[tuple[NotificationDelivery, Any, list[Any] | Exception]],
-    results: queue.SimpleQueue,
+    results: queue.SimpleQueue[tuple[NotificationDelivery, SendOutcome]],
     tally: SuccessTally,
 ) -> None:
     """Send every job concurrently; each outcome goes to ``results`` as soon as it is known
