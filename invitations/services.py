@@ -20,7 +20,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from deliveries.models import NotificationBatchJob
 from notifyplatform.bulk import copy_rows, copy_text, loaded_instance
 from notifyplatform.choices import Channel, ConversationStyle, InvitationType
 from users.models import User
@@ -301,7 +300,7 @@ def invitation_create(
     message: str = "",
     expires_in: timedelta = timedelta(days=7),
     delivery_preferences: dict[str, Any] | None = None,
-    batch_job: NotificationBatchJob | None = None,
+    batch_job_id: int | None = None,
 ) -> StoryInvitation:
     """Create an invitation, send it through the pipeline and record ``sent`` (by the
     inviter) and ``received`` (by the invitee, if a user). Bad input raises
@@ -353,7 +352,7 @@ def invitation_create(
         invitation_type=invitation_type,
         delivery_preferences={**(delivery_preferences or {}), "channels": channels},
         geographic_region=(invitee_user.region or None) if invitee_user else None,
-        batch_job=batch_job,
+        batch_job_id=batch_job_id,
         **content["fields"],
     )
     _send(invitation, idempotency_key=f"invitation:{invitation.pk}:sent")
@@ -623,7 +622,7 @@ def article_create(
         raise duplicate from None
 
 
-# --- bulk creation and sending for batch jobs (deliveries.batch) -----------------------
+# --- bulk creation and sending for batch jobs (campaigns) -----------------------
 #
 # A batch invites thousands of users to the same content at once. Rows are written with
 # bulk inserts, and the notifications through ``notify_many`` (the pipeline's bulk path).
@@ -694,7 +693,7 @@ def invitations_create_bulk(
     inviter: User,
     invitation_type: str,
     invitees: list[User],
-    batch_job: NotificationBatchJob | None = None,
+    batch_job_id: int | None = None,
     story: Story | None = None,
     article: NewsArticle | None = None,
     narration: NewsNarration | None = None,
@@ -733,7 +732,7 @@ def invitations_create_bulk(
         conversation_style=conversation_style,
         invitation_type=invitation_type,
         delivery_preferences={"channels": channel_list},
-        batch_job=batch_job,
+        batch_job_id=batch_job_id,
         updated_at=now,
         **content["fields"],
     )

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "providers",
     "deliveries",
     "invitations",
+    "campaigns",
     "realtime",
     "auctions",
     "demo",
@@ -651,7 +652,7 @@ NP_WS_GEO_HEADER = os.environ.get("NP_WS_GEO_HEADER", "")  # e.g. CF-IPCountry; 
 NP_WS_TRUSTED_PROXIES = env_list("NP_WS_TRUSTED_PROXIES")  # addresses/CIDRs sending it
 NP_WS_BANDWIDTH_MINUTES = env_int("NP_WS_BANDWIDTH_MINUTES", 60)  # per-minute history kept
 
-# --- batch jobs (deliveries.batch) ---
+# --- batch jobs (campaigns) ---
 # A running job with no progress for this long has its unfinished chunks re-enqueued.
 NP_BATCH_STALL_SECONDS = env_int("NP_BATCH_STALL_SECONDS", 300)
 NP_BATCH_CHUNK_MAX_ATTEMPTS = env_int("NP_BATCH_CHUNK_MAX_ATTEMPTS", 3)

@@ -19,15 +19,15 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from ..models import (
+from deliveries.models import (
     DeliveryStatus,
     Notification,
-    NotificationBatchJob,
     NotificationDelivery,
     NotificationStatus,
 )
-from ..services.status import notification_status_from
-from .models import BatchChunk
+from deliveries.services.status import notification_status_from
+
+from .models import BatchChunk, NotificationBatchJob
 from .services import ChunkOutcome
 
 _OPEN_DELIVERY = [DeliveryStatus.PENDING, DeliveryStatus.SENDING]

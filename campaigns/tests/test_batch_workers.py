@@ -11,12 +11,12 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 
-from deliveries.batch.models import BatchChunk
-from deliveries.batch.selectors import batch_job_deliveries, batch_progress
-from deliveries.batch.services import batch_cancel
-from deliveries.models import Notification, NotificationBatchJob
+from campaigns.models import BatchChunk, NotificationBatchJob
+from campaigns.selectors import batch_job_deliveries, batch_progress
+from campaigns.services import batch_cancel
+from campaigns.tests.test_batch_helpers import bulk_users, make_article
+from deliveries.models import Notification
 from deliveries.tests.conftest import wait_for
-from deliveries.tests.test_batch_helpers import bulk_users, make_article
 from invitations.models import StoryInvitation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

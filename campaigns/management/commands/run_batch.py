@@ -16,10 +16,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deliveries.batch.audience import AUDIENCE_HELP
-from deliveries.batch.errors import BatchError
-from deliveries.batch.progress import follow, quiet_closed_pipe
-from deliveries.batch.services import batch_create, batch_plan, batch_run_inline, batch_validate
+from campaigns.audience import AUDIENCE_HELP
+from campaigns.errors import BatchError
+from campaigns.progress import follow, quiet_closed_pipe
+from campaigns.services import batch_create, batch_plan, batch_run_inline, batch_validate
 
 
 class Command(BaseCommand):

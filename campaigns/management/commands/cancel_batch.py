@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deliveries.batch.errors import BatchError
-from deliveries.batch.services import batch_cancel
+from campaigns.errors import BatchError
+from campaigns.services import batch_cancel
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ..models import NotificationBatchJob
+from .models import NotificationBatchJob
 from .selectors import batch_progress
 
 

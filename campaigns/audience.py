@@ -16,9 +16,9 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
+from deliveries.models import UserNotificationPreference
 from users.models import User
 
-from ..models import UserNotificationPreference
 from .errors import EMPTY_AUDIENCE, INVALID_AUDIENCE, BatchError
 
 AUDIENCE_HELP = "all | region:<region> | opted-in | csv:<path of a file of emails/user ids>"

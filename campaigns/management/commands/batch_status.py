@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deliveries.batch.errors import BatchError
-from deliveries.batch.progress import progress_line, quiet_closed_pipe
-from deliveries.batch.selectors import batch_delivery_breakdown, batch_job_list, batch_progress
-from deliveries.batch.services import batch_get
+from campaigns.errors import BatchError
+from campaigns.progress import progress_line, quiet_closed_pipe
+from campaigns.selectors import batch_delivery_breakdown, batch_job_list, batch_progress
+from campaigns.services import batch_get
 
 
 class Command(BaseCommand):

@@ -8,8 +8,9 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from ..models import BatchJobStatus, BatchJobType, NotificationBatchJob, NotificationDelivery
-from .models import BatchChunk, ChunkStatus
+from deliveries.models import NotificationDelivery
+
+from .models import BatchChunk, BatchJobStatus, BatchJobType, ChunkStatus, NotificationBatchJob
 
 
 def batch_job_list(*, status: str | None = None, job_type: str | None = None) -> QuerySet:

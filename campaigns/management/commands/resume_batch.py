@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deliveries.batch.errors import BatchError
-from deliveries.batch.progress import follow
-from deliveries.batch.services import batch_resume, batch_run_inline
+from campaigns.errors import BatchError
+from campaigns.progress import follow
+from campaigns.services import batch_resume, batch_run_inline
 
 
 class Command(BaseCommand):

@@ -38,7 +38,6 @@ from notifyplatform.choices import Channel, InvitationType
 from templates.services import TemplateNotFoundError, templates_for_channels
 from users.models import User
 
-from ..models import BatchJobStatus, BatchJobType, NotificationBatchJob
 from .audience import audience_parse, audience_queryset, audience_resolve
 from .errors import (
     CHUNK_FAILED,
@@ -53,7 +52,7 @@ from .errors import (
     UNKNOWN_JOB_TYPE,
     BatchError,
 )
-from .models import BatchChunk, ChunkStatus
+from .models import BatchChunk, BatchJobStatus, BatchJobType, ChunkStatus, NotificationBatchJob
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from django.db import transaction
 
+from deliveries.models import DeliveryStatus
 from users.models import User
 
-from ..models import DeliveryStatus, NotificationBatchJob
 from .errors import NOT_SENT
-from .models import BatchChunk
+from .models import BatchChunk, NotificationBatchJob
 from .services import ChunkOutcome
 
 # A recipient counts as successful when at least one of its deliveries is on its way
@@ -105,7 +105,7 @@ def invitation_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutco
                 inviter=inviter,
                 invitation_type=job.invitation_type or config["invitation_type"],
                 invitees=todo,
-                batch_job=job,
+                batch_job_id=job.pk,
                 channels=config.get("channels"),
                 message=config.get("message", ""),
                 expires_in=timedelta(days=int(config.get("expires_in_days", 7))),

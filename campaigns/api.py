@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from ..models import BatchJobStatus, BatchJobType, NotificationBatchJob
+from .models import BatchJobStatus, BatchJobType, NotificationBatchJob
 from .selectors import batch_progress, error_summary
 from .services import batch_cancel, batch_resume
 

@@ -1,4 +1,4 @@
-"""Celery tasks of batch jobs: thin wrappers (ids in) around ``deliveries.batch.services``.
+"""Celery tasks of batch jobs: thin wrappers (ids in) around ``campaigns.services``.
 Imported by ``deliveries.tasks`` so the worker registers them."""
 
 from __future__ import annotations

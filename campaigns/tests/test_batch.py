@@ -19,23 +19,22 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from deliveries.batch.errors import BatchError
-from deliveries.batch.models import BatchChunk
-from deliveries.batch.services import (
+from campaigns.errors import BatchError
+from campaigns.models import BatchChunk, NotificationBatchJob
+from campaigns.services import (
     batch_cancel,
     batch_chunk_run,
     batch_create,
     batch_resume,
     batch_validate,
 )
+from campaigns.tests.test_batch_helpers import bulk_users, database_url, make_article, manage
 from deliveries.models import (
     DeliveryStatus,
     Notification,
-    NotificationBatchJob,
     NotificationDelivery,
     UserNotificationPreference,
 )
-from deliveries.tests.test_batch_helpers import bulk_users, database_url, make_article, manage
 from invitations.models import StoryInvitation, UserInvitationHistory
 from invitations.tokens import token_sign
 
@@ -276,7 +275,7 @@ def test_reminder_batch_reminds_due_invitations_once():
     )
     reminded = StoryInvitation.objects.filter(reminder_count=1)
     assert sorted(reminded.values_list("pk", flat=True)) == sorted(i.pk for i in invitations[:2])
-    from deliveries.batch.selectors import batch_job_deliveries
+    from campaigns.selectors import batch_job_deliveries
 
     assert batch_job_deliveries(job).count() == 2
 
@@ -386,7 +385,7 @@ def test_admin_start_form_progress_and_delivery_filter(client, staff_user):
     client.force_login(staff_user)
     bulk_users(3)
     article = make_article()
-    url = "/admin/deliveries/notificationbatchjob/start/"
+    url = "/admin/campaigns/notificationbatchjob/start/"
 
     # the form refuses a missing article with the shared validation's message
     page = client.post(url, {"job_type": "invitation_batch", "invitation_type": "news_feed",
@@ -413,10 +412,10 @@ def test_admin_start_form_progress_and_delivery_filter(client, staff_user):
         batch_chunk_run(chunk.pk)
 
     # the changelist shows a progress bar and links; the JSON endpoint reports progress
-    changelist = client.get("/admin/deliveries/notificationbatchjob/").content.decode()
+    changelist = client.get("/admin/campaigns/notificationbatchjob/").content.decode()
     assert 'class="np-batch-progress"' in changelist and "Start a batch" in changelist
     assert f"?batch_job={job.pk}&amp;status__exact=failed" in changelist
-    progress = client.get(f"/admin/deliveries/notificationbatchjob/{job.pk}/progress.json")
+    progress = client.get(f"/admin/campaigns/notificationbatchjob/{job.pk}/progress.json")
     assert progress.json()["status"] == "completed"
     assert progress.json()["processed"] == 3
     # the delivery changelist filtered by the job

@@ -2,8 +2,8 @@
 watch running jobs (progress bars refreshed from a small JSON endpoint), cancel and resume,
 and open a job's failed deliveries (a ``batch_job`` filter on the delivery changelist).
 
-Imported at the end of ``deliveries/admin.py``; it replaces the plain job admin registered
-there.
+The delivery changelist's ``batch_job`` filter is added to the admin ``deliveries``
+registered (looked up on the admin site, not imported: no app imports another's admin).
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from notifyplatform.admin_utils import ReadOnlyModelAdmin
+from deliveries.models import NotificationDelivery
+from notifyplatform.admin_utils import NPModelAdmin, ReadOnlyModelAdmin
 from notifyplatform.choices import Channel, InvitationType
 
-from .admin import NotificationBatchJobAdmin, NotificationDeliveryAdmin
-from .batch import tasks as _batch_tasks  # noqa: F401 - registers the Celery tasks
-from .batch.audience import AUDIENCE_HELP
-from .batch.errors import BatchError
-from .batch.models import BatchChunk
-from .batch.selectors import batch_job_deliveries, batch_progress
-from .batch.services import batch_cancel, batch_create, batch_plan, batch_resume, batch_validate
-from .models import BatchJobStatus, BatchJobType, NotificationBatchJob, NotificationDelivery
+from .audience import AUDIENCE_HELP
+from .errors import BatchError
+from .models import BatchChunk, BatchJobStatus, BatchJobType, NotificationBatchJob
+from .selectors import batch_job_deliveries, batch_progress
+from .services import batch_cancel, batch_create, batch_plan, batch_resume, batch_validate
 
 
 class BatchStartForm(forms.Form):
@@ -114,12 +112,14 @@ class BatchJobFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=batch_job_deliveries(job).values("pk"))
 
 
+# deliveries' admin is registered first (INSTALLED_APPS order); extend it with the filter
+_DeliveryAdmin = type(admin.site.get_model_admin(NotificationDelivery))
 admin.site.unregister(NotificationDelivery)
 
 
 @admin.register(NotificationDelivery)
-class BatchAwareDeliveryAdmin(NotificationDeliveryAdmin):
-    list_filter = (*NotificationDeliveryAdmin.list_filter, BatchJobFilter)
+class BatchAwareDeliveryAdmin(_DeliveryAdmin):  # type: ignore[valid-type,misc]
+    list_filter = (*_DeliveryAdmin.list_filter, BatchJobFilter)
 
 
 class ChunkInline(admin.TabularInline):
@@ -142,12 +142,9 @@ class ChunkInline(admin.TabularInline):
     classes = ("collapse",)
 
 
-admin.site.unregister(NotificationBatchJob)
-
-
 @admin.register(NotificationBatchJob)
-class BatchJobAdmin(NotificationBatchJobAdmin):
-    change_list_template = "admin/deliveries/notificationbatchjob/change_list.html"
+class BatchJobAdmin(NPModelAdmin):
+    change_list_template = "admin/campaigns/notificationbatchjob/change_list.html"
     list_display = (
         "id",
         "job_name",
@@ -162,6 +159,9 @@ class BatchJobAdmin(NotificationBatchJobAdmin):
         "started_at",
         "completed_at",
     )
+    list_filter = ("status", "job_type", "invitation_type")
+    search_fields = ("job_name", "error_summary")
+    date_hierarchy = "created_at"
     readonly_fields = (
         "job_type",
         "invitation_type",
@@ -204,11 +204,11 @@ class BatchJobAdmin(NotificationBatchJobAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
-            path("start/", view(self.start_view), name="deliveries_batch_start"),
+            path("start/", view(self.start_view), name="campaigns_batch_start"),
             path(
                 "<int:job_id>/progress.json",
                 view(self.progress_view),
-                name="deliveries_batch_progress",
+                name="campaigns_batch_progress",
             ),
             *super().get_urls(),
         ]
@@ -235,7 +235,7 @@ class BatchJobAdmin(NotificationBatchJobAdmin):
                     else:
                         self.message_user(request, f"Batch job {job.pk} started: {job.job_name}")
                         return HttpResponseRedirect(
-                            reverse("admin:deliveries_notificationbatchjob_changelist")
+                            reverse("admin:campaigns_notificationbatchjob_changelist")
                         )
         else:
             form = BatchStartForm()
@@ -247,7 +247,7 @@ class BatchJobAdmin(NotificationBatchJobAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(
-            request, "admin/deliveries/notificationbatchjob/start.html", context
+            request, "admin/campaigns/notificationbatchjob/start.html", context
         )
 
     @admin.action(description="Cancel selected jobs")
