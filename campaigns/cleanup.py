@@ -26,9 +26,13 @@ from deliveries.models import (
     NotificationStatus,
 )
 from deliveries.services.status import notification_status_from
+from invitations.models import StoryInvitation
+from invitations.services import OPEN_STATUSES, invitations_expire_due
+from realtime.models import ConnectionStatus, RealTimeEvent, WebsocketConnection
+from realtime.services import event_purge_expired
 
 from .models import BatchChunk, NotificationBatchJob
-from .services import ChunkOutcome
+from .outcome import ChunkOutcome
 
 _OPEN_DELIVERY = [DeliveryStatus.PENDING, DeliveryStatus.SENDING]
 
@@ -43,8 +47,6 @@ def _expired_notifications(now: Any) -> Any:
 
 
 def _old_connections(older_than_days: int, now: Any) -> Any:
-    from realtime.models import ConnectionStatus, WebsocketConnection
-
     return WebsocketConnection.objects.filter(
         connection_status=ConnectionStatus.DISCONNECTED,
         disconnected_at__lt=now - timedelta(days=older_than_days),
@@ -53,10 +55,6 @@ def _old_connections(older_than_days: int, now: Any) -> Any:
 
 def counts(*, older_than_days: int) -> dict[str, int]:
     """How many rows each step would touch now (``--dry-run`` and the job's total)."""
-    from invitations.models import StoryInvitation
-    from invitations.services import OPEN_STATUSES
-    from realtime.models import RealTimeEvent
-
     now = timezone.now()
     days: dict[str, int] = settings.NP_RT_RETENTION_DAYS
     default_days = days.get("standard", 7)
@@ -132,16 +130,12 @@ def cleanup_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcome:
     older_than = int((job.job_config or {}).get("older_than_days", 30))
     now = timezone.now()
     if step == "expire_invitations":
-        from invitations.services import invitations_expire_due
-
         done = invitations_expire_due(now=now)
     elif step == "expire_deliveries":
         done = _expire_deliveries(now)
     elif step == "expire_notifications":
         done = _expire_notifications(now)
     elif step == "purge_events":
-        from realtime.services import event_purge_expired
-
         done = event_purge_expired(now=now)
     elif step == "prune_connections":
         _, per_model = _old_connections(older_than, now).delete()

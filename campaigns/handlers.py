@@ -1,18 +1,29 @@
 """The work of one chunk, per job type. Called inside the chunk's transaction by
-``services.batch_chunk_run``; returns a ``ChunkOutcome`` (what to count)."""
+``services.runner.batch_chunk_run``; returns a ``ChunkOutcome`` (what to count)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
 
 from deliveries.models import DeliveryStatus
+from invitations.errors import InvitationError
+from invitations.models import (
+    NewsArticle,
+    NewsNarration,
+    RoleplayCharacterRole,
+    RoleplayTemplate,
+    Story,
+    StoryInvitation,
+)
+from invitations.services import invitation_remind, invitations_create_bulk, invitations_send_bulk
 from users.models import User
 
 from .errors import NOT_SENT
 from .models import BatchChunk, NotificationBatchJob
-from .services import ChunkOutcome
+from .outcome import ChunkOutcome
 
 # A recipient counts as successful when at least one of its deliveries is on its way
 # (pending now or later — quiet hours defer, they do not refuse).
@@ -46,14 +57,6 @@ def _count_results(outcome: ChunkOutcome, results: list[Any]) -> None:
 
 
 def _content(config: dict[str, Any]) -> dict[str, Any]:
-    from invitations.models import (
-        NewsArticle,
-        NewsNarration,
-        RoleplayCharacterRole,
-        RoleplayTemplate,
-        Story,
-    )
-
     def get(model: Any, key: str) -> Any:
         pk = config.get(key)
         return model.objects.filter(pk=pk).first() if pk is not None else None
@@ -70,12 +73,6 @@ def _content(config: dict[str, Any]) -> dict[str, Any]:
 def invitation_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcome:
     """One bulk insert of invitations (+ their history), one ``notify_many`` for the
     notifications and deliveries, idempotency keys ``batch:<job>:<user id>``."""
-    from datetime import timedelta
-
-    from invitations.errors import InvitationError
-    from invitations.models import StoryInvitation
-    from invitations.services import invitations_create_bulk, invitations_send_bulk
-
     outcome = ChunkOutcome()
     config = job.job_config or {}
     ids = [str(pk) for pk in chunk.item_ids]
@@ -125,10 +122,6 @@ def reminder_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcome
     """``invitation_remind`` per due invitation: it claims the reminder slot with a conditional
     UPDATE, so an invitation reminded meanwhile (another batch, the beat) is not reminded
     twice; those count as failed with ``NO_LONGER_DUE``."""
-    from invitations.errors import InvitationError
-    from invitations.models import StoryInvitation
-    from invitations.services import invitation_remind
-
     outcome = ChunkOutcome()
     invitations = {
         inv.pk: inv

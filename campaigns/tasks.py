@@ -6,13 +6,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import services
+from .queue import RESUME_STALLED_TASK, RUN_CHUNK_TASK
 
 
-@shared_task(name="deliveries.run_batch_chunk", ignore_result=True)
+@shared_task(name=RUN_CHUNK_TASK, ignore_result=True)
 def run_batch_chunk(chunk_id: int) -> str:
     return services.batch_chunk_run(chunk_id)
 
 
-@shared_task(name="deliveries.resume_stalled_batches", ignore_result=True)
+@shared_task(name=RESUME_STALLED_TASK, ignore_result=True)
 def resume_stalled_batches() -> int:
     return services.batches_resume_stalled()
