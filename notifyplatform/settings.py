@@ -396,13 +396,29 @@ NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000
 # --- auctions & invitations (event sources) ---
 # Watchers and bidders are warned once, this many seconds before an auction ends.
 NP_AUCTION_ENDING_NOTICE_SECONDS = env_int("NP_AUCTION_ENDING_NOTICE_SECONDS", 300)
-# Invitations neither viewed nor answered after this long get a reminder (batch issue).
+# Invitations neither viewed nor answered after this long get a reminder (on beat, and by
+# reminder batch jobs).
 from datetime import timedelta as _timedelta  # noqa: E402
 
 NP_INVITATION_REMINDER_AFTER = _timedelta(
     seconds=env_int("NP_INVITATION_REMINDER_AFTER_SECONDS", 3 * 86400)
 )
 NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
+# Beat reminds due invitations and expires overdue ones (invitations.tasks), this many
+# rows per run at most; the rest wait for the next run.
+NP_INVITATION_BEAT_BATCH_SIZE = env_int("NP_INVITATION_BEAT_BATCH_SIZE", 1000)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "invitations-remind": {
+            "task": "invitations.remind_invitations",
+            "schedule": float(env_int("NP_INVITATION_REMINDER_INTERVAL_SECONDS", 300)),
+        },
+        "invitations-expire": {
+            "task": "invitations.expire_invitations",
+            "schedule": float(env_int("NP_INVITATION_EXPIRY_INTERVAL_SECONDS", 60)),
+        },
+    }
+)
 CELERY_BEAT_SCHEDULE.update(
     {
         "auctions-start": {"task": "auctions.start_auctions", "schedule": 10.0},

@@ -24,7 +24,12 @@ from .bulk import (
     invitations_send_bulk,
 )
 from .create import invitation_create, role_is_taken
-from .reminders import invitation_remind, invitations_due_for_reminder, invitations_expire_due
+from .reminders import (
+    invitation_remind,
+    invitations_due_for_reminder,
+    invitations_expire_due,
+    invitations_remind_due,
+)
 
 __all__ = [
     "BULK_ID_PLACEHOLDER",
@@ -44,6 +49,7 @@ __all__ = [
     "invitations_create_bulk",
     "invitations_due_for_reminder",
     "invitations_expire_due",
+    "invitations_remind_due",
     "invitations_send_bulk",
     "is_answerable",
     "role_is_taken",

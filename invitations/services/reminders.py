@@ -3,6 +3,7 @@ invitations. Run on beat (``invitations.tasks``) and by reminder/cleanup batch j
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from ..errors import InvitationError
 from ..models import (
     InvitationAction,
     InvitationStatus,
@@ -19,6 +21,8 @@ from ..ownership import invitation_permitted
 from .answer import _mark_expired
 from .base import OPEN_STATUSES, _history
 from .create import _send
+
+logger = logging.getLogger(__name__)
 
 
 def invitations_due_for_reminder(*, now: datetime | None = None) -> QuerySet[StoryInvitation]:
@@ -68,15 +72,37 @@ def invitation_remind(*, invitation: StoryInvitation, now: datetime | None = Non
     return True
 
 
-@transaction.atomic
-def invitations_expire_due(*, now: datetime | None = None) -> int:
-    """Mark open invitations past ``expires_at`` as expired, with a history row each."""
+def invitations_remind_due(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Beat: remind up to ``limit`` due invitations, oldest first, each in its own
+    transaction (``invitation_remind`` claims its slot, so a batch job or another beat run
+    reminding the same invitation meanwhile does not remind it twice). One that cannot be
+    sent is logged and stays due. Returns how many were reminded."""
     now = now or timezone.now()
-    ids = list(
+    due = invitations_due_for_reminder(now=now).order_by("pk").values_list("pk", flat=True)
+    reminded = 0
+    for invitation in StoryInvitation.objects.filter(
+        pk__in=list(due[:limit] if limit is not None else due)
+    ).order_by("pk"):
+        try:
+            reminded += invitation_remind(invitation=invitation, now=now)
+        except InvitationError as exc:
+            logger.warning("invitation %s: reminder not sent: %s", invitation.pk, exc.message)
+    return reminded
+
+
+@transaction.atomic
+def invitations_expire_due(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Mark open invitations past ``expires_at`` as expired (at most ``limit``, oldest
+    first), with a history row each. Rows locked by a concurrent answer are left to the
+    next run."""
+    now = now or timezone.now()
+    due = (
         StoryInvitation.objects.select_for_update(skip_locked=True)
         .filter(status__in=OPEN_STATUSES, expires_at__lte=now)
+        .order_by("pk")
         .values_list("pk", flat=True)
     )
+    ids = list(due[:limit] if limit is not None else due)
     for invitation in StoryInvitation.objects.filter(pk__in=ids).select_related("invitee_user"):
         _mark_expired(invitation, None, now)
     return len(ids)
