@@ -58,7 +58,7 @@ class BatchStartForm(forms.Form):
     dry_run = forms.BooleanField(required=False, help_text="only count; create nothing")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if self.errors:
             return data
         try:

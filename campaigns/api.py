@@ -29,7 +29,8 @@ class BatchJobFilter(django_filters.FilterSet):
 
 class BatchJobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
-    errors = serializers.SerializerMethodField()
+    # the serializer's metaclass moves declared fields off the class: Serializer.errors stays
+    errors = serializers.SerializerMethodField()  # type: ignore[assignment]
 
     class Meta:
         model = NotificationBatchJob

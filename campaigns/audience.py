@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from deliveries.models import UserNotificationPreference
 from users.models import User
@@ -95,7 +95,7 @@ def audience_parse(text: str | None) -> Audience:
 
 
 def audience_queryset(
-    audience: Audience, *, invitation_type: str | None, exclude_user_id: object = None
+    audience: Audience, *, invitation_type: str | None, exclude_user_id: str | None = None
 ) -> QuerySet[User]:
     users = User.objects.filter(is_active=True)
     if audience.kind == "region":
@@ -107,8 +107,6 @@ def audience_queryset(
             ).values("user_id")
         )
     elif audience.kind == "csv":
-        from django.db.models import Q
-
         users = users.filter(Q(pk__in=audience.user_ids) | Q(email__in=audience.emails))
     if exclude_user_id is not None:
         # Nobody invites themselves: the inviter is never in their own batch.
@@ -117,7 +115,7 @@ def audience_queryset(
 
 
 def audience_resolve(
-    audience: Audience, *, invitation_type: str | None, exclude_user_id: object = None
+    audience: Audience, *, invitation_type: str | None, exclude_user_id: str | None = None
 ) -> list[str]:
     """The audience's user ids, ordered; raises ``BatchError(EMPTY_AUDIENCE)`` when none."""
     ids = [

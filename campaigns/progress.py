@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from io import TextIOBase
 from typing import Any, TextIO
 
 from .models import NotificationBatchJob
@@ -35,7 +36,7 @@ def progress_line(p: dict[str, Any], *, width: int = 30) -> str:
 
 def follow(
     job_id: int,
-    out: TextIO,
+    out: TextIO | TextIOBase,
     *,
     tty: bool,
     interval: float = 0.5,
@@ -72,7 +73,7 @@ CLOSED_PIPE_EXIT = 141
 
 
 @contextlib.contextmanager
-def quiet_closed_pipe(stdout: TextIO) -> Iterator[None]:
+def quiet_closed_pipe(stdout: TextIO | TextIOBase) -> Iterator[None]:
     """End a command quietly when its reader went away (``batch_status | head``): no
     BrokenPipeError traceback, and none when Python flushes stdout at exit either."""
     try:

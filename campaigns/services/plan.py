@@ -84,9 +84,9 @@ def batch_plan(spec: BatchSpec, *, sample_size: int = 5) -> BatchPlan:
         due = invitations_due_for_reminder()
         if spec.invitation_type:
             due = due.filter(invitation_type=spec.invitation_type)
-        ids = list(due.order_by("pk").values_list("pk", flat=True))
-        sample = [f"invitation {pk}" for pk in ids[:sample_size]]
-        return BatchPlan(ids, sample)
+        invitation_ids = list(due.order_by("pk").values_list("pk", flat=True))
+        sample = [f"invitation {pk}" for pk in invitation_ids[:sample_size]]
+        return BatchPlan(invitation_ids, sample)
     counts = _cleanup_candidates(spec)
     return BatchPlan(
         list(CLEANUP_STEPS),

@@ -46,11 +46,12 @@ def _job_status_key_share(job_id: int) -> str | None:
 
 
 def _handler(job_type: str) -> Callable[[NotificationBatchJob, BatchChunk], ChunkOutcome]:
-    return {
+    handlers_by_type: dict[str, Callable[[NotificationBatchJob, BatchChunk], ChunkOutcome]] = {
         BatchJobType.INVITATION_BATCH: handlers.invitation_chunk,
         BatchJobType.REMINDER_BATCH: handlers.reminder_chunk,
         BatchJobType.CLEANUP_BATCH: cleanup.cleanup_chunk,
-    }[job_type]
+    }
+    return handlers_by_type[job_type]
 
 
 def batch_chunk_run(chunk_id: int) -> str:

@@ -4,7 +4,7 @@ invitee's token actions (no login); the seed's analytics views, read-only, for s
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from drf_spectacular.utils import extend_schema
@@ -57,7 +57,7 @@ class InvitationViewSet(
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self) -> Any:
-        return selectors.invitation_list_for_user(user=self.request.user)
+        return selectors.invitation_list_for_user(user=cast(User, self.request.user))
 
     @extend_schema(
         request=InvitationCreateSerializer,
@@ -87,7 +87,7 @@ class InvitationViewSet(
                 )
         preferences = {"channels": data["channels"]} if data.get("channels") else None
         invitation = services.invitation_create(
-            inviter=request.user,
+            inviter=cast(User, request.user),  # authenticated (the default permission)
             invitation_type=data["invitation_type"],
             invitee_user=invitee_user,
             invitee_email=data.get("invitee_email") or None,
@@ -192,7 +192,7 @@ class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> Any:
-        return UserInvitationHistory.objects.filter(user=self.request.user)
+        return UserInvitationHistory.objects.filter(user=cast(User, self.request.user))
 
 
 class _StaffReadOnly(viewsets.ReadOnlyModelViewSet):

@@ -169,8 +169,10 @@ def _claim_role(invitation: StoryInvitation) -> InvitationError | None:
     if invitation.roleplay_character_role_id is None:
         return None
     # Lock the role so two invitees accepting the same role queue up here.
-    RoleplayCharacterRole.objects.select_for_update().get(pk=invitation.roleplay_character_role_id)
-    if role_is_taken(invitation.roleplay_character_role, exclude=invitation):
+    role = RoleplayCharacterRole.objects.select_for_update().get(
+        pk=invitation.roleplay_character_role_id
+    )
+    if role_is_taken(role, exclude=invitation):
         return _role_taken_error(invitation)
     return None
 
