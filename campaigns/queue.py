@@ -6,7 +6,7 @@ name keeps ``tasks`` → ``services`` one-way. ``send_task`` applies the same
 
 from __future__ import annotations
 
-from celery import current_app
+from notifyplatform.celery import app
 
 # The names from before the app moved (queued messages and beat's schedule use them).
 RUN_CHUNK_TASK = "deliveries.run_batch_chunk"
@@ -15,4 +15,4 @@ RESUME_STALLED_TASK = "deliveries.resume_stalled_batches"
 
 def chunk_enqueue(chunk_id: int, *, countdown: float | None = None) -> None:
     """Queue one run of the chunk (after ``countdown`` seconds, if given)."""
-    current_app.send_task(RUN_CHUNK_TASK, args=(chunk_id,), countdown=countdown)
+    app.send_task(RUN_CHUNK_TASK, args=(chunk_id,), countdown=countdown)
