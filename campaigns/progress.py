@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from io import TextIOBase
 from typing import Any, TextIO
 
@@ -42,11 +44,15 @@ def follow(
     interval: float = 0.5,
     log_every: float = 5.0,
     timeout: float | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
-    """Print progress until the job finishes (or ``timeout``); returns the last figures."""
+    """Print progress until the job finishes (or ``timeout``); returns the last figures.
+    Raises ``KeyboardInterrupt`` between two polls once ``stop()`` is true."""
     started = time.monotonic()
     last_log = 0.0
     while True:
+        if stop():
+            raise KeyboardInterrupt
         job = NotificationBatchJob.objects.get(pk=job_id)
         p = batch_progress(job)
         now = time.monotonic()
@@ -66,6 +72,22 @@ def follow(
                 out.write("\n")
             return p
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C only sets a flag (``follow(stop=...)`` acts on it between two polls) instead of
+    raising wherever the process is: inside a query it would hand an ACTIVE connection back
+    to the pool, which then logs a warning after the command's one line."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed.is_set  # only the main thread receives signals (and may set handlers)
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.set())
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # What a shell reports for a process killed by SIGPIPE (128 + 13), e.g. `yes | head`.

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from campaigns.audience import AUDIENCE_HELP
 from campaigns.errors import BatchError
-from campaigns.progress import follow, quiet_closed_pipe
+from campaigns.progress import follow, quiet_closed_pipe, sigint_deferred
 from campaigns.services import batch_create, batch_plan, batch_run_inline, batch_validate
 
 
@@ -85,19 +85,22 @@ class Command(BaseCommand):
             job = batch_create(spec, plan=plan)
         except BatchError as exc:
             raise CommandError(exc.one_line(), returncode=2) from None
-        self.stdout.write(
-            f"job {job.pk} {job.status}: {job.job_name!r}, {job.total_notifications} items "
-            f"in {job.chunks.count()} chunks"
-        )
         wait = options["wait"]
         if wait is None:
             wait = self.stdout.isatty()
-        if not (wait or options["inline"]):
-            return
         try:
             if options["inline"]:
+                # the chunks run here: Ctrl-C stops one mid-way (its transaction rolls back)
+                self._started(job)
                 batch_run_inline(job.pk)
-            figures = follow(job.pk, self.stdout, tty=self.stdout.isatty())
+                figures = follow(job.pk, self.stdout, tty=self.stdout.isatty())
+            else:
+                # the job is the workers': Ctrl-C only stops following, between two polls
+                with sigint_deferred() as pressed:
+                    self._started(job)
+                    if not wait:
+                        return
+                    figures = follow(job.pk, self.stdout, tty=self.stdout.isatty(), stop=pressed)
         except KeyboardInterrupt:
             self.stderr.write("\n" + self._interrupted(job.pk, inline=options["inline"]))
             sys.exit(130)
@@ -109,6 +112,12 @@ class Command(BaseCommand):
                 f"{figures['total']:,} failed; `manage.py batch_status {job.pk}` shows why",
                 returncode=1,
             )
+
+    def _started(self, job: Any) -> None:
+        self.stdout.write(
+            f"job {job.pk} {job.status}: {job.job_name!r}, {job.total_notifications} items "
+            f"in {job.chunks.count()} chunks"
+        )
 
     @staticmethod
     def _interrupted(job_id: int, *, inline: bool) -> str:
