@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "providers",
     "deliveries",
     "invitations",
+    "campaigns",
     "realtime",
     "auctions",
     "demo",
@@ -318,6 +319,18 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": 10.0,
         },
         "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "invitations-remind": {
+            "task": "invitations.remind_invitations",
+            "schedule": float(env_int("NP_INVITATION_REMINDER_INTERVAL_SECONDS", 300)),
+        },
+        "invitations-expire": {
+            "task": "invitations.expire_invitations",
+            "schedule": float(env_int("NP_INVITATION_EXPIRY_INTERVAL_SECONDS", 60)),
+        },
     }
 )
 CELERY_BEAT_SCHEDULE.update(

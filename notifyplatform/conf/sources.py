@@ -8,12 +8,16 @@ from notifyplatform.conf.env import env_int
 
 # Watchers and bidders are warned once, this many seconds before an auction ends.
 NP_AUCTION_ENDING_NOTICE_SECONDS = env_int("NP_AUCTION_ENDING_NOTICE_SECONDS", 300)
-# Invitations neither viewed nor answered after this long get a reminder (batch issue).
+# Invitations neither viewed nor answered after this long get a reminder (on beat, and by
+# reminder batch jobs).
 
 NP_INVITATION_REMINDER_AFTER = _timedelta(
     seconds=env_int("NP_INVITATION_REMINDER_AFTER_SECONDS", 3 * 86400)
 )
 NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
+# Beat reminds due invitations and expires overdue ones (invitations.tasks), this many
+# rows per run at most; the rest wait for the next run.
+NP_INVITATION_BEAT_BATCH_SIZE = env_int("NP_INVITATION_BEAT_BATCH_SIZE", 1000)
 # Abuse limits on invitations to new external recipients (addresses and numbers that are
 # no user's and that the inviter never invited before), per inviter and fixed window, SMS
 # stricter; and how many invitations one address or number may get a day from everyone

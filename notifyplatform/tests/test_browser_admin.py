@@ -200,8 +200,7 @@ def test_log_in_preview_a_template_disable_a_provider_and_open_the_dashboard(
 def test_start_a_batch_with_the_form_then_cancel_it(live_server, staff_member, make_user):
     """No Celery worker runs here: the started job's chunks wait in the broker, so the
     cancel always lands on a running job, and afterwards no chunk may do any work."""
-    from deliveries.batch.models import BatchChunk
-    from deliveries.models import NotificationBatchJob
+    from campaigns.models import BatchChunk, NotificationBatchJob
     from invitations.models import NewsArticle, StoryInvitation
 
     # given: an article to invite to and three more active users
@@ -216,7 +215,7 @@ def test_start_a_batch_with_the_form_then_cancel_it(live_server, staff_member, m
             page = browser.new_page()
             log_in(page, base)
             # when: the batch is started with the admin's form ...
-            page.goto(f"{base}/admin/deliveries/notificationbatchjob/start/")
+            page.goto(f"{base}/admin/campaigns/notificationbatchjob/start/")
             page.select_option("#id_job_type", "invitation_batch")
             page.select_option("#id_invitation_type", "news_feed")
             page.fill("#id_article", str(article.pk))
