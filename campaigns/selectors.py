@@ -13,7 +13,9 @@ from deliveries.models import NotificationDelivery
 from .models import BatchChunk, BatchJobStatus, BatchJobType, ChunkStatus, NotificationBatchJob
 
 
-def batch_job_list(*, status: str | None = None, job_type: str | None = None) -> QuerySet:
+def batch_job_list(
+    *, status: str | None = None, job_type: str | None = None
+) -> QuerySet[NotificationBatchJob]:
     jobs = NotificationBatchJob.objects.order_by("-created_at", "-id")
     if status:
         jobs = jobs.filter(status=status)
