@@ -69,7 +69,11 @@ from channels.layers import get_channel_layer
 
 from . import conf, groups
 from .selectors import event_messages_by_sequence, event_owed, sequence_latest_committed
-from .services import ConnectionCounters, connection_flush_many, connection_open_many
+from .services.connections import (
+    ConnectionCounters,
+    connection_flush_many,
+    connection_open_many,
+)
 from .wire import text_frame
 
 logger = logging.getLogger(__name__)
@@ -711,7 +715,7 @@ def metrics_key(prefix: str) -> str:
 def event_group_names(
     visibility: str, topics: list[str], owner: str | None, targets: list[str] | None
 ) -> list[str]:
-    """``services.event_groups`` for an event read as columns."""
+    """``services.fanout.event_groups`` for an event read as columns."""
     if visibility == "public":
         return [groups.public_group(t) for t in topics]
     if visibility == "authenticated":
