@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.utils import timezone
+
+from notifyplatform.aio import LoopThread
 
 from .. import groups
 from ..models import RealTimeEvent, Visibility
@@ -23,6 +23,7 @@ from ..wire import event_text, layer_message
 from .connections import _relaxed_commit
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def event_groups(event: RealTimeEvent) -> list[str]:
@@ -36,38 +37,14 @@ def event_groups(event: RealTimeEvent) -> list[str]:
     return [groups.user_group(uid) for uid in event.target_audience or []]
 
 
-class _PublisherLoop:
-    """One event loop thread per process for the after-commit sends. ``async_to_sync``
-    from a plain thread builds a new event loop per call, and channels_redis keeps its
-    connections per loop, so every publish paid for a fresh Redis connection; a loop
-    that lives as long as the process keeps one pool warm."""
-
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pid = 0
-        self.lock = threading.Lock()
-
-    def get(self) -> asyncio.AbstractEventLoop:
-        with self.lock:
-            if self.loop is None or self.pid != os.getpid() or not self.loop.is_running():
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def serve() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=serve, name="realtime-publisher", daemon=True).start()
-                ready.wait()
-                self.loop, self.pid = loop, os.getpid()
-            return self.loop
+# One event loop thread per process for the after-commit sends. ``async_to_sync`` from a
+# plain thread builds a new event loop per call, and channels_redis keeps its connections
+# per loop, so every publish paid for a fresh Redis connection; a loop that lives as long
+# as the process keeps one pool warm.
+_publisher = LoopThread("realtime-publisher")
 
 
-_publisher = _PublisherLoop()
-
-
-def _run_in_publisher_loop(coro: Any) -> Any:
+def _run_in_publisher_loop(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -75,7 +52,7 @@ def _run_in_publisher_loop(coro: Any) -> Any:
     else:  # called from async code (a test, a consumer): the caller's own loop
         coro.close()
         raise RuntimeError("fan_out must be called from synchronous code")
-    return asyncio.run_coroutine_threadsafe(coro, _publisher.get()).result()
+    return _publisher.submit(coro).result()
 
 
 async def _send_to_groups(group_names: Sequence[str], message: dict[str, Any]) -> dict[str, Any]:
