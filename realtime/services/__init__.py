@@ -1,6 +1,7 @@
 """Write paths of the real-time app, one module per job:
 
-``publishing``   ``publish``/``publish_many``: validated event rows, committed in sequence order
+``publishing``   ``publish_event``/``publish``/``publish_many`` (an ``EventToPublish`` each):
+                 validated event rows, committed in sequence order
 ``fanout``       after commit: each event's layer message to the groups its visibility allows
 ``acks``         a user's acknowledgment of an ``ack_required`` event
 ``connections``  the connection row's life cycle, traffic counters, the stale sweep
@@ -32,7 +33,14 @@ from .connections import (
     connection_update_client,
 )
 from .fanout import event_groups, fan_out, fan_out_many
-from .publishing import PUBLISH_LOCK_KEY, publish, publish_many
+from .publishing import (
+    PUBLISH_LOCK_KEY,
+    EventToPublish,
+    ObjectRef,
+    publish,
+    publish_event,
+    publish_many,
+)
 
 __all__ = [
     "ANONYMOUS_EMAIL",
@@ -40,6 +48,8 @@ __all__ = [
     "PUBLISH_LOCK_KEY",
     "AckResult",
     "ConnectionCounters",
+    "EventToPublish",
+    "ObjectRef",
     "anonymous_user",
     "connection_close",
     "connection_disconnect",
@@ -62,6 +72,7 @@ __all__ = [
     "fan_out_many",
     "layer_message",
     "publish",
+    "publish_event",
     "publish_many",
     "replay_message",
 ]

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from django.db import connection, transaction
-from django.db.models import JSONField, TextChoices
+from django.db.models import JSONField, Model, TextChoices
 from django.utils import timezone
 
 from .. import conf, groups
@@ -60,92 +61,110 @@ def _choice(value: str, choices: type[TextChoices], field: str) -> str:
     return value
 
 
-def _event_row(
-    *,
-    event_type: str,
-    category: str,
-    data: dict,
-    visibility: str,
-    topics: Iterable[str] = (),
-    user: Any = None,
-    target_users: Iterable[Any] = (),
-    auction: Any = None,
-    bid: Any = None,
-    item: Any = None,
-    priority: str = "normal",
-    ack_required: bool = False,
-    ack_timeout: int = 30,
-    expires_at: datetime | None = None,
-    retention_policy: str = "standard",
-    correlation_id: str | None = None,
-    previous_event_id: uuid.UUID | str | None = None,
-    metadata: dict | None = None,
-    generated_at: datetime | None = None,
-) -> RealTimeEvent:
-    """The validated, unsaved row of one event (``publish``'s arguments)."""
+ObjectRef: TypeAlias = "Model | uuid.UUID | str"  # a row or its primary key
+
+
+@dataclass(frozen=True, slots=True)
+class EventToPublish:
+    """One event to publish: ``publish_event``'s argument, ``publish``'s keyword arguments.
+
+    ``public``/``authenticated`` events go to ``topics`` (default: the auction's topic
+    when ``auction`` is given); ``private`` to ``user``; ``targeted`` to each of
+    ``target_users`` (users or ids). ``generated_at`` defaults to the time of publishing.
+    """
+
+    event_type: str
+    category: str
+    data: dict[str, Any]
+    visibility: str
+    topics: Iterable[str] = ()
+    user: ObjectRef | None = None
+    target_users: Iterable[ObjectRef] = ()
+    auction: ObjectRef | None = None
+    bid: ObjectRef | None = None
+    item: ObjectRef | None = None
+    priority: str = "normal"
+    ack_required: bool = False
+    ack_timeout: int = 30
+    expires_at: datetime | None = None
+    retention_policy: str = "standard"
+    correlation_id: str | None = None
+    previous_event_id: uuid.UUID | str | None = None
+    metadata: dict[str, Any] | None = None
+    generated_at: datetime | None = None
+
+
+def _pk(ref: ObjectRef | None) -> Any:
+    return getattr(ref, "pk", ref)
+
+
+def _event_row(event: EventToPublish, generated_at: datetime | None = None) -> RealTimeEvent:
+    """The validated, unsaved row of one event (``generated_at``: the default for an
+    event that does not name its own)."""
+    visibility, auction = event.visibility, event.auction
     _choice(visibility, Visibility, "visibility")
-    _choice(category, EventCategory, "category")
-    _choice(priority, EventPriority, "priority")
-    if not event_type or len(event_type) > 100:
+    _choice(event.category, EventCategory, "category")
+    _choice(event.priority, EventPriority, "priority")
+    if not event.event_type or len(event.event_type) > 100:
         raise RealtimeError(
             "INVALID_EVENT_TYPE", "event_type must be 1-100 characters", "event_type"
         )
-    if not isinstance(data, dict):
+    if not isinstance(event.data, dict):
         raise RealtimeError("INVALID_DATA", "data must be a JSON object", "data")
-    if retention_policy not in conf.get("NP_RT_RETENTION_DAYS"):
+    if event.retention_policy not in conf.get("NP_RT_RETENTION_DAYS"):
         raise RealtimeError(
             "INVALID_RETENTION_POLICY",
-            f"unknown retention policy {retention_policy!r}",
+            f"unknown retention policy {event.retention_policy!r}",
             "retention_policy",
         )
-    if ack_timeout < 1:
+    if event.ack_timeout < 1:
         raise RealtimeError(
             "INVALID_ACK_TIMEOUT", "ack_timeout must be at least 1 second", "ack_timeout"
         )
-    topic_list = list(topics)
+    topic_list = list(event.topics)
     if (
         not topic_list
         and auction is not None
         and visibility in (Visibility.PUBLIC, Visibility.AUTHENTICATED)
     ):
-        topic_list = [groups.auction_topic(getattr(auction, "pk", auction))]
+        topic_list = [groups.auction_topic(_pk(auction))]
     try:
         topic_list = groups.normalise_topics(topic_list)
     except ValueError as exc:
         raise RealtimeError("INVALID_TOPIC", str(exc), "topics") from exc
 
-    owner_id: str | None = _user_id(user, "user") if user is not None else None
+    owner_id: str | None = _user_id(event.user, "user") if event.user is not None else None
     targets: list[str] | None = None
     if visibility in (Visibility.PUBLIC, Visibility.AUTHENTICATED) and not topic_list:
         raise RealtimeError("TOPICS_REQUIRED", f"{visibility} events need topics", "topics")
     if visibility == Visibility.PRIVATE and owner_id is None:
         raise RealtimeError("USER_REQUIRED", "private events need a user", "user")
     if visibility == Visibility.TARGETED:
-        targets = list(dict.fromkeys(_user_id(u, "target_users") for u in target_users))
+        targets = list(dict.fromkeys(_user_id(u, "target_users") for u in event.target_users))
         if not targets:
             raise RealtimeError(
                 "TARGETS_REQUIRED", "targeted events need target_users", "target_users"
             )
     return RealTimeEvent(
-        event_type=event_type,
-        event_category=category,
-        event_data=data,
-        event_metadata=metadata,
+        event_type=event.event_type,
+        event_category=event.category,
+        event_data=event.data,
+        event_metadata=event.metadata,
         visibility=visibility,
         broadcast_channels=topic_list,
         target_audience=targets,
         user_id=owner_id,
-        auction_id=getattr(auction, "pk", auction),
-        bid_id=getattr(bid, "pk", bid),
-        item_id=getattr(item, "pk", item),
-        priority=priority,
-        ack_required=ack_required,
-        ack_timeout=ack_timeout,
-        expires_at=expires_at,
-        retention_policy=retention_policy,
-        correlation_id=correlation_id,
-        previous_event_id=previous_event_id,
-        generated_at=generated_at or timezone.now(),
+        auction_id=_pk(auction),
+        bid_id=_pk(event.bid),
+        item_id=_pk(event.item),
+        priority=event.priority,
+        ack_required=event.ack_required,
+        ack_timeout=event.ack_timeout,
+        expires_at=event.expires_at,
+        retention_policy=event.retention_policy,
+        correlation_id=event.correlation_id,
+        previous_event_id=event.previous_event_id,
+        generated_at=event.generated_at or generated_at or timezone.now(),
     )
 
 
@@ -156,60 +175,22 @@ def _order_commits() -> None:
 
 
 @transaction.atomic
-def publish(
-    *,
-    event_type: str,
-    category: str,
-    data: dict,
-    visibility: str,
-    topics: Iterable[str] = (),
-    user: Any = None,
-    target_users: Iterable[Any] = (),
-    auction: Any = None,
-    bid: Any = None,
-    item: Any = None,
-    priority: str = "normal",
-    ack_required: bool = False,
-    ack_timeout: int = 30,
-    expires_at: datetime | None = None,
-    retention_policy: str = "standard",
-    correlation_id: str | None = None,
-    previous_event_id: uuid.UUID | str | None = None,
-    metadata: dict | None = None,
-) -> RealTimeEvent:
-    """Write a ``real_time_events`` row and fan it out after commit.
-
-    ``public``/``authenticated`` events go to ``topics`` (default: the auction's
-    topic when ``auction`` is given); ``private`` to ``user``; ``targeted`` to each of
-    ``target_users`` (users or ids). Raises ``RealtimeError`` for bad input; nothing
-    is written then.
-    """
-    event = _event_row(
-        event_type=event_type,
-        category=category,
-        data=data,
-        visibility=visibility,
-        topics=topics,
-        user=user,
-        target_users=target_users,
-        auction=auction,
-        bid=bid,
-        item=item,
-        priority=priority,
-        ack_required=ack_required,
-        ack_timeout=ack_timeout,
-        expires_at=expires_at,
-        retention_policy=retention_policy,
-        correlation_id=correlation_id,
-        previous_event_id=previous_event_id,
-        metadata=metadata,
-    )
+def publish_event(event: EventToPublish) -> RealTimeEvent:
+    """Write a ``real_time_events`` row and fan it out after commit. Raises
+    ``RealtimeError`` for bad input; nothing is written then."""
+    row = _event_row(event)
     _order_commits()
-    event.save(force_insert=True)
+    row.save(force_insert=True)
     # Serialise while the row is at hand; the after-commit callback only sends.
-    text = event_text(event)
-    transaction.on_commit(lambda: fan_out(event, text), robust=True)
-    return event
+    text = event_text(row)
+    transaction.on_commit(lambda: fan_out(row, text), robust=True)
+    return row
+
+
+def publish(**fields: Any) -> RealTimeEvent:
+    """``publish_event`` with the event's fields as keyword arguments (``EventToPublish``'s:
+    ``event_type``, ``category``, ``data``, ``visibility``, ``topics``, ``user`` ...)."""
+    return publish_event(EventToPublish(**fields))
 
 
 def _json_value(field: Any, value: Any) -> Any:
@@ -247,9 +228,11 @@ def _insert_events(rows: Sequence[RealTimeEvent]) -> None:
 
 
 @transaction.atomic
-def publish_many(events: Sequence[dict[str, Any]]) -> list[RealTimeEvent]:
-    """``publish`` for many events at once (each a dict of ``publish``'s keyword
-    arguments), in the order given: a sender that records hundreds of in-app deliveries
+def publish_many(
+    events: Sequence[EventToPublish | Mapping[str, Any]],
+) -> list[RealTimeEvent]:
+    """``publish_event`` for many events at once (each an ``EventToPublish`` or a dict of
+    ``publish``'s keyword arguments), in the order given: a sender that records hundreds of in-app deliveries
     together publishes their events this way.
 
     Every event is validated before anything is written (one bad event raises
@@ -264,7 +247,9 @@ def publish_many(events: Sequence[dict[str, Any]]) -> list[RealTimeEvent]:
     if not events:
         return []
     now = timezone.now()
-    rows = [_event_row(**{"generated_at": now, **kwargs}) for kwargs in events]
+    rows = [
+        _event_row(e if isinstance(e, EventToPublish) else EventToPublish(**e), now) for e in events
+    ]
     _order_commits()
     with connection.cursor() as cursor:
         cursor.execute(
