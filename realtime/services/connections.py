@@ -55,7 +55,7 @@ def connection_open(
     protocol_version: str,
     heartbeat_interval: int,
     reconnect_count: int,
-    device_info: dict | None = None,
+    device_info: dict[str, Any] | None = None,
     topics: Iterable[str] = (),
     **client: Any,
 ) -> WebsocketConnection:
@@ -96,11 +96,11 @@ def _connection_row(
     protocol_version: str,
     heartbeat_interval: int,
     reconnect_count: int,
-    device_info: dict | None = None,
+    device_info: dict[str, Any] | None = None,
     topics: Iterable[str] = (),
-    user_preferences: dict | None = None,
+    user_preferences: dict[str, Any] | None = None,
     compression_enabled: bool = False,
-    geo_location: dict | None = None,
+    geo_location: dict[str, Any] | None = None,
 ) -> WebsocketConnection:
     now = timezone.now()
     if device_info is None:
@@ -242,7 +242,7 @@ class ConnectionCounters:
     last_heartbeat: datetime | None = None
     # the connection's whole bytes-per-minute window (client_info.BandwidthMeter), set
     # when it changed: a snapshot that replaces the column, not a delta
-    bandwidth_usage: dict | None = None
+    bandwidth_usage: dict[str, Any] | None = None
 
     def is_empty(self) -> bool:
         return not (
@@ -331,7 +331,7 @@ def connection_flush_many(batches: Sequence[tuple[uuid.UUID, ConnectionCounters]
             """,  # noqa: S608 - only placeholders are interpolated
             params,
         )
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def connection_mark_disconnecting(*, connection_id: uuid.UUID, reason: str) -> None:
