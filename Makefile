@@ -34,8 +34,13 @@ test: venv lint browser
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+## lint: ruff, the import contracts of .importlinter (layers, no cycles, no app importing
+##       another's api/admin) and mypy (pyproject.toml; strict on services, selectors, adapters);
+##       any failure is a red lint, and so a red `make test`
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	SECRET_KEY=$${SECRET_KEY:-lint-only} $(VENV)/bin/mypy .
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -7,11 +7,15 @@ Thirteen auction types are stored; bidding rules exist for some of them (see
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 
 from notifyplatform.db import SeedIndex, choices_check, created_at, seed_default, updated_at
+
+if TYPE_CHECKING:
+    from users.models import User
 
 
 class AuctionType(models.TextChoices):
@@ -39,7 +43,9 @@ class AuctionStatus(models.TextChoices):
 
 
 class Auction(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_column="auction_id")
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, db_column="auction_id"
+    )
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     seller = models.ForeignKey(
@@ -74,8 +80,11 @@ class Auction(models.Model):
         related_name="auctions_won",
     )
     final_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    watchers = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="AuctionWatcher", related_name="watched_auctions", blank=True
+    watchers: models.ManyToManyField[User, AuctionWatcher] = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="AuctionWatcher",
+        related_name="watched_auctions",
+        blank=True,
     )
     created_at = created_at()
     updated_at = updated_at()
@@ -92,7 +101,8 @@ class Auction(models.Model):
             choices_check("auction_type", AuctionType, "auctions_auction_type_valid"),
             choices_check("status", AuctionStatus, "auctions_status_valid"),
             models.CheckConstraint(
-                condition=models.Q(ends_at__gt=models.F("starts_at")), name="auctions_ends_after_start"
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="auctions_ends_after_start",
             ),
         ]
 
@@ -133,7 +143,9 @@ class Bid(models.Model):
     item = models.ForeignKey(
         AuctionItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="bids"
     )
-    bidder = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids")
+    bidder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids"
+    )
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     status = models.CharField(max_length=20, choices=BidStatus.choices)
     placed_at = models.DateTimeField()

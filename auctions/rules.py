@@ -81,7 +81,12 @@ class BidRules:
     sealed: ClassVar[bool] = False
 
     def check(
-        self, auction: Auction, amount: Decimal, *, bidder_id: Any, leading: Bid | None,
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
         bidder_has_bid: bool,
     ) -> BidOutcome:
         raise NotImplementedError
@@ -107,7 +112,15 @@ class EnglishRules(BidRules):
             return max(auction.starting_price, CENT)
         return auction.current_price + auction.min_increment
 
-    def check(self, auction, amount, *, bidder_id, leading, bidder_has_bid):  # type: ignore[no-untyped-def]
+    def check(
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
+        bidder_has_bid: bool,
+    ) -> BidOutcome:
         if leading is not None and leading.bidder_id == bidder_id:
             raise AuctionError(
                 errors.ALREADY_LEADING, "you already hold the highest bid", field="amount"
@@ -130,10 +143,20 @@ class PennyRules(BidRules):
 
     def next_price(self, auction: Auction) -> Decimal:
         step = auction.bid_increment or auction.min_increment
-        base = auction.current_price if auction.current_price is not None else auction.starting_price
+        base = (
+            auction.current_price if auction.current_price is not None else auction.starting_price
+        )
         return base + step
 
-    def check(self, auction, amount, *, bidder_id, leading, bidder_has_bid):  # type: ignore[no-untyped-def]
+    def check(
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
+        bidder_has_bid: bool,
+    ) -> BidOutcome:
         if leading is not None and leading.bidder_id == bidder_id:
             raise AuctionError(
                 errors.ALREADY_LEADING, "you already hold the highest bid", field="amount"
@@ -155,7 +178,15 @@ class SealedFirstPriceRules(BidRules):
     auction_type = AuctionType.SEALED_FIRST_PRICE
     sealed = True
 
-    def check(self, auction, amount, *, bidder_id, leading, bidder_has_bid):  # type: ignore[no-untyped-def]
+    def check(
+        self,
+        auction: Auction,
+        amount: Decimal,
+        *,
+        bidder_id: Any,
+        leading: Bid | None,
+        bidder_has_bid: bool,
+    ) -> BidOutcome:
         if bidder_has_bid:
             raise AuctionError(
                 errors.SEALED_BID_EXISTS,

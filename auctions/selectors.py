@@ -53,7 +53,8 @@ def auction_list(*, filters: dict[str, Any] | None = None, viewer: User | None =
         qs = qs.annotate(
             is_watching=Exists(AuctionWatcher.objects.filter(auction=OuterRef("pk"), user=viewer))
         )
-    return AuctionFilter(filters or {}, queryset=qs).qs
+    filtered: QuerySet[Auction] = AuctionFilter(filters or {}, queryset=qs).qs
+    return filtered
 
 
 def auction_item_list(
@@ -61,7 +62,8 @@ def auction_item_list(
 ) -> QuerySet[AuctionItem]:
     """Items of the auctions ``viewer`` may see (a draft's items are as private as it)."""
     qs = AuctionItem.objects.filter(auction_visible_q(viewer, prefix="auction__"))
-    return AuctionItemFilter(filters or {}, queryset=qs).qs
+    filtered: QuerySet[AuctionItem] = AuctionItemFilter(filters or {}, queryset=qs).qs
+    return filtered
 
 
 def bid_list_for_bidder(*, auction: Auction, bidder: User) -> QuerySet[Bid]:

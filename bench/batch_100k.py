@@ -213,7 +213,7 @@ def main() -> None:
     import logging
 
     logging.getLogger("deliveries").setLevel(logging.WARNING)
-    from deliveries.batch.services import batch_create, batch_plan, batch_validate
+    from campaigns.services import batch_create, batch_plan, batch_validate
     from invitations.services import article_create
     from providers.models import Provider
     from templates.catalog import catalogue_rows

@@ -1,4 +1,4 @@
-"""Admin for notifications, their deliveries, batch jobs and preferences.
+"""Admin for notifications, their deliveries and preferences (batch jobs: ``campaigns``).
 
 What a provider reported (message id, response, timestamps, cost) is read-only: it is
 the record of what happened, written by the pipeline. The ``provider_performance_summary``
@@ -33,7 +33,6 @@ from notifyplatform.choices import Channel
 from .models import (
     ApiIdempotencyKey,
     Notification,
-    NotificationBatchJob,
     NotificationDelivery,
     ProviderPerformanceSummary,
     RetentionRun,
@@ -374,30 +373,6 @@ class NotificationDeliveryAdmin(NPModelAdmin):
         )
 
 
-@admin.register(NotificationBatchJob)
-class NotificationBatchJobAdmin(NPModelAdmin):
-    list_display = (
-        "job_name",
-        "job_type",
-        "invitation_type",
-        "status",
-        "progress",
-        "total_notifications",
-        "successful_notifications",
-        "failed_notifications",
-        "started_at",
-        "completed_at",
-    )
-    list_filter = ("status", "job_type", "invitation_type")
-    search_fields = ("job_name", "error_summary")
-    date_hierarchy = "created_at"
-    readonly_fields = ("started_at", "completed_at")
-
-    @admin.display(description="progress")
-    def progress(self, obj: NotificationBatchJob) -> str:
-        return f"{obj.progress_percent:.1f} %"
-
-
 @admin.register(UserNotificationPreference)
 class UserNotificationPreferenceAdmin(NPModelAdmin):
     list_display = (
@@ -442,9 +417,6 @@ class ProviderPerformanceSummaryAdmin(ReadOnlyModelAdmin):
     )
     list_filter = ("provider_type",)
     search_fields = ("provider_name",)
-
-
-from . import batch_admin  # noqa: E402,F401 - batch jobs: start/cancel/resume, progress
 
 
 @admin.register(RetentionRun)

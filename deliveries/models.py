@@ -5,7 +5,8 @@
   and provider. ``notification_id`` (an extension, see ``spec/schema.json``) ties an
   auction-style notification to its deliveries; ``invitation_id`` ties invitation
   deliveries, so both kinds share one table.
-- ``notification_batch_jobs`` and ``user_notification_preferences`` (seed 000).
+- ``user_notification_preferences`` (seed 000); ``notification_batch_jobs`` belongs to
+  ``campaigns``.
 - ``provider_performance_summary``: the seed's view, read through an unmanaged model.
 """
 
@@ -245,62 +246,6 @@ class NotificationDelivery(models.Model):
         return f"{self.delivery_type} to {self.recipient} ({self.status})"
 
 
-class BatchJobType(models.TextChoices):
-    INVITATION_BATCH = "invitation_batch", "Invitation batch"
-    REMINDER_BATCH = "reminder_batch", "Reminder batch"
-    CLEANUP_BATCH = "cleanup_batch", "Cleanup batch"
-
-
-class BatchJobStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class NotificationBatchJob(models.Model):
-    id = models.AutoField(primary_key=True)
-    job_name = models.CharField(max_length=255)
-    job_type = models.CharField(max_length=50, choices=BatchJobType.choices)
-    invitation_type = models.CharField(max_length=50, null=True, blank=True)
-    status = models.CharField(
-        max_length=20, choices=BatchJobStatus.choices, default=BatchJobStatus.PENDING
-    )
-    total_notifications = models.IntegerField(**seed_default(0))
-    processed_notifications = models.IntegerField(**seed_default(0))
-    successful_notifications = models.IntegerField(**seed_default(0))
-    failed_notifications = models.IntegerField(**seed_default(0))
-    job_config = models.JSONField(null=True, blank=True)
-    error_summary = models.TextField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    created_at = created_at()
-    updated_at = updated_at()
-
-    class Meta:
-        db_table = "notification_batch_jobs"
-        ordering = ["-created_at"]
-        indexes = [
-            SeedIndex(fields=["status"], name="idx_notification_batch_jobs_status"),
-            SeedIndex(fields=["job_type"], name="idx_notification_batch_jobs_type"),
-            SeedIndex(fields=["started_at"], name="idx_notification_batch_jobs_started"),
-        ]
-        constraints = [
-            choices_check("job_type", BatchJobType, "notification_batch_jobs_type_valid"),
-            choices_check("status", BatchJobStatus, "notification_batch_jobs_status_valid"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.job_name} ({self.status})"
-
-    @property
-    def progress_percent(self) -> float:
-        if not self.total_notifications:
-            return 100.0 if self.status == BatchJobStatus.COMPLETED else 0.0
-        return round(100.0 * self.processed_notifications / self.total_notifications, 1)
-
-
 class FrequencyPeriod(models.TextChoices):
     HOURLY = "hourly", "Hourly"
     DAILY = "daily", "Daily"
@@ -433,11 +378,6 @@ class ProviderPerformanceSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_name} ({self.provider_type})"
-
-
-# The batch runner's chunk ledger lives in deliveries.batch; importing it here registers
-# it with the app whatever else is imported (its table references notification_batch_jobs).
-from .batch.models import BatchChunk  # noqa: E402,F401
 
 
 class RetentionRun(models.Model):

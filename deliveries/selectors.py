@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import (
+    Count,
+    DecimalField,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from providers.traffic import FAILURE, SUCCESS
 
 from .models import Notification, NotificationDelivery, UserNotificationPreference
+
+# the windows of a provider's health figures (provider_success_rates)
+HEALTH_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 
 
 def inbox_list(user: Any, *, include_archived: bool = False) -> QuerySet[Notification]:
@@ -52,3 +71,89 @@ def preference_list(user: Any) -> QuerySet[UserNotificationPreference]:
 
 def delivery_list_for_notification(notification: Notification) -> QuerySet[NotificationDelivery]:
     return NotificationDelivery.objects.filter(notification=notification).order_by("id")
+
+
+# -- provider traffic: handed to providers at start-up (providers.traffic, apps.py) ---------
+
+
+def provider_success_rates(provider_name: str) -> dict[str, Decimal | None]:
+    """Percent of finished deliveries (sent/delivered vs failed/bounced) per window."""
+    now = timezone.now()
+    aggregates = {}
+    for label, window in HEALTH_WINDOWS.items():
+        since = Q(created_at__gte=now - window)
+        aggregates[f"ok_{label}"] = Count("id", filter=since & Q(status__in=SUCCESS))
+        aggregates[f"bad_{label}"] = Count("id", filter=since & Q(status__in=FAILURE))
+    counts = NotificationDelivery.objects.filter(
+        provider_name=provider_name, created_at__gte=now - HEALTH_WINDOWS["7d"]
+    ).aggregate(**aggregates)
+    rates: dict[str, Decimal | None] = {}
+    for label in HEALTH_WINDOWS:
+        ok, bad = counts[f"ok_{label}"], counts[f"bad_{label}"]
+        rates[label] = (
+            (Decimal(ok * 100) / Decimal(ok + bad)).quantize(Decimal("0.01")) if ok + bad else None
+        )
+    return rates
+
+
+def provider_spent_between(provider_name: str, start: datetime, end: datetime) -> Decimal:
+    """The sum of the costs of the provider's sends in ``[start, end)``."""
+    total = NotificationDelivery.objects.filter(
+        provider_name=provider_name, sent_at__gte=start, sent_at__lt=end
+    ).aggregate(total=Sum("cost_per_message"))["total"]
+    return total or Decimal(0)
+
+
+def _deliveries_since(since: datetime) -> QuerySet[NotificationDelivery]:
+    return NotificationDelivery.objects.filter(
+        provider_name=OuterRef("provider_name"), created_at__gte=since
+    ).order_by()
+
+
+def provider_annotations(since: datetime, window_start: datetime) -> dict[str, Any]:
+    """Subqueries for a ``Provider`` queryset: ``ok_24h`` / ``bad_24h`` (finished deliveries
+    since ``since``), ``cost_24h`` and ``spent_window`` (costs of sends since
+    ``window_start``, the spend-cap window)."""
+
+    def count(statuses: tuple[str, ...]) -> Coalesce:
+        rows = (
+            _deliveries_since(since)
+            .values("provider_name")
+            .annotate(n=Count("id", filter=Q(status__in=statuses)))
+            .values("n")
+        )
+        return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
+
+    cost = (
+        _deliveries_since(since)
+        .values("provider_name")
+        .annotate(total=Sum("cost_per_message"))
+        .values("total")
+    )
+    spent = (
+        NotificationDelivery.objects.filter(
+            provider_name=OuterRef("provider_name"), sent_at__gte=window_start
+        )
+        .order_by()
+        .values("provider_name")
+        .annotate(total=Sum("cost_per_message"))
+        .values("total")
+    )
+    money: DecimalField[Decimal, Decimal] = DecimalField(max_digits=20, decimal_places=6)
+    return {
+        "spent_window": Subquery(spent, output_field=money),
+        "ok_24h": count(SUCCESS),
+        "bad_24h": count(FAILURE),
+        "cost_24h": Subquery(cost, output_field=money),
+    }
+
+
+def provider_spend_by_day(provider_name: str, since: datetime) -> list[dict[str, Any]]:
+    """Sends and spend of one provider per UTC day since ``since``, newest first."""
+    return list(
+        NotificationDelivery.objects.filter(provider_name=provider_name, sent_at__gte=since)
+        .annotate(day=TruncDate("sent_at", tzinfo=UTC))
+        .values("day")
+        .annotate(sent=Count("id"), spend=Sum("cost_per_message"))
+        .order_by("-day")
+    )

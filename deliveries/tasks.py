@@ -42,4 +42,3 @@ def sweep_deliveries() -> dict[str, int]:
     return deliveries_sweep()
 
 
-from deliveries.batch.tasks import resume_stalled_batches, run_batch_chunk  # noqa: E402,F401

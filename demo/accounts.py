@@ -333,7 +333,7 @@ def seed_providers(s: Seeder) -> None:
                 provider_name=provider.provider_name,
                 provider_type=provider.provider_type,
                 cost_per_message=provider.cost_per_message,
-                geographic_region=(provider.geographic_coverage or [None])[0],
+                geographic_region=next(iter(provider.geographic_coverage or []), None),
                 **row,
             )
             s.count(ProviderHealthMetric, True)
@@ -357,7 +357,7 @@ def seed_templates(s: Seeder) -> None:
 
 def seed_preferences(s: Seeder) -> None:
     u = s.users
-    rows = [
+    rows: list[tuple[User | None, str, str, dict[str, Any]]] = [
         # platform-wide default: in-app for everything
         (None, "*", "in_app", {"is_enabled": True}),
         # Dave opted out of news emails: a news_feed email to him is skipped

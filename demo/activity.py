@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from auctions.models import Auction, AuctionItem, AuctionWatcher, Bid
-from deliveries.batch.models import BatchChunk
-from deliveries.models import NotificationBatchJob, RetentionRun
+from campaigns.models import BatchChunk, NotificationBatchJob
+from deliveries.models import RetentionRun
 from realtime.models import RealTimeEvent, WebsocketConnection
 
 from .base import Seeder, seed_uuid
@@ -305,7 +305,7 @@ def seed_realtime(s: Seeder) -> None:
             },
         )
     bid = s.bids["english-seamaster:2"]
-    events = [
+    events: list[tuple[str, dict[str, Any]]] = [
         (
             "bid-placed",
             {

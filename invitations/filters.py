@@ -6,9 +6,10 @@ from typing import Any
 
 import django_filters
 
+from notifyplatform.api_filters import IntegerFilter
 from notifyplatform.choices import InvitationType
 
-from .models import InvitationStatus, StoryInvitation
+from .models import InvitationAction, InvitationStatus, StoryInvitation, UserInvitationHistory
 
 
 class InvitationFilter(django_filters.FilterSet):
@@ -34,3 +35,14 @@ class InvitationFilter(django_filters.FilterSet):
         if value == "sent":
             return queryset.filter(inviter=self.request_user)
         return queryset.filter(invitee_user=self.request_user)
+
+
+class InvitationHistoryFilter(django_filters.FilterSet):
+    action = django_filters.MultipleChoiceFilter(choices=InvitationAction.choices)
+    invitation = IntegerFilter(field_name="invitation_id")
+    after = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="gte")
+    before = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="lt")
+
+    class Meta:
+        model = UserInvitationHistory
+        fields = ["action", "invitation", "after", "before"]

@@ -259,7 +259,7 @@ class StoryInvitation(models.Model):
     reminder_count = models.IntegerField(**seed_default(0))
     last_reminded_at = models.DateTimeField(null=True, blank=True)
     batch_job = models.ForeignKey(
-        "deliveries.NotificationBatchJob",
+        "campaigns.NotificationBatchJob",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

@@ -52,7 +52,7 @@ def story_visible(story: Story, user: Any) -> bool:
 def roleplay_owner_id(template: RoleplayTemplate) -> Any:
     if template.created_by_id is not None:
         return template.created_by_id
-    return template.story.owner_id if template.story_id is not None else None
+    return template.story.owner_id if template.story is not None else None
 
 
 def roleplay_visible(template: RoleplayTemplate, user: Any) -> bool:
@@ -80,7 +80,7 @@ def content_authorize(
     if roleplay_template is not None:
         if not roleplay_visible(roleplay_template, inviter):
             raise _not_found("roleplay template", roleplay_template.pk, "roleplay_template")
-        if roleplay_template.story_id is not None and not story_visible(
+        if roleplay_template.story is not None and not story_visible(
             roleplay_template.story, inviter
         ):
             raise _not_found("roleplay template", roleplay_template.pk, "roleplay_template")

@@ -35,4 +35,7 @@ def invitation_list_for_user(
     qs = StoryInvitation.objects.filter(Q(inviter=user) | Q(invitee_user=user)).select_related(
         "inviter", "invitee_user", "story", "roleplay_character_role__roleplay_template__story"
     )
-    return InvitationFilter(filters or {}, queryset=qs, request_user=user).qs
+    filtered: QuerySet[StoryInvitation] = InvitationFilter(
+        filters or {}, queryset=qs, request_user=user
+    ).qs
+    return filtered

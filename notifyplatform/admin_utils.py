@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin
@@ -23,6 +23,13 @@ from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+
+if TYPE_CHECKING:
+    # the mixins below are only ever mixed into ModelAdmin/InlineModelAdmin: type-check them
+    # against the admin base they extend (at run time they stay plain mixins)
+    _AdminBase = admin.options.BaseModelAdmin[Any]
+else:
+    _AdminBase = object
 
 PRETTY_SUFFIX = "_pretty"
 TIMESTAMP_FIELDS: tuple[str, ...] = ("created_at", "updated_at")
@@ -69,7 +76,7 @@ def _json_display(field: models.JSONField) -> Callable[[models.Model], SafeStrin
     return display
 
 
-class PrettyJSONMixin:
+class PrettyJSONMixin(_AdminBase):
     """Indented JSON for editing and for read-only display.
 
     A JSON field named in ``readonly_fields`` (or made read-only by
@@ -78,7 +85,7 @@ class PrettyJSONMixin:
     """
 
     model: type[models.Model]
-    formfield_overrides: dict[type[models.Field], dict[str, Any]] = {
+    formfield_overrides: ClassVar[Mapping[type[models.Field], Mapping[str, Any]]] = {
         models.JSONField: {"widget": PrettyJSONWidget},
     }
 
@@ -91,8 +98,8 @@ class PrettyJSONMixin:
             if isinstance(f, models.JSONField):
                 setattr(self, f.name + PRETTY_SUFFIX, _json_display(f))
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
-        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = super().get_readonly_fields(request, obj)
         return tuple(
             f + PRETTY_SUFFIX if isinstance(f, str) and f in self._json_fields else f
             for f in fields
@@ -117,33 +124,35 @@ class PrettyJSONMixin:
             for f in fields
         ]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
-        fields = super().get_fields(request, obj)  # type: ignore[misc]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fields = super().get_fields(request, obj)
         return self._rename(fields, self._pretty_names(request, obj))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        fieldsets = super().get_fieldsets(request, obj)
         pretty = self._pretty_names(request, obj)
         return [
             (title, {**options, "fields": self._rename(options["fields"], pretty)})
             for title, options in fieldsets
         ]
 
-    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Sequence[str] | None:
-        excluded = super().get_exclude(request, obj)  # type: ignore[misc]
+    def get_exclude(
+        self, request: HttpRequest, obj: Any = None
+    ) -> list[str] | tuple[str, ...] | None:
+        excluded = super().get_exclude(request, obj)
         pretty = self._pretty_names(request, obj)
         if not pretty:
             return excluded
         return [*(excluded or ()), *sorted(pretty)]
 
 
-class ReadOnlyTimestampsMixin:
+class ReadOnlyTimestampsMixin(_AdminBase):
     """Adds the model's ``created_at`` / ``updated_at`` to the read-only fields."""
 
     model: type[models.Model]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
-        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = list(super().get_readonly_fields(request, obj))
         names = {f.name for f in self.model._meta.concrete_fields}
         fields += [t for t in TIMESTAMP_FIELDS if t in names and t not in fields]
         return tuple(fields)
@@ -164,7 +173,7 @@ class NPTabularInline(PrettyJSONMixin, ReadOnlyTimestampsMixin, admin.TabularInl
 class ReadOnlyModelAdmin(NPModelAdmin):
     """Browse-only: every field read-only, no add, no change, no delete."""
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         names = [f.name for f in self.model._meta.concrete_fields]
         return tuple(n + PRETTY_SUFFIX if n in self._json_fields else n for n in names)
 

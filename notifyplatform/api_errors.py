@@ -40,6 +40,9 @@ CODES = {
 class ApiError(exceptions.APIException):
     """A domain error with its own code, raised by views or turned from a service error."""
 
+    # seconds to wait before retrying; DRF's handler turns it into Retry-After when set
+    wait: float | None = None
+
     def __init__(
         self,
         code: str,

@@ -11,7 +11,7 @@ urlpatterns: list = [
     path("", include("templates.api.urls")),
     path("", include("realtime.api.urls")),
     path("", include("deliveries.api.urls")),
-    path("", include("deliveries.batch.api")),
+    path("", include("campaigns.api.urls")),
     path("", include("auctions.api.urls")),
     path("", include("invitations.api.urls")),
     path("", include("providers.api.urls")),

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 from django.db.models.base import ModelState
 
 COPY_NULL = "\\N"
@@ -63,7 +64,7 @@ def copy_rows(sql: str, lines: list[str]) -> None:
 
 
 def loaded_instance(
-    model: type, values: dict[str, Any], alias: str, cache: dict[str, Any] | None = None
+    model: type[Model], values: dict[str, Any], alias: str, cache: dict[str, Any] | None = None
 ) -> Any:
     """A model instance for a row we just wrote (no __init__: 300k of them must be cheap)."""
     obj = model.__new__(model)

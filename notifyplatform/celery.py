@@ -18,7 +18,7 @@ app.autodiscover_tasks()
 
 
 @signals.setup_logging.connect
-def _settings_logging(loglevel: object = None, **_kwargs: object) -> None:
+def _settings_logging(loglevel: int | str | None = None, **_kwargs: object) -> None:
     """Workers and beat log like every other process: settings.LOGGING (LOG_FORMAT, and the
     delivery ids on pipeline lines) instead of Celery's own text format, which it installs
     only when nothing receives this signal. The level: LOG_LEVEL when set, else the

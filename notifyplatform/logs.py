@@ -100,6 +100,9 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
             "daphne": {"level": "WARNING"},
+            # the pool warns when it discards a connection returned mid-query (a command's
+            # Ctrl-C, a task's time limit): discarding it is the right thing, not news
+            "psycopg.pool": {"level": "ERROR"},
             "axes": {"level": "WARNING"},  # failed logins and lockouts, not every start
             # no invitation or API tokens in "Not Found: /i/<token>/" nor in runserver's
             # access lines (daphne's own access log is redacted by notifyplatform.accesslog)

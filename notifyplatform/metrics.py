@@ -165,9 +165,11 @@ def _realtime_counters() -> Iterator[Metric]:
     from realtime.hub import metrics_key
 
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    # settings.py's literal types CONFIG as a Collection; it is the channel layer's dict
+    prefix = config.get("prefix", "asgi") if isinstance(config, dict) else "asgi"
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
     try:
-        values = client.hgetall(metrics_key(config.get("prefix", "asgi")))
+        values = client.hgetall(metrics_key(prefix))
     finally:
         client.close()
     for field, (name, documentation) in REALTIME_COUNTERS.items():
@@ -237,5 +239,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
             status=403,
         )
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ScrapeCollector())  # type: ignore[arg-type]
+    registry.register(_ScrapeCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -8,7 +8,8 @@ Environment variables (all optional; the README lists them with examples):
                    use one generated once into .run/secret_key)
     DEBUG          "1"/"true" turns debug on (default off)
     ALLOWED_HOSTS  comma-separated (default "127.0.0.1,localhost,[::1]")
-    CSRF_TRUSTED_ORIGINS, TIME_ZONE, LOG_LEVEL, NP_* feature settings below.
+    CSRF_TRUSTED_ORIGINS, TIME_ZONE, LOG_LEVEL, NP_* feature settings below and in
+                   notifyplatform/conf/ (queues, security, pipeline, realtime, sources).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
-from kombu import Exchange as _Exchange
-from kombu import Queue as _Queue
+
+from notifyplatform.conf.env import env_bool, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("NP_RUN_DIR", BASE_DIR / ".run"))
@@ -45,22 +47,6 @@ def _launcher_services() -> dict[str, str]:
 for _key, _value in _launcher_services().items():
     # into the environment too, so processes this one starts use the same services
     os.environ.setdefault(_key, _value)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def _secret_key() -> str:
@@ -111,6 +97,7 @@ INSTALLED_APPS = [
     "providers",
     "deliveries",
     "invitations",
+    "campaigns",
     "realtime",
     "auctions",
     "demo",
@@ -131,7 +118,7 @@ ROOT_URLCONF = "notifyplatform.urls"
 WSGI_APPLICATION = "notifyplatform.wsgi.application"
 ASGI_APPLICATION = "notifyplatform.asgi.application"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
@@ -203,7 +190,7 @@ CACHES = {
 # redis-py caps an asyncio pool at 100 connections by default; with hundreds of
 # websocket clients joining at once that fails with "Too many connections", so the
 # layer's host is a dict with a larger pool.
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, Any] = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
@@ -225,47 +212,10 @@ CHANNEL_LAYERS = {
 
 # --- Celery ------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_RESULT_BACKEND = None
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # a message claimed by a worker that vanished comes back after this long; the
-    # database sweeper re-enqueues anything older anyway
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-}
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
-CELERY_TASK_ALWAYS_EAGER = False
-CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
-# Three queues, so that no kind of work waits behind another's backlog: "send" (the
-# deliveries' send tasks, which can pile up by the hundred thousand), "batch" (batch-job
-# chunks: the fan-out) and "control" (everything beat schedules: auctions closing, the
-# due-row dispatcher, the sweeper, health checks, retention). Run a worker for each (or
-# one worker with -Q send,batch,control on a small install); a worker started without
-# -Q consumes all three.
-NP_QUEUE_SEND = os.environ.get("NP_QUEUE_SEND", "send")
-NP_QUEUE_BATCH = os.environ.get("NP_QUEUE_BATCH", "batch")
-NP_QUEUE_CONTROL = os.environ.get("NP_QUEUE_CONTROL", "control")
-NP_QUEUES = [NP_QUEUE_SEND, NP_QUEUE_BATCH, NP_QUEUE_CONTROL]
-# each queue its own direct exchange and routing key, declared explicitly (left out, all
-# three are bound to the default "control" exchange and key in the broker)
-CELERY_TASK_QUEUES = [_Queue(name, _Exchange(name), routing_key=name) for name in NP_QUEUES]
-CELERY_TASK_DEFAULT_QUEUE = NP_QUEUE_CONTROL
-CELERY_TASK_ROUTES = {
-    "deliveries.send_delivery": {"queue": NP_QUEUE_SEND},
-    "deliveries.send_deliveries": {"queue": NP_QUEUE_SEND},
-    "deliveries.run_batch_chunk": {"queue": NP_QUEUE_BATCH},
-    # the rest (beat's tasks) go to the default queue, control
-}
+from notifyplatform.conf.queues import *  # noqa: E402, F403  (queues, routes)
+from notifyplatform.conf.queues import NP_QUEUES  # noqa: E402
 
 # --- auth --------------------------------------------------------------------------
 AUTH_USER_MODEL = "users.User"
@@ -319,54 +269,15 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- security ----------------------------------------------------------------------
-SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
-X_FRAME_OPTIONS = "DENY"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"
+from notifyplatform.conf.security import *  # noqa: E402, F403  (headers, HTTPS, CSP, lockouts)
+from notifyplatform.conf.security import csp_enabled  # noqa: E402
 
-# HTTPS deployment: NP_HTTPS=1 marks cookies Secure, redirects HTTP to HTTPS (except the
-# probes, which load balancers and Prometheus call on the inside) and sends HSTS.
-# NP_BEHIND_PROXY=1 trusts the proxy's X-Forwarded-Proto (only behind a proxy that sets
-# it and strips a client's; or run daphne with --proxy-headers instead).
-NP_HTTPS = env_bool("NP_HTTPS", False)
-if NP_HTTPS:
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-    SECURE_HSTS_SECONDS = env_int("NP_HSTS_SECONDS", 365 * 86400)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("NP_HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = env_bool("NP_HSTS_PRELOAD", True)
-if env_bool("NP_BEHIND_PROXY", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
-# Content-Security-Policy on every response (django-csp): scripts from this site only,
-# inline ones only with the response's nonce; no plugins, frames or foreign forms. Inline
-# style attributes stay allowed (admin badges, the dashboard's SVG). NP_CSP=0 turns it off.
-from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
-
-if env_bool("NP_CSP", True):
+if csp_enabled:
     INSTALLED_APPS.append("csp")
     MIDDLEWARE.insert(
         MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
         "csp.middleware.CSPMiddleware",
     )
-    CONTENT_SECURITY_POLICY = {
-        "DIRECTIVES": {
-            "default-src": [SELF],
-            "script-src": [SELF, NONCE],
-            "style-src": [SELF, UNSAFE_INLINE],
-            "img-src": [SELF, "data:"],
-            "font-src": [SELF, "data:"],
-            "connect-src": [SELF],  # includes ws(s):// to this host (CSP level 3)
-            "object-src": [NONE],
-            "base-uri": [SELF],
-            "form-action": [SELF],
-            "frame-ancestors": [NONE],
-            **({"upgrade-insecure-requests": True} if NP_HTTPS else {}),
-        }
-    }
 
 # --- email (the SMTP provider's defaults) -----------------------------------------
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
@@ -391,17 +302,15 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL"
 
 # --- platform settings -------------------------------------------------------------
 NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
-
-# --- auctions & invitations (event sources) ---
-# Watchers and bidders are warned once, this many seconds before an auction ends.
-NP_AUCTION_ENDING_NOTICE_SECONDS = env_int("NP_AUCTION_ENDING_NOTICE_SECONDS", 300)
-# Invitations neither viewed nor answered after this long get a reminder (batch issue).
-from datetime import timedelta as _timedelta  # noqa: E402
-
-NP_INVITATION_REMINDER_AFTER = _timedelta(
-    seconds=env_int("NP_INVITATION_REMINDER_AFTER_SECONDS", 3 * 86400)
+from notifyplatform.conf.pipeline import *  # noqa: E402, F403  (providers, deliveries)
+from notifyplatform.conf.pipeline import (  # noqa: E402
+    NP_DISPATCH_INTERVAL_SECONDS,
+    NP_SWEEP_INTERVAL_SECONDS,
 )
-NP_INVITATION_MAX_REMINDERS = env_int("NP_INVITATION_MAX_REMINDERS", 2)
+from notifyplatform.conf.realtime import *  # noqa: E402, F403
+from notifyplatform.conf.sources import *  # noqa: E402, F403  (auctions, invitations)
+
+# --- beat schedule of the apps ---------------------------------------------------------
 CELERY_BEAT_SCHEDULE.update(
     {
         "auctions-start": {"task": "auctions.start_auctions", "schedule": 10.0},
@@ -412,26 +321,18 @@ CELERY_BEAT_SCHEDULE.update(
         "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
     }
 )
-
-# --- providers ---------------------------------------------------------------------
-# Webhook/push targets on private, loopback or link-local addresses are refused unless
-# their host or IP matches one of these (host names, IPs or CIDRs, comma-separated).
-NP_WEBHOOK_ALLOWED_HOSTS = env_list("NP_WEBHOOK_ALLOWED_HOSTS", "")
-# What provider rows may point at (providers/policy.py): credential variables must start
-# with their adapter's prefix (TWILIO_, MAILGUN_, ...) or match one of these names or
-# "PREFIX*" patterns; servers that receive credentials (api_base_url, token_url, SMTP host)
-# must be the provider's own or one of these hosts ("host" or "host:port").
-NP_PROVIDER_CREDENTIAL_ENV_ALLOWED = env_list("NP_PROVIDER_CREDENTIAL_ENV_ALLOWED", "")
-NP_PROVIDER_ALLOWED_HOSTS = env_list("NP_PROVIDER_ALLOWED_HOSTS", "")
-# The local provider sandbox (`make run` sets it); its host:port is allowed as above.
-NP_SANDBOX_URL = os.environ.get("NP_SANDBOX_URL", "")
-NP_PROVIDERS_REDIS_PREFIX = os.environ.get("NP_PROVIDERS_REDIS_PREFIX", "np:prov")
-# Circuit breaker (per provider, over 5 minutes): open at >= MIN_ERRORS errors that are
-# >= ERROR_RATE of the calls, or after CONSECUTIVE failures in a row.
-NP_CIRCUIT_MIN_ERRORS = env_int("NP_CIRCUIT_MIN_ERRORS", 100)
-NP_CIRCUIT_ERROR_RATE = float(os.environ.get("NP_CIRCUIT_ERROR_RATE", "0.35"))
-NP_CIRCUIT_CONSECUTIVE = env_int("NP_CIRCUIT_CONSECUTIVE", 20)
-NP_CIRCUIT_COOLDOWN = env_int("NP_CIRCUIT_COOLDOWN", 120)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "invitations-remind": {
+            "task": "invitations.remind_invitations",
+            "schedule": float(env_int("NP_INVITATION_REMINDER_INTERVAL_SECONDS", 300)),
+        },
+        "invitations-expire": {
+            "task": "invitations.expire_invitations",
+            "schedule": float(env_int("NP_INVITATION_EXPIRY_INTERVAL_SECONDS", 60)),
+        },
+    }
+)
 CELERY_BEAT_SCHEDULE.update(
     {
         "providers-check-health": {
@@ -440,30 +341,6 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
-
-# --- deliveries (the pipeline) -----------------------------------------------------
-# notify(): largest JSON size of context / metadata / message accepted (PAYLOAD_TOO_LARGE).
-NP_NOTIFY_MAX_PAYLOAD_BYTES = env_int("NP_NOTIFY_MAX_PAYLOAD_BYTES", 64 * 1024)
-NP_DELIVERY_MAX_RETRIES = env_int("NP_DELIVERY_MAX_RETRIES", 3)
-# Retry backoff: uniform(0, min(CAP, BASE * 2**retry_count)) seconds ("full jitter").
-NP_DELIVERY_RETRY_BASE_SECONDS = env_int("NP_DELIVERY_RETRY_BASE_SECONDS", 30)
-NP_DELIVERY_RETRY_CAP_SECONDS = env_int("NP_DELIVERY_RETRY_CAP_SECONDS", 3600)
-# A delivery in "sending" whose worker vanished is re-queued after this lease; keep it
-# above the slowest provider timeout times the number of failover candidates.
-NP_DELIVERY_LEASE_SECONDS = env_int("NP_DELIVERY_LEASE_SECONDS", 120)
-# Sweeper: rows untouched for GRACE seconds and due are re-enqueued, BATCH_SIZE per run.
-NP_SWEEP_INTERVAL_SECONDS = env_int("NP_SWEEP_INTERVAL_SECONDS", 15)
-NP_SWEEP_GRACE_SECONDS = env_int("NP_SWEEP_GRACE_SECONDS", 30)
-NP_SWEEP_BATCH_SIZE = env_int("NP_SWEEP_BATCH_SIZE", 5000)
-# After a failed publish, stop trying the broker for this long (rows wait for the sweeper).
-NP_BROKER_BACKOFF_SECONDS = env_int("NP_BROKER_BACKOFF_SECONDS", 5)
-# Dispatcher: every INTERVAL seconds, due pending rows (retries, scheduled sends, quiet
-# hours ending, rows whose enqueue was lost with the broker) untouched for the sweep grace
-# go to the send queue, up to BATCH_SIZE rows a run and while the send queue holds fewer
-# than MAX_QUEUED rows' worth of messages (it keeps the workers fed, never floods Redis).
-NP_DISPATCH_INTERVAL_SECONDS = float(os.environ.get("NP_DISPATCH_INTERVAL_SECONDS") or 1)
-NP_DISPATCH_BATCH_SIZE = env_int("NP_DISPATCH_BATCH_SIZE", 10_000)
-NP_DISPATCH_MAX_QUEUED = env_int("NP_DISPATCH_MAX_QUEUED", 20_000)
 CELERY_BEAT_SCHEDULE.update(
     {
         "deliveries-sweep": {
@@ -479,27 +356,6 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
-# --- realtime ----------------------------------------------------------------------
-NP_WS_HEARTBEAT_INTERVAL = env_int("NP_WS_HEARTBEAT_INTERVAL", 30)  # seconds between pings
-NP_WS_HEARTBEAT_MIN = env_int("NP_WS_HEARTBEAT_MIN", 5)  # bounds for a client's ?heartbeat=N
-NP_WS_HEARTBEAT_MAX = env_int("NP_WS_HEARTBEAT_MAX", 300)
-NP_WS_HEARTBEAT_GRACE = env_int("NP_WS_HEARTBEAT_GRACE", 5)  # slack for the stale sweep
-NP_WS_FLUSH_MESSAGES = env_int("NP_WS_FLUSH_MESSAGES", 100)  # counters written every N msgs
-NP_WS_FLUSH_SECONDS = env_int("NP_WS_FLUSH_SECONDS", 10)  # ... or every S seconds
-NP_WS_MAX_TOPICS = env_int("NP_WS_MAX_TOPICS", 200)
-NP_WS_MAX_MESSAGE_BYTES = env_int("NP_WS_MAX_MESSAGE_BYTES", 64 * 1024)
-# past this a client frame closes the connection with 1009 (between the two: an error frame)
-NP_WS_MAX_FRAME_BYTES = env_int("NP_WS_MAX_FRAME_BYTES", 1024 * 1024)
-NP_REPLAY_MAX_EVENTS = env_int("NP_REPLAY_MAX_EVENTS", 10_000)  # more → recovery_failed
-NP_RT_RETENTION_DAYS = {
-    "short": env_int("NP_RT_RETENTION_SHORT_DAYS", 1),
-    "standard": env_int("NP_RT_RETENTION_STANDARD_DAYS", 7),
-    "long": env_int("NP_RT_RETENTION_LONG_DAYS", 30),
-}
-NP_RT_ORDERED_COMMIT = env_bool("NP_RT_ORDERED_COMMIT", True)
-# Pages (origins: scheme://host[:port], comma-separated) allowed to open websockets,
-# besides this server's own origin and NP_PUBLIC_BASE_URL's (see realtime/origin.py).
-NP_WS_ALLOWED_ORIGINS = env_list("NP_WS_ALLOWED_ORIGINS", "")
 # redis-py 8 gives every connection a 5 s socket timeout, the same 5 s channels_redis
 # blocks in BZPOPMIN waiting for a message: a consumer idle for 5 s then dies with
 # "Timeout reading from redis" (close 1011). Read timeouts must outlast that wait.
@@ -534,41 +390,8 @@ NP_THROTTLE_RATES = {
 # Client addresses are REMOTE_ADDR, never a client-sent X-Forwarded-For (DRF trusts the
 # header when NUM_PROXIES is unset); behind a proxy run daphne with --proxy-headers.
 REST_FRAMEWORK["NUM_PROXIES"] = 0
-# Failed API-token authentications per client address: past the limit within the window,
-# token requests from that address get 429 with Retry-After (users/lockout.py).
-NP_TOKEN_FAILURE_LIMIT = env_int("NP_TOKEN_FAILURE_LIMIT", 20)
-NP_TOKEN_FAILURE_WINDOW_SECONDS = env_int("NP_TOKEN_FAILURE_WINDOW_SECONDS", 900)
-# Admin logins (django-axes): an account, and separately an address, with
-# NP_LOGIN_FAILURE_LIMIT failed logins is locked out (429) for NP_LOGIN_COOLOFF_MINUTES.
 INSTALLED_APPS.append("axes")
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # refuses locked-out accounts/addresses first
-    "django.contrib.auth.backends.ModelBackend",
-]
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
-AXES_FAILURE_LIMIT = env_int("NP_LOGIN_FAILURE_LIMIT", 10)
-AXES_COOLOFF_TIME = _timedelta(minutes=env_int("NP_LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each on its own, not the pair
-AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "users.lockout.client_address"
-AXES_USERNAME_CALLABLE = "users.lockout.login_username"
-AXES_USERNAME_FORM_FIELD = "username"  # the admin login form's field (accounts use email)
-AXES_HTTP_RESPONSE_CODE = 429
-# Abuse limits on invitations to new external recipients (addresses and numbers that are
-# no user's and that the inviter never invited before), per inviter and fixed window, SMS
-# stricter; and how many invitations one address or number may get a day from everyone
-# (invitations.limits). 0 refuses every such invitation.
-NP_INVITE_NEW_EMAIL_PER_HOUR = env_int("NP_INVITE_NEW_EMAIL_PER_HOUR", 20)
-NP_INVITE_NEW_EMAIL_PER_DAY = env_int("NP_INVITE_NEW_EMAIL_PER_DAY", 50)
-NP_INVITE_NEW_SMS_PER_HOUR = env_int("NP_INVITE_NEW_SMS_PER_HOUR", 5)
-NP_INVITE_NEW_SMS_PER_DAY = env_int("NP_INVITE_NEW_SMS_PER_DAY", 10)
-NP_INVITE_PER_DESTINATION_PER_DAY = env_int("NP_INVITE_PER_DESTINATION_PER_DAY", 3)
-# Daily spend cap per provider (providers.spendcap), in the unit of its cost_per_message;
-# a provider row's configuration.daily_spend_cap overrides it; empty: no cap. Sends past
-# it are deferred to the next window (or re-checked every NP_SPEND_CAP_RECHECK_SECONDS).
-NP_PROVIDER_DAILY_SPEND_CAP = os.environ.get("NP_PROVIDER_DAILY_SPEND_CAP", "100")
-NP_SPEND_CAP_WINDOW_SECONDS = env_int("NP_SPEND_CAP_WINDOW_SECONDS", 86400)
-NP_SPEND_CAP_RECHECK_SECONDS = env_int("NP_SPEND_CAP_RECHECK_SECONDS", 900)
 # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (NP_MAX_REQUEST_BYTES) get a JSON 413 under /api/.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
@@ -628,35 +451,6 @@ REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
     "rest_framework.filters.OrderingFilter",
 ]
 
-# --- delivery pipeline performance (bulk fan-out, batch sending) ---
-NP_NOTIFY_BULK_CHUNK = env_int("NP_NOTIFY_BULK_CHUNK", 10_000)  # recipients per COPY round
-NP_NOTIFY_BULK_ENQUEUE_CHUNK = env_int("NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500)  # ids per task
-NP_SEND_BATCH_SIZE = env_int("NP_SEND_BATCH_SIZE", 256)  # claimed at once, <= in flight
-NP_SEND_ASYNC_CONCURRENCY = env_int("NP_SEND_ASYNC_CONCURRENCY", 256)  # in flight per process
-NP_SEND_CONCURRENCY = env_int("NP_SEND_CONCURRENCY", 32)  # threads for blocking adapters (SMTP)
-
-# --- realtime performance (per-process fan-out, coalesced frames) ---
-NP_RT_HUB_GATHER_MS = env_int("NP_RT_HUB_GATHER_MS", 20)  # wait for more events when behind
-NP_RT_HUB_REFRESH_SECONDS = env_int("NP_RT_HUB_REFRESH_SECONDS", 20)  # re-add group memberships
-NP_RT_HUB_SYNC_SECONDS = float(os.environ.get("NP_RT_HUB_SYNC_SECONDS", "1"))  # Redis + gap check
-NP_RT_REORDER_WAIT_MS = env_int("NP_RT_REORDER_WAIT_MS", 200)  # wait for a missing event
-NP_WS_BATCH_MAX_EVENTS = env_int("NP_WS_BATCH_MAX_EVENTS", 200)  # events per coalesced frame
-
-# --- realtime per-connection preferences and client info (realtime.preferences, .client_info)
-NP_WS_MAX_HELD_EVENTS = env_int("NP_WS_MAX_HELD_EVENTS", 10_000)  # held by a rate limit, at most
-NP_WS_COMPRESSION = env_bool("NP_WS_COMPRESSION", True)  # permessage-deflate when offered
-NP_WS_COMPRESSION_WINDOW_BITS = env_int("NP_WS_COMPRESSION_WINDOW_BITS", 13)  # 9-15
-NP_WS_COMPRESSION_MEM_LEVEL = env_int("NP_WS_COMPRESSION_MEM_LEVEL", 6)  # 1-9
-NP_WS_GEO_HEADER = os.environ.get("NP_WS_GEO_HEADER", "")  # e.g. CF-IPCountry; empty: off
-NP_WS_TRUSTED_PROXIES = env_list("NP_WS_TRUSTED_PROXIES")  # addresses/CIDRs sending it
-NP_WS_BANDWIDTH_MINUTES = env_int("NP_WS_BANDWIDTH_MINUTES", 60)  # per-minute history kept
-
-# --- batch jobs (deliveries.batch) ---
-# A running job with no progress for this long has its unfinished chunks re-enqueued.
-NP_BATCH_STALL_SECONDS = env_int("NP_BATCH_STALL_SECONDS", 300)
-NP_BATCH_CHUNK_MAX_ATTEMPTS = env_int("NP_BATCH_CHUNK_MAX_ATTEMPTS", 3)
-# The inviter of batches started without --inviter (an inactive account, created on demand).
-NP_BATCH_INVITER_EMAIL = os.environ.get("NP_BATCH_INVITER_EMAIL", "batch@notifyplatform.invalid")
 CELERY_BEAT_SCHEDULE.update(
     {
         "resume-stalled-batches": {
@@ -665,15 +459,6 @@ CELERY_BEAT_SCHEDULE.update(
         }
     }
 )
-
-# --- retention (deliveries.retention): finished rows older than N days are deleted in
-# batches on beat; 0 keeps a table forever. Undelivered rows (pending, sending, scheduled)
-# are never deleted. real_time_events expire by their own NP_RT_RETENTION_*_DAYS.
-NP_RETENTION_NOTIFICATIONS_DAYS = env_int("NP_RETENTION_NOTIFICATIONS_DAYS", 90)
-NP_RETENTION_DELIVERIES_DAYS = env_int("NP_RETENTION_DELIVERIES_DAYS", 90)
-NP_RETENTION_CONNECTIONS_DAYS = env_int("NP_RETENTION_CONNECTIONS_DAYS", 30)
-NP_RETENTION_BATCH_SIZE = env_int("NP_RETENTION_BATCH_SIZE", 5000)  # rows per transaction
-NP_RETENTION_MAX_SECONDS = env_int("NP_RETENTION_MAX_SECONDS", 60)  # per table and run
 CELERY_BEAT_SCHEDULE.update(
     {
         "deliveries-retention": {

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from notifyplatform.launcher.services import free_port
+from notifyplatform.launcher.system import free_port
 
 __all__ = [
     "CHROMIUM",
@@ -87,3 +87,18 @@ def stop_process(proc: subprocess.Popen | None, *, grace: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def two_free_ports() -> int:
+    """A port whose next one is free too (the launcher's PORT and its sandbox's PORT+1),
+    held until returned so nothing else takes them meanwhile."""
+    for _ in range(50):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two adjacent free ports")

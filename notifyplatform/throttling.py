@@ -40,6 +40,8 @@ class _SettingsRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # Called from __init__, i.e. once per request (DRF instantiates throttles per request).
         rates = getattr(settings, "NP_THROTTLE_RATES", DEFAULT_RATES)
+        if self.scope is None:
+            return None
         return rates.get(self.scope, DEFAULT_RATES.get(self.scope))
 
 

@@ -20,17 +20,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
-from django.db.models import Count, DecimalField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import DecimalField, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from deliveries.models import NotificationDelivery
 from notifyplatform.admin_utils import NPModelAdmin, ReadOnlyModelAdmin, badge, html_table
 
-from . import spendcap
-from .health import FAILURE, SUCCESS, provider_check_health
+from . import spendcap, traffic
+from .health import provider_check_health
 from .models import Provider, ProviderHealthMetric
 from .registry import UnknownAdapterError, get_adapter
 from .services import provider_audit_configuration, provider_sensitive_values
@@ -60,58 +58,26 @@ def provider_health_state(provider: Provider) -> tuple[str, str]:
     return "healthy", "ok"
 
 
-def _deliveries_since(since: Any) -> QuerySet[Any]:
-    from deliveries.models import NotificationDelivery
-
-    return NotificationDelivery.objects.filter(
-        provider_name=OuterRef("provider_name"), created_at__gte=since
-    ).order_by()
-
-
 def providers_with_stats(queryset: QuerySet[Provider]) -> QuerySet[Provider]:
     """``queryset`` annotated with ``latest_success_rate`` (last health check, 24 h window),
-    ``ok_24h`` / ``bad_24h`` (finished deliveries) and ``cost_24h`` — one SQL query."""
+    ``ok_24h`` / ``bad_24h`` (finished deliveries), ``cost_24h`` and ``spent_window`` (what
+    counts toward the daily spend cap: the costs of this cap window's sends) — one SQL query;
+    the delivery figures come from deliveries' selectors (``providers.traffic``)."""
     since = timezone.now() - COST_WINDOW
     latest = ProviderHealthMetric.objects.filter(provider_name=OuterRef("provider_name")).order_by(
         "-health_check_timestamp"
     )
-
-    def count(statuses: tuple[str, ...]) -> Coalesce:
-        rows = (
-            _deliveries_since(since)
-            .values("provider_name")
-            .annotate(n=Count("id", filter=Q(status__in=statuses)))
-            .values("n")
-        )
-        return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
-
-    cost = (
-        _deliveries_since(since)
-        .values("provider_name")
-        .annotate(total=Sum("cost_per_message"))
-        .values("total")
-    )
-    # what counts toward the daily spend cap: the costs of this cap window's sends
     _number, start, _end = spendcap.window_bounds()
-    spent = (
-        NotificationDelivery.objects.filter(
-            provider_name=OuterRef("provider_name"),
-            sent_at__gte=datetime.fromtimestamp(start, UTC),
-        )
-        .order_by()
-        .values("provider_name")
-        .annotate(total=Sum("cost_per_message"))
-        .values("total")
-    )
+    deliveries = traffic.source().provider_annotations(since, datetime.fromtimestamp(start, UTC))
     return queryset.annotate(
-        spent_window=Subquery(spent, output_field=DecimalField(max_digits=20, decimal_places=6)),
+        spent_window=deliveries["spent_window"],
         latest_success_rate=Subquery(
             latest.values("success_rate_24h")[:1],
             output_field=DecimalField(max_digits=5, decimal_places=2),
         ),
-        ok_24h=count(SUCCESS),
-        bad_24h=count(FAILURE),
-        cost_24h=Subquery(cost, output_field=DecimalField(max_digits=20, decimal_places=6)),
+        ok_24h=deliveries["ok_24h"],
+        bad_24h=deliveries["bad_24h"],
+        cost_24h=deliveries["cost_24h"],
     )
 
 
@@ -258,15 +224,7 @@ class ProviderAdmin(NPModelAdmin):
         if obj.pk is None:
             return "-"
         since = timezone.now() - timedelta(days=SPEND_DAYS)
-        rows = (
-            NotificationDelivery.objects.filter(
-                provider_name=obj.provider_name, sent_at__gte=since
-            )
-            .annotate(day=TruncDate("sent_at", tzinfo=UTC))
-            .values("day")
-            .annotate(sent=Count("id"), spend=Sum("cost_per_message"))
-            .order_by("-day")
-        )
+        rows = traffic.source().spend_by_day(obj.provider_name, since)
         if not rows:
             return "Nothing sent in the last 14 days."
         return html_table(

@@ -8,41 +8,20 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from providers import circuit, ratelimit
+from providers import circuit, ratelimit, traffic
 from providers.models import Provider, ProviderHealthMetric
 from providers.registry import UnknownAdapterError, get_adapter
 from providers.types import HealthResult
 
 logger = logging.getLogger(__name__)
 
-SUCCESS = ("sent", "delivered")
-FAILURE = ("failed", "bounced")
-WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
-
 
 def success_rates(provider_name: str) -> dict[str, Decimal | None]:
-    """Percent of finished deliveries (sent/delivered vs failed/bounced) per window."""
-    from deliveries.models import NotificationDelivery
-
-    now = timezone.now()
-    aggregates = {}
-    for label, window in WINDOWS.items():
-        since = Q(created_at__gte=now - window)
-        aggregates[f"ok_{label}"] = Count("id", filter=since & Q(status__in=SUCCESS))
-        aggregates[f"bad_{label}"] = Count("id", filter=since & Q(status__in=FAILURE))
-    counts = NotificationDelivery.objects.filter(
-        provider_name=provider_name, created_at__gte=now - WINDOWS["7d"]
-    ).aggregate(**aggregates)
-    rates: dict[str, Decimal | None] = {}
-    for label in WINDOWS:
-        ok, bad = counts[f"ok_{label}"], counts[f"bad_{label}"]
-        rates[label] = (
-            (Decimal(ok * 100) / Decimal(ok + bad)).quantize(Decimal("0.01")) if ok + bad else None
-        )
-    return rates
+    """Percent of finished deliveries (sent/delivered vs failed/bounced) per window (1h, 24h,
+    7d), read through the traffic source deliveries registers (``providers.traffic``)."""
+    return traffic.source().success_rates(provider_name)
 
 
 def provider_check_health(provider: Provider) -> ProviderHealthMetric:

@@ -14,7 +14,7 @@ from django.db import models
 from notifyplatform.choices import ProviderType
 from notifyplatform.db import SeedIndex, choices_check, created_at, seed_default, updated_at
 from providers import policy
-from providers.registry import UnknownAdapterError, adapter_class
+from providers.kinds import UnknownAdapterError, adapter_kind
 
 
 class Provider(models.Model):
@@ -71,7 +71,7 @@ class Provider(models.Model):
         """The credential variables and servers this row names must pass
         ``providers.policy`` (the admin form shows each problem on its field)."""
         try:
-            kind = adapter_class(self.provider_class).kind or self.provider_class
+            kind = adapter_kind(self.provider_class)
         except UnknownAdapterError:
             kind = self.provider_class
         problems = policy.configuration_problems(

@@ -42,7 +42,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from providers import kv
+from providers import kv, traffic
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -103,17 +103,10 @@ def _key(provider_name: str, window: int) -> str:
 
 def spent_in_window_db(provider_name: str, now: float | None = None) -> Decimal:
     """The database's sum of the costs of the provider's sends in the current window."""
-    from django.db.models import Sum
-
-    from deliveries.models import NotificationDelivery
-
     _number, start, end = window_bounds(now)
-    total = NotificationDelivery.objects.filter(
-        provider_name=provider_name,
-        sent_at__gte=datetime.fromtimestamp(start, UTC),
-        sent_at__lt=datetime.fromtimestamp(end, UTC),
-    ).aggregate(total=Sum("cost_per_message"))["total"]
-    return total or Decimal(0)
+    return traffic.source().spent_between(
+        provider_name, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    )
 
 
 def prime(provider: Provider) -> None:

@@ -104,21 +104,21 @@ class SendGrid(Provider):
     def describe(self, rec: dict[str, Any], data: dict[str, Any]) -> None:
         recipients: list[str] = []
         per_recipient_args: dict[str, dict[str, Any]] = {}
-        top_args = data.get("custom_args") if isinstance(data.get("custom_args"), dict) else {}
+        top_args = v if isinstance(v := data.get("custom_args"), dict) else {}
         subject = data.get("subject")
         personalizations = data.get("personalizations")
         if isinstance(personalizations, list):
             for p in personalizations:
                 if not isinstance(p, dict):
                     continue
-                p_args = p.get("custom_args") if isinstance(p.get("custom_args"), dict) else {}
+                p_args = v if isinstance(v := p.get("custom_args"), dict) else {}
                 subject = subject or p.get("subject")
                 for kind in ("to", "cc", "bcc"):
                     for entry in p.get(kind) or []:
                         if isinstance(entry, dict) and isinstance(entry.get("email"), str):
                             recipients.append(entry["email"])
                             per_recipient_args[entry["email"]] = {**top_args, **p_args}
-        content = data.get("content") if isinstance(data.get("content"), list) else []
+        content = v if isinstance(v := data.get("content"), list) else []
         text = next(
             (
                 c.get("value")
@@ -135,8 +135,8 @@ class SendGrid(Provider):
             ),
             None,
         )
-        sender = data.get("from") if isinstance(data.get("from"), dict) else {}
-        categories = data.get("categories") if isinstance(data.get("categories"), list) else []
+        sender = v if isinstance(v := data.get("from"), dict) else {}
+        categories = v if isinstance(v := data.get("categories"), list) else []
         rec.update(
             recipient=recipients[0] if recipients else None,
             recipients=recipients,

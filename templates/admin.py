@@ -21,7 +21,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -31,9 +30,13 @@ from django.utils.html import format_html
 
 from notifyplatform.admin_utils import NPModelAdmin
 
+from . import selectors
 from .models import NotificationTemplate
-from .rendering import RenderedMessage, TemplateError, example_context
-from .services import template_render
+from .rendering.errors import TemplateError
+from .rendering.message import RenderedMessage
+from .rendering.preview import example_context
+from .rendering.values import Scalar
+from .services import template_clone_to_language, template_render
 from .sms import SmsInfo, sms_segments
 
 LANGUAGE_RE = re.compile(r"\A[a-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
@@ -44,7 +47,7 @@ class TemplatePreview:
     """One template row rendered with its declared examples (or the error that stopped it)."""
 
     template: NotificationTemplate
-    context: dict[str, Any]
+    context: dict[str, Scalar]
     rendered: RenderedMessage | None
     error: str | None
     sms: SmsInfo | None
@@ -59,40 +62,6 @@ def template_preview(template: NotificationTemplate) -> TemplatePreview:
         return TemplatePreview(template, {}, None, f"{exc.code}: {exc.message}", None)
     sms = sms_segments(rendered.text) if template.delivery_type == "sms" else None
     return TemplatePreview(template, context, rendered, None, sms)
-
-
-@transaction.atomic
-def template_clone_to_language(
-    *, template: NotificationTemplate, language: str
-) -> NotificationTemplate | None:
-    """A copy of ``template`` in ``language`` (key ``<type>.<channel>.<lang>``), inactive
-    until a translator has edited it; None when that language already has the row."""
-    key = NotificationTemplate.make_key(template.invitation_type, template.delivery_type, language)
-    exists = NotificationTemplate.objects.filter(
-        invitation_type=template.invitation_type,
-        delivery_type=template.delivery_type,
-        language=language,
-    ).exists()
-    if exists or NotificationTemplate.objects.filter(template_key=key).exists():
-        return None
-    try:
-        with transaction.atomic():
-            return NotificationTemplate.objects.create(
-                template_key=key,
-                template_name=f"{template.template_name} ({language})",
-                invitation_type=template.invitation_type,
-                delivery_type=template.delivery_type,
-                language=language,
-                subject_template=template.subject_template,
-                content_template=template.content_template,
-                html_template=template.html_template,
-                template_variables=template.template_variables,
-                provider_specific_config=template.provider_specific_config,
-                # Live sends pick the best language: an untranslated copy must not win.
-                is_active=False,
-            )
-    except IntegrityError:  # created concurrently by someone else
-        return None
 
 
 class CloneLanguageForm(forms.Form):
@@ -175,27 +144,16 @@ class NotificationTemplateAdmin(NPModelAdmin):
         template = get_object_or_404(NotificationTemplate, pk=object_id)
         if not self.has_view_or_change_permission(request, template):
             raise PermissionDenied
-        siblings = NotificationTemplate.objects.filter(
-            invitation_type=template.invitation_type
-        ).order_by("delivery_type", "language")
-        languages = sorted(set(siblings.values_list("language", flat=True)))
-        channels = sorted(set(siblings.values_list("delivery_type", flat=True)))
-        language = request.GET.get("language") or ""
-        channel = request.GET.get("channel") or ""
-        if language:
-            siblings = siblings.filter(language=language)
-        if channel:
-            siblings = siblings.filter(delivery_type=channel)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": template,
             "title": f"Preview: {template.invitation_type}",
-            "previews": [template_preview(row) for row in siblings],
-            "languages": languages,
-            "channels": channels,
-            "language": language,
-            "channel": channel,
+            **_variant_previews(
+                template,
+                language=request.GET.get("language") or "",
+                channel=request.GET.get("channel") or "",
+            ),
         }
         return TemplateResponse(request, "admin_console/template_preview.html", context)
 
@@ -205,28 +163,8 @@ class NotificationTemplateAdmin(NPModelAdmin):
     ) -> HttpResponse | None:
         form = CloneLanguageForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            language = form.cleaned_data["language"]
-            created, skipped = [], []
-            for template in queryset.order_by("template_key"):
-                copy = template_clone_to_language(template=template, language=language)
-                (created if copy else skipped).append(
-                    NotificationTemplate.make_key(
-                        template.invitation_type, template.delivery_type, language
-                    )
-                )
-            if created:
-                self.message_user(
-                    request,
-                    f"Created {len(created)} inactive template(s): {', '.join(created)}. "
-                    "Translate them, then activate.",
-                    messages.SUCCESS,
-                )
-            if skipped:
-                self.message_user(
-                    request,
-                    f"Already existed, left unchanged: {', '.join(skipped)}",
-                    messages.WARNING,
-                )
+            created, skipped = _clone_all(queryset, form.cleaned_data["language"])
+            self._report_clones(request, created, skipped)
             return HttpResponseRedirect(request.get_full_path())
         context = {
             **self.admin_site.each_context(request),
@@ -237,3 +175,54 @@ class NotificationTemplateAdmin(NPModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin_console/template_clone.html", context)
+
+    def _report_clones(self, request: HttpRequest, created: list[str], skipped: list[str]) -> None:
+        if created:
+            self.message_user(
+                request,
+                f"Created {len(created)} inactive template(s): {', '.join(created)}. "
+                "Translate them, then activate.",
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                f"Already existed, left unchanged: {', '.join(skipped)}",
+                messages.WARNING,
+            )
+
+
+def _variant_previews(
+    template: NotificationTemplate, *, language: str, channel: str
+) -> dict[str, object]:
+    """The previews shown (narrowed to ``language``/``channel`` when given) and the
+    languages and channels the type has, for the filter links."""
+    variants = selectors.template_variant_list(invitation_type=template.invitation_type)
+    languages = sorted(set(variants.values_list("language", flat=True)))
+    channels = sorted(set(variants.values_list("delivery_type", flat=True)))
+    shown = selectors.template_variant_list(
+        invitation_type=template.invitation_type, language=language, channel=channel
+    )
+    return {
+        "previews": [template_preview(row) for row in shown],
+        "languages": languages,
+        "channels": channels,
+        "language": language,
+        "channel": channel,
+    }
+
+
+def _clone_all(
+    queryset: QuerySet[NotificationTemplate], language: str
+) -> tuple[list[str], list[str]]:
+    """Clone every selected template to ``language``: the keys created and those skipped."""
+    created: list[str] = []
+    skipped: list[str] = []
+    for template in queryset.order_by("template_key"):
+        copy = template_clone_to_language(template=template, language=language)
+        (created if copy else skipped).append(
+            NotificationTemplate.make_key(
+                template.invitation_type, template.delivery_type, language
+            )
+        )
+    return created, skipped

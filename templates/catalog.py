@@ -213,30 +213,32 @@ def channel_sources(entry: CatalogueEntry, channel: str) -> dict[str, str | None
 
 def catalogue_rows(language: str = "en") -> list[dict[str, Any]]:
     """Field values for every shipped ``notification_templates`` row."""
-    rows = []
-    for type_name, entry in CATALOGUE.items():
-        for channel in ALL_CHANNELS:
-            sources = channel_sources(entry, channel)
-            rows.append(
-                {
-                    "template_key": f"{type_name}.{channel}.{language}",
-                    "template_name": f"{type_name.replace('_', ' ').capitalize()} ({channel})",
-                    "invitation_type": type_name,
-                    "delivery_type": channel,
-                    "language": language,
-                    "subject_template": sources["subject"],
-                    "content_template": sources["content"],
-                    "html_template": sources["html"],
-                    "template_variables": entry.variables,
-                    "provider_specific_config": {
-                        "category": entry.category,
-                        "priority": entry.priority,
-                        "action_label": entry.action_label,
-                    },
-                    "is_active": True,
-                }
-            )
-    return rows
+    return [
+        _row(type_name, entry, channel, language)
+        for type_name, entry in CATALOGUE.items()
+        for channel in ALL_CHANNELS
+    ]
+
+
+def _row(type_name: str, entry: CatalogueEntry, channel: str, language: str) -> dict[str, Any]:
+    sources = channel_sources(entry, channel)
+    return {
+        "template_key": f"{type_name}.{channel}.{language}",
+        "template_name": f"{type_name.replace('_', ' ').capitalize()} ({channel})",
+        "invitation_type": type_name,
+        "delivery_type": channel,
+        "language": language,
+        "subject_template": sources["subject"],
+        "content_template": sources["content"],
+        "html_template": sources["html"],
+        "template_variables": entry.variables,
+        "provider_specific_config": {
+            "category": entry.category,
+            "priority": entry.priority,
+            "action_label": entry.action_label,
+        },
+        "is_active": True,
+    }
 
 
 def get_entry(type_name: str) -> CatalogueEntry | None:

@@ -14,6 +14,9 @@ from django.db import models
 from notifyplatform.choices import Channel
 from notifyplatform.db import SeedIndex, choices_check, created_at, seed_default, updated_at
 
+from .rendering.errors import TemplateValidationError
+from .rendering.validation import validate_template
+
 
 class NotificationTemplate(models.Model):
     id = models.AutoField(primary_key=True)
@@ -60,8 +63,6 @@ class NotificationTemplate(models.Model):
         return self.template_key
 
     def clean(self) -> None:
-        from .rendering import TemplateValidationError, validate_template
-
         try:
             validate_template(
                 subject=self.subject_template,

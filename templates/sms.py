@@ -103,26 +103,23 @@ def _pack(weights: list[int], capacity: int) -> int:
 
 def sms_segments(text: str) -> SmsInfo:
     """Encoding, length and exact segment count of ``text`` as one SMS."""
-    characters = len(text)
     if is_gsm7(text):
-        extension = sum(1 for char in text if char in GSM7_EXTENSION)
-        units = characters + extension
-        if units <= GSM7_SINGLE_SEPTETS:
-            segments = 1
-        elif not extension:
-            segments = -(-units // GSM7_MULTIPART_SEPTETS)
-        else:
-            weights = [2 if char in GSM7_EXTENSION else 1 for char in text]
-            segments = _pack(weights, GSM7_MULTIPART_SEPTETS)
-        return SmsInfo(encoding=GSM7, characters=characters, segments=segments, units=units)
+        weights = [2 if char in GSM7_EXTENSION else 1 for char in text]
+        return _measure(text, GSM7, weights, GSM7_SINGLE_SEPTETS, GSM7_MULTIPART_SEPTETS)
+    weights = [2 if ord(char) > 0xFFFF else 1 for char in text]
+    return _measure(text, UCS2, weights, UCS2_SINGLE_UNITS, UCS2_MULTIPART_UNITS)
 
-    astral = sum(1 for char in text if ord(char) > 0xFFFF)
-    units = characters + astral
-    if units <= UCS2_SINGLE_UNITS:
+
+def _measure(
+    text: str, encoding: SmsEncoding, weights: list[int], single: int, multipart: int
+) -> SmsInfo:
+    """Units and segments of ``text`` whose characters cost ``weights`` units each: one
+    segment holds ``single`` units, a part of a longer message ``multipart``."""
+    units = sum(weights)
+    if units <= single:
         segments = 1
-    elif not astral:
-        segments = -(-units // UCS2_MULTIPART_UNITS)
+    elif units == len(text):  # every character costs 1: no packing constraints
+        segments = -(-units // multipart)
     else:
-        weights = [2 if ord(char) > 0xFFFF else 1 for char in text]
-        segments = _pack(weights, UCS2_MULTIPART_UNITS)
-    return SmsInfo(encoding=UCS2, characters=characters, segments=segments, units=units)
+        segments = _pack(weights, multipart)
+    return SmsInfo(encoding=encoding, characters=len(text), segments=segments, units=units)

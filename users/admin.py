@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from notifyplatform.admin_utils import NPModelAdmin
 
 from .models import ApiToken, User
+from .selectors import user_email_taken
 from .services import token_create, token_revoke
 
 PROFILE_FIELDS = ("display_name", "phone", "timezone", "locale", "region")
@@ -34,7 +35,7 @@ class UserCreationForm(AdminUserCreationForm):
         # The manager lower-cases emails; the admin form saves through the model, so
         # it must do the same and reject a case-variant of an existing address.
         email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
-        if User.objects.filter(email__iexact=email).exists():
+        if user_email_taken(email):
             raise ValidationError("A user with this email already exists.", code="unique")
         return email
 

@@ -10,6 +10,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from users.authentication import request_user
+
 from .. import selectors, services
 from ..filters import AuctionFilter, AuctionItemFilter
 from .serializers import (
@@ -28,7 +30,7 @@ class AuctionViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["starts_at", "ends_at", "created_at", "current_price"]
 
     def get_queryset(self) -> Any:
-        return selectors.auction_list(viewer=self.request.user)
+        return selectors.auction_list(viewer=request_user(self.request))
 
     @extend_schema(request=BidCreateSerializer, responses={201: BidSerializer})
     @action(detail=True, methods=["post"], url_path="bids")
@@ -37,7 +39,7 @@ class AuctionViewSet(viewsets.ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         bid = services.bid_place(
             auction_id=pk,
-            bidder=request.user,
+            bidder=request_user(request),
             amount=serializer.validated_data["amount"],
             item=serializer.validated_data.get("item"),
         )
@@ -47,9 +49,9 @@ class AuctionViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post", "delete"], url_path="watch")
     def watch(self, request: Request, pk: str | None = None) -> Response:
         if request.method == "DELETE":
-            services.auction_unwatch(auction_id=pk, user=request.user)
+            services.auction_unwatch(auction_id=pk, user=request_user(request))
             return Response(status=status.HTTP_204_NO_CONTENT)
-        services.auction_watch(auction_id=pk, user=request.user)
+        services.auction_watch(auction_id=pk, user=request_user(request))
         return Response({"auction": pk, "watching": True}, status=status.HTTP_200_OK)
 
 
@@ -58,4 +60,4 @@ class AuctionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     filterset_class = AuctionItemFilter
 
     def get_queryset(self) -> Any:
-        return selectors.auction_item_list(viewer=self.request.user)
+        return selectors.auction_item_list(viewer=request_user(self.request))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.utils import timezone
@@ -12,7 +11,8 @@ from rest_framework import serializers
 from notifyplatform.api_fields import StrictBooleanField
 from notifyplatform.choices import Channel
 
-from ..models import FrequencyPeriod, Notification, NotificationDelivery, UserNotificationPreference
+from ..models import FrequencyPeriod, NotificationDelivery, UserNotificationPreference
+from ..payloads import NotificationSerializer
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -44,37 +44,6 @@ class DeliverySerializer(serializers.ModelSerializer):
         return (obj.delivery_metadata or {}).get("decision")
 
 
-class NotificationSerializer(serializers.ModelSerializer):
-    user_id = serializers.UUIDField(read_only=True)
-
-    class Meta:
-        model = Notification
-        fields = [
-            "id",
-            "user_id",
-            "event_type",
-            "notification_type",
-            "category",
-            "priority",
-            "title",
-            "message",
-            "rich_content",
-            "action_url",
-            "action_label",
-            "delivery_channels",
-            "status",
-            "is_read",
-            "is_archived",
-            "read_at",
-            "sent_at",
-            "scheduled_at",
-            "expires_at",
-            "metadata",
-            "created_at",
-        ]
-        read_only_fields = fields
-
-
 class NotificationWithDeliveriesSerializer(NotificationSerializer):
     """A notification with every delivery of it (``GET /notifications/``, ``/{id}/``)."""
 
@@ -83,52 +52,6 @@ class NotificationWithDeliveriesSerializer(NotificationSerializer):
     class Meta(NotificationSerializer.Meta):
         fields = [*NotificationSerializer.Meta.fields, "deliveries"]
         read_only_fields = fields
-
-
-def inbox_payload(notification: Notification) -> dict[str, Any]:
-    """JSON-ready form of an inbox notification (API and real-time event alike)."""
-    return dict(NotificationSerializer(notification).data)
-
-
-_inbox_fields: list[tuple[str, str, Any]] | None = None
-
-
-def _inbox_field_list() -> list[tuple[str, str, Any]]:
-    """(key, source, field) of ``NotificationSerializer``, built once per process: a
-    serializer instance deep-copies its declared fields, which is most of its ~1 ms."""
-    global _inbox_fields
-    if _inbox_fields is None:
-        fields = NotificationSerializer().fields
-        _inbox_fields = [(name, field.source, field) for name, field in fields.items()]
-    return _inbox_fields
-
-
-def inbox_payload_rows(
-    notification_ids: Iterable[Any], *, columns: Sequence[str] = ()
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``inbox_payload`` of many notifications, read with ONE query: the in-app sender
-    publishes hundreds at once. Returns (row, payload) pairs; ``row`` holds the payload's
-    columns plus ``columns``. The serializer's own fields turn each column into its JSON
-    form (so each payload is ``inbox_payload``'s, key for key), without building a
-    serializer and its fields per row. Ids not found are left out."""
-    fields = _inbox_field_list()
-    sources = list(dict.fromkeys([source for _, source, _ in fields] + list(columns)))
-    rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
-    return [
-        (
-            row,
-            {
-                name: None if row[source] is None else field.to_representation(row[source])
-                for name, source, field in fields
-            },
-        )
-        for row in rows
-    ]
-
-
-def inbox_payloads(notification_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
-    """``inbox_payload`` of many notifications by id (one query; see ``inbox_payload_rows``)."""
-    return {row["id"]: payload for row, payload in inbox_payload_rows(notification_ids)}
 
 
 class NotifyRequestSerializer(serializers.Serializer):
@@ -142,7 +65,9 @@ class NotifyRequestSerializer(serializers.Serializer):
     template_key = serializers.CharField(required=False, max_length=100)
     title = serializers.CharField(required=False, max_length=255)
     message = serializers.CharField(required=False)
-    context = serializers.DictField(required=False, default=dict)
+    # DRF's serializer metaclass pops declared fields off the class, so this field never
+    # shadows Field.context at run time; the stubs cannot see that
+    context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     channels = serializers.ListField(
         child=serializers.CharField(max_length=20), required=False, allow_empty=True
     )

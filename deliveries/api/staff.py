@@ -17,9 +17,9 @@ from rest_framework.response import Response
 
 from notifyplatform.schema import error_response
 
+from ..filters import DeliveryFilter
 from ..models import NotificationDelivery
 from ..services.operations import delivery_cancel, delivery_retry
-from .filters import DeliveryFilter
 from .serializers import DeliverySerializer
 
 

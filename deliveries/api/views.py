@@ -5,24 +5,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
 from users.models import User
 
 from .. import selectors, services
-from ..filters import InboxFilter
-from ..models import UserNotificationPreference
+from ..filters import InboxFilter, NotificationFilter
+from ..models import Notification, UserNotificationPreference
 from ..services.idempotency import IdempotentRequest, notify_idempotent, request_fingerprint
 from ..services.operations import notification_cancel
 from ..types import Recipient
-from .filters import NotificationFilter
 from .serializers import (
     DeliverySerializer,
     NotificationSerializer,
@@ -70,7 +71,7 @@ class NotificationViewSet(
             return [permissions.IsAdminUser()]
         return [permissions.IsAuthenticated()]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Notification]:
         if self.action == "cancel":
             return selectors.Notification.objects.all()
         return selectors.notification_list(self.request.user)
@@ -173,7 +174,7 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     queryset = selectors.Notification.objects.none()
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Notification]:
         return selectors.inbox_list(self.request.user)
 
     @extend_schema(
@@ -218,20 +219,22 @@ class PreferenceViewSet(viewsets.ModelViewSet):
     queryset = UserNotificationPreference.objects.none()
     lookup_value_regex = r"\d+"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[UserNotificationPreference]:
         return selectors.preference_list(self.request.user)
 
-    def get_object(self):  # type: ignore[no-untyped-def]
+    def get_object(self) -> UserNotificationPreference:
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
 
-    def perform_create(self, serializer: PreferenceSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[UserNotificationPreference]) -> None:
         serializer.instance = services.preference_create(
             user=self.request.user, data=dict(serializer.validated_data)
         )
 
-    def perform_update(self, serializer: PreferenceSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[UserNotificationPreference]) -> None:
+        preference = serializer.instance
+        assert preference is not None  # update() built the serializer on get_object()
         serializer.instance = services.preference_update(
-            preference=serializer.instance, data=dict(serializer.validated_data)
+            preference=preference, data=dict(serializer.validated_data)
         )
 
     def perform_destroy(self, instance: Any) -> None:

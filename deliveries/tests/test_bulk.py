@@ -95,6 +95,27 @@ def test_bulk_rows_are_the_rows_notify_writes(mixed_users):
     assert bulk[3].deliveries[1].delivery_metadata["decision"]["rule"] == "no_address"
 
 
+def test_bulk_push_rows_keep_the_subscription_notify_keeps(make_user):
+    # given a web-push subscription passed in the call's metadata, and users with no push row
+    users = [make_user(), make_user()]
+    subscription = {"endpoint": "https://push.example.test/s/1", "keys": {"p256dh": "k"}}
+    kwargs = {
+        "title": "Hi",
+        "message": "Hello",
+        "channels": ["push"],
+        "metadata": {"push_subscription": subscription},
+    }
+    singles = [notify(u, idempotency_key=f"single:{u.pk}", **kwargs) for u in users]
+    bulk = notify_many(users, idempotency_prefix="bulk", **kwargs)
+
+    # then the bulk rows are the rows notify() writes, the subscription included
+    for single, many in zip(singles, bulk, strict=True):
+        assert _rows(many.notification) == _rows(single.notification)
+        assert many.deliveries[0].delivery_metadata["subscription"] == subscription
+        stored = NotificationDelivery.objects.get(pk=many.deliveries[0].pk)
+        assert stored.delivery_metadata["subscription"] == subscription
+
+
 def test_returned_objects_are_the_stored_rows(mixed_users):
     results = notify_many(mixed_users, title="Hi", message="Hello", channels=["in_app", "email"])
 

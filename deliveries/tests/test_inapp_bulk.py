@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deliveries.api.serializers import inbox_payload, inbox_payloads
 from deliveries.models import Notification
+from deliveries.payloads import inbox_payload, inbox_payloads
 from deliveries.services import notify
 from deliveries.services.sending import _publish_in_app_group, publish_in_app
 from realtime.models import RealTimeEvent

@@ -61,7 +61,7 @@ def test_routing_sends_batches_and_beats_tasks_to_their_own_queues():
 
 def test_each_task_reaches_only_its_own_queue_once_workers_have_bound_them():
     from auctions.tasks import close_auctions
-    from deliveries.batch.tasks import run_batch_chunk
+    from campaigns.tasks import run_batch_chunk
     from deliveries.tasks import send_delivery
     from notifyplatform.celery import app
 
@@ -89,7 +89,7 @@ def test_each_task_reaches_only_its_own_queue_once_workers_have_bound_them():
 
 
 def test_make_run_starts_a_worker_for_every_queue():
-    from notifyplatform.launcher.cli import WORKERS
+    from notifyplatform.launcher.appenv import WORKERS
 
     consumed = [queue for _name, queue, _pool in WORKERS]
     assert sorted(consumed) == sorted(settings.NP_QUEUES)
@@ -101,8 +101,8 @@ def test_auction_close_and_batch_chunk_proceed_while_10k_sends_are_queued(
     from auctions.models import Auction
     from auctions.services import auction_create
     from auctions.tasks import close_auctions
-    from deliveries.batch.services import batch_create, batch_validate
-    from deliveries.models import NotificationBatchJob
+    from campaigns.models import NotificationBatchJob
+    from campaigns.services import batch_create, batch_validate
 
     # given 10,000 webhook sends queued, and a send worker stuck on a receiver that holds
     # every request

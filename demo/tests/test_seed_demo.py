@@ -10,9 +10,9 @@ from django.apps import apps
 from django.core.management import call_command
 
 from auctions.models import Auction
+from campaigns.models import NotificationBatchJob
 from deliveries.models import (
     DeliveryStatus,
-    NotificationBatchJob,
     NotificationDelivery,
     UserNotificationPreference,
 )

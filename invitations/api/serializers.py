@@ -63,9 +63,10 @@ class ContentField(serializers.PrimaryKeyRelatedField):
         try:
             return super().to_internal_value(data)
         except serializers.ValidationError as exc:
-            if "does_not_exist" not in exc.get_codes():
+            codes = exc.get_codes()
+            if not isinstance(codes, list) or "does_not_exist" not in codes:
                 raise
-            name = self.field_name.replace("_", " ")
+            name = (self.field_name or "content").replace("_", " ")
             raise InvitationError(
                 CONTENT_NOT_FOUND, f"no {name} {data} you may invite to",
                 field=self.field_name, status=404,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.request import Request
@@ -15,15 +14,14 @@ from rest_framework.views import APIView
 
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
-from notifyplatform.api_filters import IntegerFilter
 from notifyplatform.schema import error_response
+from users.authentication import request_user
 from users.models import User
 
 from .. import selectors, services
 from ..errors import INVITATION_NOT_FOUND
-from ..filters import InvitationFilter
+from ..filters import InvitationFilter, InvitationHistoryFilter
 from ..models import (
-    InvitationAction,
     InvitationConversionFunnel,
     StoryInvitation,
     UserInvitationHistory,
@@ -57,7 +55,7 @@ class InvitationViewSet(
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self) -> Any:
-        return selectors.invitation_list_for_user(user=self.request.user)
+        return selectors.invitation_list_for_user(user=request_user(self.request))
 
     @extend_schema(
         request=InvitationCreateSerializer,
@@ -87,7 +85,7 @@ class InvitationViewSet(
                 )
         preferences = {"channels": data["channels"]} if data.get("channels") else None
         invitation = services.invitation_create(
-            inviter=request.user,
+            inviter=request_user(request),
             invitation_type=data["invitation_type"],
             invitee_user=invitee_user,
             invitee_email=data.get("invitee_email") or None,
@@ -170,17 +168,6 @@ class InvitationDeclineByTokenView(_AnswerView):
     accept = False
 
 
-class InvitationHistoryFilter(django_filters.FilterSet):
-    action = django_filters.MultipleChoiceFilter(choices=InvitationAction.choices)
-    invitation = IntegerFilter(field_name="invitation_id")
-    after = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="action_timestamp", lookup_expr="lt")
-
-    class Meta:
-        model = UserInvitationHistory
-        fields = ["action", "invitation", "after", "before"]
-
-
 class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):
     """The caller's own invitation history (sent, viewed, accepted ...). Others' are 404."""
 
@@ -192,7 +179,7 @@ class InvitationHistoryViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> Any:
-        return UserInvitationHistory.objects.filter(user=self.request.user)
+        return UserInvitationHistory.objects.filter(user=request_user(self.request))
 
 
 class _StaffReadOnly(viewsets.ReadOnlyModelViewSet):

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deliveries.batch.errors import BatchError
-from deliveries.batch.selectors import error_summary
-from deliveries.batch.services import batch_chunk_run, batch_create, batch_validate
+from campaigns.errors import BatchError
+from campaigns.selectors import error_summary
+from campaigns.services import batch_chunk_run, batch_create, batch_validate
 from invitations.errors import InvitationError
 from invitations.models import (
     NewsNarration,

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TextIO
 
-from .procs import Supervisor, emit
-from .services import (
-    PROJECT_ROOT,
-    LauncherError,
-    ServiceSet,
-    ensure_services,
-    free_port,
-    port_open,
-    stop_embedded,
+from .appenv import (
+    ADMIN_SCRIPT,
+    WORKERS,
+    _has_command,
+    _manage,
+    _port_busy,
+    _sandbox_available,
+    _tool,
+    admin_password,
+    child_env,
+    mail_sink,
+    sandbox_argv,
 )
+from .demoenv import demo_env
+from .procs import Supervisor, emit
+from .services import PROJECT_ROOT, ServiceSet, ensure_services, stop_embedded
+from .system import LauncherError, port_open
 
 USAGE = """\
 usage: python -m notifyplatform.launcher <command>
@@ -50,51 +52,6 @@ environment:
   NP_ADMIN_PASSWORD    admin password (default: generated once into <run>/admin-password)
   NP_ADMIN_LOGIN       admin login (default admin, or admin@example.com for email logins)
   NP_STOP_TIMEOUT      seconds between SIGTERM and SIGKILL (default 10)
-"""
-
-# One Celery worker per queue (settings.CELERY_TASK_ROUTES), so that sends piling up never
-# hold back a batch's fan-out or beat's control tasks (auctions closing, the dispatcher).
-WORKERS = (
-    ("w-send", "send", ["--concurrency", "2"]),
-    ("w-batch", "batch", ["--pool", "threads", "--concurrency", "2"]),
-    ("w-ctl", "control", ["--pool", "threads", "--concurrency", "4"]),
-)
-
-BIN_DIR = Path(sys.executable).parent  # the venv's bin (not resolved: keep the venv)
-
-# Ensure the admin superuser exists with the given password, whatever the user model
-# (username or email as USERNAME_FIELD). Printed last: NP_ADMIN_LOGIN=<login>.
-ADMIN_SCRIPT = """
-import os
-from django.contrib.auth import get_user_model
-
-User = get_user_model()
-manager = User._default_manager
-login_field = User.USERNAME_FIELD
-email_field = User.get_email_field_name()
-fields = {f.name: f for f in User._meta.get_fields() if getattr(f, "concrete", False)}
-is_email_login = login_field == email_field or fields[login_field].get_internal_type() == "EmailField"
-login = os.environ.get("NP_ADMIN_LOGIN") or ("admin@example.com" if is_email_login else "admin")
-password = os.environ["NP_ADMIN_PASSWORD"]
-user = manager.filter(**{login_field: login}).first()
-if user is None:
-    extra = {}
-    if "username" in fields and login_field != "username":
-        extra["username"] = "admin"
-    if email_field in fields and login_field != email_field:
-        extra[email_field] = "admin@example.com"
-    for name in User.REQUIRED_FIELDS:
-        extra.setdefault(name, "admin")
-    user = manager.create_superuser(**{login_field: login}, password=password, **extra)
-    print(f"created superuser {login}")
-else:
-    for flag in ("is_staff", "is_superuser", "is_active"):
-        if hasattr(user, flag):
-            setattr(user, flag, True)
-    user.set_password(password)
-    user.save()
-    print(f"superuser {login} exists; password set")
-print(f"NP_ADMIN_LOGIN={getattr(user, login_field)}")
 """
 
 
@@ -127,190 +84,6 @@ class Launcher:
 
     def log(self, message: str) -> None:
         emit("launcher", message, self.out or sys.stdout)
-
-
-def _tool(name: str) -> list[str]:
-    """`python -m name` with this interpreter: the environment the launcher runs in,
-    whatever it is called and wherever its console scripts went."""
-    return [sys.executable, "-m", name]
-
-
-def _manage(*args: str) -> list[str]:
-    return [sys.executable, str(PROJECT_ROOT / "manage.py"), *args]
-
-
-def _has_command(name: str) -> bool:
-    return any(PROJECT_ROOT.glob(f"*/management/commands/{name}.py"))
-
-
-def _sandbox_available() -> bool:
-    return (PROJECT_ROOT / "sandbox" / "__main__.py").exists()
-
-
-def sandbox_argv(port: int, receipt_url: str | None) -> list[str]:
-    """The provider sandbox's command line; its delivery receipts go to ``receipt_url``."""
-    argv = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
-    if receipt_url:
-        argv += ["--receipt-url", receipt_url]
-    return argv
-
-
-# Environment variable → (sandbox provider, key in sandbox DEFAULT_CREDENTIALS):
-# the credentials the demo providers (demo/accounts.py) read, as the sandbox expects.
-DEMO_CREDENTIALS: dict[str, tuple[str, str]] = {
-    "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
-    "TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),
-    "VONAGE_API_KEY": ("vonage", "api_key"),
-    "VONAGE_API_SECRET": ("vonage", "api_secret"),
-    "VONAGE_SIGNATURE_SECRET": ("vonage", "signature_secret"),
-    "MAILGUN_API_KEY": ("mailgun", "api_key"),
-    "MAILGUN_WEBHOOK_SIGNING_KEY": ("mailgun", "webhook_signing_key"),
-    "SENDGRID_API_KEY": ("sendgrid", "api_key"),
-    "POSTMARK_SERVER_TOKEN": ("postmark", "server_token"),
-    "POSTMARK_WEBHOOK_USERNAME": ("postmark", "webhook_username"),
-    "POSTMARK_WEBHOOK_PASSWORD": ("postmark", "webhook_password"),
-    "FCM_ACCESS_TOKEN": ("fcm", "access_token"),
-}
-
-
-def _demo_secret(rundir: Path | None, name: str, make: Callable[[], str]) -> str:
-    """A generated demo secret, kept in the run dir so it survives restarts (a browser's
-    push subscription is bound to the VAPID key it was made with)."""
-    path = rundir / name if rundir is not None else None
-    if path is not None:
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            pass
-    value = make()
-    if path is not None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value + "\n")
-    return value
-
-
-def _vapid_key() -> str:
-    import base64
-
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
-    return base64.urlsafe_b64encode(scalar.to_bytes(32, "big")).rstrip(b"=").decode()
-
-
-def _webhook_secret() -> str:
-    import base64
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def demo_env(
-    environ: Mapping[str, str], *, sandbox_url: str, rundir: Path | None = None
-) -> tuple[dict[str, str], list[str]]:
-    """The variables ``run`` adds so the demo providers send to the provider sandbox.
-
-    Returns (variables to set, names already set and kept): a variable already in
-    ``environ`` is never overridden, so real credentials win over the sandbox's.
-    ``NP_SANDBOX_URL`` makes ``seed_demo`` point the providers' API base URLs at the
-    sandbox. No ``NP_WEBHOOK_ALLOWED_HOSTS``: the demo's HTTP providers are called at
-    their configured API base URL, which the SSRF guard (user-chosen targets: webhooks,
-    push endpoints) does not apply to.
-    """
-    from sandbox import signing
-    from sandbox.config import DEFAULT_CREDENTIALS, sendgrid_private_key_pem
-
-    wanted: dict[str, str] = {"NP_SANDBOX_URL": sandbox_url}
-    for name, (provider, key) in DEMO_CREDENTIALS.items():
-        wanted[name] = str(DEFAULT_CREDENTIALS[provider][key])
-    sendgrid = DEFAULT_CREDENTIALS["sendgrid"]
-    wanted["SENDGRID_WEBHOOK_PUBLIC_KEY"] = signing.sendgrid_public_key_b64(
-        signing.sendgrid_private_key(
-            sendgrid_private_key_pem(sendgrid), sendgrid["webhook_key_seed"]
-        )
-    )
-    added: dict[str, str] = {}
-    kept: list[str] = []
-    for name, value in wanted.items():
-        if environ.get(name):
-            kept.append(name)
-        else:
-            added[name] = value
-    # Not sandbox-backed, but without them two demo providers would be "unconfigured".
-    generated = {
-        "WEBPUSH_VAPID_PRIVATE_KEY": ("webpush-vapid-key", _vapid_key),
-        "WEBHOOK_SIGNING_SECRET": ("webhook-signing-secret", _webhook_secret),
-    }
-    for name, (filename, make) in generated.items():
-        if environ.get(name):
-            kept.append(name)
-        else:
-            added[name] = _demo_secret(rundir, filename, make)
-    return added, kept
-
-
-def mail_sink(
-    environ: Mapping[str, str],
-    rundir: Path,
-    log: Callable[[str], None],
-    preferred_port: int = 1025,
-) -> tuple[dict[str, str], list[str]] | None:
-    """The local SMTP sink of the demo (``notifyplatform.mailsink``): (variables for the
-    app processes, its command line), or None when ``EMAIL_HOST`` / ``EMAIL_PORT`` name
-    your own server or aiosmtpd is not installed. Port 1025 unless taken, then a free one."""
-    if environ.get("EMAIL_HOST") or environ.get("EMAIL_PORT"):
-        log("mail: EMAIL_HOST/EMAIL_PORT are set; the smtp-local provider sends there (no sink)")
-        return None
-    if importlib.util.find_spec("aiosmtpd") is None:
-        log("note: aiosmtpd is not installed (requirements-dev.txt): no local SMTP sink")
-        return None
-    port = preferred_port if not _port_busy(preferred_port) else free_port()
-    maildir = rundir / "mailbox"
-    variables = {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(port),
-        "NP_MAIL_SINK_DIR": str(maildir),
-    }
-    argv = [sys.executable, "-m", "notifyplatform.mailsink", "--port", str(port)]
-    return variables, argv + ["--maildir", str(maildir)]
-
-
-def admin_password(services: ServiceSet) -> str:
-    if os.environ.get("NP_ADMIN_PASSWORD"):
-        return os.environ["NP_ADMIN_PASSWORD"]
-    path = services.rundir / "admin-password"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        password = secrets.token_urlsafe(12)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
-        return password
-
-
-def _port_busy(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-def child_env(services: ServiceSet, port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(services.env())
-    env.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
-    env.setdefault("NP_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-    if set(services.modes.values()) <= {"local", "embedded"}:
-        # a developer's machine: /metrics is open to loopback clients (see settings)
-        env.setdefault("NP_LOCAL_RUN", "1")
-    env["PORT"] = str(port)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 def _announce(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .services import _proc_stat
+from .system import _proc_stat
 
 PREFIX_WIDTH = 8
 _out_lock = threading.Lock()

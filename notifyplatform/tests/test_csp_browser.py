@@ -59,7 +59,7 @@ def test_pages_work_under_the_policy_and_an_injected_script_is_blocked(live_serv
             violations = {"/admin/": page.evaluate("window.__csp")}
             violations["dashboard"] = visit(page, f"{base}/admin/dashboard/", "svg")
             violations["batch jobs"] = visit(
-                page, f"{base}/admin/deliveries/notificationbatchjob/", "#changelist"
+                page, f"{base}/admin/campaigns/notificationbatchjob/", "#changelist"
             )
             # the batch list's inline script ran: it is the one that defines no global,
             # so check its nonce made it through instead

@@ -25,17 +25,10 @@ import psycopg
 import pytest
 import redis
 
-from notifyplatform.launcher import procs, services
-from notifyplatform.launcher.services import (
-    LauncherError,
-    decide_modes,
-    ensure_services,
-    mask_url,
-    pid_alive,
-    redis_ping,
-    stop_embedded,
-)
-from notifyplatform.testing import free_port
+from notifyplatform.launcher import postgres, procs, services, system
+from notifyplatform.launcher.services import decide_modes, ensure_services, stop_embedded
+from notifyplatform.launcher.system import LauncherError, mask_url, pid_alive, redis_ping
+from notifyplatform.testing import free_port, two_free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,8 +101,8 @@ def test_real_probe_sees_a_listener_and_a_closed_port():
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert services.port_open("127.0.0.1", port)
-    assert not services.port_open("127.0.0.1", port)
+        assert system.port_open("127.0.0.1", port)
+    assert not system.port_open("127.0.0.1", port)
 
 
 def with_database(url: str, name: str) -> str:
@@ -165,7 +158,7 @@ def test_configured_database_that_cannot_be_reached_is_one_line(tmp_path, comman
         "NP_SERVICES": "configured",
         "DATABASE_URL": url,
         "NP_RUN_DIR": str(tmp_path),
-        "PORT": str(free_port()),
+        "PORT": str(two_free_ports()),  # `run` refuses a busy PORT or PORT+1 (the sandbox's)
     }
     out = launcher(command, env=env)
     assert out.returncode == 1
@@ -247,7 +240,7 @@ def processes_using(path: Path) -> list[str]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and pid_alive(int(entry)):
-            cmd = " ".join(services.proc_cmdline(int(entry)))
+            cmd = " ".join(system.proc_cmdline(int(entry)))
             if str(path) in cmd:
                 found.append(f"{entry}: {cmd}")
     return found
@@ -262,7 +255,7 @@ def assert_answers(urls: dict[str, str]) -> None:
 
 
 def service_pids(run_dir: Path) -> tuple[int, int]:
-    pg_pid = services.EmbeddedPostgres(run_dir).running_pid()
+    pg_pid = postgres.EmbeddedPostgres(run_dir).running_pid()
     redis_pid = services._read_state(run_dir)["redis"]["pid"]
     assert pg_pid and pid_alive(pg_pid) and pid_alive(redis_pid)
     return pg_pid, redis_pid

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,25 +22,11 @@ import psycopg
 import pytest
 
 from notifyplatform.mailsink import caught_mail
+from notifyplatform.testing import two_free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("launcher-run")]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def two_free_ports() -> int:
-    """A port whose next one is free too (the launcher's PORT and its sandbox's PORT+1),
-    held until returned so nothing else takes them meanwhile."""
-    for _ in range(50):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no two adjacent free ports")
 
 
 def with_database(url: str, name: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyplatform.launcher.cli import mail_sink
+from notifyplatform.launcher.appenv import mail_sink
 from notifyplatform.mailsink import caught_mail
 from notifyplatform.testing import free_port, stop_process, wait_listening
 
@@ -61,8 +61,7 @@ def wait_for_mail(sink: Sink, count: int, timeout: float = 10) -> list:
 def demo_email_providers(db, sink, settings):
     """The demo's email providers as seed_demo writes them, under the variables the
     launcher gives the app processes (minus Mailgun, the sandbox's, not under test)."""
-    from users.demo.accounts import provider_definitions
-
+    from demo.accounts import provider_definitions
     from providers.models import Provider
 
     settings.EMAIL_HOST = sink.variables["EMAIL_HOST"]

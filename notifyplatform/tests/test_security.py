@@ -182,7 +182,7 @@ def test_pages_carry_a_content_security_policy_with_a_per_response_nonce(client,
 
 
 def test_the_launcher_marks_only_local_and_embedded_runs(tmp_path, monkeypatch):
-    from notifyplatform.launcher.cli import child_env
+    from notifyplatform.launcher.appenv import child_env
     from notifyplatform.launcher.services import ServiceSet
 
     monkeypatch.delenv("NP_LOCAL_RUN", raising=False)

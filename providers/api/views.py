@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import django_filters
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from providers import selectors
 from providers.api.serializers import (
@@ -20,6 +21,7 @@ from providers.api.serializers import (
     ProviderSerializer,
     ProviderUpdateSerializer,
 )
+from providers.filters import ProviderHealthFilter
 from providers.models import Provider, ProviderHealthMetric
 from providers.services import (
     provider_audit_configuration,
@@ -46,10 +48,10 @@ class ProviderViewSet(
     ordering_fields = ["provider_name", "priority", "cost_per_message"]
     http_method_names = ["get", "patch", "head", "options"]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Provider]:
         return selectors.provider_list()
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         if self.action in ("update", "partial_update"):
             return ProviderUpdateSerializer
         return ProviderSerializer
@@ -74,26 +76,11 @@ class ProviderViewSet(
         return Response(ProviderSerializer(provider).data)
 
 
-class ProviderHealthFilter(django_filters.FilterSet):
-    provider_name = django_filters.CharFilter()
-    is_healthy = django_filters.BooleanFilter()
-    checked_after = django_filters.IsoDateTimeFilter(
-        field_name="health_check_timestamp", lookup_expr="gte"
-    )
-    checked_before = django_filters.IsoDateTimeFilter(
-        field_name="health_check_timestamp", lookup_expr="lt"
-    )
-
-    class Meta:
-        model = ProviderHealthMetric
-        fields = ["provider_name", "is_healthy", "checked_after", "checked_before"]
-
-
 class ProviderHealthViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ProviderHealthMetricSerializer
     permission_classes = [permissions.IsAdminUser]
     queryset = ProviderHealthMetric.objects.none()
     filterset_class = ProviderHealthFilter
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ProviderHealthMetric]:
         return selectors.provider_health_list()

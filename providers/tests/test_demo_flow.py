@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from auctions.tests.fixtures import template_catalogue  # noqa: F401 - autouse: catalogue rows
-from notifyplatform.launcher.cli import DEMO_CREDENTIALS, demo_env, sandbox_argv
+from notifyplatform.launcher.appenv import sandbox_argv
+from notifyplatform.launcher.demoenv import DEMO_CREDENTIALS, demo_env
 from notifyplatform.testing import free_port
 
 
@@ -144,7 +145,7 @@ def test_run_finds_the_provider_sandbox_it_starts():
     the launcher must still find it and its command line must name an importable module."""
     from importlib.util import find_spec
 
-    from notifyplatform.launcher.cli import _sandbox_available
+    from notifyplatform.launcher.appenv import _sandbox_available
 
     argv = sandbox_argv(8001, None)
 

@@ -7,8 +7,8 @@ from typing import Any
 from rest_framework import permissions, viewsets
 
 from .. import selectors
+from ..filters import RealTimeEventFilter, WebsocketConnectionFilter
 from ..models import RealTimeEvent
-from .filters import RealTimeEventFilter, WebsocketConnectionFilter
 from .serializers import RealTimeEventSerializer, WebsocketConnectionSerializer
 
 

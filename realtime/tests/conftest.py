@@ -31,6 +31,9 @@ from notifyplatform.testing import (
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+METRICS_TOKEN = "realtime-tests-metrics"
+
+
 class DaphneServer:
     """daphne serving ``notifyplatform.asgi`` against the test database."""
 
@@ -63,6 +66,8 @@ class DaphneServer:
             NP_WS_HEARTBEAT_GRACE="1",
             NP_REPLAY_MAX_EVENTS="500",
             LOG_LEVEL="WARNING",
+            # /metrics needs a bearer token outside `make run` (the tests read its counters)
+            NP_METRICS_TOKEN=METRICS_TOKEN,
         )
         env.update(self.extra_env)
         return env

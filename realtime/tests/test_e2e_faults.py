@@ -19,7 +19,15 @@ from websockets.exceptions import ConnectionClosed
 
 from realtime.models import RealTimeEvent, WebsocketConnection
 
-from .conftest import DaphneServer, WsClient, run, start_publisher, wait_for, ws_connect
+from .conftest import (
+    METRICS_TOKEN,
+    DaphneServer,
+    WsClient,
+    run,
+    start_publisher,
+    wait_for,
+    ws_connect,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -403,7 +411,10 @@ def test_a_stopped_server_leaves_its_groups_and_a_killed_ones_membership_expires
 def _gap_fills(server: DaphneServer) -> int:
     import urllib.request
 
-    with urllib.request.urlopen(f"{server.origin}/metrics", timeout=10) as response:  # noqa: S310
+    request = urllib.request.Request(
+        f"{server.origin}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         for line in response.read().decode().splitlines():
             if line.startswith("np_realtime_gap_fill_events_total "):
                 return int(float(line.split()[1]))

@@ -10,8 +10,10 @@ from rest_framework import serializers
 from notifyplatform.api_fields import StrictBooleanField, StrictCharField
 from notifyplatform.choices import Channel
 
+from .. import selectors
 from ..models import NotificationTemplate
-from ..rendering import TemplateValidationError, validate_template
+from ..rendering.errors import TemplateValidationError
+from ..rendering.validation import validate_template
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 TYPE_PATTERN = r"^[a-z0-9_]{1,50}$"
@@ -63,34 +65,44 @@ class TemplateSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        def current(name: str, default: Any = None) -> Any:
-            return attrs.get(name, getattr(self.instance, name, default))
+        self._check_templates(attrs)
+        attrs["template_key"] = self._free_key(attrs)
+        return attrs
 
+    def _current(self, attrs: dict[str, Any], name: str, default: Any = None) -> Any:
+        """The value after this request: from ``attrs``, else from the row being edited."""
+        return attrs.get(name, getattr(self.instance, name, default))
+
+    def _check_templates(self, attrs: dict[str, Any]) -> None:
         try:
             validate_template(
-                subject=current("subject_template"),
-                content=current("content_template", "") or "",
-                html=current("html_template"),
-                template_variables=current("template_variables"),
+                subject=self._current(attrs, "subject_template"),
+                content=self._current(attrs, "content_template", "") or "",
+                html=self._current(attrs, "html_template"),
+                template_variables=self._current(attrs, "template_variables"),
             )
         except TemplateValidationError as exc:
             raise serializers.ValidationError(exc.errors) from exc
+
+    def _free_key(self, attrs: dict[str, Any]) -> str:
+        """The derived ``template_key``, unless another row already has it."""
         key = NotificationTemplate.make_key(
-            current("invitation_type"), current("delivery_type"), current("language", "en") or "en"
+            self._current(attrs, "invitation_type"),
+            self._current(attrs, "delivery_type"),
+            self._current(attrs, "language", "en") or "en",
         )
-        clash = NotificationTemplate.objects.filter(template_key=key)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
+        editing = None if self.instance is None else self.instance.pk
+        if selectors.template_key_taken(template_key=key, exclude_id=editing):
             raise serializers.ValidationError(
                 {"language": [f"a template {key!r} already exists for this type and channel"]}
             )
-        attrs["template_key"] = key
-        return attrs
+        return key
 
 
 class TemplatePreviewRequestSerializer(serializers.Serializer):
-    context = serializers.DictField(
+    # The API field is called "context". DRF's metaclass moves declared fields off the class,
+    # so Serializer.context is untouched at runtime; only the stubs see a clash.
+    context = serializers.DictField(  # type: ignore[assignment]
         required=False,
         default=dict,
         help_text="Values overriding the declared examples of template_variables.",
@@ -115,5 +127,5 @@ class RenderedVariantSerializer(serializers.Serializer):
 
 
 class TemplatePreviewSerializer(serializers.Serializer):
-    context = serializers.DictField()
+    context = serializers.DictField()  # type: ignore[assignment]  # see above
     variants = RenderedVariantSerializer(many=True)

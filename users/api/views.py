@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
 
-from .. import services
+from .. import selectors, services
+from ..authentication import request_user
 from ..models import ApiToken
 from .serializers import (
     ApiTokenCreatedSerializer,
@@ -42,7 +43,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering = ["-created_at"]
 
     def get_queryset(self) -> Any:
-        return ApiToken.objects.filter(user=self.request.user).order_by("-created_at", "-id")
+        return selectors.api_token_list(user=request_user(self.request))
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request) -> Response:
@@ -56,7 +57,9 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                 fields={"expires_at": ["must be in the future"]},
             )
         token, raw = services.token_create(
-            user=request.user, name=serializer.validated_data["name"], expires_at=expires_at
+            user=request_user(request),
+            name=serializer.validated_data["name"],
+            expires_at=expires_at,
         )
         body = dict(ApiTokenSerializer(token).data)
         body["token"] = raw

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import make_msgid
 
@@ -41,8 +41,8 @@ class SmtpAdapter(BaseAdapter):
         problem = policy.smtp_host_problem(self.config.get("host"), self.config.get("port"))
         if problem:
             raise self.refused(problem)
-        return get_connection(  # type: ignore[return-value]
-            "django.core.mail.backends.smtp.EmailBackend",
+        # the SMTP backend itself (what get_connection("...smtp.EmailBackend") builds), typed
+        return EmailBackend(
             host=self._setting("host", settings.EMAIL_HOST),
             port=int(self._setting("port", settings.EMAIL_PORT)),
             username=username,

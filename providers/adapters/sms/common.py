@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import phonenumbers
 from django.conf import settings
 
@@ -23,7 +25,7 @@ def e164(recipient: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def receipt_url(provider_name: str, config: dict) -> str | None:
+def receipt_url(provider_name: str, config: dict[str, Any]) -> str | None:
     """Where the provider should post status callbacks: ``configuration["receipt_url"]``,
     or this platform's receipt endpoint; ``receipt_url: false`` turns them off."""
     value = config.get("receipt_url")

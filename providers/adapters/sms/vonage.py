@@ -125,7 +125,7 @@ class VonageAdapter(HttpAdapter):
                 raise ReceiptMalformedError("a Vonage receipt is a JSON object")
             params = {k: str(v) for k, v in body.items()}
         else:
-            params = {k: v for k, v in request.POST.items()} or dict(request.GET.items())
+            params = request.POST.dict() or request.GET.dict()
         secret = self.env("signature_secret")
         method = str(self.config.get("signature_method") or "sha256")
         sig = params.get("sig", "").lower()

@@ -1,0 +1,259 @@
+"""Validating a batch request (shared by ``run_batch``, the admin form and the API) into
+a ``BatchSpec``; bad input is one ``BatchError`` with its field."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from invitations.errors import InvitationError
+from invitations.models import (
+    NewsArticle,
+    NewsNarration,
+    RoleplayCharacterRole,
+    RoleplayTemplate,
+    Story,
+)
+from invitations.services import invitation_content_check
+from notifyplatform.choices import Channel, InvitationType
+from templates.services import TemplateNotFoundError, templates_for_channels
+from users.models import User
+
+from ..audience import audience_parse
+from ..errors import (
+    CONTENT_NOT_FOUND,
+    INVALID_ARGUMENT,
+    INVALID_INVITATION_TYPE,
+    INVITER_NOT_FOUND,
+    TEMPLATE_NOT_FOUND,
+    UNKNOWN_JOB_TYPE,
+    BatchError,
+)
+from ..models import BatchJobType
+
+DEFAULT_CHUNK_SIZE = 500
+MAX_CHUNK_SIZE = 5000
+CLEANUP_STEPS = (
+    "expire_invitations",
+    "expire_deliveries",
+    "expire_notifications",
+    "purge_events",
+    "prune_connections",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation (shared by the command, the admin form and the API)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSpec:
+    """A validated batch request; ``config()`` is what ``job_config`` records."""
+
+    job_type: str
+    name: str
+    invitation_type: str | None = None
+    article_id: int | None = None
+    narration_id: int | None = None
+    story_id: int | None = None
+    roleplay_template_id: int | None = None
+    role_id: int | None = None
+    audience: str | None = None
+    channels: list[str] | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    inviter_id: str | None = None
+    message: str = ""
+    expires_in_days: int = 7
+    older_than_days: int = 30
+
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+
+def _int_arg(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BatchError(INVALID_ARGUMENT, f"must be a whole number, got {value!r}", name) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
+        raise BatchError(INVALID_ARGUMENT, f"must be {bound}, got {number}", name)
+    return number
+
+
+def _optional_id(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    return _int_arg(value, name)
+
+
+def _load(model: Any, pk: int | None, name: str) -> Any:
+    if pk is None:
+        return None
+    obj = model.objects.filter(pk=pk).first()
+    if obj is None:
+        raise BatchError(CONTENT_NOT_FOUND, f"no {name.replace('_', ' ')} with id {pk}", name)
+    return obj
+
+
+def _channels(channels: Any) -> list[str] | None:
+    if channels in (None, "", []):
+        return None
+    if isinstance(channels, str):
+        channels = [c.strip() for c in channels.split(",") if c.strip()]
+    result: list[str] = []
+    for channel in channels:
+        if channel not in Channel.values or channel == Channel.WEBHOOK:
+            allowed = ", ".join(c for c in Channel.values if c != Channel.WEBHOOK)
+            raise BatchError(
+                "UNKNOWN_CHANNEL", f"unknown channel {channel!r}; expected {allowed}", "channels"
+            )
+        if channel not in result:
+            result.append(channel)
+    return result
+
+
+def _find_user(value: str) -> User | None:
+    if "@" in value:
+        return User.objects.filter(email__iexact=value).first()
+    try:
+        return User.objects.filter(pk=value).first()
+    except Exception:  # noqa: BLE001 - not a UUID
+        return None
+
+
+def batch_validate(
+    job_type: str,
+    *,
+    invitation_type: str | None = None,
+    article: Any = None,
+    narration: Any = None,
+    story: Any = None,
+    roleplay_template: Any = None,
+    role: Any = None,
+    audience: str | None = None,
+    channels: Any = None,
+    name: str | None = None,
+    chunk_size: Any = None,
+    inviter: Any = None,
+    message: str = "",
+    expires_in_days: Any = 7,
+    older_than_days: Any = 30,
+) -> BatchSpec:
+    """Check a batch request; raises ``BatchError`` (nothing written). The audience is only
+    parsed here (a CSV file is read); ``batch_plan`` resolves it."""
+    if job_type not in BatchJobType.values:
+        raise BatchError(
+            UNKNOWN_JOB_TYPE,
+            f"unknown job type {job_type!r}; expected one of {', '.join(BatchJobType.values)}",
+            "job_type",
+        )
+    size = (
+        DEFAULT_CHUNK_SIZE
+        if chunk_size in (None, "")
+        else _int_arg(chunk_size, "chunk_size", maximum=MAX_CHUNK_SIZE)
+    )
+    stamp = timezone.now().strftime("%Y-%m-%d %H:%M")
+    spec = BatchSpec(job_type=job_type, name="", chunk_size=size)
+    if job_type == BatchJobType.INVITATION_BATCH:
+        _validate_invitation(
+            spec,
+            invitation_type=invitation_type,
+            article=article,
+            narration=narration,
+            story=story,
+            roleplay_template=roleplay_template,
+            role=role,
+            audience=audience,
+            channels=channels,
+            inviter=inviter,
+            message=message,
+            expires_in_days=expires_in_days,
+        )
+        spec.name = name or f"{invitation_type} to {spec.audience} ({stamp})"
+    elif job_type == BatchJobType.REMINDER_BATCH:
+        if invitation_type and invitation_type not in InvitationType.values:
+            raise BatchError(
+                INVALID_INVITATION_TYPE,
+                f"unknown invitation type {invitation_type!r}; expected one of "
+                f"{', '.join(InvitationType.values)}",
+                "invitation_type",
+            )
+        spec.invitation_type = invitation_type or None
+        spec.name = name or f"reminders ({stamp})"
+    else:
+        spec.older_than_days = _int_arg(older_than_days, "older_than", minimum=0)
+        spec.name = name or f"cleanup ({stamp})"
+    spec.name = spec.name[:255]
+    return spec
+
+
+def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
+    invitation_type = raw["invitation_type"]
+    if not invitation_type:
+        raise BatchError(
+            INVALID_INVITATION_TYPE,
+            f"--invitation-type is required; one of {', '.join(InvitationType.values)}",
+            "invitation_type",
+        )
+    if invitation_type not in InvitationType.values:
+        raise BatchError(
+            INVALID_INVITATION_TYPE,
+            f"unknown invitation type {invitation_type!r}; expected one of "
+            f"{', '.join(InvitationType.values)}",
+            "invitation_type",
+        )
+    spec.invitation_type = invitation_type
+    spec.article_id = _optional_id(raw["article"], "article")
+    spec.narration_id = _optional_id(raw["narration"], "narration")
+    spec.story_id = _optional_id(raw["story"], "story")
+    spec.roleplay_template_id = _optional_id(raw["roleplay_template"], "roleplay_template")
+    spec.role_id = _optional_id(raw["role"], "role")
+    content = {
+        "article": _load(NewsArticle, spec.article_id, "article"),
+        "narration": _load(NewsNarration, spec.narration_id, "narration"),
+        "story": _load(Story, spec.story_id, "story"),
+        "roleplay_template": _load(
+            RoleplayTemplate, spec.roleplay_template_id, "roleplay_template"
+        ),
+        "role": _load(RoleplayCharacterRole, spec.role_id, "role"),
+    }
+    spec.channels = _channels(raw["channels"])
+    inviter = raw["inviter"]
+    found: User | None = None
+    if inviter not in (None, ""):
+        found = inviter if isinstance(inviter, User) else _find_user(str(inviter))
+        if found is None:
+            raise BatchError(INVITER_NOT_FOUND, f"no user {inviter!r}", "inviter")
+        spec.inviter_id = str(found.pk)
+    try:
+        # The content must be the inviter's to invite to (invitations.ownership); without
+        # an inviter the platform's sender account invites, and it owns nothing, so only
+        # public content goes out under its name.
+        spec.channels = invitation_content_check(
+            inviter=found or _platform_inviter_or_standin(),
+            invitation_type=invitation_type,
+            channels=spec.channels,
+            **content,
+        )
+    except InvitationError as exc:
+        raise BatchError(exc.code, exc.message, exc.field) from exc
+    # every chunk would fail on a missing template: refuse the job (and the dry run) instead
+    try:
+        templates_for_channels(invitation_type, spec.channels or [], None)
+    except TemplateNotFoundError as exc:
+        raise BatchError(TEMPLATE_NOT_FOUND, exc.message, "channels") from exc
+    spec.audience = audience_parse(raw["audience"]).describe()
+    spec.message = raw["message"] or ""
+    spec.expires_in_days = _int_arg(raw["expires_in_days"], "expires_in_days", maximum=365)
+
+
+def _platform_inviter_or_standin() -> User:
+    """The platform's sender account if it exists, else an unsaved stand-in (validation
+    writes nothing); either owns no content."""
+    email = getattr(settings, "NP_BATCH_INVITER_EMAIL", "batch@notifyplatform.invalid")
+    return User.objects.filter(email=email).first() or User(email=email)

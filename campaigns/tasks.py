@@ -1,0 +1,19 @@
+"""Celery tasks of batch jobs: thin wrappers (ids in) around ``campaigns.services``.
+Imported by ``deliveries.tasks`` so the worker registers them."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+from .queue import RESUME_STALLED_TASK, RUN_CHUNK_TASK
+
+
+@shared_task(name=RUN_CHUNK_TASK, ignore_result=True)
+def run_batch_chunk(chunk_id: int) -> str:
+    return services.batch_chunk_run(chunk_id)
+
+
+@shared_task(name=RESUME_STALLED_TASK, ignore_result=True)
+def resume_stalled_batches() -> int:
+    return services.batches_resume_stalled()

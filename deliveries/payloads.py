@@ -1,0 +1,89 @@
+"""The JSON form of an inbox notification, one for the API and the real-time event alike:
+``NotificationSerializer`` (the API's notification fields) and the payload builders the
+in-app sender uses (``inbox_payload``, and ``inbox_payload_rows`` for many at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rest_framework import serializers
+
+from .models import Notification
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    user_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "user_id",
+            "event_type",
+            "notification_type",
+            "category",
+            "priority",
+            "title",
+            "message",
+            "rich_content",
+            "action_url",
+            "action_label",
+            "delivery_channels",
+            "status",
+            "is_read",
+            "is_archived",
+            "read_at",
+            "sent_at",
+            "scheduled_at",
+            "expires_at",
+            "metadata",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+def inbox_payload(notification: Notification) -> dict[str, Any]:
+    """JSON-ready form of an inbox notification (API and real-time event alike)."""
+    return dict(NotificationSerializer(notification).data)
+
+
+_inbox_fields: list[tuple[str, str, Any]] | None = None
+
+
+def _inbox_field_list() -> list[tuple[str, str, Any]]:
+    """(key, source, field) of ``NotificationSerializer``, built once per process: a
+    serializer instance deep-copies its declared fields, which is most of its ~1 ms."""
+    global _inbox_fields
+    if _inbox_fields is None:
+        fields = NotificationSerializer().fields
+        _inbox_fields = [(name, str(field.source), field) for name, field in fields.items()]
+    return _inbox_fields
+
+
+def inbox_payload_rows(
+    notification_ids: Iterable[Any], *, columns: Sequence[str] = ()
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``inbox_payload`` of many notifications, read with ONE query: the in-app sender
+    publishes hundreds at once. Returns (row, payload) pairs; ``row`` holds the payload's
+    columns plus ``columns``. The serializer's own fields turn each column into its JSON
+    form (so each payload is ``inbox_payload``'s, key for key), without building a
+    serializer and its fields per row. Ids not found are left out."""
+    fields = _inbox_field_list()
+    sources = list(dict.fromkeys([source for _, source, _ in fields] + list(columns)))
+    rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
+    return [
+        (
+            row,
+            {
+                name: None if row[source] is None else field.to_representation(row[source])
+                for name, source, field in fields
+            },
+        )
+        for row in rows
+    ]
+
+
+def inbox_payloads(notification_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+    """``inbox_payload`` of many notifications by id (one query; see ``inbox_payload_rows``)."""
+    return {row["id"]: payload for row, payload in inbox_payload_rows(notification_ids)}

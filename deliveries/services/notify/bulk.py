@@ -1,0 +1,490 @@
+"""``notify_many()``: the bulk path — the same rows as ``notify()`` (built by ``rows``),
+written with COPY."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifyplatform.bulk import COPY_NULL, copy_escape, copy_text, loaded_instance
+
+from ... import errors
+from ...errors import NotifyError
+from ...models import (
+    DeliveryStatus,
+    Notification,
+    NotificationDelivery,
+    UserNotificationPreference,
+)
+from ...types import NotifyResult, Recipient
+from ..sending import enqueue_deliveries
+from ..status import notification_status_from
+from .address import _user_address
+from .bulk_store import _D_VARIABLE, _N_VARIABLE, _BulkStore
+from .plan import _decision, _render_common, _Rendered
+from .rows import (
+    _base_delivery_metadata,
+    _delivery_constants,
+    _delivery_row,
+    _DeliveryRow,
+    _notification_fields,
+    _plain_metadata,
+    _row_metadata,
+)
+from .validate import _Common, _common, _max_retries
+from .write import _notify
+
+logger = logging.getLogger(__name__)
+
+_NOTIFY_KWARGS = (
+    "template_key",
+    "title",
+    "message",
+    "context",
+    "channels",
+    "category",
+    "priority",
+    "scheduled_at",
+    "expires_at",
+    "action_url",
+    "action_label",
+    "metadata",
+    "webhook_url",
+)
+_RELATION_KWARGS = ("auction", "bid", "item", "invitation")
+
+
+def _bulk_chunk() -> int:
+    return int(getattr(settings, "NP_NOTIFY_BULK_CHUNK", 10_000))
+
+
+def notify_many(
+    recipients: list[Any], *, idempotency_prefix: str | None = None, **kwargs: Any
+) -> list[NotifyResult]:
+    """Fan one notification out to many users, each with its own rows and preferences.
+
+    Each recipient gets ``idempotency_key = f"{idempotency_prefix}:{user.pk}"`` when a
+    prefix is given, so a re-run fan-out (e.g. a batch job resumed after a crash) skips those
+    already done (their results come back with ``created=False``). The rows are exactly the
+    ones ``notify()`` would write for each recipient, but written in bulk: the template is
+    rendered once per language, preferences are loaded in one query per chunk of
+    ``NP_NOTIFY_BULK_CHUNK`` recipients, the rows go in with ``COPY``, and the due sends are
+    enqueued in chunks after the one commit. Recipients whose preference has a frequency cap
+    (a count of earlier deliveries under a lock) and address-only ``Recipient``s go through
+    ``notify()`` one by one inside the same transaction.
+    """
+    kwargs.pop("idempotency_key", None)
+    recipients = list(recipients)
+    unknown = set(kwargs) - set(_NOTIFY_KWARGS) - set(_RELATION_KWARGS)
+    if unknown:
+        raise TypeError(f"notify_many() got unexpected keyword arguments {sorted(unknown)}")
+    results: list[NotifyResult | None] = [None] * len(recipients)
+    due_ids: list[int] = []
+    fields = {name: kwargs.get(name) for name in _NOTIFY_KWARGS}
+    relations = {name: kwargs.get(name) for name in _RELATION_KWARGS}
+    with transaction.atomic():
+        if recipients:
+            writer = _BulkWriter(_common(**fields), prefix=idempotency_prefix, relations=relations)
+            chunk = max(1, _bulk_chunk())
+            for start in range(0, len(recipients), chunk):
+                slow, due = writer.write(recipients[start : start + chunk], results, start)
+                due_ids.extend(due)
+                for index in slow:
+                    recipient = recipients[index]
+                    results[index], due = _notify(
+                        recipient,
+                        idempotency_key=writer.key_for(recipient),
+                        relations=relations,
+                        fields=fields,
+                    )
+                    due_ids.extend(due)
+        if due_ids:
+            chunk_size = int(getattr(settings, "NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500))
+            transaction.on_commit(lambda: enqueue_deliveries(due_ids, chunk=chunk_size))
+    return [result for result in results if result is not None]
+
+
+# What the ORM fills in by default for a new delivery row; COPY names every column.
+_D_DEFAULTS = {
+    "provider_message_id": None,
+    "provider_response": None,
+    "error_message": None,
+    "error_code": None,
+    "cost_per_message": None,
+    "sent_at": None,
+    "delivered_at": None,
+    "failed_at": None,
+}
+
+
+@dataclass
+class _LocaleShare:
+    """What every recipient with one locale shares: rendering and pre-encoded row parts."""
+
+    rendered: dict[str, _Rendered]
+    n_values: dict[str, Any]  # notification attnames → value (shared part)
+    n_text: str  # COPY text of the shared notification columns
+    d_values: dict[str, dict[str, Any]]  # channel → delivery attnames → value (shared part)
+    d_text: dict[str, str]
+    base_meta: dict[str, dict[str, Any]]  # channel → delivery_metadata without per-row keys
+    base_meta_text: dict[str, str]  # channel → COPY text of its plain metadata
+
+
+@dataclass(slots=True)
+class _Planned:
+    """One new notification of a chunk, before it is written."""
+
+    index: int  # in the results list
+    key: str | None
+    user: Any
+    notification_id: uuid.UUID
+    share: _LocaleShare
+    region: str | None
+    rows: list[_DeliveryRow]
+
+
+@dataclass
+class _Chunk:
+    """One chunk: what was read for it, what goes in, and what is left to settle after."""
+
+    now: datetime
+    due: datetime  # when its deliveries are due (scheduled_at if later than now)
+    existing: dict[str, NotifyResult]  # keys written before this call
+    prefs: dict[Any, dict[str, UserNotificationPreference]]  # see _BulkWriter.preferences
+    slow: list[int]  # indexes left for notify() one by one
+    planned: list[_Planned] = field(default_factory=list)
+    n_lines: list[str] = field(default_factory=list)
+    pending_keys: dict[str, int] = field(default_factory=dict)  # key → index of the first
+    repeats: list[tuple[int, str]] = field(default_factory=list)  # later uses of a key
+
+
+class _BulkWriter:
+    def __init__(self, common: _Common, *, prefix: str | None, relations: dict[str, Any]) -> None:
+        self.common = common
+        self.prefix = prefix
+        self.relations = relations
+        self.type_name = common.type_name or "*"
+        self.max_retries = _max_retries()
+        self.shares: dict[str, _LocaleShare] = {}
+        self.store = _BulkStore(prefix=prefix)
+        self.written: dict[str, NotifyResult] = {}  # idempotency key → result, this call
+
+    def key_for(self, recipient: Any) -> str | None:
+        return f"{self.prefix}:{recipient.pk}" if self.prefix else None
+
+    # -- shared per locale ------------------------------------------------------------
+    def share(self, locale: str, now: datetime) -> _LocaleShare:
+        found = self.shares.get(locale)
+        if found is None:
+            found = self.shares[locale] = self._new_share(locale, now)
+        return found
+
+    def _new_share(self, locale: str, now: datetime) -> _LocaleShare:
+        common = self.common
+        rendered = _render_common(common, locale)
+        n_values = self._notification_values(rendered, now)
+        n_text = "\t".join(
+            copy_text(n_values[name]) for name in self.store.n_attnames[len(_N_VARIABLE) :]
+        )
+        invitation = self.relations["invitation"]
+        share = _LocaleShare(rendered, n_values, n_text, {}, {}, {}, {})
+        for channel in common.channels:
+            values = {
+                "invitation_id": invitation.pk if invitation is not None else None,
+                **_delivery_constants(
+                    channel, expires_at=common.expires_at, max_retries=self.max_retries
+                ),
+                **_D_DEFAULTS,
+                "created_at": now,
+                "updated_at": now,
+            }
+            share.d_values[channel] = values
+            share.d_text[channel] = "\t".join(
+                copy_text(values[name]) for name in self.store.d_attnames[len(_D_VARIABLE) :]
+            )
+            meta = _base_delivery_metadata(
+                rendered=rendered[channel],
+                type_name=common.type_name,
+                category=common.category,
+                priority=common.priority,
+                locale=locale,
+                action_url=common.action_url,
+            )
+            share.base_meta[channel] = meta
+            share.base_meta_text[channel] = copy_text(_plain_metadata(meta, common.metadata))
+        return share
+
+    def _notification_values(self, rendered: dict[str, _Rendered], now: datetime) -> dict[str, Any]:
+        common = self.common
+        relations = self.relations
+        n_values = _notification_fields(
+            channels=common.channels,
+            rendered=rendered,
+            category=common.category,
+            priority=common.priority,
+            context=common.context,
+            metadata=common.metadata,
+            type_name=common.type_name,
+            scheduled_at=common.scheduled_at,
+            expires_at=common.expires_at,
+            action_url=common.action_url,
+            action_label=common.action_label,
+        )
+        n_values.update(
+            auction_id=relations["auction"].pk if relations["auction"] is not None else None,
+            bid_id=relations["bid"].pk if relations["bid"] is not None else None,
+            item_id=relations["item"].pk if relations["item"] is not None else None,
+            sent_at=None,
+            delivered_at=None,
+            read_at=None,
+            clicked_at=None,
+            delivery_attempts=0,
+            max_attempts=3,
+            error_message=None,
+            provider_response=None,
+            is_read=False,
+            is_archived=False,
+            in_inbox=False,  # the trigger sets it when the in-app delivery goes out
+            tags=None,
+            created_at=now,
+            updated_at=now,
+        )
+        return n_values
+
+    # -- one chunk --------------------------------------------------------------------
+    def write(
+        self, users: list[Any], results: list[NotifyResult | None], offset: int
+    ) -> tuple[list[int], list[int]]:
+        """Write the rows of one chunk. Returns the indexes left for notify() one by one, and
+        the ids of the deliveries due now."""
+        slow: list[int] = []
+        keys, fast = self._keys(users, offset, slow)
+        if not fast:
+            return slow, []
+        now = timezone.now()
+        scheduled_at = self.common.scheduled_at
+        chunk = _Chunk(
+            now=now,
+            due=scheduled_at if scheduled_at and scheduled_at > now else now,
+            existing=self.store.existing(
+                [k for k in keys if k is not None and k not in self.written]
+            ),
+            prefs=self.store.preferences(
+                [users[i] for i in fast], self.type_name, self.common.channels
+            ),
+            slow=slow,
+        )
+        for i in fast:
+            self._plan_user(chunk, users[i], keys[i], offset + i, results)
+        ids = self.store.allocate_ids(sum(len(p.rows) for p in chunk.planned))
+        lines = self._delivery_lines(chunk.planned, ids, chunk.due)
+        inserted = self.store.insert(
+            chunk.n_lines, lines, [p.notification_id for p in chunk.planned]
+        )
+        due_ids = self._results(chunk.planned, ids, inserted, results, now)
+        self._settle(chunk, inserted, results)
+        chunk.slow.sort()
+        return chunk.slow, due_ids
+
+    def _keys(
+        self, users: list[Any], offset: int, slow: list[int]
+    ) -> tuple[list[str | None], list[int]]:
+        """Validate the chunk's recipients; address-only ones are left for notify()."""
+        fast: list[int] = []
+        keys: list[str | None] = []
+        for i, user in enumerate(users):
+            if isinstance(user, Recipient):
+                slow.append(offset + i)
+                keys.append(None)
+                continue
+            if user is None or getattr(user, "pk", None) is None:
+                raise NotifyError(errors.INVALID_RECIPIENT, "a saved user is required", "user_id")
+            key = self.key_for(user)
+            if key is not None and len(key) > 255:
+                raise NotifyError(
+                    errors.VALIDATION_ERROR, "must be 1 to 255 characters", "idempotency_key"
+                )
+            keys.append(key)
+            fast.append(i)
+        return keys, fast
+
+    def _plan_user(
+        self,
+        chunk: _Chunk,
+        user: Any,
+        key: str | None,
+        index: int,
+        results: list[NotifyResult | None],
+    ) -> None:
+        """Plan one user's notification into ``chunk`` (or settle it: already written)."""
+        if key is not None:
+            done = self.written.get(key) or chunk.existing.get(key)
+            if done is not None:
+                results[index] = NotifyResult(done.notification, done.deliveries, False)
+                return
+            if key in chunk.pending_keys:
+                chunk.repeats.append((index, key))
+                return
+        prefs = chunk.prefs.get(user.pk, chunk.prefs[None])
+        if any(pref.frequency_limit is not None for pref in prefs.values()):
+            chunk.slow.append(index)  # the cap counts earlier rows under a lock: one by one
+            if key is not None:
+                chunk.pending_keys[key] = index
+            return
+        share = self.share(user.locale or "en", chunk.now)
+        rows = self._user_rows(user, prefs, share, chunk.due)
+        notification_id = uuid.uuid4()
+        n_status = notification_status_from([row.status for row in rows])
+        chunk.n_lines.append(
+            f"{notification_id}\t{user.pk}\t{n_status}\t"
+            f"{copy_escape(key) if key is not None else COPY_NULL}\t{share.n_text}\n"
+        )
+        chunk.planned.append(
+            _Planned(index, key, user, notification_id, share, user.region or None, rows)
+        )
+        if key is not None:
+            chunk.pending_keys[key] = index
+
+    def _user_rows(
+        self,
+        user: Any,
+        prefs: dict[str, UserNotificationPreference],
+        share: _LocaleShare,
+        due: datetime,
+    ) -> list[_DeliveryRow]:
+        """One user's delivery rows: the same builder as notify()'s."""
+        common = self.common
+        metadata = common.metadata
+        tz_name = user.timezone or "UTC"
+        rows = []
+        for channel in common.channels:
+            pref = prefs.get(channel)
+            address = _user_address(
+                user, channel, webhook_url=common.webhook_url, prefs=prefs, metadata=metadata
+            )
+            decision = _decision(
+                address,
+                channel,
+                is_user=True,
+                pref=pref,
+                user=user,
+                type_name=common.type_name,
+                priority=common.priority,
+                due=due,
+                user_timezone=tz_name,
+            )
+            rows.append(
+                _delivery_row(
+                    channel,
+                    address,
+                    decision,
+                    due=due,
+                    base_meta=share.base_meta[channel],
+                    idempotency_key=None,
+                    metadata=metadata,
+                )
+            )
+        return rows
+
+    def _delivery_lines(
+        self, planned: list[_Planned], ids: list[int], due: datetime
+    ) -> list[list[str]]:
+        """The COPY lines of the deliveries, per planned notification."""
+        due_text = due.isoformat()
+        lines_by_n: list[list[str]] = []
+        position = 0
+        for plan in planned:
+            share = plan.share
+            region = COPY_NULL if plan.region is None else copy_escape(plan.region)
+            lines = []
+            for channel, recipient, status, scheduled, meta in plan.rows:
+                meta_text = share.base_meta_text[channel] if meta is None else copy_text(meta)
+                lines.append(
+                    f"{ids[position]}\t{plan.notification_id}\t{copy_escape(recipient)}\t"
+                    f"{status}\t{due_text if scheduled is due else scheduled.isoformat()}\t"
+                    f"{meta_text}\t{region}\t{share.d_text[channel]}\n"
+                )
+                position += 1
+            lines_by_n.append(lines)
+        return lines_by_n
+
+    def _results(
+        self,
+        planned: list[_Planned],
+        ids: list[int],
+        inserted: set[int],
+        results: list[NotifyResult | None],
+        now: datetime,
+    ) -> list[int]:
+        """Model instances of the rows that went in (no read back); returns the due ids."""
+        alias = connection.alias
+        metadata = self.common.metadata
+        due_ids: list[int] = []
+        first_id = 0
+        for position, plan in enumerate(planned):
+            row_ids = ids[first_id : first_id + len(plan.rows)]
+            first_id += len(plan.rows)
+            if position not in inserted:
+                continue
+            share = plan.share
+            notification = loaded_instance(
+                Notification,
+                {
+                    **share.n_values,
+                    "id": plan.notification_id,
+                    "user_id": plan.user.pk,
+                    "status": notification_status_from([row.status for row in plan.rows]),
+                    "idempotency_key": plan.key,
+                },
+                alias,
+                {"user": plan.user},
+            )
+            cache = {"notification": notification}
+            deliveries = []
+            for delivery_id, row in zip(row_ids, plan.rows, strict=True):
+                values = {
+                    **share.d_values[row.channel],
+                    "id": delivery_id,
+                    "notification_id": plan.notification_id,
+                    "recipient": row.recipient,
+                    "status": row.status,
+                    "scheduled_at": row.scheduled_at,
+                    "delivery_metadata": _row_metadata(row, share.base_meta[row.channel], metadata),
+                    "geographic_region": plan.region,
+                }
+                deliveries.append(loaded_instance(NotificationDelivery, values, alias, cache))
+                if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now:
+                    due_ids.append(delivery_id)
+            result = NotifyResult(notification, deliveries, created=True)
+            results[plan.index] = result
+            if plan.key is not None:
+                self.written[plan.key] = result
+        return due_ids
+
+    def _settle(
+        self, chunk: _Chunk, inserted: set[int], results: list[NotifyResult | None]
+    ) -> None:
+        """Keys another transaction wrote first (the ON CONFLICT path), then repeats of a key."""
+        lost = [
+            (p.index, p.key)
+            for n, p in enumerate(chunk.planned)
+            if n not in inserted and p.key is not None  # without a key nothing can conflict
+        ]
+        if lost:
+            found = self.store.existing([key for _i, key in lost])
+            for index, key in lost:
+                results[index] = found[key]
+                self.written[key] = found[key]
+        for index, key in chunk.repeats:
+            first = self.written.get(key)
+            if first is not None:
+                results[index] = NotifyResult(first.notification, first.deliveries, False)
+            else:
+                chunk.slow.append(index)  # its first occurrence went through notify()
