@@ -23,7 +23,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("i/", include("invitations.urls")),
-    path("realtime/", include("realtime.urls")),
+    path("realtime/", include("demo.urls")),
 ]
 
 handler404 = "notifyplatform.api_errors.page_not_found"

@@ -21,12 +21,13 @@ import concurrent.futures
 import contextlib
 import contextvars
 import os
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
 from django.conf import settings
+
+from notifyplatform.aio import LoopThread
 
 T = TypeVar("T")
 
@@ -36,34 +37,15 @@ def concurrency() -> int:
     return max(1, int(getattr(settings, "NP_SEND_ASYNC_CONCURRENCY", 256)))
 
 
-class _SenderLoop:
-    """One event loop thread per process (the pid is checked: a forked child builds its own,
-    it must not share the parent's sockets)."""
+class _SenderLoop(LoopThread):
+    """The sender's loop thread and the pooled session that belongs to it."""
 
     def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
+        super().__init__("np-send-loop")
         self.session: aiohttp.ClientSession | None = None
-        self.pid = 0
-        self.lock = threading.Lock()
 
-    def get(self) -> asyncio.AbstractEventLoop:
-        loop = self.loop
-        if loop is not None and self.pid == os.getpid() and loop.is_running():
-            return loop
-        with self.lock:
-            if self.loop is None or self.pid != os.getpid() or not self.loop.is_running():
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def serve() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=serve, name="np-send-loop", daemon=True).start()
-                ready.wait()
-                self.loop, self.session, self.pid = loop, None, os.getpid()
-            return self.loop
+    def started(self) -> None:
+        self.session = None  # the old loop's session is of no use on the new one
 
 
 _sender = _SenderLoop()
@@ -81,7 +63,7 @@ def _close_session() -> None:
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     """Run ``coro`` on the process's sender loop; a future for its result."""
-    return asyncio.run_coroutine_threadsafe(coro, _sender.get())
+    return _sender.submit(coro)
 
 
 def session() -> aiohttp.ClientSession:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 
@@ -65,7 +66,7 @@ _DEFAULTS: dict[str, object] = {
 }
 
 
-def get(name: str):  # type: ignore[no-untyped-def]
+def get(name: str) -> Any:
     return getattr(settings, name, _DEFAULTS[name])
 
 

@@ -28,21 +28,8 @@ the hub starts it freezes what is alive then (``gc.freeze``: Django and the impo
 which live as long as the process) and raises the collection thresholds
 (``NP_RT_GC_THRESHOLDS``): one full collection of ~40 ms in the same run.
 
-Order and gap fill (see "Ordering and recovery" in the README's protocol section).
-Publishers commit in sequence order (the ordering lock, ``realtime.services``) but fan
-out after commit, each on its own, so messages reach a process in publisher-clock order,
-and the layer may lose some (Redis restarted empty, a full channel queue, a send into a
-group this process had not re-joined yet). The hub therefore releases events to its
-consumers in sequence order only, up to a *horizon*: every event up to it that this
-process is owed (public/authenticated events of its topics, private/targeted events of
-its users — the replay's rule over the union of its subscribers) has been handed over.
-When the sequence numbers that arrived are contiguous from the horizon, they go out at
-once with no database query (one busy topic). Otherwise one indexed range query
-(``selectors.event_owed``) says which owed events are missing; the hub waits for them up
-to ``NP_RT_REORDER_WAIT_MS`` and then reads them from the database
-(``selectors.event_messages_by_sequence``, the replay's frames) — each fill is counted in
-``/metrics``. Every ``NP_RT_HUB_SYNC_SECONDS`` the hub also moves its horizon to the
-latest committed sequence, so a lost message is found even when nothing follows it.
+Order and gap fill: events go out in sequence order, and what the layer lost is filled
+from the database (``realtime.hub_order``).
 
 Broken fan-out path: when a receive fails (Redis went away) or the hub's marker key is
 gone (Redis came back empty), the hub re-adds all its memberships in one pipeline as soon
@@ -63,13 +50,14 @@ import logging
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import get_channel_layer
 
-from . import conf, groups
-from .selectors import event_messages_by_sequence, event_owed, sequence_latest_committed
-from .services import ConnectionCounters, connection_flush_many, connection_open_many
+from . import conf
+from .hub_connections import HubConnections, HubMember
+from .hub_order import HubOrdering, _db
+from .selectors import sequence_latest_committed
 from .wire import text_frame
 
 logger = logging.getLogger(__name__)
@@ -77,24 +65,7 @@ logger = logging.getLogger(__name__)
 ACK_MESSAGE_TYPE = "rt.ack"  # a user's ack, fanned out to the user's other connections
 
 
-class HubMember(Protocol):
-    def hub_accept(self, message: dict[str, Any]) -> bool:
-        """Take ``message`` (already visible to this member): True if it must be sent
-        now, False if it was a duplicate or buffered for later."""
-
-    async def hub_send(self, messages: list[dict[str, Any]]) -> None:
-        """Send the accepted messages, in order."""
-
-    def hub_take_counters(
-        self, now: float, flush_messages: int, flush_seconds: float
-    ) -> tuple[Any, ConnectionCounters] | None:
-        """Counters due to be written now (taken, so they are never written twice)."""
-
-    def hub_acked(self, event_id: str) -> None:
-        """The user acknowledged ``event_id`` on another connection: stop resending it."""
-
-
-class Hub:
+class Hub(HubOrdering, HubConnections):
     """The fan-out of one event loop (one daphne process)."""
 
     def __init__(self) -> None:
@@ -261,37 +232,6 @@ class Hub:
         await self._catch_up()
         return True
 
-    async def _catch_up(self) -> None:
-        """Move the horizon to the latest committed event (filling what was lost)."""
-        try:
-            latest = await _db(sequence_latest_committed)()
-        except Exception:  # noqa: BLE001 - the database is away: next tick
-            logger.warning("realtime hub: could not read the latest sequence")
-            return
-        if self.horizon is None or latest <= self.horizon:
-            return
-        # give what is in flight the reorder wait to arrive: usually the horizon passes
-        # ``latest`` by itself and the dispatcher never pays for a query here
-        await asyncio.sleep(self.reorder_wait)
-        if self.horizon is not None and latest > self.horizon:
-            self.settle_target = max(self.settle_target, latest)
-            self.wakeup.set()
-
-    async def settle(self, position: int, timeout: float = 5.0) -> bool:
-        """Return once every owed event up to ``position`` has been handed to the
-        consumers (a replay ending at ``position`` then merges with them in order)."""
-        if self.horizon is None or self.horizon >= position:
-            return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.settle_waiters.append((position, future))
-        self.settle_target = max(self.settle_target, position)
-        self.wakeup.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            return False
-        return True
-
     async def _dispatch(self) -> None:
         gather_max = conf.get("NP_RT_HUB_GATHER_MS") / 1000
         while True:
@@ -369,132 +309,6 @@ class Hub:
         except Exception as exc:  # noqa: BLE001 - the others check the database before resending
             logger.warning("realtime hub: ack fan-out to %s failed: %s", group, exc)
 
-    def _wake_settled(self) -> None:
-        if not self.settle_waiters or self.horizon is None:
-            return
-        waiting = []
-        for position, future in self.settle_waiters:
-            if position <= self.horizon:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((position, future))
-        self.settle_waiters = waiting
-
-    def _take_held(self, upto: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for seq in sorted(s for s in self.held if s <= upto):
-            out.extend(self.held.pop(seq))
-        return out
-
-    async def _releasable(self) -> list[dict[str, Any]]:
-        """The held messages that may go out now, in sequence order."""
-        horizon = self.horizon
-        target = max(max(self.held, default=0), self.settle_target)
-        if horizon is None:
-            self.horizon = target
-            return self._take_held(target)
-        # at or below the horizon: late copies of events already filled (or not owed);
-        # each consumer drops what it has already passed
-        out = self._take_held(horizon)
-        if out:
-            self.stats["late"] += len({m["seq"] for m in out})
-        if target <= horizon:
-            return out
-        if self.missing_since is None and self._contiguous(horizon, target):
-            self.horizon = target  # nothing can be missing
-            return out + self._take_held(target)
-        try:
-            missing = self._missing(await self._owed(horizon, target))
-            if missing:
-                now = time.monotonic()
-                if self.missing_since is None:
-                    self.missing_since = now
-                if now - self.missing_since < self.reorder_wait:
-                    first = min(missing)
-                    self.horizon = first - 1
-                    return out + self._take_held(first - 1)
-                await self._fill(missing)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the database is away: deliver what came, in order
-            logger.exception("realtime hub: ordering check failed; releasing unchecked")
-        self.missing_since = None
-        self.horizon = target
-        return out + self._take_held(target)
-
-    async def _owed(self, after: int, upto: int) -> dict[int, list[str]]:
-        """The owed events in (after, upto] and the groups of this process each goes to."""
-        if not self.owed_from:
-            return {}
-        if self.owed_params is None:
-            pub, auth, users = [], [], []
-            for group in self.owed_from:
-                kind, _, rest = group.partition(".")
-                if kind == "user":
-                    users.append(rest)
-                elif group.endswith(".pub"):
-                    pub.append(rest[: -len(".pub")])
-                elif group.endswith(".auth"):
-                    auth.append(rest[: -len(".auth")])
-            self.owed_params = (pub, auth, users)
-        pub, auth, users = self.owed_params
-        self.stats["ordering_queries"] += 1
-        rows = await _db(event_owed)(
-            after=after, upto=upto, public_topics=pub, auth_topics=auth, user_ids=users
-        )
-        owed: dict[int, list[str]] = {}
-        for seq, visibility, topics, owner, targets in rows:
-            names = [
-                g
-                for g in event_group_names(visibility, topics, owner, targets)
-                if seq > self.owed_from.get(g, seq)
-            ]
-            if names:
-                owed[seq] = names
-        return owed
-
-    def _contiguous(self, horizon: int, target: int) -> bool:
-        """Every sequence number in (horizon, target] arrived, each with every copy this
-        process is owed (an event of several groups names them all in ``also``)."""
-        if target - horizon > len(self.held):
-            return False
-        for seq in range(horizon + 1, target + 1):
-            messages = self.held.get(seq)
-            if not messages:
-                return False
-            also = messages[0].get("also")
-            if also:
-                arrived = {m.get("group") for m in messages}
-                for group in also:
-                    if group not in arrived and seq > self.owed_from.get(group, seq):
-                        return False
-        return True
-
-    def _missing(self, owed: dict[int, list[str]]) -> dict[int, list[str]]:
-        """The owed (event, group) copies that have not arrived: a whole event, or the
-        copy of one of its groups (an event on two topics travels as two messages)."""
-        missing: dict[int, list[str]] = {}
-        for seq, names in owed.items():
-            arrived = {m.get("group") for m in self.held.get(seq, ())}
-            lost = [g for g in names if g not in arrived]
-            if lost:
-                missing[seq] = lost
-        return missing
-
-    async def _fill(self, missing: dict[int, list[str]]) -> None:
-        """Read the missing copies from the database into ``held`` (one per group, as the
-        layer would have brought them)."""
-        messages = await _db(event_messages_by_sequence)(list(missing))
-        for message in messages:
-            seq = message["seq"]
-            self.held.setdefault(seq, []).extend(
-                {**message, "group": g} for g in missing.get(seq, ())
-            )
-        self.stats["fills"] += len(missing)
-        self.count("gap_fill_events", len(missing))
-        logger.info("realtime hub: filled %d events from the database", len(missing))
-
     async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         outboxes: dict[HubMember, list[dict[str, Any]]] = {}
         for message in batch:
@@ -518,90 +332,6 @@ class Hub:
                 raise
             except Exception:  # one broken connection must not starve the others
                 logger.exception("realtime hub: send failed")
-
-    # --- connection rows ----------------------------------------------------------------
-
-    async def open_connection(self, fields: dict[str, Any]) -> tuple[Any, int]:
-        """Write a new connection's row (``connection_open``'s fields, status connected)
-        and return its id and the committed sequence position read after it. The rows
-        of connections opening at the same time share one INSERT and one commit: while
-        one batch is being written the next one gathers."""
-        future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
-        self.opening.append((fields, future))
-        if self.opener is None or self.opener.done():
-            self.opener = asyncio.create_task(self._open_rows(), name="realtime-hub-open")
-        return await future
-
-    async def _open_rows(self) -> None:
-        from channels.db import database_sync_to_async
-
-        write = database_sync_to_async(_open_many_and_position, thread_sensitive=False)
-        while self.opening:
-            batch, self.opening = self.opening[:500], self.opening[500:]
-            try:
-                results, position = await write([fields for fields, _ in batch])
-            except asyncio.CancelledError:
-                for _, future in batch + self.opening:
-                    future.cancel()
-                raise
-            except Exception as exc:  # the database is away: each connect fails alone
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue  # the client went away meanwhile
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result((result, position))
-
-    # --- connection counters ----------------------------------------------------------
-
-    def mark_dirty(self, member: HubMember) -> None:
-        self.dirty.add(member)
-
-    async def forget(self, member: HubMember) -> None:
-        """Stop flushing ``member``; returns once a write of its counters already under
-        way has committed (its final write must come after)."""
-        self.dirty.discard(member)
-        while member in self.in_flush and self.flush_done is not None:
-            await asyncio.shield(self.flush_done)
-
-    async def _flusher(self) -> None:
-        from channels.db import database_sync_to_async
-
-        write = database_sync_to_async(connection_flush_many, thread_sensitive=False)
-        flush_messages = conf.get("NP_WS_FLUSH_MESSAGES")
-        flush_seconds = conf.get("NP_WS_FLUSH_SECONDS")
-        while True:
-            await asyncio.sleep(conf.get("NP_RT_HUB_FLUSH_TICK"))
-            if not self.dirty:
-                continue
-            now = time.monotonic()
-            batch = []
-            members = []
-            for member in list(self.dirty):
-                taken = member.hub_take_counters(now, flush_messages, flush_seconds)
-                if taken is not None:
-                    self.dirty.discard(member)
-                    batch.append(taken)
-                    members.append(member)
-            if not batch:
-                continue
-            self.in_flush = set(members)
-            self.flush_done = asyncio.get_running_loop().create_future()
-            try:
-                await write(batch)
-                self.stats["flushes"] += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # counters are statistics: log and go on
-                logger.exception("realtime hub: counter flush of %d rows failed", len(batch))
-            finally:
-                self.in_flush = set()
-                self.flush_done.set_result(None)
 
     # --- the watch task: membership refresh, lost-Redis check, horizon, counters ------
 
@@ -708,43 +438,19 @@ def metrics_key(prefix: str) -> str:
     return f"{prefix}:rt-metrics"
 
 
-def event_group_names(
-    visibility: str, topics: list[str], owner: str | None, targets: list[str] | None
-) -> list[str]:
-    """``services.event_groups`` for an event read as columns."""
-    if visibility == "public":
-        return [groups.public_group(t) for t in topics]
-    if visibility == "authenticated":
-        return [groups.auth_group(t) for t in topics]
-    if visibility == "private":
-        return [groups.user_group(owner)] if owner else []
-    return [groups.user_group(u) for u in targets or []]
-
-
-def _db(func: Any) -> Any:
-    from channels.db import database_sync_to_async
-
-    return database_sync_to_async(func, thread_sensitive=False)
-
-
 def _on_server_shutdown(close: Any) -> None:
     """Run ``close`` (a coroutine function) before daphne's reactor stops."""
-    try:
-        from twisted.internet import reactor
+    try:  # imported here: importing the reactor installs one, and daphne installs its own
+        from twisted.internet import reactor as twisted_reactor
         from twisted.internet.defer import Deferred
     except ImportError:  # pragma: no cover - Twisted comes with daphne
         return
+    reactor: Any = twisted_reactor  # typed as a zope interface, whose methods lack self
     if not getattr(reactor, "running", False):
         return  # not under daphne (a test's event loop)
     reactor.addSystemEventTrigger(
         "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(close()))
     )
-
-
-def _open_many_and_position(opens: list[dict[str, Any]]) -> tuple[list[Any], int]:
-    # the position is read after the rows (and so after every one of these consumers
-    # joined its groups): nothing published after it can be missed
-    return connection_open_many(opens), sequence_latest_committed()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

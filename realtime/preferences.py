@@ -95,7 +95,7 @@ class Preferences:
         return True
 
     def wants(self, message: dict[str, Any]) -> bool:
-        """Whether a layer message (``services.layer_message``) passes the filters."""
+        """Whether a layer message (``wire.layer_message``) passes the filters."""
         if not self.filters:
             return True
         meta = message_meta(message)
@@ -111,7 +111,7 @@ DEFAULT = Preferences()
 
 
 def message_meta(message: dict[str, Any]) -> dict[str, Any]:
-    """``et``/``cat``/``pri``/``tk`` of a layer message: set by ``services.layer_message``
+    """``et``/``cat``/``pri``/``tk`` of a layer message: set by ``wire.layer_message``
     and ``replay_message``; read from the frame's text (once) for a message built
     without them."""
     if "et" not in message:

@@ -13,6 +13,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .models import EVENT_SEQUENCE, RealTimeEvent, Visibility, WebsocketConnection
+from .wire import replay_message
 
 
 def visible_q(
@@ -93,12 +94,10 @@ def event_messages_since(
     since: int,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """``event_list_since`` as ready layer messages (see ``services.layer_message``) for
+    """``event_list_since`` as ready layer messages (see ``wire.layer_message``) for
     a replay: tuples instead of model instances and the JSON columns as the database's
     text, spliced into the frame without a decode/encode round trip (10,000 events in a
     fraction of the time the model path takes)."""
-    from .services import replay_message
-
     condition = visible_q(user_id=user_id, topics=topics, include_private=include_private)
     if condition is None:
         return []
@@ -224,10 +223,8 @@ def event_owed(
 
 
 def event_messages_by_sequence(sequences: Iterable[int]) -> list[dict[str, Any]]:
-    """Ready layer messages (``services.replay_message``) of these events, in sequence
+    """Ready layer messages (``wire.replay_message``) of these events, in sequence
     order; expired ones are left out, as a replay leaves them out."""
-    from .services import replay_message
-
     rows = (
         RealTimeEvent.objects.filter(_live(), sequence_number__in=list(sequences))
         .annotate(

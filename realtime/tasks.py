@@ -1,4 +1,4 @@
-"""Beat tasks of the real-time app (thin: the work is in ``realtime.services``)."""
+"""Beat tasks of the real-time app (thin: the work is in ``realtime.services`` and ``realtime.retention``)."""
 
 from __future__ import annotations
 

@@ -17,12 +17,26 @@ extensions were negotiated (an uncompressed frame under permessage-deflate has R
 ``WireWriter.for_send`` returns None for any other server or transport (another ASGI
 server, TLS terminated by daphne itself, a test's communicator): the caller then uses
 the ordinary ASGI ``send``.
+
+The event frames themselves are built here too: ``event_frame``/``event_text`` (the JSON
+a client receives), ``layer_message`` (what travels through the channel layer) and
+``replay_message`` (the same message spliced from a row read for a replay).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+if TYPE_CHECKING:
+    from .models import RealTimeEvent
+
+EVENT_MESSAGE_TYPE = "rt.event"  # the channel-layer message type consumers handle
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -141,3 +155,134 @@ def _plain_tcp(transport: Any) -> bool:
         and hasattr(transport, "offset")
         and hasattr(transport, "socket")
     )
+
+
+# --- event frames ---------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def event_frame(event: RealTimeEvent) -> dict[str, Any]:
+    """The ``event`` frame a client receives. Never names other recipients
+    (``target_audience`` stays on the server)."""
+    return {
+        "type": "event",
+        "id": str(event.id),
+        "seq": event.sequence_number,
+        "event_type": event.event_type,
+        "category": event.event_category,
+        "visibility": event.visibility,
+        "topics": list(event.broadcast_channels or []),
+        "priority": event.priority,
+        "data": event.event_data,
+        "metadata": event.event_metadata,
+        "auction_id": str(event.auction_id) if event.auction_id else None,
+        "item_id": str(event.item_id) if event.item_id else None,
+        "bid_id": str(event.bid_id) if event.bid_id else None,
+        "correlation_id": event.correlation_id,
+        "previous_event_id": str(event.previous_event_id) if event.previous_event_id else None,
+        "generated_at": _iso(event.generated_at),
+        "expires_at": _iso(event.expires_at),
+        "ack_required": bool(event.ack_required),
+        "ack_timeout": event.ack_timeout,
+    }
+
+
+def event_text(event: RealTimeEvent) -> str:
+    return json.dumps(event_frame(event), cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def layer_message(event: RealTimeEvent, text: str) -> dict[str, Any]:
+    """What travels through the channel layer: the ready frame plus what the consumer
+    needs without parsing it (ordering, de-duplication, ack tracking, byte count, and
+    the type, category, priority and topics a connection's preferences filter on)."""
+    return {
+        "type": EVENT_MESSAGE_TYPE,
+        "text": text,
+        "seq": event.sequence_number,
+        "id": str(event.id),
+        "ack": event.ack_timeout if event.ack_required else 0,
+        "n": len(text.encode()),
+        "et": event.event_type,
+        "cat": event.event_category,
+        "pri": event.priority,
+        "tk": ",".join(event.broadcast_channels or []),
+    }
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_REPLAY_FRAME = (
+    '{"type":"event","id":"%s","seq":%d,"event_type":%s,"category":%s,"visibility":%s,'
+    '"topics":%s,"priority":%s,"data":%s,"metadata":%s,"auction_id":%s,"item_id":%s,'
+    '"bid_id":%s,"correlation_id":%s,"previous_event_id":%s,"generated_at":%s,'
+    '"expires_at":%s,"ack_required":%s,"ack_timeout":%s}'
+)
+
+
+def _js(value: Any) -> str:
+    return "null" if value is None else _encode(value)
+
+
+def _js_id(value: Any) -> str:
+    return _encode(str(value)) if value else "null"
+
+
+def replay_message(row: Sequence[Any]) -> dict[str, Any]:
+    """The layer message of an event row read for a replay
+    (``selectors.REPLAY_ROW_FIELDS``). The frame has ``event_frame``'s keys and values;
+    the JSON columns are the database's own text of them (same values, jsonb's key
+    order and spacing)."""
+    (
+        event_id,
+        seq,
+        event_type,
+        category,
+        visibility,
+        topics_json,
+        priority,
+        data_json,
+        metadata_json,
+        auction_id,
+        item_id,
+        bid_id,
+        correlation_id,
+        previous_event_id,
+        generated_at,
+        expires_at,
+        ack_required,
+        ack_timeout,
+    ) = row
+    text = _REPLAY_FRAME % (
+        event_id,
+        seq,
+        _js(event_type),
+        _js(category),
+        _js(visibility),
+        topics_json or "[]",
+        _js(priority),
+        data_json or "null",
+        metadata_json or "null",
+        _js_id(auction_id),
+        _js_id(item_id),
+        _js_id(bid_id),
+        _js(correlation_id),
+        _js_id(previous_event_id),
+        _js(_iso(generated_at)),
+        _js(_iso(expires_at)),
+        "true" if ack_required else "false",
+        _js(ack_timeout),
+    )
+    return {
+        "type": EVENT_MESSAGE_TYPE,
+        "text": text,
+        "seq": seq,
+        "id": str(event_id),
+        "ack": ack_timeout if ack_required else 0,
+        "n": len(text.encode()),
+        "et": event_type,
+        "cat": category,
+        "pri": priority,
+        "tk": ",".join(json.loads(topics_json)) if topics_json else "",
+    }

@@ -147,3 +147,30 @@ def test_an_empty_group_writes_nothing():
     assert services.publish_many([]) == []
     assert services.fan_out_many([]) == []
     assert RealTimeEvent.objects.count() == 0
+
+
+def test_an_event_to_publish_and_the_keyword_form_write_the_same_row(user):
+    # given: one event as an EventToPublish, and the same fields as keywords and as a dict
+    fields = _private(user, 7, priority="high", correlation_id="c-7")
+    event = services.EventToPublish(**fields)
+
+    # when: it is published each way
+    one = services.publish_event(event)
+    two = services.publish(**fields)
+    three, four = services.publish_many([event, fields])
+
+    # then: the rows differ only in id, sequence number and time
+    def frame(row):
+        stored = RealTimeEvent.objects.get(pk=row.pk)
+        return {
+            k: v
+            for k, v in services.event_frame(stored).items()
+            if k not in ("id", "seq", "generated_at")
+        }
+
+    assert frame(one) == frame(two) == frame(three) == frame(four)
+    assert frame(one)["priority"] == "high" and frame(one)["correlation_id"] == "c-7"
+    assert [three.sequence_number, four.sequence_number] == [
+        two.sequence_number + 1,
+        two.sequence_number + 2,
+    ]

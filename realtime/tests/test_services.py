@@ -15,6 +15,7 @@ from django.utils import timezone
 from realtime import groups, selectors, services, tasks
 from realtime.errors import RealtimeError
 from realtime.models import RealTimeEvent, WebsocketConnection
+from realtime.services import connections
 
 pytestmark = pytest.mark.django_db
 
@@ -290,7 +291,7 @@ def _open_fields(user_id, **extra):
 def test_connections_opened_together_share_one_insert_and_a_bad_row_fails_alone(user, monkeypatch):
     # the process caches the anonymous user's id; this test's rollback must not leave
     # a cached id behind for the next test
-    monkeypatch.setattr(services, "_anonymous_id", None)
+    monkeypatch.setattr(connections, "_anonymous_id", None)
     services.anonymous_user()
     # given: three connections opening at once (one anonymous, one subscribed)
     from django.db import connection

@@ -1,4 +1,6 @@
-"""The demo page: live auction events through the websocket client."""
+"""The demo page (``/realtime/demo/``): live auction events through the websocket client
+(``realtime/client.js``). It lives in the demo app because it lists auctions, which
+``realtime`` must not import."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from auctions.models import Auction, AuctionStatus
-
-from . import groups
+from realtime import groups
 
 
 def demo(request: HttpRequest) -> HttpResponse:
@@ -24,4 +25,4 @@ def demo(request: HttpRequest) -> HttpResponse:
             [groups.auction_topic(a.pk) for a in auctions] + ["system", "auctions", *extra]
         )
     )
-    return render(request, "realtime/demo.html", {"auctions": auctions, "topics": topics})
+    return render(request, "demo/realtime.html", {"auctions": auctions, "topics": topics})
