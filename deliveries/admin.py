@@ -29,6 +29,7 @@ from notifyplatform.admin_utils import (
     run_per_row,
 )
 from notifyplatform.choices import Channel
+from providers.models import Provider
 
 from .models import (
     ApiIdempotencyKey,
@@ -109,8 +110,6 @@ class ProviderNameFilter(admin.SimpleListFilter):
     parameter_name = "provider"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from providers.models import Provider
-
         names = Provider.objects.order_by("provider_name").values_list("provider_name", flat=True)
         return [(n, n) for n in names]
 

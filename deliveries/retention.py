@@ -31,6 +31,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from realtime.retention import connections_delete_disconnected
+
 from .models import RetentionRun
 
 logger = logging.getLogger(__name__)
@@ -98,8 +100,6 @@ def _delete_deliveries(cutoff: datetime, limit: int) -> int:
 
 
 def _delete_connections(cutoff: datetime, limit: int) -> int:
-    from realtime.retention import connections_delete_disconnected
-
     return connections_delete_disconnected(cutoff=cutoff, limit=limit)
 
 

@@ -83,6 +83,8 @@ class FunnelStep:
     percent_of_first: Decimal | None
 
 
+# The apps' models are imported inside the figures below: notifyplatform is the bottom layer,
+# and only this site-wide page (and /metrics) reads the apps (.importlinter exempts it).
 def deliveries_per_hour(*, now: datetime | None = None, hours: int = HOURS) -> list[HourBucket]:
     """``hours`` hourly buckets ending with the current hour, each with its deliveries
     (by ``created_at``) counted per status; one grouped query."""

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
+# The apps' models are imported inside the collectors: notifyplatform is the bottom layer,
+# and only this site-wide view (and the dashboard) reads the apps (.importlinter exempts it).
 def _delivery_counts() -> GaugeMetricFamily:
     from deliveries.models import NotificationDelivery
 

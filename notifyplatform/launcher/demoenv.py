@@ -70,6 +70,7 @@ def demo_env(
     their configured API base URL, which the SSRF guard (user-chosen targets: webhooks,
     push endpoints) does not apply to.
     """
+    # here: the sandbox is a development tool; the launcher needs it only for the demo
     from sandbox import signing
     from sandbox.config import DEFAULT_CREDENTIALS, sendgrid_private_key_pem
 
