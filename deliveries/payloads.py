@@ -9,11 +9,22 @@ from typing import Any
 
 from rest_framework import serializers
 
+from .links import tracked_action_url
 from .models import Notification
+
+_TRACKED = "tracked_action_url"
+
+
+def _tracked_url(notification_id: Any, action_url: str | None) -> str | None:
+    return tracked_action_url(notification_id) if action_url else None
 
 
 class NotificationSerializer(serializers.ModelSerializer):
     user_id = serializers.UUIDField(read_only=True)
+    tracked_action_url = serializers.SerializerMethodField(
+        help_text="The action URL as a signed tracked link on this host (null without an "
+        "action_url): following it records the click and redirects to action_url."
+    )
 
     class Meta:
         model = Notification
@@ -28,6 +39,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "message",
             "rich_content",
             "action_url",
+            "tracked_action_url",
             "action_label",
             "delivery_channels",
             "status",
@@ -41,6 +53,9 @@ class NotificationSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_tracked_action_url(self, obj: Notification) -> str | None:
+        return _tracked_url(obj.pk, obj.action_url)
 
 
 def inbox_payload(notification: Notification) -> dict[str, Any]:
@@ -57,7 +72,9 @@ def _inbox_field_list() -> list[tuple[str, str, Any]]:
     global _inbox_fields
     if _inbox_fields is None:
         fields = NotificationSerializer().fields
-        _inbox_fields = [(name, str(field.source), field) for name, field in fields.items()]
+        _inbox_fields = [
+            (name, str(field.source), field) for name, field in fields.items() if name != _TRACKED
+        ]
     return _inbox_fields
 
 
@@ -78,7 +95,8 @@ def inbox_payload_rows(
             {
                 name: None if row[source] is None else field.to_representation(row[source])
                 for name, source, field in fields
-            },
+            }
+            | {_TRACKED: _tracked_url(row["id"], row["action_url"])},
         )
         for row in rows
     ]
