@@ -215,3 +215,28 @@ def test_a_later_receipt_or_read_never_lowers_clicked(client, api_client, user, 
     assert api_client.post("/api/v1/inbox/read_all/").status_code == 200
     notification.refresh_from_db()
     assert notification.status == "clicked" and notification.clicked_at is not None
+
+
+def test_every_outbound_message_carries_a_tracked_link_naming_its_delivery(
+    client, user, pipeline_providers, webhook_receiver
+):
+    result = notify(
+        user,
+        title="Shipped",
+        message="Track it",
+        channels=["webhook"],
+        webhook_url=webhook_receiver.url,
+        action_url=ACTION,
+    )
+    [delivery] = result.deliveries
+    assert delivery_send(delivery.pk).outcome == "sent"
+    [arrival] = webhook_receiver.arrivals
+    sent = arrival["payload"]["data"]["data"]
+    assert sent["action_url"] == ACTION
+    assert sent["tracked_action_url"] == tracked_action_url(result.notification.pk, delivery.pk)
+
+    response = client.get(_path(sent["tracked_action_url"]))
+
+    assert response.status_code == 302 and response["Location"] == ACTION
+    delivery.refresh_from_db()
+    assert delivery.delivery_metadata["clicks"] == 1
