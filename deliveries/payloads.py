@@ -72,9 +72,7 @@ def _inbox_field_list() -> list[tuple[str, str, Any]]:
     global _inbox_fields
     if _inbox_fields is None:
         fields = NotificationSerializer().fields
-        _inbox_fields = [
-            (name, str(field.source), field) for name, field in fields.items() if name != _TRACKED
-        ]
+        _inbox_fields = [(name, str(field.source), field) for name, field in fields.items()]
     return _inbox_fields
 
 
@@ -85,18 +83,24 @@ def inbox_payload_rows(
     publishes hundreds at once. Returns (row, payload) pairs; ``row`` holds the payload's
     columns plus ``columns``. The serializer's own fields turn each column into its JSON
     form (so each payload is ``inbox_payload``'s, key for key), without building a
-    serializer and its fields per row. Ids not found are left out."""
+    serializer and its fields per row (`tracked_action_url` is signed from `id` and
+    `action_url`). Ids not found are left out."""
     fields = _inbox_field_list()
-    sources = list(dict.fromkeys([source for _, source, _ in fields] + list(columns)))
+    sources = list(
+        dict.fromkeys([s for n, s, _ in fields if n != _TRACKED] + ["id", "action_url", *columns])
+    )
     rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
     return [
         (
             row,
             {
-                name: None if row[source] is None else field.to_representation(row[source])
+                name: _tracked_url(row["id"], row["action_url"])
+                if name == _TRACKED
+                else None
+                if row[source] is None
+                else field.to_representation(row[source])
                 for name, source, field in fields
-            }
-            | {_TRACKED: _tracked_url(row["id"], row["action_url"])},
+            },
         )
         for row in rows
     ]
