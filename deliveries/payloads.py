@@ -9,11 +9,22 @@ from typing import Any
 
 from rest_framework import serializers
 
+from .links import tracked_action_url
 from .models import Notification
+
+_TRACKED = "tracked_action_url"
+
+
+def _tracked_url(notification_id: Any, action_url: str | None) -> str | None:
+    return tracked_action_url(notification_id) if action_url else None
 
 
 class NotificationSerializer(serializers.ModelSerializer):
     user_id = serializers.UUIDField(read_only=True)
+    tracked_action_url = serializers.SerializerMethodField(
+        help_text="The action URL as a signed tracked link on this host (null without an "
+        "action_url): following it records the click and redirects to action_url."
+    )
 
     class Meta:
         model = Notification
@@ -28,6 +39,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "message",
             "rich_content",
             "action_url",
+            "tracked_action_url",
             "action_label",
             "delivery_channels",
             "status",
@@ -41,6 +53,9 @@ class NotificationSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_tracked_action_url(self, obj: Notification) -> str | None:
+        return _tracked_url(obj.pk, obj.action_url)
 
 
 def inbox_payload(notification: Notification) -> dict[str, Any]:
@@ -68,15 +83,22 @@ def inbox_payload_rows(
     publishes hundreds at once. Returns (row, payload) pairs; ``row`` holds the payload's
     columns plus ``columns``. The serializer's own fields turn each column into its JSON
     form (so each payload is ``inbox_payload``'s, key for key), without building a
-    serializer and its fields per row. Ids not found are left out."""
+    serializer and its fields per row (`tracked_action_url` is signed from `id` and
+    `action_url`). Ids not found are left out."""
     fields = _inbox_field_list()
-    sources = list(dict.fromkeys([source for _, source, _ in fields] + list(columns)))
+    sources = list(
+        dict.fromkeys([s for n, s, _ in fields if n != _TRACKED] + ["id", "action_url", *columns])
+    )
     rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
     return [
         (
             row,
             {
-                name: None if row[source] is None else field.to_representation(row[source])
+                name: _tracked_url(row["id"], row["action_url"])
+                if name == _TRACKED
+                else None
+                if row[source] is None
+                else field.to_representation(row[source])
                 for name, source, field in fields
             },
         )

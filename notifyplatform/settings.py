@@ -302,6 +302,9 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL"
 
 # --- platform settings -------------------------------------------------------------
 NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# Tracked links (/c/<signed token>/, deliveries/services/clicks.py) stop working after this many
+# days (then 404).
+NP_CLICK_LINK_MAX_AGE_DAYS = int(os.environ.get("NP_CLICK_LINK_MAX_AGE_DAYS", "365"))
 from notifyplatform.conf.pipeline import *  # noqa: E402, F403  (providers, deliveries)
 from notifyplatform.conf.pipeline import (  # noqa: E402
     NP_DISPATCH_INTERVAL_SECONDS,

@@ -23,6 +23,8 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("i/", include("invitations.urls")),
+    # tracked links in notifications: record the click, redirect to the action URL
+    path("c/", include("deliveries.api.click_urls")),
     path("realtime/", include("demo.urls")),
 ]
 

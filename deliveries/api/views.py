@@ -202,6 +202,24 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def read_all(self, request: Request) -> Response:
         return Response({"updated": services.inbox_mark_all_read(user=request.user)})
 
+    @extend_schema(
+        request=None,
+        responses={200: NotificationSerializer, 404: error_response("Not your notification")},
+        description=(
+            "Record a click for clients that open the action URL themselves (the same as "
+            "following `tracked_action_url`): sets `clicked_at` on the first click, status "
+            "`clicked`, marks it read, counts the click in the delivery's metadata and "
+            "publishes `notification_clicked` to the user."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def click(self, request: Request, pk: str | None = None) -> Response:
+        inbox = selectors.inbox_list(request.user, include_archived=True)
+        found = inbox.filter(pk=_uuid(pk)).first()
+        if found is None:
+            raise ApiError("NOT_FOUND", "Not found.", status_code=status.HTTP_404_NOT_FOUND)
+        return Response(NotificationSerializer(services.notification_click(found)).data)
+
     @extend_schema(request=None, responses={200: NotificationSerializer})
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str | None = None) -> Response:

@@ -1,5 +1,7 @@
 """Write paths of the delivery pipeline (see the modules for the why)."""
 
+from ..links import tracked_action_url
+from .clicks import notification_click, notification_click_by_token
 from .inbox import (
     inbox_archive,
     inbox_mark_all_read,
@@ -23,10 +25,13 @@ __all__ = [
     "inbox_archive",
     "inbox_mark_all_read",
     "inbox_mark_read",
+    "notification_click",
+    "notification_click_by_token",
     "notify",
     "notify_many",
     "preference_create",
     "preference_delete",
     "preference_update",
     "retry_delay",
+    "tracked_action_url",
 ]

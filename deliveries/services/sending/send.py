@@ -15,6 +15,7 @@ from providers.routing import candidates
 from providers.services import SuccessTally, send_with_failover, send_with_failover_async
 from providers.types import OutboundMessage, SendOutcome
 
+from ...links import tracked_action_url
 from ...models import NotificationDelivery
 from .policy import SEND_CRASHED
 
@@ -37,6 +38,9 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
         "action_url": meta.get("action_url"),
         "context": (notification.template_data if notification else None) or {},
     }
+    if data["action_url"] and delivery.notification_id:
+        # the signed link on our host that records the click, naming this delivery
+        data["tracked_action_url"] = tracked_action_url(delivery.notification_id, delivery.pk)
     if meta.get("data"):
         data["metadata"] = meta["data"]
     if meta.get("subscription"):
