@@ -39,9 +39,7 @@ def token_authenticate(raw: str) -> ApiToken | None:
     once a minute so authentication does not write on every request."""
     if not raw or not raw.startswith(ApiToken.PREFIX):
         return None
-    token = (
-        ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
-    )
+    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
     if token is None or not token.is_usable or not token.user.is_active:
         return None
     now = timezone.now()
