@@ -115,8 +115,8 @@ def fcm(sandbox):  # noqa: F811
 def test_unregistered_disables_the_device_and_the_next_push_skips_it(
     user,
     fcm,
-    sandbox,
-    path,  # noqa: F811
+    sandbox,  # noqa: F811  # the fixture imported above
+    path,
 ):
     sandbox.configure("fcm", invalid_recipients=["tok-gone"])
     gone = _device(user, "tok-gone")
