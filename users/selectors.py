@@ -25,15 +25,14 @@ def device_list(*, user: User) -> QuerySet[Device]:
     return Device.objects.filter(user=user).order_by("-last_seen_at", "-id")
 
 
-def active_devices_by_user(user_ids: Iterable[Any]) -> dict[Any, list[Device]]:
-    """The active (not disabled) devices of each of ``user_ids``, in one query; users with
-    none are absent. Oldest first, so a user's deliveries come in a stable order."""
+def devices_by_user(user_ids: Iterable[Any]) -> dict[Any, list[Device]]:
+    """The registered devices of each of ``user_ids`` (disabled ones too: a user whose every
+    device is disabled is not the same as one who never registered any), in one query;
+    users with none are absent. Oldest first, so a user's deliveries come in a stable order."""
     ids = list(user_ids)
     found: dict[Any, list[Device]] = {}
     if not ids:
         return found
-    for device in Device.objects.filter(user_id__in=ids, disabled_at__isnull=True).order_by(
-        "created_at", "id"
-    ):
+    for device in Device.objects.filter(user_id__in=ids).order_by("created_at", "id"):
         found.setdefault(device.user_id, []).append(device)
     return found

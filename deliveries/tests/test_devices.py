@@ -146,3 +146,18 @@ def test_a_retryable_failure_leaves_the_device_active(user, fcm, sandbox):  # no
 
     device.refresh_from_db()
     assert device.disabled_at is None
+
+
+def test_a_user_whose_devices_are_all_disabled_gets_no_push_not_the_old_token(user):
+    _device(user, "tok-gone", disabled_at=timezone.now(), disabled_reason="UNREGISTERED")
+    UserNotificationPreference.objects.create(
+        user=user,
+        invitation_type="*",
+        delivery_method="push",
+        delivery_preferences={"device_token": "tok-gone"},
+    )
+
+    [delivery] = _pushes(_push(user))
+
+    assert (delivery.status, delivery.recipient) == ("skipped", "")
+    assert delivery.delivery_metadata["rules"][0]["reason"] == "every device is disabled"

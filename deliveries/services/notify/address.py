@@ -8,7 +8,7 @@ from typing import Any
 
 from notifyplatform.choices import Channel
 from users.models import Device
-from users.selectors import active_devices_by_user
+from users.selectors import devices_by_user
 
 from ... import errors
 from ...errors import NotifyError
@@ -89,10 +89,10 @@ def _device_address(device: Device) -> _Address:
 
 
 def _push_devices(users: Iterable[Any], channels: Sequence[str]) -> dict[Any, list[Device]]:
-    """The active registered devices of ``users`` (one query), when push is asked for."""
+    """The registered devices of ``users`` (one query), when push is asked for."""
     if Channel.PUSH not in channels:
         return {}
-    return active_devices_by_user(user.pk for user in users)
+    return devices_by_user(user.pk for user in users)
 
 
 def _user_addresses(
@@ -105,14 +105,22 @@ def _user_addresses(
     devices: Sequence[Device] = (),
 ) -> list[_Address]:
     """A channel's addresses: one per active registered device for push (unless the caller
-    named a ``device_token``/``push_subscription`` in the metadata), else the one address."""
+    named a ``device_token``/``push_subscription`` in the metadata), else the one address.
+    A user whose registered devices are all disabled gets none: the token in an old
+    preference row is most likely the very one a provider said is gone."""
     if (
         channel == Channel.PUSH
         and devices
         and not metadata.get("device_token")
         and not metadata.get("push_subscription")
     ):
-        return [_device_address(device) for device in devices]
+        active = [_device_address(device) for device in devices if device.disabled_at is None]
+        return active or [
+            _Address(
+                None,
+                {"rule": "no_address", "channel": channel, "reason": "every device is disabled"},
+            )
+        ]
     return [_user_address(user, channel, webhook_url=webhook_url, prefs=prefs, metadata=metadata)]
 
 
