@@ -106,7 +106,8 @@ class DeviceRegisterSerializer(serializers.Serializer):
     ``PushSubscription.toJSON()``)."""
 
     kind = serializers.ChoiceField(choices=Device.Kind.choices)
-    token = serializers.CharField(max_length=1024, required=False, trim_whitespace=True)
+    # 255: a delivery's recipient column, which carries the FCM token to the adapter
+    token = serializers.CharField(max_length=255, required=False, trim_whitespace=True)
     subscription = WebPushSubscriptionSerializer(required=False)
     platform = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
 
