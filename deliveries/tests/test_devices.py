@@ -161,3 +161,42 @@ def test_a_user_whose_devices_are_all_disabled_gets_no_push_not_the_old_token(us
 
     assert (delivery.status, delivery.recipient) == ("skipped", "")
     assert delivery.delivery_metadata["rules"][0]["reason"] == "every device is disabled"
+
+
+@pytest.fixture
+def webpush(sandbox, settings, monkeypatch):  # noqa: F811
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from providers.tests.test_push import b64url_encode
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    raw = key.private_numbers().private_value.to_bytes(32, "big")
+    monkeypatch.setenv("WEBPUSH_VAPID_PRIVATE_KEY", b64url_encode(raw))
+    monkeypatch.setenv("WEBPUSH_VAPID_SUBJECT", "mailto:ops@example.com")
+    settings.NP_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the sandbox listens on loopback
+    return Provider.objects.create(
+        provider_name="webpush-main",
+        provider_type="push",
+        provider_class="webpush",
+        credentials_required=["WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_SUBJECT"],
+    )
+
+
+def test_web_push_410_gone_disables_the_subscription(user, webpush, sandbox):  # noqa: F811
+    from providers.tests.test_push import make_subscription
+
+    sandbox.configure("webpush", gone_ids=["sub-gone"])
+    gone_sub, _, _ = make_subscription(f"{sandbox.url}/push/sub-gone")
+    live_sub, _, _ = make_subscription(f"{sandbox.url}/push/sub-live")
+    gone = _device(user, gone_sub["endpoint"], kind="webpush", subscription=gone_sub)
+    live = _device(user, live_sub["endpoint"], kind="webpush", subscription=live_sub)
+
+    summaries = deliveries_send([d.pk for d in _pushes(_push(user))])
+
+    assert sorted(s.outcome for s in summaries) == ["failed", "sent"]
+    gone.refresh_from_db()
+    live.refresh_from_db()
+    assert (gone.disabled_at is not None, live.disabled_at is None) == (True, True)
+    assert [m["recipient"] for m in sandbox.messages("webpush") if m["outcome"] == "accepted"] == [
+        "sub-live"
+    ]
