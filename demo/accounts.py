@@ -13,7 +13,7 @@ from django.contrib.auth.hashers import make_password
 from deliveries.models import UserNotificationPreference
 from providers.models import Provider, ProviderHealthMetric
 from templates.models import NotificationTemplate
-from users.models import User
+from users.models import Device, User
 
 from .base import DEMO_PASSWORD, Seeder
 
@@ -291,6 +291,44 @@ def seed_users(s: Seeder) -> None:
         else:
             s.count(User, False)
         s.users[spec["email"].split("@")[0].split(".")[0]] = user
+
+
+def seed_devices(s: Seeder) -> None:
+    """Every demo user has a phone (FCM); the first also a browser (Web Push) and an old
+    phone whose token the provider refused (disabled)."""
+    for n, user in enumerate(s.users.values()):
+        s.get(
+            Device,
+            {"user": user, "kind": "fcm", "platform": "android", "label": "Demo phone"},
+            address=f"demo-device-{user.pk}",
+        )
+        if n == 0:
+            s.get(
+                Device,
+                {
+                    "user": user,
+                    "kind": "webpush",
+                    "platform": "web",
+                    "label": "Firefox (demo)",
+                    "subscription": {
+                        "endpoint": f"https://push.example.test/wp/demo-{user.pk}",
+                        "keys": {"p256dh": "BDemoPublicKey", "auth": "ZGVtbw"},
+                    },
+                },
+                address=f"https://push.example.test/wp/demo-{user.pk}",
+            )
+            s.get(
+                Device,
+                {
+                    "user": user,
+                    "kind": "fcm",
+                    "platform": "ios",
+                    "label": "Old phone (demo)",
+                    "disabled_at": s.ago(days=3),
+                    "disabled_reason": "fcm: UNREGISTERED",
+                },
+                address=f"demo-old-device-{user.pk}",
+            )
 
 
 def seed_providers(s: Seeder) -> None:

@@ -23,6 +23,7 @@ def seed_demo() -> Seeder:
     """Load the demo data set; the returned seeder counts what was created and found."""
     s = Seeder()
     accounts.seed_users(s)
+    accounts.seed_devices(s)
     accounts.seed_providers(s)
     accounts.seed_templates(s)
     content.seed_stories_and_invitations(s)

@@ -19,9 +19,9 @@ from django.utils.html import format_html
 
 from notifyplatform.admin_utils import NPModelAdmin
 
-from .models import ApiToken, User
+from .models import ApiToken, Device, User
 from .selectors import user_email_taken
-from .services import token_create, token_revoke
+from .services import device_disable, token_create, token_revoke
 
 PROFILE_FIELDS = ("display_name", "phone", "timezone", "locale", "region")
 
@@ -172,3 +172,28 @@ class ApiTokenAdmin(NPModelAdmin):
             token_revoke(token=token)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+
+
+@admin.register(Device)
+class DeviceAdmin(NPModelAdmin):
+    """Push devices: staff can see them, disable one by hand (it re-enables when the app
+    registers it again) or delete it."""
+
+    list_display = ("address_short", "user", "kind", "platform", "last_seen_at", "disabled_at")
+    list_filter = ("kind", "platform", ("disabled_at", admin.EmptyFieldListFilter))
+    search_fields = ("address", "user__email", "label")
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at", "last_seen_at")
+    actions = ["disable_devices"]
+
+    @admin.display(description="token / endpoint")
+    def address_short(self, obj: Device) -> str:
+        return obj.address if len(obj.address) <= 48 else f"{obj.address[:48]}…"
+
+    @admin.action(description="Disable selected devices")
+    def disable_devices(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        disabled = sum(
+            device_disable(device_id=pk, reason=f"disabled by {request.user}")
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"Disabled {disabled} device(s).", messages.SUCCESS)

@@ -128,3 +128,41 @@ class ApiToken(models.Model):
     @classmethod
     def generate(cls) -> str:
         return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+class Device(models.Model):
+    """A push device of a user: an FCM registration token or a Web Push subscription.
+
+    ``address`` (the FCM token or the subscription's endpoint URL) is unique: registering it
+    again refreshes the row, and registering it from another account moves it there. A
+    provider answering ``UNREGISTERED``/410 disables the row (``disabled_at`` + reason); a
+    disabled device gets no push until it is registered again.
+    """
+
+    class Kind(models.TextChoices):
+        FCM = "fcm", "FCM registration token"
+        WEBPUSH = "webpush", "Web Push subscription"
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    address = models.CharField(
+        max_length=1024, unique=True, help_text="FCM token, or the subscription's endpoint URL"
+    )
+    subscription = models.JSONField(
+        null=True, blank=True, help_text="Web Push: {endpoint, keys: {p256dh, auth}}"
+    )
+    platform = models.CharField(max_length=20, blank=True, help_text="e.g. android, ios, web")
+    label = models.CharField(max_length=200, blank=True, help_text="user agent or a name")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=dj_timezone.now)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "user_devices"
+        ordering = ["-last_seen_at", "-id"]
+        indexes = [models.Index(fields=["user", "disabled_at"], name="idx_user_devices_active")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.address[:24]}…"

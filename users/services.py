@@ -1,4 +1,4 @@
-"""Write paths for accounts and API tokens."""
+"""Write paths for accounts, API tokens and push devices."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ApiToken, User, hash_token
+from .models import ApiToken, Device, User, hash_token
 
 
 @transaction.atomic
@@ -39,9 +39,7 @@ def token_authenticate(raw: str) -> ApiToken | None:
     once a minute so authentication does not write on every request."""
     if not raw or not raw.startswith(ApiToken.PREFIX):
         return None
-    token = (
-        ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
-    )
+    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
     if token is None or not token.is_usable or not token.user.is_active:
         return None
     now = timezone.now()
@@ -49,3 +47,54 @@ def token_authenticate(raw: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+@transaction.atomic
+def device_register(
+    *,
+    user: User,
+    kind: str,
+    address: str,
+    subscription: dict[str, object] | None = None,
+    platform: str = "",
+    label: str = "",
+) -> tuple[Device, bool]:
+    """Register or refresh ``user``'s device; idempotent on ``address`` (the FCM token or the
+    subscription's endpoint). An address registered by another account moves to ``user``
+    (the device changed hands or signed in again); a disabled one is enabled again.
+    Returns the device and whether it was created."""
+    device, created = Device.objects.select_for_update().get_or_create(
+        address=address,
+        defaults={
+            "user": user,
+            "kind": kind,
+            "subscription": subscription,
+            "platform": platform,
+            "label": label,
+        },
+    )
+    if not created:
+        device.user = user
+        device.kind = kind
+        device.subscription = subscription
+        device.platform = platform or device.platform
+        device.label = label or device.label
+        device.last_seen_at = timezone.now()
+        device.disabled_at = None
+        device.disabled_reason = ""
+        device.save()
+    return device, created
+
+
+def device_delete(*, device: Device) -> None:
+    device.delete()
+
+
+def device_disable(*, device_id: int, reason: str) -> bool:
+    """Disable a device a provider said is gone (``UNREGISTERED``, HTTP 410). Idempotent:
+    returns whether this call disabled it."""
+    return bool(
+        Device.objects.filter(pk=device_id, disabled_at__isnull=True).update(
+            disabled_at=timezone.now(), disabled_reason=reason[:200]
+        )
+    )

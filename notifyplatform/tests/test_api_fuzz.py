@@ -145,6 +145,18 @@ def _endpoints(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, 
             {"frequency_limit": 5},
         ),
         ("POST", "/api/v1/me/tokens/"): ("/api/v1/me/tokens/", {"name": "fuzz"}),
+        ("POST", "/api/v1/devices/"): (
+            "/api/v1/devices/",
+            {
+                "kind": "webpush",
+                "subscription": {
+                    "endpoint": "https://push.example.test/wp/fuzz",
+                    "keys": {"p256dh": "BExamplePublicKey", "auth": "c2VjcmV0"},
+                },
+                "platform": "web",
+                "label": "fuzz",
+            },
+        ),
         ("POST", "/api/v1/invitations/"): (
             "/api/v1/invitations/",
             {

@@ -1,4 +1,5 @@
-"""``/me/``: who the caller is; ``/me/tokens/``: their own API tokens (list, create, revoke)."""
+"""``/me/``: who the caller is; ``/me/tokens/``: their own API tokens (list, create, revoke);
+``/devices/``: their own push devices (register or refresh, list, delete)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from notifyplatform.schema import error_response
 
 from .. import selectors, services
 from ..authentication import request_user
-from ..models import ApiToken
+from ..models import ApiToken, Device
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
+    DeviceRegisterSerializer,
+    DeviceSerializer,
     MeSerializer,
 )
 
@@ -86,3 +89,56 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             )
         token = services.token_revoke(token=token)
         return Response(ApiTokenSerializer(token).data)
+
+
+class DeviceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The caller's own push devices. ``POST`` registers or refreshes (idempotent on the FCM
+    token / the subscription's endpoint: 201 when new, 200 when known; a token another
+    account registered moves to the caller). Another user's device is 404."""
+
+    serializer_class = DeviceSerializer
+    queryset = Device.objects.none()
+    filterset_fields = ["kind", "platform"]
+    ordering_fields = ["created_at", "last_seen_at"]
+    ordering = ["-last_seen_at"]
+
+    def get_queryset(self) -> Any:
+        return selectors.device_list(user=request_user(self.request))
+
+    @extend_schema(
+        request=DeviceRegisterSerializer,
+        responses={201: DeviceSerializer, 200: DeviceSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        serializer = DeviceRegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        subscription = data.get("subscription")
+        device, created = services.device_register(
+            user=request_user(request),
+            kind=data["kind"],
+            address=data["token"] if subscription is None else subscription["endpoint"],
+            subscription=None
+            if subscription is None
+            else {
+                "endpoint": subscription["endpoint"],
+                "keys": {
+                    "p256dh": subscription["keys"]["p256dh"],
+                    "auth": subscription["keys"]["auth"],
+                },
+            },
+            platform=data["platform"],
+            label=data["label"] or request.headers.get("User-Agent", "")[:200],
+        )
+        return Response(
+            DeviceSerializer(device).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    def perform_destroy(self, instance: Device) -> None:
+        services.device_delete(device=instance)

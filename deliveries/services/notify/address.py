@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from notifyplatform.choices import Channel
+from users.models import Device
+from users.selectors import devices_by_user
 
 from ... import errors
 from ...errors import NotifyError
@@ -73,6 +75,53 @@ def _user_address(
     if url and valid_url(str(url)):
         return _Address(str(url)[:255])
     return _Address(None, {"rule": "no_address", "channel": channel, "reason": "no webhook URL"})
+
+
+def _device_address(device: Device) -> _Address:
+    """One registered device's push address; ``device_id`` lets a provider's ``UNREGISTERED``
+    (410) answer disable it, ``subscription`` is what the Web Push adapter encrypts for."""
+    if device.kind == Device.Kind.WEBPUSH and isinstance(device.subscription, dict):
+        return _Address(
+            device.address[:255],
+            extra={"device_id": device.pk, "subscription": device.subscription},
+        )
+    return _Address(device.address[:255], extra={"device_id": device.pk})
+
+
+def _push_devices(users: Iterable[Any], channels: Sequence[str]) -> dict[Any, list[Device]]:
+    """The registered devices of ``users`` (one query), when push is asked for."""
+    if Channel.PUSH not in channels:
+        return {}
+    return devices_by_user(user.pk for user in users)
+
+
+def _user_addresses(
+    user: Any,
+    channel: str,
+    *,
+    webhook_url: str | None,
+    prefs: Mapping[str, UserNotificationPreference],
+    metadata: Mapping[str, Any],
+    devices: Sequence[Device] = (),
+) -> list[_Address]:
+    """A channel's addresses: one per active registered device for push (unless the caller
+    named a ``device_token``/``push_subscription`` in the metadata), else the one address.
+    A user whose registered devices are all disabled gets none: the token in an old
+    preference row is most likely the very one a provider said is gone."""
+    if (
+        channel == Channel.PUSH
+        and devices
+        and not metadata.get("device_token")
+        and not metadata.get("push_subscription")
+    ):
+        active = [_device_address(device) for device in devices if device.disabled_at is None]
+        return active or [
+            _Address(
+                None,
+                {"rule": "no_address", "channel": channel, "reason": "every device is disabled"},
+            )
+        ]
+    return [_user_address(user, channel, webhook_url=webhook_url, prefs=prefs, metadata=metadata)]
 
 
 def _recipient_address(recipient: Recipient, channel: str, *, webhook_url: str | None) -> _Address:

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifyplatform.bulk import COPY_NULL, copy_escape, copy_text, loaded_instance
+from users.models import Device
 
 from ... import errors
 from ...errors import NotifyError
@@ -26,7 +27,7 @@ from ...models import (
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
 from ..status import notification_status_from
-from .address import _user_address
+from .address import _push_devices, _user_addresses
 from .bulk_store import _D_VARIABLE, _N_VARIABLE, _BulkStore
 from .plan import _decision, _render_common, _Rendered
 from .rows import (
@@ -158,6 +159,7 @@ class _Chunk:
     due: datetime  # when its deliveries are due (scheduled_at if later than now)
     existing: dict[str, NotifyResult]  # keys written before this call
     prefs: dict[Any, dict[str, UserNotificationPreference]]  # see _BulkWriter.preferences
+    devices: dict[Any, list[Device]]  # user id → active push devices (one query a chunk)
     slow: list[int]  # indexes left for notify() one by one
     planned: list[_Planned] = field(default_factory=list)
     n_lines: list[str] = field(default_factory=list)
@@ -279,6 +281,7 @@ class _BulkWriter:
             prefs=self.store.preferences(
                 [users[i] for i in fast], self.type_name, self.common.channels
             ),
+            devices=_push_devices([users[i] for i in fast], self.common.channels),
             slow=slow,
         )
         for i in fast:
@@ -339,7 +342,7 @@ class _BulkWriter:
                 chunk.pending_keys[key] = index
             return
         share = self.share(user.locale or "en", chunk.now)
-        rows = self._user_rows(user, prefs, share, chunk.due)
+        rows = self._user_rows(user, prefs, share, chunk.due, chunk.devices.get(user.pk, []))
         notification_id = uuid.uuid4()
         n_status = notification_status_from([row.status for row in rows])
         chunk.n_lines.append(
@@ -358,6 +361,7 @@ class _BulkWriter:
         prefs: dict[str, UserNotificationPreference],
         share: _LocaleShare,
         due: datetime,
+        devices: list[Device],
     ) -> list[_DeliveryRow]:
         """One user's delivery rows: the same builder as notify()'s."""
         common = self.common
@@ -366,31 +370,36 @@ class _BulkWriter:
         rows = []
         for channel in common.channels:
             pref = prefs.get(channel)
-            address = _user_address(
-                user, channel, webhook_url=common.webhook_url, prefs=prefs, metadata=metadata
-            )
-            decision = _decision(
-                address,
+            for address in _user_addresses(
+                user,
                 channel,
-                is_user=True,
-                pref=pref,
-                user=user,
-                type_name=common.type_name,
-                priority=common.priority,
-                due=due,
-                user_timezone=tz_name,
-            )
-            rows.append(
-                _delivery_row(
-                    channel,
+                webhook_url=common.webhook_url,
+                prefs=prefs,
+                metadata=metadata,
+                devices=devices,
+            ):
+                decision = _decision(
                     address,
-                    decision,
+                    channel,
+                    is_user=True,
+                    pref=pref,
+                    user=user,
+                    type_name=common.type_name,
+                    priority=common.priority,
                     due=due,
-                    base_meta=share.base_meta[channel],
-                    idempotency_key=None,
-                    metadata=metadata,
+                    user_timezone=tz_name,
                 )
-            )
+                rows.append(
+                    _delivery_row(
+                        channel,
+                        address,
+                        decision,
+                        due=due,
+                        base_meta=share.base_meta[channel],
+                        idempotency_key=None,
+                        metadata=metadata,
+                    )
+                )
         return rows
 
     def _delivery_lines(

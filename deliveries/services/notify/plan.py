@@ -17,7 +17,7 @@ from ...errors import NotifyError
 from ...models import UserNotificationPreference
 from ...preferences import decide, preferences_for
 from ...types import Decision
-from .address import _Address, _recipient_address, _user_address
+from .address import _Address, _push_devices, _recipient_address, _user_addresses
 from .validate import _Common, _common, normalize_phone, valid_email
 
 
@@ -75,7 +75,7 @@ class _Plan:
     category: str
     priority: str
     rendered: dict[str, _Rendered]
-    addresses: dict[str, _Address]
+    addresses: dict[str, list[_Address]]  # push: one per active device
     context: dict[str, Any]
     metadata: dict[str, Any]
     scheduled_at: datetime | None
@@ -122,19 +122,21 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
     prefs: dict[str, UserNotificationPreference] = {}
     if is_user:
         prefs = preferences_for(recipient, common.type_name or "*", channel_list)
+        devices = _push_devices([recipient], channel_list).get(recipient.pk, [])
         addresses = {
-            channel: _user_address(
+            channel: _user_addresses(
                 recipient,
                 channel,
                 webhook_url=common.webhook_url,
                 prefs=prefs,
                 metadata=common.metadata,
+                devices=devices,
             )
             for channel in channel_list
         }
     else:
         addresses = {
-            channel: _recipient_address(recipient, channel, webhook_url=common.webhook_url)
+            channel: [_recipient_address(recipient, channel, webhook_url=common.webhook_url)]
             for channel in channel_list
         }
     return _Plan(

@@ -209,7 +209,7 @@ def _write(
         for row, meta in built
     ]
     # one row at a time, not bulk_create: the frequency cap of a later channel counts rows
-    # written earlier in this same transaction, and a notification has at most five.
+    # written earlier in this same transaction, and a notification has a handful.
     for delivery in rows:
         delivery.save(force_insert=True)
 
@@ -230,37 +230,38 @@ def _write(
 def _delivery_rows(
     plan: _Plan, recipient: Any, *, is_user: bool, idempotency_key: str | None, due: datetime
 ) -> list[tuple[_DeliveryRow, dict[str, Any]]]:
-    """Each channel's row (the builder notify_many() uses too) and its full metadata."""
+    """Each channel's rows (the builder notify_many() uses too) and their full metadata:
+    one per address, so push has one per active registered device."""
     built = []
     for channel in plan.channels:
-        address = plan.addresses[channel]
-        decision = _decision(
-            address,
-            channel,
-            is_user=is_user,
-            pref=plan.prefs.get(channel),
-            user=recipient,
-            type_name=plan.type_name,
-            priority=plan.priority,
-            due=due,
-            user_timezone=plan.timezone,
-        )
-        base_meta = _base_delivery_metadata(
-            rendered=plan.rendered[channel],
-            type_name=plan.type_name,
-            category=plan.category,
-            priority=plan.priority,
-            locale=plan.locale,
-            action_url=plan.action_url,
-        )
-        row = _delivery_row(
-            channel,
-            address,
-            decision,
-            due=due,
-            base_meta=base_meta,
-            idempotency_key=None if is_user else idempotency_key,
-            metadata=plan.metadata,
-        )
-        built.append((row, _row_metadata(row, base_meta, plan.metadata)))
+        for address in plan.addresses[channel]:
+            decision = _decision(
+                address,
+                channel,
+                is_user=is_user,
+                pref=plan.prefs.get(channel),
+                user=recipient,
+                type_name=plan.type_name,
+                priority=plan.priority,
+                due=due,
+                user_timezone=plan.timezone,
+            )
+            base_meta = _base_delivery_metadata(
+                rendered=plan.rendered[channel],
+                type_name=plan.type_name,
+                category=plan.category,
+                priority=plan.priority,
+                locale=plan.locale,
+                action_url=plan.action_url,
+            )
+            row = _delivery_row(
+                channel,
+                address,
+                decision,
+                due=due,
+                base_meta=base_meta,
+                idempotency_key=None if is_user else idempotency_key,
+                metadata=plan.metadata,
+            )
+            built.append((row, _row_metadata(row, base_meta, plan.metadata)))
     return built

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from notifyplatform.logs import delivery_fields
 from providers import spendcap
-from providers.errors import SPEND_CAP
+from providers.errors import INVALID_RECIPIENT, SPEND_CAP
 from providers.types import SendOutcome
+from users.services import device_disable
 
 from ...models import DeliveryStatus, Notification, NotificationDelivery
 from ...types import SendOutcomeSummary
@@ -111,6 +112,31 @@ def _outcome_fields(
     return fields, summary
 
 
+def _disable_gone_device(delivery: NotificationDelivery, outcome: SendOutcome) -> None:
+    """A push provider's permanent INVALID_RECIPIENT (FCM ``UNREGISTERED``, Web Push
+    404/410) for a registered device: the token or subscription is gone for good, so the
+    device is disabled and gets no further push until it registers again."""
+    error = outcome.error
+    if (
+        error is None
+        or error.retryable
+        or error.error_code != INVALID_RECIPIENT
+        or delivery.delivery_type != "push"
+    ):
+        return
+    device_id = (delivery.delivery_metadata or {}).get("device_id")
+    if isinstance(device_id, int):
+        provider = outcome.provider.provider_name if outcome.provider is not None else "provider"
+        if device_disable(device_id=device_id, reason=f"{provider}: {error.message}"):
+            logger.info(
+                "delivery %s: device %s disabled (%s)",
+                delivery.pk,
+                device_id,
+                error.error_code,
+                extra=delivery_fields(delivery),
+            )
+
+
 def _spend_cap_deferral(outcome: SendOutcome, now: datetime) -> datetime | None:
     """When every provider tried refused the message for its daily spend cap
     (``providers.spendcap``): when to try again — the cap's next window, or sooner
@@ -137,6 +163,7 @@ def _record(
             )
             return SendOutcomeSummary(delivery.pk, "lease_lost", summary.outcome)
         _log_recorded(delivery, summary)
+        _disable_gone_device(delivery, outcome)
         if delivery.notification_id:
             _refresh_notification(
                 delivery.notification_id,
@@ -296,9 +323,11 @@ def _record_batch(done: list[tuple[NotificationDelivery, SendOutcome]]) -> list[
     recorded_at = timezone.now()
     summaries: list[SendOutcomeSummary] = []
     items = []
+    outcomes: dict[int, SendOutcome] = {}
     for delivery, outcome in done:
         fields, summary = _outcome_fields(delivery, outcome, recorded_at)
         items.append((delivery, fields, summary))
+        outcomes[delivery.pk] = outcome
     with transaction.atomic():
         # This transaction refreshes every recorded delivery's notification, in_inbox
         # included, in one UPDATE: the per-row inbox trigger (migration 0004) would write
@@ -326,6 +355,7 @@ def _record_batch(done: list[tuple[NotificationDelivery, SendOutcome]]) -> list[
                 continue
             summaries.append(summary)
             _log_recorded(delivery, summary)
+            _disable_gone_device(delivery, outcomes[delivery.pk])
             if delivery.notification_id:
                 count, error_message, _response = attempts.get(
                     delivery.notification_id, (0, None, None)
