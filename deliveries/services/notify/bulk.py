@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifyplatform.bulk import COPY_NULL, copy_escape, copy_text, loaded_instance
+from notifyplatform.choices import Channel
 
 from ... import errors
 from ...errors import NotifyError
@@ -23,6 +24,7 @@ from ...models import (
     NotificationDelivery,
     UserNotificationPreference,
 )
+from ...selectors import suppressed_among
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
 from ..status import notification_status_from
@@ -159,6 +161,7 @@ class _Chunk:
     existing: dict[str, NotifyResult]  # keys written before this call
     prefs: dict[Any, dict[str, UserNotificationPreference]]  # see _BulkWriter.preferences
     slow: list[int]  # indexes left for notify() one by one
+    suppressed: dict[Any, set[str]] = field(default_factory=dict)  # user pk → channels
     planned: list[_Planned] = field(default_factory=list)
     n_lines: list[str] = field(default_factory=list)
     pending_keys: dict[str, int] = field(default_factory=dict)  # key → index of the first
@@ -281,6 +284,7 @@ class _BulkWriter:
             ),
             slow=slow,
         )
+        chunk.suppressed = self._suppressed([users[i] for i in fast], chunk.prefs)
         for i in fast:
             self._plan_user(chunk, users[i], keys[i], offset + i, results)
         ids = self.store.allocate_ids(sum(len(p.rows) for p in chunk.planned))
@@ -339,7 +343,7 @@ class _BulkWriter:
                 chunk.pending_keys[key] = index
             return
         share = self.share(user.locale or "en", chunk.now)
-        rows = self._user_rows(user, prefs, share, chunk.due)
+        rows = self._user_rows(user, prefs, share, chunk.due, chunk.suppressed.get(user.pk, set()))
         notification_id = uuid.uuid4()
         n_status = notification_status_from([row.status for row in rows])
         chunk.n_lines.append(
@@ -352,12 +356,39 @@ class _BulkWriter:
         if key is not None:
             chunk.pending_keys[key] = index
 
+    def _suppressed(
+        self, users: list[Any], prefs: dict[Any, dict[str, UserNotificationPreference]]
+    ) -> dict[Any, set[str]]:
+        """The chunk's suppressed addresses, looked up in one query: user pk → channels."""
+        common = self.common
+        owners: dict[tuple[str, str], list[Any]] = {}
+        for user in users:
+            user_prefs = prefs.get(user.pk, prefs[None])
+            for channel in common.channels:
+                if channel == Channel.IN_APP:
+                    continue
+                address = _user_address(
+                    user,
+                    channel,
+                    webhook_url=common.webhook_url,
+                    prefs=user_prefs,
+                    metadata=common.metadata,
+                )
+                if address.recipient is not None:
+                    owners.setdefault((channel, address.recipient), []).append(user.pk)
+        found: dict[Any, set[str]] = {}
+        for channel, address in suppressed_among(owners):
+            for pk in owners[(channel, address)]:
+                found.setdefault(pk, set()).add(channel)
+        return found
+
     def _user_rows(
         self,
         user: Any,
         prefs: dict[str, UserNotificationPreference],
         share: _LocaleShare,
         due: datetime,
+        suppressed: set[str],
     ) -> list[_DeliveryRow]:
         """One user's delivery rows: the same builder as notify()'s."""
         common = self.common
@@ -379,6 +410,7 @@ class _BulkWriter:
                 priority=common.priority,
                 due=due,
                 user_timezone=tz_name,
+                suppressed=channel in suppressed,
             )
             rows.append(
                 _delivery_row(

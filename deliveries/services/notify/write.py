@@ -244,6 +244,7 @@ def _delivery_rows(
             priority=plan.priority,
             due=due,
             user_timezone=plan.timezone,
+            suppressed=channel in plan.suppressed,
         )
         base_meta = _base_delivery_metadata(
             rendered=plan.rendered[channel],
