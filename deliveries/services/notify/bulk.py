@@ -377,9 +377,9 @@ class _BulkWriter:
                 if address.recipient is not None:
                     owners.setdefault((channel, address.recipient), []).append(user.pk)
         found: dict[Any, set[str]] = {}
-        for channel, address in suppressed_among(owners):
-            for pk in owners[(channel, address)]:
-                found.setdefault(pk, set()).add(channel)
+        for pair in suppressed_among(owners):
+            for pk in owners[pair]:
+                found.setdefault(pk, set()).add(pair[0])
         return found
 
     def _user_rows(
