@@ -281,3 +281,13 @@ def test_a_bad_filter_is_400(api_client, staff_user):
     response = api_client.get(URL, {"active": "maybe"})
     assert response.status_code == 400
     assert "active" in response.json()["error"]["fields"]
+
+
+def test_the_openapi_schema_covers_the_endpoints(client):
+    document = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = document["paths"]
+    assert set(paths["/api/v1/suppressions/"]) >= {"get", "post"}
+    assert set(paths["/api/v1/suppressions/{id}/"]) >= {"get", "delete"}
+    post = paths["/api/v1/suppressions/"]["post"]
+    assert {"200", "201", "400", "403"} <= set(post["responses"])
+    assert "SuppressionCreateRequest" in document["components"]["schemas"]
