@@ -291,3 +291,26 @@ def test_the_openapi_schema_covers_the_endpoints(client):
     post = paths["/api/v1/suppressions/"]["post"]
     assert {"200", "201", "400", "403"} <= set(post["responses"])
     assert "SuppressionCreateRequest" in document["components"]["schemas"]
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+def test_a_delivery_planned_before_the_suppression_is_skipped_at_send_time(path, make_user):
+    from deliveries.services import delivery_send
+    from deliveries.services.sending.pipeline import deliveries_send_batch
+
+    user = make_user(email="late@example.test")
+    result = notify(user, title="T", message="M", channels=["email", "in_app"])
+    email = next(d for d in result.deliveries if d.delivery_type == "email")
+    assert email.status == "pending"
+    suppression_add(channel="email", address="LATE@example.test")
+
+    if path == "one":
+        outcomes = [delivery_send(email.pk)]
+    else:
+        outcomes = [o for o in deliveries_send_batch([email.pk]) if o.delivery_id == email.pk]
+
+    assert [o.outcome for o in outcomes] == ["suppressed"]
+    email.refresh_from_db()
+    assert email.status == "skipped"
+    assert email.delivery_metadata["decision"]["rule"] == "suppressed"
+    assert "lease" not in email.delivery_metadata
