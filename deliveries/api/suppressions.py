@@ -25,8 +25,12 @@ from ..services.suppression import suppression_add, suppression_lift
 
 class SuppressionSerializer(serializers.ModelSerializer[Suppression]):
     active = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.email", default=None, read_only=True)
-    lifted_by = serializers.CharField(source="lifted_by.email", default=None, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.email", default=None, allow_null=True, read_only=True
+    )
+    lifted_by = serializers.CharField(
+        source="lifted_by.email", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = Suppression
