@@ -37,6 +37,7 @@ from .models import (
     NotificationDelivery,
     ProviderPerformanceSummary,
     RetentionRun,
+    Suppression,
     UserNotificationPreference,
 )
 from .services.operations import (
@@ -45,6 +46,7 @@ from .services.operations import (
     delivery_retry,
     notification_cancel,
 )
+from .services.suppression import suppression_lift
 
 # Keys of a decision record that are shown as "key=value" after its rule, in this order.
 DECISION_DETAIL_KEYS = (
@@ -435,3 +437,49 @@ class RetentionRunAdmin(ReadOnlyModelAdmin):
         "finished_at",
     )
     list_filter = ("table_name", "finished")
+
+
+class SuppressionActiveFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Active"), ("no", "Lifted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Suppression]) -> Any:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(lifted_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(ReadOnlyModelAdmin):
+    """The suppression list: addresses not sent to on a channel (hard bounce, complaint,
+    unsubscribe, manual). Staff lift them with the action (the row stays, lifted); new
+    manual ones are added through ``POST /api/v1/suppressions/``."""
+
+    list_display = (
+        "channel",
+        "address",
+        "reason",
+        "delivery_id",
+        "created_at",
+        "lifted_at",
+        "lifted_by",
+    )
+    list_filter = (SuppressionActiveFilter, "channel", "reason")
+    search_fields = ("address",)
+    list_select_related = ("lifted_by",)
+    date_hierarchy = "created_at"
+    actions = ("lift_suppressions",)
+
+    @admin.action(description="Lift selected suppressions")
+    def lift_suppressions(self, request: HttpRequest, queryset: QuerySet[Suppression]) -> None:
+        run_per_row(
+            self,
+            request,
+            queryset.filter(lifted_at__isnull=True).order_by("id"),
+            lambda row: suppression_lift(row, by=request.user),
+            errors=(),
+            done="suppression(s) lifted",
+        )

@@ -355,6 +355,65 @@ class ApiIdempotencyKey(models.Model):
         return f"{self.scope}: {self.key}"
 
 
+class SuppressionReason(models.TextChoices):
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Complaint"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+    MANUAL = "manual", "Manual"
+
+
+class Suppression(models.Model):
+    """Extension table: an address that must not be sent to on one channel.
+
+    ``address`` is normalised (``services.suppression.normalise_address``: a lower-cased
+    email, an E.164 phone, a push token or URL as given). Hard bounces and complaints add
+    rows (``services.receipts``); staff add and lift them (admin, API). A lifted row stays
+    as history (``lifted_at``/``lifted_by``); at most one active row per channel × address.
+    ``delivery_id``: the delivery whose receipt caused it — no foreign key, as retention
+    deletes deliveries with plain SQL; ``receipt``: what the provider said.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    address = models.CharField(max_length=255)
+    reason = models.CharField(max_length=20, choices=SuppressionReason.choices)
+    delivery_id = models.IntegerField(null=True, blank=True)
+    receipt = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = created_at()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        db_table = "suppressions"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "address"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="suppressions_active_unique",
+            ),
+            choices_check("channel", Channel, "suppressions_channel_valid"),
+            choices_check("reason", SuppressionReason, "suppressions_reason_valid"),
+        ]
+        indexes = [models.Index(fields=["address"], name="suppressions_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address} ({self.reason})"
+
+
 class ProviderPerformanceSummary(models.Model):
     """Read-only: the seed's ``provider_performance_summary`` view."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
 from django.db.models import (
     Count,
     DecimalField,
@@ -20,9 +22,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from notifyplatform.choices import Channel
 from providers.traffic import FAILURE, SUCCESS
 
-from .models import Notification, NotificationDelivery, UserNotificationPreference
+from .models import Notification, NotificationDelivery, Suppression, UserNotificationPreference
 
 # the windows of a provider's health figures (provider_success_rates)
 HEALTH_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -157,3 +160,42 @@ def provider_spend_by_day(provider_name: str, since: datetime) -> list[dict[str,
         .annotate(sent=Count("id"), spend=Sum("cost_per_message"))
         .order_by("-day")
     )
+
+
+def normalise_address(channel: str, address: str) -> str:
+    """The form a suppressed address is stored and looked up in: a lower-cased email, an
+    E.164 phone (as given when it does not parse), anything else stripped."""
+    address = address.strip()
+    if channel == Channel.EMAIL:
+        return address.lower()
+    if channel == Channel.SMS:
+        try:
+            parsed = phonenumbers.parse(address, None)
+        except phonenumbers.NumberParseException:
+            return address
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return address
+
+
+def suppressed_among(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the (channel, address) pairs have an active suppression — one query; the
+    pairs are returned as given (they are normalised for the lookup)."""
+    by_norm: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for channel, address in pairs:
+        if channel == Channel.IN_APP or not address:
+            continue
+        by_norm.setdefault((channel, normalise_address(channel, address)), []).append(
+            (channel, address)
+        )
+    if not by_norm:
+        return set()
+    rows = Suppression.objects.filter(
+        lifted_at__isnull=True,
+        channel__in={channel for channel, _ in by_norm},
+        address__in={address for _, address in by_norm},
+    ).values_list("channel", "address")
+    return {raw for key in rows if key in by_norm for raw in by_norm[key]}
+
+
+def suppression_list() -> QuerySet[Suppression]:
+    return Suppression.objects.select_related("created_by", "lifted_by")

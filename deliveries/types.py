@@ -56,5 +56,5 @@ class SendOutcomeSummary:
     """What ``delivery_send`` did with one delivery (for logs and tests)."""
 
     delivery_id: int
-    outcome: str  # sent | retry | deferred | failed | expired | skipped_locked | not_pending | not_due
+    outcome: str  # sent | retry | deferred | failed | expired | suppressed | skipped_locked | not_pending | not_due
     detail: str = ""

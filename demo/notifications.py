@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from deliveries.models import ApiIdempotencyKey, Notification, NotificationDelivery
+from deliveries.models import ApiIdempotencyKey, Notification, NotificationDelivery, Suppression
 from deliveries.services.idempotency import request_fingerprint
 from invitations.models import StoryInvitation
 from templates.models import NotificationTemplate
@@ -212,6 +212,21 @@ def seed_notifications(s: Seeder) -> None:
         **sent(1440, "mailgun", "0.000800", priority=20),
         delivered_at=s.ago(hours=23),
         error_code="SPAM_COMPLAINT",
+    )
+
+    # The bounce put Sam's address on the suppression list; staff lifted it (he fixed his
+    # mailbox), so the row stays as history and his email is sent again.
+    bounced = NotificationDelivery.objects.get(notification=n4, delivery_type="email")
+    s.get(
+        Suppression,
+        channel="email",
+        address=bounced.recipient.lower(),
+        reason="hard_bounce",
+        defaults={
+            "delivery_id": bounced.pk,
+            "receipt": {"provider": "mailgun", "event": "failed", "status": "bounced"},
+            "lifted_at": s.ago(minutes=30),
+        },
     )
 
     # 6. Erin: the penny auction's start SMS expired before a provider took it.

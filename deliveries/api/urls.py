@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 
 from .receipts import ProviderEventsView
 from .staff import DeliveryViewSet
+from .suppressions import SuppressionViewSet
 from .views import InboxViewSet, NotificationViewSet, PreferenceViewSet
 
 router = DefaultRouter()
@@ -10,6 +11,7 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("inbox", InboxViewSet, basename="inbox")
 router.register("preferences", PreferenceViewSet, basename="preference")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("suppressions", SuppressionViewSet, basename="suppression")
 
 urlpatterns = [
     # providers post signed status callbacks here (verified by their adapter, applied here)

@@ -6,6 +6,7 @@ Providers verify and parse callbacks into ``Receipt`` (``providers.types``); the
 these tables. Application is idempotent: a receipt only moves a delivery forward
 (``_RECEIPT_FROM``), so the same receipt applied twice — a provider's retry, or a replay of a
 captured callback within the signature tolerance — changes nothing the second time.
+A hard bounce or a complaint also suppresses the delivery's address (``suppression``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from providers.types import Receipt, ReceiptStatus
 
 from ..models import Notification, NotificationDelivery
 from .sending import _refresh_notification
+from .suppression import suppression_add_from_receipt
 
 # Receipt outcome → which current statuses it may replace. A late "delivered" must not
 # undo a bounce, and nothing moves a delivery back to an earlier state.
@@ -61,7 +63,7 @@ def receipt_apply(*, provider_name: str, receipt: Receipt) -> int:
             provider_message_id=receipt.provider_message_id,
             status__in=_RECEIPT_FROM[receipt.status],
         )
-        .only("id", "delivery_metadata", "notification_id")
+        .only("id", "delivery_metadata", "notification_id", "delivery_type", "recipient")
     )
     for row in rows:
         metadata = dict(row.delivery_metadata or {})
@@ -74,6 +76,14 @@ def receipt_apply(*, provider_name: str, receipt: Receipt) -> int:
             }
         )
         NotificationDelivery.objects.filter(pk=row.pk).update(delivery_metadata=metadata, **fields)
+        # a hard bounce or a complaint: no more sends to this address on this channel
+        suppression_add_from_receipt(
+            provider_name=provider_name,
+            receipt=receipt,
+            channel=row.delivery_type,
+            address=row.recipient,
+            delivery_id=row.pk,
+        )
     for notification_id in sorted({row.notification_id for row in rows if row.notification_id}):
         _refresh_notification(notification_id)
         if receipt.status == ReceiptStatus.DELIVERED:

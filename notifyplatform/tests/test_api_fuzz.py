@@ -191,6 +191,10 @@ def _endpoints(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, 
             f"/api/v1/templates/{template.pk}/preview/",
             {"context": {"name": "Ada", "amount": "1"}},
         ),
+        ("POST", "/api/v1/suppressions/"): (
+            "/api/v1/suppressions/",
+            {"channel": "email", "address": "fuzz@example.test", "reason": "manual"},
+        ),
         ("POST", "/api/v1/providers/{name}/events/"): (
             "/api/v1/providers/mailgun/events/",
             {"signature": {"timestamp": "1", "token": "t", "signature": "s"}},

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifyplatform.bulk import COPY_NULL, copy_escape, copy_text, loaded_instance
+from notifyplatform.choices import Channel
 from users.models import Device
 
 from ... import errors
@@ -24,6 +25,7 @@ from ...models import (
     NotificationDelivery,
     UserNotificationPreference,
 )
+from ...selectors import suppressed_among
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
 from ..status import notification_status_from
@@ -161,6 +163,8 @@ class _Chunk:
     prefs: dict[Any, dict[str, UserNotificationPreference]]  # see _BulkWriter.preferences
     devices: dict[Any, list[Device]]  # user id → active push devices (one query a chunk)
     slow: list[int]  # indexes left for notify() one by one
+    # user pk → its suppressed (channel, address) pairs
+    suppressed: dict[Any, set[tuple[str, str]]] = field(default_factory=dict)
     planned: list[_Planned] = field(default_factory=list)
     n_lines: list[str] = field(default_factory=list)
     pending_keys: dict[str, int] = field(default_factory=dict)  # key → index of the first
@@ -284,6 +288,7 @@ class _BulkWriter:
             devices=_push_devices([users[i] for i in fast], self.common.channels),
             slow=slow,
         )
+        chunk.suppressed = self._suppressed([users[i] for i in fast], chunk.prefs, chunk.devices)
         for i in fast:
             self._plan_user(chunk, users[i], keys[i], offset + i, results)
         ids = self.store.allocate_ids(sum(len(p.rows) for p in chunk.planned))
@@ -342,7 +347,14 @@ class _BulkWriter:
                 chunk.pending_keys[key] = index
             return
         share = self.share(user.locale or "en", chunk.now)
-        rows = self._user_rows(user, prefs, share, chunk.due, chunk.devices.get(user.pk, []))
+        rows = self._user_rows(
+            user,
+            prefs,
+            share,
+            chunk.due,
+            chunk.devices.get(user.pk, []),
+            chunk.suppressed.get(user.pk, set()),
+        )
         notification_id = uuid.uuid4()
         n_status = notification_status_from([row.status for row in rows])
         chunk.n_lines.append(
@@ -355,6 +367,37 @@ class _BulkWriter:
         if key is not None:
             chunk.pending_keys[key] = index
 
+    def _suppressed(
+        self,
+        users: list[Any],
+        prefs: dict[Any, dict[str, UserNotificationPreference]],
+        devices: dict[Any, list[Device]],
+    ) -> dict[Any, set[tuple[str, str]]]:
+        """The chunk's suppressed addresses, looked up in one query: user pk → its
+        suppressed (channel, address) pairs (push: one address per device)."""
+        common = self.common
+        owners: dict[tuple[str, str], list[Any]] = {}
+        for user in users:
+            user_prefs = prefs.get(user.pk, prefs[None])
+            for channel in common.channels:
+                if channel == Channel.IN_APP:
+                    continue
+                for address in _user_addresses(
+                    user,
+                    channel,
+                    webhook_url=common.webhook_url,
+                    prefs=user_prefs,
+                    metadata=common.metadata,
+                    devices=devices.get(user.pk, []),
+                ):
+                    if address.recipient is not None:
+                        owners.setdefault((channel, address.recipient), []).append(user.pk)
+        found: dict[Any, set[tuple[str, str]]] = {}
+        for pair in suppressed_among(owners):
+            for pk in owners[pair]:
+                found.setdefault(pk, set()).add(pair)
+        return found
+
     def _user_rows(
         self,
         user: Any,
@@ -362,6 +405,7 @@ class _BulkWriter:
         share: _LocaleShare,
         due: datetime,
         devices: list[Device],
+        suppressed: set[tuple[str, str]],
     ) -> list[_DeliveryRow]:
         """One user's delivery rows: the same builder as notify()'s."""
         common = self.common
@@ -388,6 +432,7 @@ class _BulkWriter:
                     priority=common.priority,
                     due=due,
                     user_timezone=tz_name,
+                    suppressed=(channel, address.recipient) in suppressed,
                 )
                 rows.append(
                     _delivery_row(

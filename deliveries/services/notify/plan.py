@@ -16,6 +16,7 @@ from ... import errors
 from ...errors import NotifyError
 from ...models import UserNotificationPreference
 from ...preferences import decide, preferences_for
+from ...selectors import suppressed_among
 from ...types import Decision
 from .address import _Address, _push_devices, _recipient_address, _user_addresses
 from .validate import _Common, _common, normalize_phone, valid_email
@@ -86,6 +87,8 @@ class _Plan:
     timezone: str
     region: str | None
     prefs: dict[str, UserNotificationPreference]
+    # the (channel, address) pairs that are suppressed (push: one address per device)
+    suppressed: frozenset[tuple[str, str]] = frozenset()
 
 
 def _render_common(common: _Common, locale: str | None) -> dict[str, _Rendered]:
@@ -139,6 +142,12 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
             channel: [_recipient_address(recipient, channel, webhook_url=common.webhook_url)]
             for channel in channel_list
         }
+    suppressed = suppressed_among(
+        (channel, address.recipient)
+        for channel, channel_addresses in addresses.items()
+        for address in channel_addresses
+        if address.recipient is not None
+    )
     return _Plan(
         type_name=common.type_name,
         channels=channel_list,
@@ -156,6 +165,7 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
         timezone=tz_name,
         region=region,
         prefs=prefs,
+        suppressed=frozenset(suppressed),
     )
 
 
@@ -170,12 +180,19 @@ def _decision(
     priority: str,
     due: datetime,
     user_timezone: str,
+    suppressed: bool = False,
 ) -> Decision | None:
     """What applies to one channel's delivery; None when nothing does (an address and no
-    preference row: pending at ``due``, what ``decide(None, ...)`` would say)."""
+    preference row: pending at ``due``, what ``decide(None, ...)`` would say). A suppressed
+    address (``suppressed``, looked up by the caller in bulk) is skipped whatever the
+    preferences say."""
     if address.recipient is None:
         decision = Decision(action="skip", scheduled_at=due)
         decision.record(address.skip_rule or {"rule": "no_address", "channel": channel})
+        return decision
+    if suppressed:
+        decision = Decision(action="skip", scheduled_at=due)
+        decision.record({"rule": "suppressed", "channel": channel, "action": "skip"})
         return decision
     if is_user and pref is not None:
         return decide(

@@ -245,6 +245,7 @@ def _delivery_rows(
                 priority=plan.priority,
                 due=due,
                 user_timezone=plan.timezone,
+                suppressed=(channel, address.recipient) in plan.suppressed,
             )
             base_meta = _base_delivery_metadata(
                 rendered=plan.rendered[channel],

@@ -19,7 +19,7 @@ from providers.types import SendOutcome
 
 from ...models import NotificationDelivery
 from ...types import SendOutcomeSummary
-from .claim import _claim, _claim_batch, _expire_among
+from .claim import _claim, _claim_batch, _expire_among, _suppress_among
 from .policy import send_batch_size
 from .record import _record, _record_batch
 from .send import _route_groups, _route_key, _send, _send_all, build_message
@@ -52,7 +52,8 @@ def deliveries_send_batch(
     called, a row locked or leased elsewhere is skipped, the record applies only while our
     lease holds, the idempotency key is ``delivery-<id>``. Ids that were not claimable
     (not pending, not due, locked) are left alone and not reported; expired ones are
-    expired and reported."""
+    expired and reported, and so are those to an address suppressed since planning
+    (skipped, decision ``suppressed``)."""
     now = now or timezone.now()
     limit = min(limit or send_batch_size(), send_batch_size())
     summaries: list[SendOutcomeSummary] = []
@@ -61,6 +62,7 @@ def deliveries_send_batch(
         if not ids:
             return []
         summaries += _expire_among(ids, now)
+        summaries += _suppress_among(ids, now)
     claimed = _claim_batch(ids, limit, now)
     if not claimed:
         return summaries
