@@ -305,6 +305,14 @@ NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000
 # Tracked links (/c/<signed token>/, deliveries/services/clicks.py) stop working after this many
 # days (then 404).
 NP_CLICK_LINK_MAX_AGE_DAYS = int(os.environ.get("NP_CLICK_LINK_MAX_AGE_DAYS", "365"))
+# One-click unsubscribe (RFC 8058, deliveries/unsubscribe.py): emails of these categories carry
+# List-Unsubscribe (+ a mailto: when an address is given) and List-Unsubscribe-Post.
+NP_UNSUBSCRIBE_CATEGORIES = frozenset(
+    c.strip()
+    for c in os.environ.get("NP_UNSUBSCRIBE_CATEGORIES", "marketing").split(",")
+    if c.strip()
+)
+NP_UNSUBSCRIBE_MAILTO = os.environ.get("NP_UNSUBSCRIBE_MAILTO", "").strip()
 from notifyplatform.conf.pipeline import *  # noqa: E402, F403  (providers, deliveries)
 from notifyplatform.conf.pipeline import (  # noqa: E402
     NP_DISPATCH_INTERVAL_SECONDS,

@@ -25,6 +25,7 @@ urlpatterns = [
     path("i/", include("invitations.urls")),
     # tracked links in notifications: record the click, redirect to the action URL
     path("c/", include("deliveries.api.click_urls")),
+    path("u/", include("deliveries.api.unsubscribe_urls")),
     path("realtime/", include("demo.urls")),
 ]
 

@@ -32,6 +32,8 @@ class OutboundMessage:
     idempotency_key: str
     user_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # extra email headers (e.g. List-Unsubscribe); email adapters add them to the message
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

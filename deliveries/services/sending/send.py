@@ -17,6 +17,7 @@ from providers.types import OutboundMessage, SendOutcome
 
 from ...links import tracked_action_url
 from ...models import NotificationDelivery
+from ...unsubscribe import unsubscribe_headers
 from .policy import SEND_CRASHED
 
 # (channel, region, preferred providers, blocked providers): deliveries routed alike
@@ -61,6 +62,12 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
             "priority": meta.get("priority"),
             "locale": meta.get("locale"),
         },
+        headers=unsubscribe_headers(
+            user_id=notification.user_id if notification else None,
+            type_name=meta.get("event_type"),
+            channel=delivery.delivery_type,
+            category=meta.get("category"),
+        ),
     )
 
 

@@ -65,6 +65,7 @@ class SmtpAdapter(BaseAdapter):
             from_email=from_email,
             to=[message.recipient],
             headers={
+                **message.headers,
                 "Message-ID": message_id,
                 DELIVERY_HEADER: str(message.delivery_id),
                 "X-Notifyplatform-Idempotency-Key": message.idempotency_key,
