@@ -72,3 +72,24 @@ def test_plain_text_email_still_uses_the_provider_without_html(user, db, smtp_se
     assert (row.status, row.provider_name) == ("sent", "plain-smtp")
     assert "decision" not in row.delivery_metadata
     assert len(sink.messages) == 1
+
+
+def test_batch_path_routes_each_message_on_its_features(user, pipeline_providers, smtp_server):
+    from deliveries.services.sending.pipeline import deliveries_send_batch
+
+    sink, port = smtp_server
+    _no_html_provider(port)
+    html = _html_email(user)
+    plain = notify(user, title="Shipped", message="On its way", channels=["email"]).deliveries[0]
+
+    outcomes = {o.delivery_id: o.outcome for o in deliveries_send_batch([html.pk, plain.pk])}
+
+    assert outcomes == {html.pk: "sent", plain.pk: "sent"}
+    rows = NotificationDelivery.objects.in_bulk([html.pk, plain.pk])
+    assert rows[html.pk].provider_name == "test-smtp"
+    assert rows[html.pk].delivery_metadata["decision"] == {
+        "rule": "provider_features",
+        "skipped": [{"provider": "plain-smtp", "missing": ["html"]}],
+    }
+    assert rows[plain.pk].provider_name == "plain-smtp"
+    assert "decision" not in rows[plain.pk].delivery_metadata
