@@ -20,6 +20,8 @@ NO_PROVIDER = "NO_PROVIDER"
 UNKNOWN = "UNKNOWN"
 # the provider's daily spend cap is reached (providers.spendcap): the delivery is deferred
 SPEND_CAP = "SPEND_CAP"
+# every routed provider lacks a feature the message needs (providers.features): permanent
+FEATURE_UNSUPPORTED = "FEATURE_UNSUPPORTED"
 
 ERROR_CODES: frozenset[str] = frozenset(
     {
@@ -33,6 +35,7 @@ ERROR_CODES: frozenset[str] = frozenset(
         NO_PROVIDER,
         UNKNOWN,
         SPEND_CAP,
+        FEATURE_UNSUPPORTED,
     }
 )
 

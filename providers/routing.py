@@ -4,7 +4,8 @@ Order: user-preferred providers first (in the user's order), then ``priority``
 (lower first), then ``cost_per_message`` (cheaper first; unknown cost last), then
 name so the order is stable. Never: disabled, unhealthy (circuit open), outside
 their region, blocked by the user, missing credentials, a configuration
-``providers.policy`` refuses, or out of rate-limit tokens.
+``providers.policy`` refuses, or out of rate-limit tokens. Per message (``for_message``): never a provider whose
+``supported_features`` say ``false`` to a feature the message needs (``providers.features``).
 A provider past its daily spend cap stays a candidate: sending refuses it (``SPEND_CAP``)
 and fails over, and a delivery no provider took for that reason is deferred.
 An open circuit past its cooldown is offered to exactly one caller as the half-open
@@ -16,10 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
-from providers import circuit, ratelimit, spendcap
+from providers import circuit, features, ratelimit, spendcap
 from providers.models import Provider
 from providers.registry import UnknownAdapterError, get_adapter
+from providers.types import OutboundMessage
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +98,26 @@ def sort_key(provider: Provider, preferred: list[str]) -> tuple[object, ...]:
     rank = preferred.index(name) if name in preferred else len(preferred)
     cost = provider.cost_per_message
     return (rank, provider.priority, cost is None, cost or Decimal(0), name)
+
+
+def for_message(
+    message: OutboundMessage, providers: list[Provider]
+) -> tuple[list[Provider], list[dict[str, Any]]]:
+    """The routed ``providers`` that can carry ``message`` (order kept), and one
+    ``{"provider", "missing"}`` entry per provider skipped for a missing feature
+    (``providers.features``), for the delivery's decision trace."""
+    needs = features.needed(message)
+    if not needs:
+        return providers, []
+    kept: list[Provider] = []
+    skipped: list[dict[str, Any]] = []
+    for provider in providers:
+        missing = features.lacking(provider.supported_features, needs)
+        if missing:
+            logger.info(
+                "provider %s skipped: lacks feature %s", provider.provider_name, ", ".join(missing)
+            )
+            skipped.append({"provider": provider.provider_name, "missing": missing})
+        else:
+            kept.append(provider)
+    return kept, skipped

@@ -77,6 +77,8 @@ class SendOutcome:
     provider: Provider | None
     attempts: list[Attempt]
     error: ProviderError | None
+    # providers routing skipped for a missing feature: [{"provider", "missing"}] (routing.for_message)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from notifyplatform.logs import delivery_fields
 from providers import spendcap
-from providers.errors import INVALID_RECIPIENT, SPEND_CAP
+from providers.errors import FEATURE_UNSUPPORTED, INVALID_RECIPIENT, SPEND_CAP
 from providers.types import SendOutcome
 from users.services import device_disable
 
@@ -68,6 +68,9 @@ def _outcome_fields(
             delivery_metadata=meta,
         )
         summary = SendOutcomeSummary(delivery.pk, "sent", provider.provider_name)
+        if outcome.skipped:
+            # sent, but not by every routed provider: the trace says who lacked what
+            meta["decision"] = {"rule": "provider_features", "skipped": outcome.skipped}
     else:
         error = outcome.error
         assert error is not None  # SendOutcome: no result, then the last error
@@ -107,6 +110,8 @@ def _outcome_fields(
         else:
             if error.retryable:
                 meta["decision"] = {"rule": "max_retries", "max_retries": delivery.max_retries}
+            elif error.error_code == FEATURE_UNSUPPORTED:
+                meta["decision"] = {"rule": "no_capable_provider", "skipped": outcome.skipped}
             fields.update(status=DeliveryStatus.FAILED, failed_at=now, delivery_metadata=meta)
             summary = SendOutcomeSummary(delivery.pk, "failed", error.error_code)
     return fields, summary

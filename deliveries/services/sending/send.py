@@ -11,7 +11,7 @@ from notifyplatform.logs import delivery_fields, log_fields
 from providers import errors as perrors
 from providers.errors import ProviderError
 from providers.models import Provider
-from providers.routing import candidates
+from providers.routing import candidates, for_message
 from providers.services import SuccessTally, send_with_failover, send_with_failover_async
 from providers.types import OutboundMessage, SendOutcome
 
@@ -91,7 +91,13 @@ def _send(delivery: NotificationDelivery, routed: list[Provider] | None = None) 
                 retryable=True,
             )
             return SendOutcome(result=None, provider=None, attempts=[], error=error)
-        return send_with_failover(build_message(delivery), providers)
+        message = build_message(delivery)
+        capable, skipped = for_message(message, providers)
+        if not capable:
+            return _no_capable_provider(message, skipped)
+        outcome = send_with_failover(message, capable)
+        outcome.skipped = skipped
+        return outcome
     except Exception as exc:  # noqa: BLE001 - a bug or outage must not strand the row in sending
         logger.exception("sending delivery %s crashed", delivery.pk)
         error = ProviderError(
@@ -129,6 +135,18 @@ def _route_key(delivery: NotificationDelivery) -> _RouteKey:
     )
 
 
+def _no_capable_provider(message: OutboundMessage, skipped: list[dict[str, Any]]) -> SendOutcome:
+    """Every routed provider lacks a feature the message needs: permanent (a retry would
+    meet the same providers), and the trace names each one and what it lacks."""
+    lacks = "; ".join(f"{s['provider']}: {', '.join(s['missing'])}" for s in skipped)
+    error = ProviderError(
+        f"no provider for channel '{message.channel}' supports this message ({lacks})",
+        error_code=perrors.FEATURE_UNSUPPORTED,
+        retryable=False,
+    )
+    return SendOutcome(result=None, provider=None, attempts=[], error=error, skipped=skipped)
+
+
 def _crashed(exc: BaseException) -> SendOutcome:
     error = ProviderError(
         f"send crashed: {type(exc).__name__}: {exc}", error_code=SEND_CRASHED, retryable=True
@@ -150,7 +168,12 @@ async def _send_one(
         )
         return SendOutcome(result=None, provider=None, attempts=[], error=error)
     try:
-        return await send_with_failover_async(message, list(route), tally)
+        capable, skipped = for_message(message, list(route))
+        if not capable:
+            return _no_capable_provider(message, skipped)
+        outcome = await send_with_failover_async(message, capable, tally)
+        outcome.skipped = skipped
+        return outcome
     except Exception as exc:  # noqa: BLE001 - a bug or outage must not strand the row in sending
         logger.exception("sending delivery %s crashed", message.delivery_id)
         return _crashed(exc)
