@@ -74,6 +74,9 @@ def start_workers(count: int, log_dir: Path) -> None:
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "DB_CONN_MAX_AGE": "60",
+        # the wait below reads the worker's INFO "ready." line; LOG_LEVEL (make bench sets
+        # WARNING) now also sets a worker's level, which hid it and timed the start out
+        "LOG_LEVEL": "INFO",
     }
     for n in range(count):
         log = (log_dir / f"batch-bench-worker-{n}.log").open("wb")
