@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from notifyplatform.api_fields import StrictBooleanField
+from notifyplatform.api_fields import StrictBooleanField, StrictCharField
 from notifyplatform.choices import Channel
 
 from ..models import FrequencyPeriod, NotificationDelivery, UserNotificationPreference
@@ -59,27 +59,27 @@ class NotifyRequestSerializer(serializers.Serializer):
     (``email`` and/or ``phone``); either ``template_key`` or ``title`` + ``message``."""
 
     user_id = serializers.UUIDField(required=False)
-    email = serializers.CharField(required=False, max_length=254)
-    phone = serializers.CharField(required=False, max_length=32)
-    locale = serializers.CharField(required=False, max_length=16, default="en")
-    template_key = serializers.CharField(required=False, max_length=100)
-    title = serializers.CharField(required=False, max_length=255)
-    message = serializers.CharField(required=False)
+    email = StrictCharField(required=False, max_length=254)
+    phone = StrictCharField(required=False, max_length=32)
+    locale = StrictCharField(required=False, max_length=16, default="en")
+    template_key = StrictCharField(required=False, max_length=100)
+    title = StrictCharField(required=False, max_length=255)
+    message = StrictCharField(required=False)
     # DRF's serializer metaclass pops declared fields off the class, so this field never
     # shadows Field.context at run time; the stubs cannot see that
     context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     channels = serializers.ListField(
-        child=serializers.CharField(max_length=20), required=False, allow_empty=True
+        child=StrictCharField(max_length=20), required=False, allow_empty=True
     )
-    category = serializers.CharField(required=False, max_length=20)
-    priority = serializers.CharField(required=False, max_length=10)
+    category = StrictCharField(required=False, max_length=20)
+    priority = StrictCharField(required=False, max_length=10)
     scheduled_at = serializers.DateTimeField(required=False)
     expires_at = serializers.DateTimeField(required=False)
-    action_url = serializers.CharField(required=False, max_length=2000)
-    action_label = serializers.CharField(required=False, max_length=100)
+    action_url = StrictCharField(required=False, max_length=2000)
+    action_label = StrictCharField(required=False, max_length=100)
     metadata = serializers.DictField(required=False)
-    webhook_url = serializers.CharField(required=False, max_length=2000)
-    idempotency_key = serializers.CharField(required=False, max_length=255)
+    webhook_url = StrictCharField(required=False, max_length=2000)
+    idempotency_key = StrictCharField(required=False, max_length=255)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("user_id") and (attrs.get("email") or attrs.get("phone")):
@@ -119,10 +119,10 @@ class PreferenceSerializer(serializers.ModelSerializer):
         required=False, allow_null=True, min_value=0, max_value=2_147_483_647
     )
     preferred_providers = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, allow_null=True
+        child=StrictCharField(max_length=50), required=False, allow_null=True
     )
     blocked_providers = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, allow_null=True
+        child=StrictCharField(max_length=50), required=False, allow_null=True
     )
 
     class Meta:

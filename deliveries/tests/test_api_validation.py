@@ -111,3 +111,41 @@ def test_a_preference_for_a_known_type_is_created(api_client, user, type_name):
 
     assert response.status_code == 201, response.json()
     assert response.json()["invitation_type"] == type_name
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/v1/preferences/",
+            {"delivery_method": "email", "blocked_providers": [0]},
+            "blocked_providers",
+        ),
+        (
+            "/api/v1/preferences/",
+            {"delivery_method": "email", "preferred_providers": [7]},
+            "preferred_providers",
+        ),
+        ("/api/v1/devices/", {"kind": "fcm", "token": 12345}, "token"),
+        ("/api/v1/devices/", {"kind": "fcm", "token": "t-1", "platform": 3}, "platform"),
+    ],
+)
+def test_a_number_where_a_string_belongs_is_400_not_coerced(api_client, user, path, body, field):
+    """DRF's CharField stores ``0`` as ``"0"``: a provider named "0" that blocks nothing."""
+    api_client.force_authenticate(user)
+    body = {"invitation_type": "outbid", **body} if "preferences" in path else body
+
+    response = api_client.post(path, body, format="json")
+
+    assert response.status_code == 400, response.json()
+    fields = response.json()["error"]["fields"]
+    assert [name for name in fields if name.split(".")[0] == field], fields
+    assert not UserNotificationPreference.objects.filter(user=user).exists()
+
+
+def test_a_number_as_the_notification_title_is_400(service_client, user):
+    response = _send(service_client, user, title=42)
+
+    assert response.status_code == 400, response.json()
+    assert "title" in response.json()["error"]["fields"]
+    assert not Notification.objects.exists()

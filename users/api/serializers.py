@@ -6,6 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from notifyplatform.api_fields import StrictCharField
+
 from ..models import ApiToken, Device, User
 
 
@@ -86,8 +88,8 @@ class DeviceSerializer(serializers.ModelSerializer):
 
 
 class WebPushKeysSerializer(serializers.Serializer):
-    p256dh = serializers.CharField(max_length=200)
-    auth = serializers.CharField(max_length=100)
+    p256dh = StrictCharField(max_length=200)
+    auth = StrictCharField(max_length=100)
 
 
 class WebPushSubscriptionSerializer(serializers.Serializer):
@@ -107,14 +109,14 @@ class DeviceRegisterSerializer(serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=Device.Kind.choices)
     # 255: a delivery's recipient column, which carries the FCM token to the adapter
-    token = serializers.CharField(max_length=255, required=False, trim_whitespace=True)
+    token = StrictCharField(max_length=255, required=False, trim_whitespace=True)
     subscription = WebPushSubscriptionSerializer(required=False)
-    platform = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    platform = StrictCharField(max_length=20, required=False, allow_blank=True, default="")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # ``label`` is also a Field attribute, so it cannot be declared on the class.
         fields = super().get_fields()
-        fields["label"] = serializers.CharField(
+        fields["label"] = StrictCharField(
             max_length=200, required=False, allow_blank=True, default=""
         )
         return fields
