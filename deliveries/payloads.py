@@ -7,20 +7,84 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .links import tracked_action_url
 from .models import Notification
 
 _TRACKED = "tracked_action_url"
+_RICH = "rich_content"
 
 
 def _tracked_url(notification_id: Any, action_url: str | None) -> str | None:
     return tracked_action_url(notification_id) if action_url else None
 
 
+def _tracked_rich(notification_id: Any, rich: Any) -> Any:
+    """The stored rich content, each button with its ``tracked_url`` and a linked image with
+    its ``tracked_link_url`` (the raw URLs stay: a client may open them itself)."""
+    if not isinstance(rich, dict):
+        return rich
+    shown = dict(rich)
+    if isinstance(rich.get("buttons"), list):
+        shown["buttons"] = [
+            {**b, "tracked_url": tracked_action_url(notification_id, None, f"b{i}")}
+            if isinstance(b, dict)
+            else b
+            for i, b in enumerate(rich["buttons"])
+        ]
+    image = rich.get("image")
+    if isinstance(image, dict) and image.get("link_url"):
+        shown["image"] = {
+            **image,
+            "tracked_link_url": tracked_action_url(notification_id, None, "i"),
+        }
+    return shown
+
+
+class RichImageSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="https only")
+    alt = serializers.CharField(required=False, max_length=200)
+    link_url = serializers.URLField(required=False, help_text="where a click on the image goes")
+    tracked_link_url = serializers.URLField(
+        read_only=True, help_text="(responses) link_url as a tracked link"
+    )
+
+
+class RichButtonSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=40)
+    url = serializers.URLField(help_text="http(s); javascript:, data: … are refused")
+    tracked_url = serializers.URLField(read_only=True, help_text="(responses) url, tracked")
+
+
+class RichContentSerializer(serializers.Serializer):
+    """Rich content (README "Rich content"): every key optional, no other key allowed."""
+
+    image = RichImageSerializer(required=False, help_text="an object, or just the https URL")
+    buttons = RichButtonSerializer(
+        many=True, required=False, help_text="at most NP_RICH_MAX_BUTTONS (default 3)"
+    )
+    text = serializers.CharField(
+        required=False, help_text="a large text block (NP_RICH_MAX_TEXT_CHARS, default 2000)"
+    )
+    html = serializers.CharField(
+        required=False,
+        help_text="an HTML block, sanitised (nh3); at most NP_RICH_MAX_HTML_BYTES (16384)",
+    )
+
+
+@extend_schema_field(RichContentSerializer(allow_null=True))
+class RichContentField(serializers.JSONField):
+    """``rich_content`` in and out (validated by ``templates.rich.validate_rich_content``)."""
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     user_id = serializers.UUIDField(read_only=True)
+    rich_content = serializers.SerializerMethodField(
+        help_text="Image, buttons, text and HTML shown with the notification (null: none); "
+        "each button has a tracked_url, a linked image a tracked_link_url."
+    )
     tracked_action_url = serializers.SerializerMethodField(
         help_text="The action URL as a signed tracked link on this host (null without an "
         "action_url): following it records the click and redirects to action_url."
@@ -57,6 +121,10 @@ class NotificationSerializer(serializers.ModelSerializer):
     def get_tracked_action_url(self, obj: Notification) -> str | None:
         return _tracked_url(obj.pk, obj.action_url)
 
+    @extend_schema_field(RichContentSerializer(allow_null=True))
+    def get_rich_content(self, obj: Notification) -> Any:
+        return _tracked_rich(obj.pk, obj.rich_content)
+
 
 def inbox_payload(notification: Notification) -> dict[str, Any]:
     """JSON-ready form of an inbox notification (API and real-time event alike)."""
@@ -87,7 +155,10 @@ def inbox_payload_rows(
     `action_url`). Ids not found are left out."""
     fields = _inbox_field_list()
     sources = list(
-        dict.fromkeys([s for n, s, _ in fields if n != _TRACKED] + ["id", "action_url", *columns])
+        dict.fromkeys(
+            [s for n, s, _ in fields if n not in (_TRACKED, _RICH)]
+            + ["id", "action_url", "rich_content", *columns]
+        )
     )
     rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
     return [
@@ -96,6 +167,8 @@ def inbox_payload_rows(
             {
                 name: _tracked_url(row["id"], row["action_url"])
                 if name == _TRACKED
+                else _tracked_rich(row["id"], row["rich_content"])
+                if name == _RICH
                 else None
                 if row[source] is None
                 else field.to_representation(row[source])
