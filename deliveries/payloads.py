@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from .links import tracked_action_url
 from .models import Notification
+from .openapi_rich import RICH_CONTENT_REQUEST, RICH_CONTENT_RESPONSE
 
 _TRACKED = "tracked_action_url"
 _RICH = "rich_content"
@@ -43,38 +44,7 @@ def _tracked_rich(notification_id: Any, rich: Any) -> Any:
     return shown
 
 
-class RichImageSerializer(serializers.Serializer):
-    url = serializers.URLField(help_text="https only")
-    alt = serializers.CharField(required=False, max_length=200)
-    link_url = serializers.URLField(required=False, help_text="where a click on the image goes")
-    tracked_link_url = serializers.URLField(
-        read_only=True, help_text="(responses) link_url as a tracked link"
-    )
-
-
-class RichButtonSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=40)
-    url = serializers.URLField(help_text="http(s); javascript:, data: … are refused")
-    tracked_url = serializers.URLField(read_only=True, help_text="(responses) url, tracked")
-
-
-class RichContentSerializer(serializers.Serializer):
-    """Rich content (README "Rich content"): every key optional, no other key allowed."""
-
-    image = RichImageSerializer(required=False, help_text="an object, or just the https URL")
-    buttons = RichButtonSerializer(
-        many=True, required=False, help_text="at most NP_RICH_MAX_BUTTONS (default 3)"
-    )
-    text = serializers.CharField(
-        required=False, help_text="a large text block (NP_RICH_MAX_TEXT_CHARS, default 2000)"
-    )
-    html = serializers.CharField(
-        required=False,
-        help_text="an HTML block, sanitised (nh3); at most NP_RICH_MAX_HTML_BYTES (16384)",
-    )
-
-
-@extend_schema_field(RichContentSerializer(allow_null=True))
+@extend_schema_field(RICH_CONTENT_REQUEST)
 class RichContentField(serializers.JSONField):
     """``rich_content`` in and out (validated by ``templates.rich.validate_rich_content``)."""
 
@@ -121,7 +91,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     def get_tracked_action_url(self, obj: Notification) -> str | None:
         return _tracked_url(obj.pk, obj.action_url)
 
-    @extend_schema_field(RichContentSerializer(allow_null=True))
+    @extend_schema_field(RICH_CONTENT_RESPONSE)
     def get_rich_content(self, obj: Notification) -> Any:
         return _tracked_rich(obj.pk, obj.rich_content)
 
