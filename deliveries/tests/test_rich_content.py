@@ -301,3 +301,35 @@ def test_the_template_api_refuses_a_malformed_rich_content_template(api_client, 
     assert response.json()["error"]["fields"] == {
         "rich_content_template": ["buttons[0]: unknown key 'lable'"]
     }
+
+
+def test_notify_many_stores_rich_content_and_traces_drops_after_other_rules(make_user):
+    from deliveries.services import notify_many
+
+    people = [make_user(), make_user()]
+
+    results = notify_many(
+        people, title="Sale", message="Ends soon", channels=["in_app", "sms"], rich_content=RICH
+    )
+
+    for result in results:
+        assert result.notification.rich_content["buttons"] == BUTTONS
+        sms = next(d for d in result.deliveries if d.delivery_type == "sms")
+        sms.refresh_from_db()
+        # no phone: skipped, and the trace keeps both that rule and what SMS would drop
+        assert sms.status == "skipped"
+        assert [r["rule"] for r in sms.delivery_metadata["rules"]] == [
+            "no_address",
+            "rich_content_dropped",
+        ]
+        assert sms.delivery_metadata["decision"]["rule"] == "no_address"
+
+
+def test_the_admin_form_refuses_a_malformed_rich_content_template():
+    from django.core.exceptions import ValidationError
+
+    template = NotificationTemplate.objects.get(template_key="outbid.email.en")
+    template.rich_content_template = {"buttons": "not a list"}
+    with pytest.raises(ValidationError) as caught:
+        template.full_clean()
+    assert caught.value.message_dict["rich_content_template"] == ["buttons must be a list"]
