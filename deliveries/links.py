@@ -2,9 +2,11 @@
 
 The token is the notification's id (and optionally the delivery's) signed with SECRET_KEY
 under its own salt (``django.core.signing``): it cannot be guessed, altered or minted by
-another installation. It names a notification, never a URL, so following it can only reach
-that notification's own ``action_url``: no open redirect. The same notification always gets
-the same link (API and real-time payloads agree); it stops working
+another installation. It names a notification and, optionally, which of its own URLs
+(``u``: a key of ``templates.rich.own_urls``: ``b0`` a rich-content button, ``i`` the image's
+link; absent: the action URL), never a URL, so following it can only reach that
+notification's own action or rich-content URLs: no open redirect. The same notification
+always gets the same link (API and real-time payloads agree); it stops working
 ``NP_CLICK_LINK_MAX_AGE_DAYS`` after the notification was created.
 """
 
@@ -22,17 +24,36 @@ def _signer() -> signing.Signer:
     return signing.Signer(salt=SALT)
 
 
-def click_token(notification_id: Any, delivery_id: int | None = None) -> str:
-    """The signed token naming a notification (and optionally the delivery it went by)."""
+def click_token(
+    notification_id: Any, delivery_id: int | None = None, target: str | None = None
+) -> str:
+    """The signed token naming a notification (and optionally the delivery it went by, and
+    which of its own URLs: ``target``, a key of ``own_urls``; None or ``a``: the action)."""
     payload: dict[str, Any] = {"n": str(notification_id)}
     if delivery_id is not None:
         payload["d"] = int(delivery_id)
+    if target is not None and target != "a":
+        payload["u"] = target
     return _signer().sign_object(payload)
 
 
-def tracked_action_url(notification_id: Any, delivery_id: int | None = None) -> str:
+def tracked_action_url(
+    notification_id: Any, delivery_id: int | None = None, target: str | None = None
+) -> str:
     base = str(settings.NP_PUBLIC_BASE_URL).rstrip("/")
-    return f"{base}/c/{click_token(notification_id, delivery_id)}/"
+    return f"{base}/c/{click_token(notification_id, delivery_id, target)}/"
+
+
+def click_token_target(token: str) -> tuple[str, int | None, str] | None:
+    """(notification id, delivery id or None, own-URL key) of a token; None when it is
+    forged, tampered with or malformed."""
+    resolved = click_token_resolve(token)
+    if resolved is None:
+        return None
+    target = _signer().unsign_object(token).get("u", "a")
+    if not isinstance(target, str):
+        return None
+    return resolved[0], resolved[1], target
 
 
 def click_token_resolve(token: str) -> tuple[str, int | None] | None:

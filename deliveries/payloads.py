@@ -7,20 +7,54 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .links import tracked_action_url
 from .models import Notification
+from .openapi_rich import RICH_CONTENT_REQUEST, RICH_CONTENT_RESPONSE
 
 _TRACKED = "tracked_action_url"
+_RICH = "rich_content"
 
 
 def _tracked_url(notification_id: Any, action_url: str | None) -> str | None:
     return tracked_action_url(notification_id) if action_url else None
 
 
+def _tracked_rich(notification_id: Any, rich: Any) -> Any:
+    """The stored rich content, each button with its ``tracked_url`` and a linked image with
+    its ``tracked_link_url`` (the raw URLs stay: a client may open them itself)."""
+    if not isinstance(rich, dict):
+        return rich
+    shown = dict(rich)
+    if isinstance(rich.get("buttons"), list):
+        shown["buttons"] = [
+            {**b, "tracked_url": tracked_action_url(notification_id, None, f"b{i}")}
+            if isinstance(b, dict)
+            else b
+            for i, b in enumerate(rich["buttons"])
+        ]
+    image = rich.get("image")
+    if isinstance(image, dict) and image.get("link_url"):
+        shown["image"] = {
+            **image,
+            "tracked_link_url": tracked_action_url(notification_id, None, "i"),
+        }
+    return shown
+
+
+@extend_schema_field(RICH_CONTENT_REQUEST)
+class RichContentField(serializers.JSONField):
+    """``rich_content`` in and out (validated by ``templates.rich.validate_rich_content``)."""
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     user_id = serializers.UUIDField(read_only=True)
+    rich_content = serializers.SerializerMethodField(
+        help_text="Image, buttons, text and HTML shown with the notification (null: none); "
+        "each button has a tracked_url, a linked image a tracked_link_url."
+    )
     tracked_action_url = serializers.SerializerMethodField(
         help_text="The action URL as a signed tracked link on this host (null without an "
         "action_url): following it records the click and redirects to action_url."
@@ -57,6 +91,10 @@ class NotificationSerializer(serializers.ModelSerializer):
     def get_tracked_action_url(self, obj: Notification) -> str | None:
         return _tracked_url(obj.pk, obj.action_url)
 
+    @extend_schema_field(RICH_CONTENT_RESPONSE)
+    def get_rich_content(self, obj: Notification) -> Any:
+        return _tracked_rich(obj.pk, obj.rich_content)
+
 
 def inbox_payload(notification: Notification) -> dict[str, Any]:
     """JSON-ready form of an inbox notification (API and real-time event alike)."""
@@ -87,7 +125,10 @@ def inbox_payload_rows(
     `action_url`). Ids not found are left out."""
     fields = _inbox_field_list()
     sources = list(
-        dict.fromkeys([s for n, s, _ in fields if n != _TRACKED] + ["id", "action_url", *columns])
+        dict.fromkeys(
+            [s for n, s, _ in fields if n not in (_TRACKED, _RICH)]
+            + ["id", "action_url", "rich_content", *columns]
+        )
     )
     rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
     return [
@@ -96,6 +137,8 @@ def inbox_payload_rows(
             {
                 name: _tracked_url(row["id"], row["action_url"])
                 if name == _TRACKED
+                else _tracked_rich(row["id"], row["rich_content"])
+                if name == _RICH
                 else None
                 if row[source] is None
                 else field.to_representation(row[source])

@@ -305,6 +305,13 @@ NP_PUBLIC_BASE_URL = os.environ.get("NP_PUBLIC_BASE_URL", "http://127.0.0.1:8000
 # Tracked links (/c/<signed token>/, deliveries/services/clicks.py) stop working after this many
 # days (then 404).
 NP_CLICK_LINK_MAX_AGE_DAYS = int(os.environ.get("NP_CLICK_LINK_MAX_AGE_DAYS", "365"))
+# Links inside bodies (the notification's own action/rich-content URLs) become tracked links at
+# send time; a template's track_links can turn it off for that template (README "Tracked links").
+NP_TRACK_LINKS = os.environ.get("NP_TRACK_LINKS", "true").strip().lower() not in {"0", "false"}
+# rich_content limits (templates/rich/schema.py)
+NP_RICH_MAX_BUTTONS = int(os.environ.get("NP_RICH_MAX_BUTTONS", "3"))
+NP_RICH_MAX_HTML_BYTES = int(os.environ.get("NP_RICH_MAX_HTML_BYTES", "16384"))
+NP_RICH_MAX_TEXT_CHARS = int(os.environ.get("NP_RICH_MAX_TEXT_CHARS", "2000"))
 # One-click unsubscribe (RFC 8058, deliveries/unsubscribe.py): emails of these categories carry
 # List-Unsubscribe (+ a mailto: when an address is given) and List-Unsubscribe-Post.
 NP_UNSUBSCRIBE_CATEGORIES = frozenset(

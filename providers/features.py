@@ -9,8 +9,9 @@ Vocabulary (what an ``OutboundMessage`` needs):
 - ``html``: an email with an HTML body.
 - ``attachments``: a message with ``data["attachments"]`` (non-empty).
 - ``images``: a message whose ``data["rich_content"]`` has an ``image``.
-- ``actions``: a push / in-app / SMS message with buttons (``data["rich_content"]["buttons"]``)
-  or, on push, an action URL to open (email carries links in its body, so never needs it).
+- ``actions``: a push / in-app / webhook message with buttons
+  (``data["rich_content"]["buttons"]``) or, on push, an action URL to open (email and SMS
+  carry buttons as links in their body, so their data never holds them: they never need it).
 
 Other keys (``receipts``, ``unicode``, ``tracking``, ...) are descriptive: no message needs them.
 """

@@ -113,6 +113,7 @@ class NotificationTemplateAdmin(NPModelAdmin):
             },
         ),
         ("Content", {"fields": ("subject_template", "content_template", "html_template")}),
+        ("Rich content and links", {"fields": ("rich_content_template", "track_links")}),
         (
             "Variables and provider options",
             {"fields": ("template_variables", "provider_specific_config")},

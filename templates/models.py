@@ -16,6 +16,7 @@ from notifyplatform.db import SeedIndex, choices_check, created_at, seed_default
 
 from .rendering.errors import TemplateValidationError
 from .rendering.validation import validate_template
+from .rich import rich_template_problems
 
 
 class NotificationTemplate(models.Model):
@@ -37,6 +38,17 @@ class NotificationTemplate(models.Model):
         help_text='{"name": {"required": true, "description": "...", "example": "..."}}',
     )
     provider_specific_config = models.JSONField(null=True, blank=True)
+    rich_content_template = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Rich content (image, buttons, text, html: README 'Rich content') whose "
+        "strings may use {{ variables }}; used when a notify() call gives none",
+    )
+    track_links = models.BooleanField(
+        **seed_default(True),
+        help_text="Links to the notification's own URLs in this template's messages become "
+        "tracked links at send time (with NP_TRACK_LINKS on)",
+    )
     is_active = models.BooleanField(**seed_default(True))
     created_at = created_at()
     updated_at = updated_at()
@@ -72,6 +84,9 @@ class NotificationTemplate(models.Model):
             )
         except TemplateValidationError as exc:
             raise ValidationError(exc.errors) from exc
+        problems = rich_template_problems(self.rich_content_template)
+        if problems:
+            raise ValidationError({"rich_content_template": problems})
 
     @staticmethod
     def make_key(invitation_type: str, delivery_type: str, language: str) -> str:

@@ -6,17 +6,19 @@ import zoneinfo
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from notifyplatform.api_fields import StrictBooleanField, StrictCharField
 from notifyplatform.choices import Channel
 
 from ..models import FrequencyPeriod, NotificationDelivery, UserNotificationPreference
-from ..payloads import NotificationSerializer
+from ..payloads import NotificationSerializer, RichContentField
 
 
 class DeliverySerializer(serializers.ModelSerializer):
     decision = serializers.SerializerMethodField()
+    rich_content_dropped = serializers.SerializerMethodField()
 
     class Meta:
         model = NotificationDelivery
@@ -37,11 +39,20 @@ class DeliverySerializer(serializers.ModelSerializer):
             "error_code",
             "error_message",
             "decision",
+            "rich_content_dropped",
         ]
         read_only_fields = fields
 
     def get_decision(self, obj: NotificationDelivery) -> dict[str, Any] | None:
         return (obj.delivery_metadata or {}).get("decision")
+
+    @extend_schema_field(
+        serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    )
+    def get_rich_content_dropped(self, obj: NotificationDelivery) -> list[dict[str, str]] | None:
+        """The rich-content parts this channel cannot carry: [{part, reason}] (also in the
+        trace, ``delivery_metadata.rules``)."""
+        return (obj.delivery_metadata or {}).get("rich_content_dropped")
 
 
 class NotificationWithDeliveriesSerializer(NotificationSerializer):
@@ -79,6 +90,13 @@ class NotifyRequestSerializer(serializers.Serializer):
     action_label = StrictCharField(required=False, max_length=100)
     metadata = serializers.DictField(required=False)
     webhook_url = StrictCharField(required=False, max_length=2000)
+    rich_content = RichContentField(
+        required=False,
+        allow_null=True,
+        help_text="Image, buttons, text, HTML (README 'Rich content'); validated, stored and "
+        "rendered per channel; a part a channel cannot carry is dropped and recorded in "
+        "that delivery's rich_content_dropped",
+    )
     idempotency_key = StrictCharField(required=False, max_length=255)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from realtime.services import publish
+from templates.rich import own_urls
 
-from ..links import click_token_resolve
+from ..links import click_token_target
 from ..models import Notification, NotificationDelivery, NotificationStatus
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,30 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE = "notification_clicked"
 
 
-def redirect_target(notification: Notification) -> str | None:
-    """The notification's action URL if it is one a browser may be sent to (http(s), or a
-    path on this host); None otherwise."""
-    url = (notification.action_url or "").strip()
+def _own_url(notification: Notification, target: str, delivery_id: int | None) -> str | None:
+    """The notification's own URL named ``target`` (``own_urls``): a rich-content URL is
+    read from the delivery the link went out with (its channel's rich content) when the
+    token names one of this notification's deliveries, else from the notification."""
+    if target == "a":
+        return notification.action_url
+    rich = notification.rich_content
+    if delivery_id is not None:
+        meta = (
+            NotificationDelivery.objects.filter(pk=delivery_id, notification_id=notification.pk)
+            .values_list("delivery_metadata", flat=True)
+            .first()
+        )
+        if isinstance(meta, dict) and isinstance(meta.get("rich_content"), dict):
+            rich = meta["rich_content"]
+    return own_urls(None, rich).get(target)
+
+
+def redirect_target(
+    notification: Notification, target: str = "a", delivery_id: int | None = None
+) -> str | None:
+    """The notification's own URL ``target`` (its action URL by default) if it is one a
+    browser may be sent to (http(s), or a path on this host); None otherwise."""
+    url = (_own_url(notification, target, delivery_id) or "").strip()
     if not url:
         return None
     parts = urlsplit(url)
@@ -112,11 +133,11 @@ def notification_click(
 
 def notification_click_by_token(token: str) -> tuple[Notification, str] | None:
     """Record a click from a tracked link; (notification, where to redirect) or None when
-    the token does not resolve to a notification with a redirectable action URL."""
-    resolved = click_token_resolve(token)
+    the token does not resolve to a notification with a redirectable URL of that name."""
+    resolved = click_token_target(token)
     if resolved is None:
         return None
-    notification_id, delivery_id = resolved
+    notification_id, delivery_id, key = resolved
     try:
         pk = uuid.UUID(notification_id)
     except ValueError:  # signed by us, yet not an id (another version's token)
@@ -127,7 +148,7 @@ def notification_click_by_token(token: str) -> tuple[Notification, str] | None:
     max_age = timedelta(days=settings.NP_CLICK_LINK_MAX_AGE_DAYS)
     if notification.created_at + max_age < timezone.now():  # the link has expired
         return None
-    target = redirect_target(notification)
+    target = redirect_target(notification, key, delivery_id)
     if target is None:
         return None
     return notification_click(notification, delivery_id=delivery_id), target

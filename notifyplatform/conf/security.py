@@ -40,7 +40,8 @@ if csp_enabled:
             "default-src": [SELF],
             "script-src": [SELF, NONCE],
             "style-src": [SELF, UNSAFE_INLINE],
-            "img-src": [SELF, "data:"],
+            # https: images: a notification's rich_content image (https only) on the demo inbox
+            "img-src": [SELF, "data:", "https:"],
             "font-src": [SELF, "data:"],
             "connect-src": [SELF],  # includes ws(s):// to this host (CSP level 3)
             "object-src": [NONE],

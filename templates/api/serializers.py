@@ -14,6 +14,7 @@ from .. import selectors
 from ..models import NotificationTemplate
 from ..rendering.errors import TemplateValidationError
 from ..rendering.validation import validate_template
+from ..rich import rich_template_problems
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 TYPE_PATTERN = r"^[a-z0-9_]{1,50}$"
@@ -28,6 +29,13 @@ class TemplateSerializer(serializers.ModelSerializer):
     language = serializers.RegexField(LANGUAGE_PATTERN, max_length=10, required=False)
     template_variables = serializers.JSONField(required=False, allow_null=True)
     provider_specific_config = serializers.JSONField(required=False, allow_null=True)
+    rich_content_template = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Rich content (README 'Rich content': image, buttons, text, html) whose "
+        "strings may use {{ variables }}; a notify() call's own rich_content wins",
+    )
+    track_links = StrictBooleanField(required=False)
     is_active = StrictBooleanField(required=False)
     # the model's text columns (template_name, subject/content/html templates) as strict strings
     serializer_field_mapping = {
@@ -50,6 +58,8 @@ class TemplateSerializer(serializers.ModelSerializer):
             "html_template",
             "template_variables",
             "provider_specific_config",
+            "rich_content_template",
+            "track_links",
             "is_active",
             "created_at",
             "updated_at",
@@ -62,6 +72,12 @@ class TemplateSerializer(serializers.ModelSerializer):
     def validate_provider_specific_config(self, value: Any) -> Any:
         if value is not None and not isinstance(value, dict):
             raise serializers.ValidationError("must be an object")
+        return value
+
+    def validate_rich_content_template(self, value: Any) -> Any:
+        problems = rich_template_problems(value)
+        if problems:
+            raise serializers.ValidationError(problems)
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

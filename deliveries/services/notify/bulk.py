@@ -60,6 +60,7 @@ _NOTIFY_KWARGS = (
     "action_label",
     "metadata",
     "webhook_url",
+    "rich_content",
 )
 _RELATION_KWARGS = ("auction", "bid", "item", "invitation")
 
@@ -141,7 +142,6 @@ class _BulkWriter:
     def key_for(self, recipient: Any) -> str | None:
         return f"{self.prefix}:{recipient.pk}" if self.prefix else None
 
-    # -- shared per locale ------------------------------------------------------------
     def share(self, locale: str, now: datetime) -> _LocaleShare:
         found = self.shares.get(locale)
         if found is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from templates.models import NotificationTemplate
 from templates.rendering import RenderedMessage, TemplateError, render_message
+from templates.rich import RichContentError, render_rich_template
 from templates.services import TemplateNotFoundError, template_render, templates_for_channels
 
 from ... import errors
@@ -26,6 +27,28 @@ from .validate import _Common, _common, normalize_phone, valid_email
 class _Rendered:
     template: NotificationTemplate | None
     message: RenderedMessage
+    # the call's rich_content, else the template's rich_content_template rendered
+    rich: dict[str, Any] | None = None
+    channel: str = ""
+
+    @property
+    def track_links(self) -> bool:
+        return self.template is None or bool(self.template.track_links)
+
+
+def _template_rich(
+    template: NotificationTemplate, context: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    try:
+        return render_rich_template(
+            template.rich_content_template, context, template.template_variables
+        )
+    except RichContentError as exc:
+        raise NotifyError(
+            exc.code,
+            f"template {template.template_key!r}: {exc.field}: {exc.message}",
+            "template_key",
+        ) from exc
 
 
 def _template_error(exc: TemplateError, *, freeform: bool) -> NotifyError:
@@ -45,6 +68,7 @@ def _render(
     channels: list[str],
     locale: str | None,
     context: Mapping[str, Any],
+    rich_content: dict[str, Any] | None = None,
 ) -> dict[str, _Rendered]:
     if template_key:
         try:
@@ -53,9 +77,13 @@ def _render(
             raise NotifyError(errors.TEMPLATE_NOT_FOUND, exc.message, "template_key") from exc
         rendered = {}
         for channel in channels:
+            template = chosen[channel]
             try:
                 rendered[channel] = _Rendered(
-                    chosen[channel], template_render(chosen[channel], context)
+                    template,
+                    template_render(template, context),
+                    rich_content if rich_content is not None else _template_rich(template, context),
+                    channel,
                 )
             except TemplateError as exc:
                 raise _template_error(exc, freeform=False) from exc
@@ -66,7 +94,7 @@ def _render(
         )
     except TemplateError as exc:
         raise _template_error(exc, freeform=True) from exc
-    return {channel: _Rendered(None, text) for channel in channels}
+    return {channel: _Rendered(None, text, rich_content, channel) for channel in channels}
 
 
 @dataclass
@@ -99,6 +127,7 @@ def _render_common(common: _Common, locale: str | None) -> dict[str, _Rendered]:
         channels=common.channels,
         locale=locale,
         context=common.render_context,
+        rich_content=common.rich_content,
     )
 
 

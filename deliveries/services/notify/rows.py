@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from notifyplatform.choices import Channel
+from templates.rich import dropped_parts
 
 from ...models import DeliveryStatus, RecipientType
 from ...types import Decision
@@ -57,7 +58,9 @@ def _notification_fields(
         "priority": priority,
         "title": title,
         "message": shown.message.text,
-        "rich_content": {"html": shown.message.html} if shown.message.html else None,
+        "rich_content": shown.rich
+        if shown.rich
+        else ({"html": shown.message.html} if shown.message.html else None),
         "action_url": action_url,
         "action_label": action_label if action_url else None,
         "template_id": shown.template.pk if shown.template is not None else None,
@@ -93,6 +96,17 @@ def _base_delivery_metadata(
     }
     if action_url:
         meta["action_url"] = action_url
+    if not rendered.track_links:
+        meta["track_links"] = False
+    if rendered.rich:
+        meta["rich_content"] = rendered.rich
+        channel = rendered.channel
+        dropped = dropped_parts(channel, rendered.rich)
+        if dropped:
+            meta["rich_content_dropped"] = dropped
+            meta["rules"] = [
+                {"rule": "rich_content_dropped", "channel": channel, "dropped": dropped}
+            ]
     return meta
 
 
@@ -109,7 +123,7 @@ def _finish_delivery_metadata(
         meta.update(address.extra)
     if decision.rules:
         meta["decision"] = decision.rule
-        meta["rules"] = decision.rules
+        meta["rules"] = [*decision.rules, *meta.get("rules", ())]
     if decision.preferred_providers:
         meta["preferred_providers"] = decision.preferred_providers
     if decision.blocked_providers:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from notifyplatform.choices import Channel, Priority
 from templates import catalog
+from templates.rich import RichContentError, validate_rich_content
 from templates.services import template_type_of
 
 from ... import errors
@@ -119,6 +120,14 @@ class _Common:
     action_url: str | None
     action_label: str | None
     webhook_url: str | None
+    rich_content: dict[str, Any] | None = None
+
+
+def _rich_content(value: object) -> dict[str, Any] | None:
+    try:
+        return validate_rich_content(value)
+    except RichContentError as exc:
+        raise NotifyError(exc.code, exc.message, exc.field) from exc
 
 
 def _common(
@@ -136,6 +145,7 @@ def _common(
     action_label: str | None,
     metadata: dict[str, Any] | None,
     webhook_url: str | None,
+    rich_content: dict[str, Any] | None = None,
 ) -> _Common:
     """Validate the recipient-independent input (raises NotifyError; no read, no write)."""
     if template_key is not None and (not isinstance(template_key, str) or not template_key):
@@ -179,9 +189,13 @@ def _common(
         raise NotifyError(errors.VALIDATION_ERROR, "must include a time zone", "scheduled_at")
     if expires_at is not None and timezone.is_naive(expires_at):
         raise NotifyError(errors.VALIDATION_ERROR, "must include a time zone", "expires_at")
+    rich = _rich_content(rich_content)
     render_context = dict(context)
     if action_url and "action_url" not in render_context:
         render_context["action_url"] = action_url
+    if action_url and "tracked_action_url" not in render_context:
+        # the action URL itself: the sender turns it into the tracked link (links.py)
+        render_context["tracked_action_url"] = action_url
     return _Common(
         template_key=template_key,
         title=title,
@@ -198,4 +212,5 @@ def _common(
         action_url=action_url,
         action_label=action_label,
         webhook_url=webhook_url,
+        rich_content=rich,
     )

@@ -76,11 +76,14 @@ def notify(
     action_label: str | None = None,
     metadata: dict[str, Any] | None = None,
     webhook_url: str | None = None,
+    rich_content: dict[str, Any] | None = None,
 ) -> NotifyResult:
     """Compose and store one notification (see the package docstring). Raises NotifyError for
     bad input, with nothing written. ``category``/``priority`` default to the catalogue's
     values for the type (else ``system``/``normal``); ``channels=None`` means the catalogue's
-    default channels (``in_app`` for a free-form title/message)."""
+    default channels (``in_app`` for a free-form title/message). ``rich_content`` (image,
+    buttons, text, html; README "Rich content") is validated, stored and rendered per
+    channel; without it a template's ``rich_content_template`` is used."""
     result, due_ids = _notify(
         recipient,
         idempotency_key=idempotency_key,
@@ -99,6 +102,7 @@ def notify(
             "action_label": action_label,
             "metadata": metadata,
             "webhook_url": webhook_url,
+            "rich_content": rich_content,
         },
     )
     if due_ids:

@@ -15,9 +15,9 @@ from providers.routing import candidates, for_message
 from providers.services import SuccessTally, send_with_failover, send_with_failover_async
 from providers.types import OutboundMessage, SendOutcome
 
-from ...links import tracked_action_url
 from ...models import NotificationDelivery
 from ...unsubscribe import unsubscribe_headers
+from .compose import compose
 from .policy import SEND_CRASHED
 
 # (channel, region, preferred providers, blocked providers): deliveries routed alike
@@ -39,9 +39,13 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
         "action_url": meta.get("action_url"),
         "context": (notification.template_data if notification else None) or {},
     }
-    if data["action_url"] and delivery.notification_id:
-        # the signed link on our host that records the click, naming this delivery
-        data["tracked_action_url"] = tracked_action_url(delivery.notification_id, delivery.pk)
+    # the channel's form of the rich content; own URLs become signed links on our host that
+    # record the click, naming this delivery (unless tracking is off)
+    body = compose(delivery.delivery_type, meta, delivery.notification_id, delivery.pk)
+    if body.tracked_action_url:
+        data["tracked_action_url"] = body.tracked_action_url
+    if body.rich:
+        data["rich_content"] = body.rich
     if meta.get("data"):
         data["metadata"] = meta["data"]
     if meta.get("subscription"):
@@ -52,8 +56,8 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
         recipient=delivery.recipient,
         recipient_type=delivery.recipient_type,
         subject=rendered.get("subject"),
-        text=rendered.get("text") or "",
-        html=rendered.get("html"),
+        text=body.text,
+        html=body.html,
         data=data,
         idempotency_key=f"delivery-{delivery.pk}",
         user_id=str(notification.user_id) if notification else None,

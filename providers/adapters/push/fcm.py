@@ -34,6 +34,8 @@ from providers import errors, policy
 from providers.base import HttpAdapter, response_summary
 from providers.types import OutboundMessage, SendResult
 
+from .rich import fcm_image
+
 INVALID_TOKEN_CODES = {"UNREGISTERED", "SENDER_ID_MISMATCH"}
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -226,13 +228,11 @@ class FcmAdapter(HttpAdapter):
             if v is not None
         }
         data["delivery_id"] = str(message.delivery_id)
-        body = {
-            "message": {
-                "token": recipient,
-                "notification": {"title": message.subject or "", "body": message.text},
-                "data": data,
-            }
-        }
+        notification = {"title": message.subject or "", "body": message.text}
+        image = fcm_image((message.data or {}).get("rich_content"))
+        if image:
+            notification["image"] = image  # buttons travel in data["rich_content"]
+        body = {"message": {"token": recipient, "notification": notification, "data": data}}
         token = self.access_token()
         response = self.request(
             "POST",

@@ -37,6 +37,8 @@ from providers.base import HttpAdapter, response_summary
 from providers.netguard import resolve_public
 from providers.types import OutboundMessage, SendResult
 
+from .rich import rich_push_fields
+
 # An encrypted record must fit in 4096 bytes; aes128gcm adds 86 bytes of header, tag and
 # padding delimiter, so the plaintext budget is a little under 4 KiB.
 MAX_PLAINTEXT = 3900
@@ -109,8 +111,10 @@ class WebPushAdapter(HttpAdapter):
             "delivery_id": message.delivery_id,
             "notification_id": data.get("notification_id"),
             "event_type": data.get("event_type") or message.metadata.get("event_type"),
-            "url": data.get("action_url"),
+            # the tracked link (records the click, then redirects) when there is one
+            "url": data.get("tracked_action_url") or data.get("action_url"),
         }
+        body.update(rich_push_fields(data.get("rich_content")))
         encoded = json.dumps(body, separators=(",", ":"), default=str).encode()
         if len(encoded) > MAX_PLAINTEXT:  # long texts are cut, never refused
             overflow = len(encoded) - MAX_PLAINTEXT
