@@ -177,9 +177,9 @@ def normalise_address(channel: str, address: str) -> str:
     return address
 
 
-def suppressed_among(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of the (channel, address) pairs have an active suppression — one query; the
-    pairs are returned as given (they are normalised for the lookup)."""
+def suppression_reasons(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Which of the (channel, address) pairs have an active suppression, and its reason —
+    one query; the pairs are returned as given (they are normalised for the lookup)."""
     by_norm: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for channel, address in pairs:
         if channel == Channel.IN_APP or not address:
@@ -188,13 +188,22 @@ def suppressed_among(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
             (channel, address)
         )
     if not by_norm:
-        return set()
+        return {}
     rows = Suppression.objects.filter(
         lifted_at__isnull=True,
         channel__in={channel for channel, _ in by_norm},
         address__in={address for _, address in by_norm},
-    ).values_list("channel", "address")
-    return {raw for key in rows if key in by_norm for raw in by_norm[key]}
+    ).values_list("channel", "address", "reason")
+    return {
+        raw: reason
+        for channel, address, reason in rows
+        for raw in by_norm.get((channel, address), ())
+    }
+
+
+def suppressed_among(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the (channel, address) pairs have an active suppression (one query)."""
+    return set(suppression_reasons(pairs))
 
 
 def suppression_list() -> QuerySet[Suppression]:

@@ -76,8 +76,10 @@ def test_marketing_email_carries_one_click_headers_and_posting_the_url_opts_out(
     )
     email, in_app = again.deliveries
     assert email.status == "skipped"
-    assert email.delivery_metadata["decision"]["rule"] == "opt_out"
+    # the trace says why: the user unsubscribed (not a generic opt-out), with how
+    assert email.delivery_metadata["decision"]["rule"] == "unsubscribed"
     assert email.delivery_metadata["decision"]["preference_id"] == pref.pk
+    assert email.delivery_metadata["decision"]["unsubscribed"]["via"] == "list-unsubscribe"
     assert in_app.status == "pending"
 
 

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 
+EVENTS = {
+    "delivered": ReceiptStatus.DELIVERED,
+    "complained": ReceiptStatus.COMPLAINED,
+    "rejected": ReceiptStatus.FAILED,
+    "opened": ReceiptStatus.OPENED,
+    "clicked": ReceiptStatus.CLICKED,
+    "unsubscribed": ReceiptStatus.UNSUBSCRIBED,
+}
+
+
 class MailgunAdapter(HttpAdapter):
     kind = "mailgun"
     channel = "email"
@@ -44,6 +54,9 @@ class MailgunAdapter(HttpAdapter):
             f"h:{DELIVERY_HEADER}": str(message.delivery_id),
             "v:delivery_id": str(message.delivery_id),
         }
+        # custom MIME headers are "h:<Name>" form fields (List-Unsubscribe, …-Post)
+        for header, value in message.headers.items():
+            form[f"h:{header}"] = value
         if message.html:
             form["html"] = message.html
         response = self.request(
@@ -87,15 +100,13 @@ class MailgunAdapter(HttpAdapter):
         replay.claim_nonce(scope, token)
         self.claimed_nonces.append((scope, token))
         data = payload.get("event-data") or {}
+        if not isinstance(data, dict):
+            return []
         event = str(data.get("event") or "")
         if event == "failed":
             status = ReceiptStatus.BOUNCED if data.get("severity") == "permanent" else None
         else:
-            status = {
-                "delivered": ReceiptStatus.DELIVERED,
-                "complained": ReceiptStatus.COMPLAINED,
-                "rejected": ReceiptStatus.FAILED,
-            }.get(event)
+            status = EVENTS.get(event)
         message_id = str(((data.get("message") or {}).get("headers") or {}).get("message-id") or "")
         if status is None or not message_id:
             return []  # temporary failures are retried by Mailgun itself
@@ -111,5 +122,7 @@ class MailgunAdapter(HttpAdapter):
                 error_code="MAILGUN_BOUNCE" if status == ReceiptStatus.BOUNCED else None,
                 description=delivery_status.get("message") or None,
                 raw=data,
+                event_id=str(data.get("id") or "") or None,
+                click_url=str(data.get("url") or "") or None,
             )
         ]

@@ -32,7 +32,12 @@ EVENTS = {
     "bounce": ReceiptStatus.BOUNCED,
     "dropped": ReceiptStatus.FAILED,
     "spamreport": ReceiptStatus.COMPLAINED,
+    "open": ReceiptStatus.OPENED,
+    "click": ReceiptStatus.CLICKED,
+    "unsubscribe": ReceiptStatus.UNSUBSCRIBED,
+    "group_unsubscribe": ReceiptStatus.UNSUBSCRIBED,
 }
+_NO_ERROR = (ReceiptStatus.DELIVERED, *ReceiptStatus.ENGAGEMENT)
 
 
 class SendGridAdapter(HttpAdapter):
@@ -62,7 +67,8 @@ class SendGridAdapter(HttpAdapter):
             "from": sender,
             "subject": message.subject or "",
             "content": content,
-            "headers": {DELIVERY_HEADER: str(message.delivery_id)},
+            # "headers": a JSON object of header name → value (List-Unsubscribe, …-Post)
+            "headers": {**message.headers, DELIVERY_HEADER: str(message.delivery_id)},
         }
         response = self.request(
             "POST",
@@ -108,6 +114,8 @@ class SendGridAdapter(HttpAdapter):
         events = receipt_json(request)
         receipts: list[Receipt] = []
         for event in events if isinstance(events, list) else []:
+            if not isinstance(event, dict):
+                continue
             status = EVENTS.get(str(event.get("event")))
             sg_id = str(event.get("sg_message_id") or "")
             if status is None or not sg_id:
@@ -122,10 +130,12 @@ class SendGridAdapter(HttpAdapter):
                     timestamp=datetime.fromtimestamp(float(when), UTC) if when else None,
                     recipient=event.get("email"),
                     error_code=f"SENDGRID_{event['event'].upper()}"
-                    if status != ReceiptStatus.DELIVERED
+                    if status not in _NO_ERROR
                     else None,
                     description=event.get("reason"),
                     raw=event,
+                    event_id=str(event.get("sg_event_id") or "") or None,
+                    click_url=str(event.get("url") or "") or None,
                 )
             )
         return receipts
