@@ -101,7 +101,7 @@ def engagement_apply(*, provider_name: str, receipt: Receipt) -> int:
     now = timezone.now()
     when: datetime = receipt.timestamp or now
     rows = list(
-        NotificationDelivery.objects.select_for_update()
+        NotificationDelivery.objects.select_for_update(of=("self",))
         .filter(provider_name=provider_name, provider_message_id=receipt.provider_message_id)
         .select_related("notification")
     )
