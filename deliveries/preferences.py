@@ -38,6 +38,7 @@ from .models import (
     DeliveryStatus,
     FrequencyPeriod,
     NotificationDelivery,
+    SuppressionReason,
     UserNotificationPreference,
 )
 from .types import Decision
@@ -235,3 +236,10 @@ def decide(
             decision.action = "skip"
             decision.record({**rule, "action": "skip", "reason": "no free period within a year"})
     return decision
+
+
+def suppression_rule(reason: str, channel: str) -> dict[str, Any]:
+    """The decision trace of a send skipped for an active suppression with ``reason``."""
+    if reason == SuppressionReason.UNSUBSCRIBE:
+        return {"rule": "unsubscribed", "scope": "address", "channel": channel, "action": "skip"}
+    return {"rule": "suppressed", "reason": reason, "channel": channel, "action": "skip"}

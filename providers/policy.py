@@ -243,7 +243,7 @@ def anymail_problems(configuration: dict[str, Any]) -> list[str]:
         if configuration.get(key) is not None and not isinstance(configuration[key], dict):
             problems.append(f"{key} must be an object.")
     options = configuration.get("options")
-    for key, value in (options.items() if isinstance(options, dict) else ()):
+    for key, value in options.items() if isinstance(options, dict) else ():
         lowered = str(key).lower()
         if any(word in lowered for word in SECRET_WORDS):
             problems.append(

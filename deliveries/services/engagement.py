@@ -111,9 +111,9 @@ def engagement_apply(*, provider_name: str, receipt: Receipt) -> int:
         if key and key in ((row.delivery_metadata or {}).get("esp_events") or []):
             continue  # seen before: a retry or a replay
         fields: dict[str, Any] = {"delivery_metadata": _record(row, receipt, when)}
-        if receipt.status in (ReceiptStatus.OPENED, ReceiptStatus.CLICKED):
-            if row.status in _NOT_YET_DELIVERED:
-                fields.update(status=DeliveryStatus.DELIVERED, delivered_at=when)
+        proves_delivery = receipt.status in (ReceiptStatus.OPENED, ReceiptStatus.CLICKED)
+        if proves_delivery and row.status in _NOT_YET_DELIVERED:
+            fields.update(status=DeliveryStatus.DELIVERED, delivered_at=when)
         NotificationDelivery.objects.filter(pk=row.pk).update(updated_at=now, **fields)
         applied += 1
         if row.notification_id:

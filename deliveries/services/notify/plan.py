@@ -14,8 +14,8 @@ from templates.services import TemplateNotFoundError, template_render, templates
 
 from ... import errors
 from ...errors import NotifyError
-from ...models import SuppressionReason, UserNotificationPreference
-from ...preferences import decide, preferences_for
+from ...models import UserNotificationPreference
+from ...preferences import decide, preferences_for, suppression_rule
 from ...selectors import suppression_reasons
 from ...types import Decision
 from .address import _Address, _push_devices, _recipient_address, _user_addresses
@@ -168,13 +168,6 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
         prefs=prefs,
         suppressed=suppressed,
     )
-
-
-def suppression_rule(reason: str, channel: str) -> dict[str, Any]:
-    """The decision trace of a send skipped for an active suppression with ``reason``."""
-    if reason == SuppressionReason.UNSUBSCRIBE:
-        return {"rule": "unsubscribed", "scope": "address", "channel": channel, "action": "skip"}
-    return {"rule": "suppressed", "reason": reason, "channel": channel, "action": "skip"}
 
 
 def _decision(

@@ -13,8 +13,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from notifyplatform.choices import Channel
 
 from ...models import DeliveryStatus, Notification, NotificationDelivery
+from ...preferences import suppression_rule
 from ...selectors import suppression_reasons
-from ..notify.plan import suppression_rule
 from ...types import SendOutcomeSummary
 from .policy import _without, lease_seconds
 from .record import _refresh_notification
