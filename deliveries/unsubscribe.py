@@ -1,12 +1,13 @@
 """One-click unsubscribe (RFC 8058): ``NP_PUBLIC_BASE_URL`` + ``/u/<token>/``.
 
 The token names a notification type and a channel, and either a user or — for an
-address-only recipient (``types.Recipient``: no account) — the address itself; it is
+address-only recipient (``types.Recipient``: no account) — the address itself and the
+email's category; it is
 signed with SECRET_KEY under its own salt (``django.core.signing``): it cannot be guessed,
 altered or minted elsewhere. Emails of the categories in ``NP_UNSUBSCRIBE_CATEGORIES`` carry
 ``List-Unsubscribe`` (the URL, plus ``mailto:NP_UNSUBSCRIBE_MAILTO`` when set) and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``; a POST to the URL opts the user out
-of that type on that channel, or suppresses the address on that channel
+of that type on that channel, or suppresses the address on that channel for that category
 (``services/unsubscribe.py``).
 """
 
@@ -30,6 +31,7 @@ class UnsubscribeTarget:
     channel: str
     user_id: str | None = None
     address: str | None = None
+    category: str | None = None  # an address token: the category it opts out of
 
 
 def _signer() -> signing.Signer:
@@ -40,8 +42,10 @@ def unsubscribe_token(user_id: Any, type_name: str, channel: str) -> str:
     return _signer().sign_object({"u": str(user_id), "t": type_name, "c": channel})
 
 
-def address_unsubscribe_token(address: str, type_name: str, channel: str) -> str:
-    return _signer().sign_object({"a": address, "t": type_name, "c": channel})
+def address_unsubscribe_token(
+    address: str, type_name: str, channel: str, category: str | None = None
+) -> str:
+    return _signer().sign_object({"a": address, "t": type_name, "c": channel, "g": category})
 
 
 def _url(token: str) -> str:
@@ -52,8 +56,10 @@ def unsubscribe_url(user_id: Any, type_name: str, channel: str) -> str:
     return _url(unsubscribe_token(user_id, type_name, channel))
 
 
-def address_unsubscribe_url(address: str, type_name: str, channel: str) -> str:
-    return _url(address_unsubscribe_token(address, type_name, channel))
+def address_unsubscribe_url(
+    address: str, type_name: str, channel: str, category: str | None = None
+) -> str:
+    return _url(address_unsubscribe_token(address, type_name, channel, category))
 
 
 def unsubscribe_token_resolve(token: str) -> UnsubscribeTarget | None:
@@ -70,8 +76,10 @@ def unsubscribe_token_resolve(token: str) -> UnsubscribeTarget | None:
         return None
     if isinstance(user_id, str) and user_id and address is None:
         return UnsubscribeTarget(type_name, channel, user_id=user_id)
+    category = payload.get("g")
     if isinstance(address, str) and address and user_id is None:
-        return UnsubscribeTarget(type_name, channel, address=address)
+        scoped = category if isinstance(category, str) and category else None
+        return UnsubscribeTarget(type_name, channel, address=address, category=scoped)
     return None
 
 
@@ -95,7 +103,7 @@ def unsubscribe_headers(
     if user_id:
         token = unsubscribe_token(user_id, type_name, channel)
     else:
-        token = address_unsubscribe_token(str(address), type_name, channel)
+        token = address_unsubscribe_token(str(address), type_name, channel, category)
     targets = [f"<{_url(token)}>"]
     mailto = str(settings.NP_UNSUBSCRIBE_MAILTO or "")
     if mailto:

@@ -29,8 +29,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             raise Http404("No such link.")
         if done.address is not None:  # an address-only recipient: the address is suppressed
             body = format_html(
-                "<p>{} will no longer receive notifications by {}.</p>",
+                "<p>{} will no longer receive {} notifications by {}.</p>",
                 done.address,
+                done.category or "any",
                 done.channel,
             )
         else:
@@ -45,7 +46,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("No such link.")
     type_name, channel = target.type_name, target.channel
     if target.address is not None:
-        type_name = "any"
+        type_name = target.category or "any"
     body = format_html(
         "<p>Stop receiving <b>{}</b> notifications by {}?</p>"
         "<form method='post' action=''>"

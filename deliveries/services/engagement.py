@@ -10,8 +10,8 @@ They update the same fields as our own tracking:
 - ``clicked``: ``clicks.notification_click`` — the very service our tracked links use
   (``clicked_at`` on the first click, status ``clicked``, the click counted in the
   delivery's metadata, the ``notification_clicked`` event).
-- ``unsubscribed``: the address is suppressed on the channel (reason ``unsubscribe``, with
-  the source receipt) and, for a user's notification, the user is opted out of its type on
+- ``unsubscribed``: the address is suppressed on the channel for the email's category
+  (reason ``unsubscribe``, with the source receipt) and, for a user's notification, the user is opted out of its type on
   the channel like the one-click link does (``unsubscribe.unsubscribe_user``).
 
 An open or a click proves delivery: a delivery still ``sent`` becomes ``delivered``.
@@ -82,6 +82,7 @@ def _unsubscribe(row: NotificationDelivery, provider_name: str, receipt: Receipt
         channel=row.delivery_type,
         address=row.recipient,
         delivery_id=row.pk,
+        category=(row.delivery_metadata or {}).get("category"),
     )
     notification = row.notification if row.notification_id else None
     type_name = (row.delivery_metadata or {}).get("event_type")

@@ -73,7 +73,9 @@ def suppression_add(
     created = suppression_insert(channel=channel, address=normalised, reason=reason, created_by=by)
     if created is not None:
         return created, True
-    existing = Suppression.objects.get(channel=channel, address=normalised, lifted_at__isnull=True)
+    existing = Suppression.objects.get(
+        channel=channel, address=normalised, category__isnull=True, lifted_at__isnull=True
+    )
     return existing, False
 
 
@@ -97,7 +99,13 @@ def suppression_reason_for(receipt: Receipt) -> str | None:
 
 
 def suppression_add_from_receipt(
-    *, provider_name: str, receipt: Receipt, channel: str, address: str, delivery_id: int
+    *,
+    provider_name: str,
+    receipt: Receipt,
+    channel: str,
+    address: str,
+    delivery_id: int,
+    category: str | None = None,
 ) -> Suppression | None:
     """Suppress the delivery's address after a hard bounce, complaint or unsubscribe; None
     when the receipt does not call for it or the address is already suppressed."""
@@ -108,6 +116,9 @@ def suppression_add_from_receipt(
         channel=channel,
         address=normalise_address(channel, address),
         reason=reason,
+        # an unsubscribe stops the category of the email it came from (``category``: the
+        # delivery's); a bounce or complaint stops everything
+        category=category if reason == SuppressionReason.UNSUBSCRIBE else None,
         delivery_id=delivery_id,
         receipt={
             "provider": provider_name,

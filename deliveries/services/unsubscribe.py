@@ -5,9 +5,10 @@ ESP's ``unsubscribed`` event (``engagement``) end here.
   the channel by writing the user's preference row through the preference services
   (``is_enabled = false``; how and when in ``delivery_preferences["unsubscribed"]``), so the
   next notify of that type on that channel is skipped with decision ``unsubscribed``.
-- An address-only recipient's token suppresses the address on the channel (a suppression
-  with reason ``unsubscribe``): the next send to it is skipped with decision
-  ``unsubscribed``. Suppressions are per address × channel, so this stops every type.
+- An address-only recipient's token suppresses the address on the channel for the
+  category of the email it came in (a suppression with reason ``unsubscribe`` and that
+  ``category``): the next send of that category to it is skipped with decision
+  ``unsubscribed``; other categories (transactional mail) still go out.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def unsubscribe_by_token(token: str) -> UnsubscribeTarget | None:
         channel=target.channel,
         address=normalise_address(target.channel, str(target.address)),
         reason=SuppressionReason.UNSUBSCRIBE,
+        category=target.category,
         receipt={
             "source": "list-unsubscribe",
             "type": target.type_name,

@@ -170,7 +170,7 @@ def test_an_esp_unsubscribe_suppresses_and_opts_the_user_out(client, user, esps)
     assert _mailgun(client, email, "unsubscribed").json()["updated"] == 1
 
     suppression = Suppression.objects.get(channel="email", address=user.email.lower())
-    assert suppression.reason == "unsubscribe"
+    assert (suppression.reason, suppression.category) == ("unsubscribe", "marketing")
     assert suppression.delivery_id == email.pk
     assert suppression.receipt["provider"] == "mailgun"
     assert suppression.receipt["event"] == "unsubscribed"

@@ -54,7 +54,7 @@ def test_an_address_only_email_unsubscribes_its_address(pipeline_providers, smtp
     response = client.post(path, {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
     suppression = Suppression.objects.get(channel="email", address="guest@example.test")
-    assert suppression.reason == "unsubscribe"
+    assert (suppression.reason, suppression.category) == ("unsubscribe", "marketing")
     assert suppression.receipt["source"] == "list-unsubscribe"
     assert suppression.receipt["type"] == "auction_ended"
     assert client.post(path).status_code == 200  # again: idempotent
@@ -64,6 +64,10 @@ def test_an_address_only_email_unsubscribes_its_address(pipeline_providers, smtp
     assert again.status == "skipped"
     assert again.delivery_metadata["decision"]["rule"] == "unsubscribed"
     assert again.delivery_metadata["decision"]["scope"] == "address"
+    # scoped to the category it came from: a transactional email still goes out
+    transactional = _notify_guest(category="auction")
+    assert transactional.status == "pending"
+    assert delivery_send(transactional.pk).outcome == "sent"
 
 
 def test_a_pending_send_is_skipped_when_the_address_unsubscribes_before_it_goes(
@@ -71,7 +75,7 @@ def test_a_pending_send_is_skipped_when_the_address_unsubscribes_before_it_goes(
 ):
     sink, _port = smtp_server
     single, batched = _notify_guest(), _notify_guest()
-    url = address_unsubscribe_url("guest@example.test", "auction_ended", "email")
+    url = address_unsubscribe_url("guest@example.test", "auction_ended", "email", "marketing")
     assert Client().post(re.sub(r"^https?://[^/]+", "", url)).status_code == 200
 
     assert delivery_send(single.pk).outcome == "suppressed"
@@ -85,15 +89,25 @@ def test_a_pending_send_is_skipped_when_the_address_unsubscribes_before_it_goes(
 
 
 def test_notify_many_records_unsubscribed_for_an_unsubscribed_user_address(
-    user, other_user, pipeline_providers
+    user, other_user, make_user, pipeline_providers
 ):
-    Suppression.objects.create(channel="email", address=user.email.lower(), reason="unsubscribe")
+    elsewhere = make_user(email="elsewhere@example.test")
+    Suppression.objects.create(
+        channel="email", address=user.email.lower(), reason="unsubscribe", category="marketing"
+    )
     Suppression.objects.create(
         channel="email", address=other_user.email.lower(), reason="hard_bounce"
     )
+    Suppression.objects.create(  # another category's unsubscribe: does not apply
+        channel="email", address=elsewhere.email, reason="unsubscribe", category="invitation"
+    )
 
     results = notify_many(
-        [user, other_user], template_key="auction_ended", context=_CONTEXT, channels=["email"]
+        [user, other_user, elsewhere],
+        template_key="auction_ended",
+        context=_CONTEXT,
+        channels=["email"],
+        category="marketing",
     )
 
     rules = {
@@ -101,6 +115,7 @@ def test_notify_many_records_unsubscribed_for_an_unsubscribed_user_address(
         for d in NotificationDelivery.objects.filter(
             notification__in=[r.notification.pk for r in results]
         )
+        if d.delivery_metadata.get("decision")
     }
     assert rules == {user.email: "unsubscribed", other_user.email: "suppressed"}
 
@@ -116,7 +131,7 @@ def test_a_transactional_address_only_email_has_no_unsubscribe_link(
 
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_tampered_address_token_is_404(method):
-    url = address_unsubscribe_url("guest@example.test", "auction_ended", "email")
+    url = address_unsubscribe_url("guest@example.test", "auction_ended", "email", "marketing")
     token = url.rstrip("/").rsplit("/", 1)[-1]
     forged = token.replace("Z3Vlc3", "YXR0YW", 1) if "Z3Vlc3" in token else token[:-3] + "abc"
     assert getattr(Client(), method)(f"/u/{forged}/").status_code == 404

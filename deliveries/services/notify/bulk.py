@@ -349,7 +349,7 @@ class _BulkWriter:
                     if address.recipient is not None:
                         owners.setdefault((channel, address.recipient), []).append(user.pk)
         found: dict[Any, dict[tuple[str, str], str]] = {}
-        for pair, reason in suppression_reasons(owners).items():
+        for pair, reason in suppression_reasons(owners, common.category).items():
             for pk in owners[pair]:
                 found.setdefault(pk, {})[pair] = reason
         return found

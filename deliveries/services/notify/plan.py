@@ -144,10 +144,13 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
             for channel in channel_list
         }
     suppressed = suppression_reasons(
-        (channel, address.recipient)
-        for channel, channel_addresses in addresses.items()
-        for address in channel_addresses
-        if address.recipient is not None
+        [
+            (channel, address.recipient)
+            for channel, channel_addresses in addresses.items()
+            for address in channel_addresses
+            if address.recipient is not None
+        ],
+        common.category,
     )
     return _Plan(
         type_name=common.type_name,

@@ -37,7 +37,10 @@ def _claim(delivery_id: int, now: datetime) -> NotificationDelivery | SendOutcom
             _expire(delivery, now)
             return SendOutcomeSummary(delivery_id, "expired")
         reason = (
-            suppression_reasons([(delivery.delivery_type, delivery.recipient)])
+            suppression_reasons(
+                [(delivery.delivery_type, delivery.recipient)],
+                (delivery.delivery_metadata or {}).get("category"),
+            )
             if delivery.delivery_type != Channel.IN_APP
             else {}
         )
@@ -99,7 +102,9 @@ _SUPPRESSED_AMONG_SQL = """
     JOIN suppressions s ON s.lifted_at IS NULL AND s.channel = d.delivery_type
         AND s.address = CASE WHEN d.delivery_type = 'email'
                              THEN lower(btrim(d.recipient)) ELSE btrim(d.recipient) END
+        AND (s.category IS NULL OR s.category = d.delivery_metadata->>'category')
     WHERE d.id = ANY(%(ids)s) AND d.status = 'pending'
+    ORDER BY s.category NULLS LAST  -- dict(): the every-category row (NULL) wins
 """
 
 
