@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from providers import aio
 from providers.registry import get_adapter
 
 from .conftest import Reply
@@ -32,9 +33,10 @@ def _received_headers(kind: str, request) -> dict[str, str]:
     return {h["Name"]: h["Value"] for h in request.json()["Headers"]}  # [{"Name", "Value"}]
 
 
+@pytest.mark.parametrize("coroutine", [False, True], ids=["send", "asend"])
 @pytest.mark.parametrize("kind", sorted(SETUP))
 def test_unsubscribe_headers_go_through_the_esp_api(
-    kind, make_provider, http_server, outbound, monkeypatch
+    kind, coroutine, make_provider, http_server, outbound, monkeypatch
 ):
     env, path, reply = SETUP[kind]
     monkeypatch.setenv(env, "test-key")
@@ -53,10 +55,16 @@ def test_unsubscribe_headers_go_through_the_esp_api(
         channel="email", recipient="alice@example.test", recipient_type="email", headers=HEADERS
     )
 
-    get_adapter(provider).send(message)
+    adapter = get_adapter(provider)
+    if coroutine:  # the batch sender's path: on the sender loop, over aiohttp
+        result = aio.submit(adapter.asend(message)).result(timeout=10)
+    else:
+        result = adapter.send(message)
 
     [request] = http_server.requests
     assert request.path == path
+    assert request.headers["idempotency-key"] == "delivery-41"
+    assert result.provider_message_id == {"mailgun": "m@mg", "postmark": "pm-1"}.get(kind)
     received = _received_headers(kind, request)
     assert received["List-Unsubscribe"] == HEADERS["List-Unsubscribe"]
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

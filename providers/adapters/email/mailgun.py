@@ -7,17 +7,20 @@ region is https://api.eu.mailgun.net).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 from django.conf import settings
 
 from providers import errors, replay
+from providers.adapters.email.esp_base import EspAdapter, EspRequest
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError, receipt_json
+from providers.base import ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -34,16 +37,14 @@ EVENTS = {
 }
 
 
-class MailgunAdapter(HttpAdapter):
+class MailgunAdapter(EspAdapter):
     kind = "mailgun"
     channel = "email"
     default_base_url = "https://api.mailgun.net"
     credential_env = {"api_key": "MAILGUN_API_KEY", "signing_key": "MAILGUN_WEBHOOK_SIGNING_KEY"}
     required_credentials = ("api_key",)
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
+    def prepare(self, message: OutboundMessage) -> EspRequest:
         from_email = str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL)
         domain = str(self.config.get("domain") or from_email.rsplit("@", 1)[-1].strip(">"))
         form = {
@@ -59,13 +60,17 @@ class MailgunAdapter(HttpAdapter):
             form[f"h:{header}"] = value
         if message.html:
             form["html"] = message.html
-        response = self.request(
-            "POST",
+        login = base64.b64encode(f"api:{self.env('api_key')}".encode()).decode()
+        return EspRequest(
             f"/v3/{domain}/messages",
-            idempotency_key=message.idempotency_key,
-            data=form,
-            auth=("api", self.env("api_key")),
+            {
+                "Authorization": f"Basic {login}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            urlencode(form).encode(),
         )
+
+    def result(self, response: httpx.Response) -> SendResult:
         summary = self.raise_for_status(response)
         message_id = str((summary.get("body") or {}).get("id") or "").strip("<>") or None
         return SendResult(

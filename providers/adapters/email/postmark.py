@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,9 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from providers import errors
+from providers.adapters.email.esp_base import EspAdapter, EspRequest
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptMalformedError, ReceiptSignatureError, receipt_json
+from providers.base import ReceiptMalformedError, ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ INVALID_RECIPIENT_CODES = {300, 406}
 AUTH_CODES = {10}
 
 
-class PostmarkAdapter(HttpAdapter):
+class PostmarkAdapter(EspAdapter):
     kind = "postmark"
     channel = "email"
     default_base_url = "https://api.postmarkapp.com"
@@ -41,9 +43,7 @@ class PostmarkAdapter(HttpAdapter):
     }
     required_credentials = ("server_token",)
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
+    def prepare(self, message: OutboundMessage) -> EspRequest:
         body: dict[str, Any] = {
             "From": str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL),
             "To": message.recipient,
@@ -59,16 +59,17 @@ class PostmarkAdapter(HttpAdapter):
         }
         if message.html:
             body["HtmlBody"] = message.html
-        response = self.request(
-            "POST",
+        return EspRequest(
             "/email",
-            idempotency_key=message.idempotency_key,
-            json=body,
-            headers={
+            {
                 "X-Postmark-Server-Token": self.env("server_token"),
                 "Accept": "application/json",
+                "Content-Type": "application/json",
             },
+            json.dumps(body).encode(),
         )
+
+    def result(self, response: httpx.Response) -> SendResult:
         summary = self.raise_for_status(response)
         return SendResult(
             provider_message_id=(summary.get("body") or {}).get("MessageID"),

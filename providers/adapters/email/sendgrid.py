@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 
 from providers import errors, replay
+from providers.adapters.email.esp_base import EspAdapter, EspRequest
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError, receipt_json
+from providers.base import ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -40,16 +42,14 @@ EVENTS = {
 _NO_ERROR = (ReceiptStatus.DELIVERED, *ReceiptStatus.ENGAGEMENT)
 
 
-class SendGridAdapter(HttpAdapter):
+class SendGridAdapter(EspAdapter):
     kind = "sendgrid"
     channel = "email"
     default_base_url = "https://api.sendgrid.com"
     credential_env = {"api_key": "SENDGRID_API_KEY", "public_key": "SENDGRID_WEBHOOK_PUBLIC_KEY"}
     required_credentials = ("api_key",)
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
+    def prepare(self, message: OutboundMessage) -> EspRequest:
         name, address = parseaddr(str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL))
         sender: dict[str, Any] = {"email": address}
         if name:
@@ -70,13 +70,16 @@ class SendGridAdapter(HttpAdapter):
             # "headers": a JSON object of header name → value (List-Unsubscribe, …-Post)
             "headers": {**message.headers, DELIVERY_HEADER: str(message.delivery_id)},
         }
-        response = self.request(
-            "POST",
+        return EspRequest(
             "/v3/mail/send",
-            idempotency_key=message.idempotency_key,
-            json=body,
-            headers={"Authorization": f"Bearer {self.env('api_key')}"},
+            {
+                "Authorization": f"Bearer {self.env('api_key')}",
+                "Content-Type": "application/json",
+            },
+            json.dumps(body).encode(),
         )
+
+    def result(self, response: httpx.Response) -> SendResult:
         summary = self.raise_for_status(response)
         return SendResult(
             provider_message_id=response.headers.get("x-message-id"),
