@@ -136,3 +136,17 @@ def test_a_tampered_address_token_is_404(method):
     forged = token.replace("Z3Vlc3", "YXR0YW", 1) if "Z3Vlc3" in token else token[:-3] + "abc"
     assert getattr(Client(), method)(f"/u/{forged}/").status_code == 404
     assert not Suppression.objects.exists()
+
+
+def test_an_every_category_suppression_outranks_a_scoped_unsubscribe(pipeline_providers):
+    Suppression.objects.create(
+        channel="email", address="guest@example.test", reason="unsubscribe", category="marketing"
+    )
+    Suppression.objects.create(channel="email", address="guest@example.test", reason="hard_bounce")
+
+    marketing, transactional = _notify_guest(), _notify_guest(category="auction")
+
+    for delivery in (marketing, transactional):
+        assert delivery.status == "skipped"
+        assert delivery.delivery_metadata["decision"]["rule"] == "suppressed"
+        assert delivery.delivery_metadata["decision"]["reason"] == "hard_bounce"
