@@ -304,3 +304,21 @@ def test_an_unsecured_anymail_webhook_is_refused(client, user, monkeypatch):
         "/api/v1/providers/open-any/events/", "{}", content_type="application/json"
     )
     assert response.status_code == 403
+
+
+def test_a_row_naming_a_foreign_secret_for_its_webhook_is_refused(client, monkeypatch):
+    # a row edited in the database directly (no form validation): the adapter refuses it
+    Provider.objects.create(
+        provider_name="sneaky-any",
+        provider_type="email",
+        provider_class="anymail",
+        configuration={"esp": "postmark", "webhook_credential_env": {"webhook_secret": "PATH"}},
+    )
+    response = client.post(
+        "/api/v1/providers/sneaky-any/events/",
+        "{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"x:" + b"y").decode(),
+    )
+    assert response.status_code == 403
+    assert "PATH" in response.json()["error"]["message"]

@@ -72,18 +72,21 @@ class AnymailAdapter(BaseAdapter):
             raise self.refused(f"unknown anymail ESP {esp!r}")
         return esp
 
-    def _credentials(self, key: str) -> dict[str, str]:
+    def _names(self, key: str) -> dict[str, str]:
+        """A role → variable name map of the row (``credential_env``, …); a row edited
+        into another shape is refused."""
         names = self.config.get(key) or {}
-        return {str(role): self.env_var(str(name)) for role, name in names.items()}
+        if not isinstance(names, dict):
+            raise self.refused(f"{key} must be an object")
+        return {str(role): str(name) for role, name in names.items()}
+
+    def _credentials(self, key: str) -> dict[str, str]:
+        return {role: self.env_var(name) for role, name in self._names(key).items()}
 
     def missing_credentials(self) -> list[str]:
-        names = [str(n) for n in (self.config.get("credential_env") or {}).values()]
         missing = super().missing_credentials()
-        return missing + [n for n in names if not self._present(n) and n not in missing]
-
-    @staticmethod
-    def _present(name: str) -> bool:
-        return bool(os.environ.get(name))
+        names = self._names("credential_env").values()
+        return missing + [n for n in names if not os.environ.get(n) and n not in missing]
 
     def backend(self) -> Any:
         """anymail's EmailBackend for the ESP, with the row's options and credentials."""
@@ -152,7 +155,10 @@ class AnymailAdapter(BaseAdapter):
         view_name = ESPS[self.esp].tracking_view
         if view_name is None:
             raise ReceiptSignatureError(f"anymail has no tracking webhook for {self.esp}")
-        secrets = self._credentials("webhook_credential_env")
+        try:
+            secrets = self._credentials("webhook_credential_env")
+        except ProviderError as exc:  # refused by the credential policy
+            raise ReceiptSignatureError(exc.message) from exc
         basic = secrets.pop("webhook_secret", "")
         if not basic and not any(secrets.values()):
             # an unsecured webhook would let anyone mark mail opened or unsubscribed
