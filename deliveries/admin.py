@@ -462,6 +462,7 @@ class SuppressionAdmin(ReadOnlyModelAdmin):
         "channel",
         "address",
         "reason",
+        "category",
         "delivery_id",
         "created_at",
         "lifted_at",

@@ -368,7 +368,9 @@ class Suppression(models.Model):
     ``address`` is normalised (``services.suppression.normalise_address``: a lower-cased
     email, an E.164 phone, a push token or URL as given). Hard bounces and complaints add
     rows (``services.receipts``); staff add and lift them (admin, API). A lifted row stays
-    as history (``lifted_at``/``lifted_by``); at most one active row per channel × address.
+    as history (``lifted_at``/``lifted_by``); at most one active row per channel × address ×
+    ``category`` (NULL = every category: hard bounces, complaints, staff; an unsubscribe is
+    scoped to the category of the email it came from).
     ``delivery_id``: the delivery whose receipt caused it — no foreign key, as retention
     deletes deliveries with plain SQL; ``receipt``: what the provider said.
     """
@@ -377,6 +379,9 @@ class Suppression(models.Model):
     channel = models.CharField(max_length=20, choices=Channel.choices)
     address = models.CharField(max_length=255)
     reason = models.CharField(max_length=20, choices=SuppressionReason.choices)
+    # NULL: every notification to the address; a category: only notifications of that
+    # category (an unsubscribe from a marketing email does not stop transactional ones)
+    category = models.CharField(max_length=20, null=True, blank=True)
     delivery_id = models.IntegerField(null=True, blank=True)
     receipt = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -401,8 +406,9 @@ class Suppression(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["channel", "address"],
+                fields=["channel", "address", "category"],
                 condition=models.Q(lifted_at__isnull=True),
+                nulls_distinct=False,
                 name="suppressions_active_unique",
             ),
             choices_check("channel", Channel, "suppressions_channel_valid"),

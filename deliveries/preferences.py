@@ -8,7 +8,9 @@ sees and edits): the user's row for the type, the user's ``*`` row, the platform
 What a row decides, in order (every rule that changes the outcome is recorded in
 ``delivery_metadata.decision`` so "why was this not sent (now)?" always has an answer):
 
-1. ``is_enabled = false`` → skipped (``opt_out``). Urgent messages do not bypass an opt-out.
+1. ``is_enabled = false`` → skipped (``opt_out``; ``unsubscribed`` when the row was written
+   by an unsubscribe, ``delivery_preferences.unsubscribed``). Urgent messages do not bypass
+   an opt-out.
 2. Quiet hours (``quiet_hours_start``/``_end`` in the row's timezone, else the user's; a window
    may cross midnight, e.g. 22:00–07:00) → scheduled at the end of the window, unless the
    priority is ``urgent`` (recorded as bypassed).
@@ -36,6 +38,7 @@ from .models import (
     DeliveryStatus,
     FrequencyPeriod,
     NotificationDelivery,
+    SuppressionReason,
     UserNotificationPreference,
 )
 from .types import Decision
@@ -165,15 +168,19 @@ def decide(
 
     if not pref.is_enabled:
         decision.action = "skip"
-        decision.record(
-            {
-                "rule": "opt_out",
-                "preference_id": pref.id,
-                "scope": scope,
-                "type": pref.invitation_type,
-                "channel": channel,
-            }
-        )
+        # an opt-out the user made by unsubscribing (one-click link, the ESP's unsubscribe)
+        # says so: decision ``unsubscribed``, with how and when
+        unsubscribed = (pref.delivery_preferences or {}).get("unsubscribed")
+        rule = {
+            "rule": "unsubscribed" if unsubscribed else "opt_out",
+            "preference_id": pref.id,
+            "scope": scope,
+            "type": pref.invitation_type,
+            "channel": channel,
+        }
+        if unsubscribed:
+            rule["unsubscribed"] = unsubscribed
+        decision.record(rule)
         return decision
 
     tz_name = pref.timezone or user_timezone or "UTC"
@@ -229,3 +236,10 @@ def decide(
             decision.action = "skip"
             decision.record({**rule, "action": "skip", "reason": "no free period within a year"})
     return decision
+
+
+def suppression_rule(reason: str, channel: str) -> dict[str, Any]:
+    """The decision trace of a send skipped for an active suppression with ``reason``."""
+    if reason == SuppressionReason.UNSUBSCRIBE:
+        return {"rule": "unsubscribed", "scope": "address", "channel": channel, "action": "skip"}
+    return {"rule": "suppressed", "reason": reason, "channel": channel, "action": "skip"}

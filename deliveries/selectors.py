@@ -11,6 +11,7 @@ import phonenumbers
 from django.db.models import (
     Count,
     DecimalField,
+    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -177,9 +178,14 @@ def normalise_address(channel: str, address: str) -> str:
     return address
 
 
-def suppressed_among(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of the (channel, address) pairs have an active suppression — one query; the
-    pairs are returned as given (they are normalised for the lookup)."""
+def suppression_reasons(
+    pairs: Iterable[tuple[str, str]], category: str | None = None
+) -> dict[tuple[str, str], str]:
+    """Which of the (channel, address) pairs have an active suppression that applies to a
+    notification of ``category`` (one for every category, or one for this category), and
+    its reason — one query; the pairs are returned as given (normalised for the lookup).
+    When both apply, the every-category one's reason wins (a bounce outranks an
+    unsubscribe)."""
     by_norm: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for channel, address in pairs:
         if channel == Channel.IN_APP or not address:
@@ -188,13 +194,30 @@ def suppressed_among(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
             (channel, address)
         )
     if not by_norm:
-        return set()
-    rows = Suppression.objects.filter(
-        lifted_at__isnull=True,
-        channel__in={channel for channel, _ in by_norm},
-        address__in={address for _, address in by_norm},
-    ).values_list("channel", "address")
-    return {raw for key in rows if key in by_norm for raw in by_norm[key]}
+        return {}
+    scope = Q(category__isnull=True) | Q(category=category) if category else Q(category=None)
+    rows = (
+        Suppression.objects.filter(
+            scope,
+            lifted_at__isnull=True,
+            channel__in={channel for channel, _ in by_norm},
+            address__in={address for _, address in by_norm},
+        )
+        .order_by(F("category").asc(nulls_last=True))  # the scoped row first: NULL wins
+        .values_list("channel", "address", "reason")
+    )
+    return {
+        raw: reason
+        for channel, address, reason in rows
+        for raw in by_norm.get((channel, address), ())
+    }
+
+
+def suppressed_among(
+    pairs: Iterable[tuple[str, str]], category: str | None = None
+) -> set[tuple[str, str]]:
+    """Which of the (channel, address) pairs have an active suppression (one query)."""
+    return set(suppression_reasons(pairs, category))
 
 
 def suppression_list() -> QuerySet[Suppression]:

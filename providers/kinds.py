@@ -19,6 +19,7 @@ ADAPTERS: dict[str, str] = {
     "mailgun": "providers.adapters.email.mailgun.MailgunAdapter",
     "sendgrid": "providers.adapters.email.sendgrid.SendGridAdapter",
     "postmark": "providers.adapters.email.postmark.PostmarkAdapter",
+    "anymail": "providers.adapters.email.anymail_esp.AnymailAdapter",
     "twilio": "providers.adapters.sms.twilio.TwilioAdapter",
     "vonage": "providers.adapters.sms.vonage.VonageAdapter",
     "fcm": "providers.adapters.push.fcm.FcmAdapter",

@@ -45,6 +45,7 @@ CREDENTIAL_PREFIXES: dict[str, tuple[str, ...]] = {
     "fcm": ("FCM_",),
     "webpush": ("WEBPUSH_",),
     "webhook": ("WEBHOOK_",),
+    "anymail": ("ANYMAIL_",),
 }
 
 # Adapter kind -> configuration key -> the provider's own hosts (https only).
@@ -108,7 +109,11 @@ def env_names(configuration: Any, webhook_config: Any = None) -> dict[str, list[
             else:
                 found.setdefault(field, []).append(overrides)
         for key, value in document.items():
-            if key.endswith("_env") and key != "credential_env" and value not in (None, ""):
+            if key == "credential_env" or not key.endswith("_env") or value in (None, ""):
+                continue
+            if isinstance(value, dict):  # a role → name map (anymail's webhook_credential_env)
+                found.setdefault(field, []).extend(value.values())
+            else:
                 found.setdefault(field, []).append(value)
     return found
 
@@ -219,6 +224,36 @@ def configuration_problems(
                 "configuration",
                 smtp_host_problem(configuration.get("host"), configuration.get("port")),
             )
+        if kind == "anymail":
+            for problem in anymail_problems(configuration):
+                add("configuration", problem)
+    return problems
+
+
+def anymail_problems(configuration: dict[str, Any]) -> list[str]:
+    """An ``anymail`` row: a known ESP; ``options`` without secrets (those come from the
+    environment through ``credential_env``); every ``*_url`` option a server we allow."""
+    from providers.esps import ESPS, SECRET_WORDS
+
+    problems: list[str] = []
+    esp = configuration.get("esp")
+    if esp not in ESPS:
+        problems.append(f"esp {esp!r} is not one of: {', '.join(sorted(ESPS))}.")
+    for key in ("credential_env", "webhook_credential_env", "options"):
+        if configuration.get(key) is not None and not isinstance(configuration[key], dict):
+            problems.append(f"{key} must be an object.")
+    options = configuration.get("options")
+    for key, value in options.items() if isinstance(options, dict) else ():
+        lowered = str(key).lower()
+        if any(word in lowered for word in SECRET_WORDS):
+            problems.append(
+                f"options.{key} looks like a secret: name its environment variable in"
+                " credential_env instead."
+            )
+        elif lowered.endswith("_url"):
+            problem = url_problem("anymail", f"options.{key}", value)
+            if problem:
+                problems.append(problem)
     return problems
 
 
@@ -256,7 +291,8 @@ def sensitive_values(
 ) -> dict[str, Any]:
     """The values of a row the policy is about, flattened to "field.key" paths."""
     flat: dict[str, Any] = {"provider_class": provider_class}
-    for key, value in _sensitive(configuration, keys=(*URL_KEYS, "host", "port")).items():
+    keys = (*URL_KEYS, "host", "port", "esp", "options")
+    for key, value in _sensitive(configuration, keys=keys).items():
         flat[f"configuration.{key}"] = value
     for key, value in _sensitive(webhook_config).items():
         flat[f"webhook_config.{key}"] = value

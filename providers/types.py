@@ -97,14 +97,22 @@ class HealthResult:
 
 
 class ReceiptStatus:
-    """Normalised receipt outcomes; the values are ``notification_deliveries.status``."""
+    """Normalised receipt outcomes. The delivery outcomes (``DELIVERY``) are values of
+    ``notification_deliveries.status``; the engagement events (``ENGAGEMENT``: the recipient
+    opened the email, followed a link, unsubscribed at the ESP) leave the delivery's status
+    alone and move the notification instead (``deliveries.services.engagement``)."""
 
     DELIVERED = "delivered"
     BOUNCED = "bounced"
     FAILED = "failed"
     COMPLAINED = "complained"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    UNSUBSCRIBED = "unsubscribed"
 
-    ALL = (DELIVERED, BOUNCED, FAILED, COMPLAINED)
+    DELIVERY = (DELIVERED, BOUNCED, FAILED, COMPLAINED)
+    ENGAGEMENT = (OPENED, CLICKED, UNSUBSCRIBED)
+    ALL = DELIVERY + ENGAGEMENT
 
 
 @dataclass
@@ -119,3 +127,7 @@ class Receipt:
     error_code: str | None = None
     description: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # the provider's id of this one event (Mailgun event id, SendGrid sg_event_id…): an
+    # engagement event seen twice (a retry, a replay) is counted once
+    event_id: str | None = None
+    click_url: str | None = None  # the link a ``clicked`` event followed

@@ -39,6 +39,7 @@ class SuppressionSerializer(serializers.ModelSerializer[Suppression]):
             "channel",
             "address",
             "reason",
+            "category",
             "active",
             "delivery_id",
             "receipt",

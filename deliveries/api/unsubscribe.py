@@ -24,19 +24,29 @@ _PAGE = (
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
-        preference = unsubscribe_by_token(token)
-        if preference is None:
+        done = unsubscribe_by_token(token)
+        if done is None:
             raise Http404("No such link.")
-        body = format_html(
-            "<p>You will no longer receive <b>{}</b> notifications by {}.</p>",
-            preference.invitation_type,
-            preference.delivery_method,
-        )
+        if done.address is not None:  # an address-only recipient: the address is suppressed
+            body = format_html(
+                "<p>{} will no longer receive {} notifications by {}.</p>",
+                done.address,
+                done.category or "any",
+                done.channel,
+            )
+        else:
+            body = format_html(
+                "<p>You will no longer receive <b>{}</b> notifications by {}.</p>",
+                done.type_name,
+                done.channel,
+            )
         return HttpResponse(format_html(_PAGE, body))
     target = unsubscribe_target(token)
     if target is None:
         raise Http404("No such link.")
-    _user, type_name, channel = target
+    type_name, channel = target.type_name, target.channel
+    if target.address is not None:
+        type_name = target.category or "any"
     body = format_html(
         "<p>Stop receiving <b>{}</b> notifications by {}?</p>"
         "<form method='post' action=''>"

@@ -66,6 +66,15 @@ def redirect_target(
     return None
 
 
+# One atomic read-modify-write in SQL: concurrent clicks each count.
+_COUNT_SQL = (
+    "UPDATE notification_deliveries SET delivery_metadata ="
+    " COALESCE(delivery_metadata, '{}'::jsonb) || jsonb_build_object("
+    " 'clicks', COALESCE((delivery_metadata->>'clicks')::int, 0) + 1,"
+    " 'last_clicked_at', %s::text), updated_at = %s WHERE id = %s"
+)
+
+
 def _count_click(notification_id: Any, delivery_id: int | None, now: Any) -> int | None:
     """Add one to the click count of the delivery (the token's, when it belongs to this
     notification; else the notification's in-app delivery; else its latest); its id."""
@@ -81,15 +90,16 @@ def _count_click(notification_id: Any, delivery_id: int | None, now: Any) -> int
     if chosen is None:
         return None
     with connection.cursor() as cursor:
-        # One atomic read-modify-write in SQL: concurrent clicks each count.
-        cursor.execute(
-            "UPDATE notification_deliveries SET delivery_metadata ="
-            " COALESCE(delivery_metadata, '{}'::jsonb) || jsonb_build_object("
-            " 'clicks', COALESCE((delivery_metadata->>'clicks')::int, 0) + 1,"
-            " 'last_clicked_at', %s::text), updated_at = %s WHERE id = %s",
-            [now.isoformat(), now, chosen],
-        )
+        cursor.execute(_COUNT_SQL, [now.isoformat(), now, chosen])
     return int(chosen)
+
+
+def delivery_count_click(delivery_id: int) -> None:
+    """Count a click on a delivery that has no notification (an address-only recipient's):
+    an ESP's click receipt."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SQL, [now.isoformat(), now, delivery_id])
 
 
 @transaction.atomic

@@ -42,6 +42,9 @@ def preference_update(
     _check_type(data)
     for name, value in data.items():
         setattr(preference, name, value)
+    if data.get("is_enabled") is True and isinstance(preference.delivery_preferences, dict):
+        # opted back in: a later opt-out is no longer the unsubscribe's (decision trace)
+        preference.delivery_preferences.pop("unsubscribed", None)
     try:
         with transaction.atomic():
             preference.save()

@@ -7,6 +7,7 @@ these tables. Application is idempotent: a receipt only moves a delivery forward
 (``_RECEIPT_FROM``), so the same receipt applied twice — a provider's retry, or a replay of a
 captured callback within the signature tolerance — changes nothing the second time.
 A hard bounce or a complaint also suppresses the delivery's address (``suppression``).
+Opens, clicks and unsubscribes reported by the ESP: ``engagement``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from providers import errors as provider_errors
 from providers.types import Receipt, ReceiptStatus
 
 from ..models import Notification, NotificationDelivery
+from .engagement import engagement_apply
 from .sending import _refresh_notification
 from .suppression import suppression_add_from_receipt
 
@@ -39,7 +41,10 @@ _RECEIPT_FROM: dict[str, tuple[str, ...]] = {
 @transaction.atomic
 def receipt_apply(*, provider_name: str, receipt: Receipt) -> int:
     """Record a normalised receipt on the delivery it names and refresh its notification;
-    the number of deliveries updated."""
+    the number of deliveries updated. Engagement events (opened, clicked, unsubscribed) go
+    to ``engagement.engagement_apply``."""
+    if receipt.status in ReceiptStatus.ENGAGEMENT:
+        return engagement_apply(provider_name=provider_name, receipt=receipt)
     now = timezone.now()
     when: datetime = receipt.timestamp or now
     fields: dict[str, Any] = {"status": receipt.status, "updated_at": now}

@@ -1,7 +1,9 @@
 """The suppression list: addresses that must not be sent to on a channel.
 
-Hard bounces and complaints add an address (``suppression_add_from_receipt``, called by
-``receipts.receipt_apply``); staff add (``manual``) and lift them. notify()/notify_many()
+Hard bounces, complaints and an ESP's unsubscribe events add an address
+(``suppression_add_from_receipt``, called by ``receipts.receipt_apply``); a one-click
+unsubscribe of an address-only recipient adds one (``unsubscribe``); staff add (``manual``)
+and lift them. notify()/notify_many()
 look the planned addresses up in one query per call/chunk (``suppressed_among``) and record
 a matching delivery as ``skipped`` with decision ``suppressed``; the sender checks the one
 address again before a send.
@@ -51,7 +53,7 @@ def is_suppressed(channel: str, address: str) -> bool:
     return bool(suppressed_among([(channel, address)]))
 
 
-def _insert(**fields: Any) -> Suppression | None:
+def suppression_insert(**fields: Any) -> Suppression | None:
     """The new active row, or None when the address is already suppressed."""
     try:
         with transaction.atomic():
@@ -68,10 +70,12 @@ def suppression_add(
     if reason not in SuppressionReason.values:
         raise NotifyError(errors.VALIDATION_ERROR, f"unknown reason '{reason}'", "reason")
     normalised = _validated(channel, address)
-    created = _insert(channel=channel, address=normalised, reason=reason, created_by=by)
+    created = suppression_insert(channel=channel, address=normalised, reason=reason, created_by=by)
     if created is not None:
         return created, True
-    existing = Suppression.objects.get(channel=channel, address=normalised, lifted_at__isnull=True)
+    existing = Suppression.objects.get(
+        channel=channel, address=normalised, category__isnull=True, lifted_at__isnull=True
+    )
     return existing, False
 
 
@@ -87,23 +91,34 @@ def _is_hard(receipt: Receipt) -> bool:
 def suppression_reason_for(receipt: Receipt) -> str | None:
     if receipt.status == ReceiptStatus.COMPLAINED:
         return SuppressionReason.COMPLAINT
+    if receipt.status == ReceiptStatus.UNSUBSCRIBED:
+        return SuppressionReason.UNSUBSCRIBE
     if receipt.status == ReceiptStatus.BOUNCED and _is_hard(receipt):
         return SuppressionReason.HARD_BOUNCE
     return None
 
 
 def suppression_add_from_receipt(
-    *, provider_name: str, receipt: Receipt, channel: str, address: str, delivery_id: int
+    *,
+    provider_name: str,
+    receipt: Receipt,
+    channel: str,
+    address: str,
+    delivery_id: int,
+    category: str | None = None,
 ) -> Suppression | None:
-    """Suppress the delivery's address after a hard bounce or complaint; None when the
-    receipt does not call for it or the address is already suppressed."""
+    """Suppress the delivery's address after a hard bounce, complaint or unsubscribe; None
+    when the receipt does not call for it or the address is already suppressed."""
     reason = suppression_reason_for(receipt)
     if reason is None or not address or channel == Channel.IN_APP:
         return None
-    return _insert(
+    return suppression_insert(
         channel=channel,
         address=normalise_address(channel, address),
         reason=reason,
+        # an unsubscribe stops the category of the email it came from (``category``: the
+        # delivery's); a bounce or complaint stops everything
+        category=category if reason == SuppressionReason.UNSUBSCRIBE else None,
         delivery_id=delivery_id,
         receipt={
             "provider": provider_name,

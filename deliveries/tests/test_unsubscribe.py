@@ -76,8 +76,10 @@ def test_marketing_email_carries_one_click_headers_and_posting_the_url_opts_out(
     )
     email, in_app = again.deliveries
     assert email.status == "skipped"
-    assert email.delivery_metadata["decision"]["rule"] == "opt_out"
+    # the trace says why: the user unsubscribed (not a generic opt-out), with how
+    assert email.delivery_metadata["decision"]["rule"] == "unsubscribed"
     assert email.delivery_metadata["decision"]["preference_id"] == pref.pk
+    assert email.delivery_metadata["decision"]["unsubscribed"]["via"] == "list-unsubscribe"
     assert in_app.status == "pending"
 
 
@@ -112,3 +114,18 @@ def test_forged_or_tampered_token_is_404(user, method):
         response = getattr(Client(), method)(f"/u/{bad}/")
         assert response.status_code == 404
     assert not UserNotificationPreference.objects.filter(user=user).exists()
+
+
+def test_opting_back_in_clears_the_unsubscribe_record(user, pipeline_providers):
+    from deliveries.services import preference_update
+
+    url = unsubscribe_url(user.pk, "auction_ended", "email")
+    assert Client().post(_path(url)).status_code == 200
+    pref = UserNotificationPreference.objects.get(user=user)
+
+    preference_update(preference=pref, data={"is_enabled": True})
+    preference_update(preference=pref, data={"is_enabled": False})  # a plain opt-out later
+
+    again = notify(user, template_key="auction_ended", context=_CONTEXT, channels=["email"])
+    [email] = again.deliveries
+    assert email.delivery_metadata["decision"]["rule"] == "opt_out"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from providers import aio
 from providers.errors import ProviderError
 from providers.registry import get_adapter
 
@@ -32,11 +33,16 @@ def mail(outbound, **fields):
     return outbound(**{**defaults, **fields})
 
 
+@pytest.mark.parametrize("coroutine", [False, True], ids=["send", "asend"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_esp_sends_rendered_message(esp, sandbox, outbound, kind):
+def test_esp_sends_rendered_message(esp, sandbox, outbound, kind, coroutine):
     provider = esp(kind)
+    adapter, message = get_adapter(provider), mail(outbound, idempotency_key=f"delivery-{kind}")
 
-    result = get_adapter(provider).send(mail(outbound, idempotency_key=f"delivery-{kind}"))
+    if coroutine:  # the batch sender's path (aiohttp on the sender loop)
+        result = aio.submit(adapter.asend(message)).result(timeout=10)
+    else:
+        result = adapter.send(message)
 
     [record] = sandbox.messages(kind)
     assert record["outcome"] == "accepted"

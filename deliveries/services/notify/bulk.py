@@ -24,7 +24,7 @@ from ...models import (
     NotificationDelivery,
     UserNotificationPreference,
 )
-from ...selectors import suppressed_among
+from ...selectors import suppression_reasons
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
 from ..status import notification_status_from
@@ -309,7 +309,7 @@ class _BulkWriter:
             share,
             chunk.due,
             chunk.devices.get(user.pk, []),
-            chunk.suppressed.get(user.pk, set()),
+            chunk.suppressed.get(user.pk, {}),
         )
         notification_id = uuid.uuid4()
         n_status = notification_status_from([row.status for row in rows])
@@ -328,7 +328,7 @@ class _BulkWriter:
         users: list[Any],
         prefs: dict[Any, dict[str, UserNotificationPreference]],
         devices: dict[Any, list[Device]],
-    ) -> dict[Any, set[tuple[str, str]]]:
+    ) -> dict[Any, dict[tuple[str, str], str]]:
         """The chunk's suppressed addresses, looked up in one query: user pk → its
         suppressed (channel, address) pairs (push: one address per device)."""
         common = self.common
@@ -348,10 +348,10 @@ class _BulkWriter:
                 ):
                     if address.recipient is not None:
                         owners.setdefault((channel, address.recipient), []).append(user.pk)
-        found: dict[Any, set[tuple[str, str]]] = {}
-        for pair in suppressed_among(owners):
+        found: dict[Any, dict[tuple[str, str], str]] = {}
+        for pair, reason in suppression_reasons(owners, common.category).items():
             for pk in owners[pair]:
-                found.setdefault(pk, set()).add(pair)
+                found.setdefault(pk, {})[pair] = reason
         return found
 
     def _user_rows(
@@ -361,7 +361,7 @@ class _BulkWriter:
         share: _LocaleShare,
         due: datetime,
         devices: list[Device],
-        suppressed: set[tuple[str, str]],
+        suppressed: dict[tuple[str, str], str],
     ) -> list[_DeliveryRow]:
         """One user's delivery rows: the same builder as notify()'s."""
         common = self.common
@@ -388,7 +388,7 @@ class _BulkWriter:
                     priority=common.priority,
                     due=due,
                     user_timezone=tz_name,
-                    suppressed=(channel, address.recipient) in suppressed,
+                    suppressed=suppressed.get((channel, address.recipient or "")),
                 )
                 rows.append(
                     _delivery_row(

@@ -52,8 +52,8 @@ class _Chunk:
     prefs: dict[Any, dict[str, UserNotificationPreference]]  # see _BulkWriter.preferences
     devices: dict[Any, list[Device]]  # user id → active push devices (one query a chunk)
     slow: list[int]  # indexes left for notify() one by one
-    # user pk → its suppressed (channel, address) pairs
-    suppressed: dict[Any, set[tuple[str, str]]] = field(default_factory=dict)
+    # user pk → its suppressed (channel, address) pairs → the suppression's reason
+    suppressed: dict[Any, dict[tuple[str, str], str]] = field(default_factory=dict)
     planned: list[_Planned] = field(default_factory=list)
     n_lines: list[str] = field(default_factory=list)
     pending_keys: dict[str, int] = field(default_factory=dict)  # key → index of the first

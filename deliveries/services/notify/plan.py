@@ -4,7 +4,7 @@ every read, no write."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +16,8 @@ from templates.services import TemplateNotFoundError, template_render, templates
 from ... import errors
 from ...errors import NotifyError
 from ...models import UserNotificationPreference
-from ...preferences import decide, preferences_for
-from ...selectors import suppressed_among
+from ...preferences import decide, preferences_for, suppression_rule
+from ...selectors import suppression_reasons
 from ...types import Decision
 from .address import _Address, _push_devices, _recipient_address, _user_addresses
 from .validate import _Common, _common, normalize_phone, valid_email
@@ -115,8 +115,9 @@ class _Plan:
     timezone: str
     region: str | None
     prefs: dict[str, UserNotificationPreference]
-    # the (channel, address) pairs that are suppressed (push: one address per device)
-    suppressed: frozenset[tuple[str, str]] = frozenset()
+    # the (channel, address) pairs that are suppressed → the suppression's reason (push: one
+    # address per device)
+    suppressed: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 def _render_common(common: _Common, locale: str | None) -> dict[str, _Rendered]:
@@ -171,11 +172,14 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
             channel: [_recipient_address(recipient, channel, webhook_url=common.webhook_url)]
             for channel in channel_list
         }
-    suppressed = suppressed_among(
-        (channel, address.recipient)
-        for channel, channel_addresses in addresses.items()
-        for address in channel_addresses
-        if address.recipient is not None
+    suppressed = suppression_reasons(
+        [
+            (channel, address.recipient)
+            for channel, channel_addresses in addresses.items()
+            for address in channel_addresses
+            if address.recipient is not None
+        ],
+        common.category,
     )
     return _Plan(
         type_name=common.type_name,
@@ -194,7 +198,7 @@ def _plan(recipient: Any, *, is_user: bool, **kwargs: Any) -> _Plan:
         timezone=tz_name,
         region=region,
         prefs=prefs,
-        suppressed=frozenset(suppressed),
+        suppressed=suppressed,
     )
 
 
@@ -209,19 +213,21 @@ def _decision(
     priority: str,
     due: datetime,
     user_timezone: str,
-    suppressed: bool = False,
+    suppressed: str | None = None,
 ) -> Decision | None:
     """What applies to one channel's delivery; None when nothing does (an address and no
     preference row: pending at ``due``, what ``decide(None, ...)`` would say). A suppressed
-    address (``suppressed``, looked up by the caller in bulk) is skipped whatever the
-    preferences say."""
+    address (``suppressed``: its suppression's reason, looked up by the caller in bulk) is
+    skipped whatever the preferences say: decision ``unsubscribed`` when the address was
+    unsubscribed (an address-level one-click opt-out, an ESP's unsubscribe), else
+    ``suppressed``."""
     if address.recipient is None:
         decision = Decision(action="skip", scheduled_at=due)
         decision.record(address.skip_rule or {"rule": "no_address", "channel": channel})
         return decision
     if suppressed:
         decision = Decision(action="skip", scheduled_at=due)
-        decision.record({"rule": "suppressed", "channel": channel, "action": "skip"})
+        decision.record(suppression_rule(suppressed, channel))
         return decision
     if is_user and pref is not None:
         return decide(

@@ -249,7 +249,7 @@ def _delivery_rows(
                 priority=plan.priority,
                 due=due,
                 user_timezone=plan.timezone,
-                suppressed=(channel, address.recipient) in plan.suppressed,
+                suppressed=plan.suppressed.get((channel, address.recipient or "")),
             )
             base_meta = _base_delivery_metadata(
                 rendered=plan.rendered[channel],

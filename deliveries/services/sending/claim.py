@@ -13,7 +13,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from notifyplatform.choices import Channel
 
 from ...models import DeliveryStatus, Notification, NotificationDelivery
-from ...selectors import suppressed_among
+from ...preferences import suppression_rule
+from ...selectors import suppression_reasons
 from ...types import SendOutcomeSummary
 from .policy import _without, lease_seconds
 from .record import _refresh_notification
@@ -35,10 +36,16 @@ def _claim(delivery_id: int, now: datetime) -> NotificationDelivery | SendOutcom
         if delivery.expires_at is not None and delivery.expires_at <= now:
             _expire(delivery, now)
             return SendOutcomeSummary(delivery_id, "expired")
-        if delivery.delivery_type != Channel.IN_APP and suppressed_among(
-            [(delivery.delivery_type, delivery.recipient)]
-        ):
-            _skip_suppressed(delivery, now)
+        reason = (
+            suppression_reasons(
+                [(delivery.delivery_type, delivery.recipient)],
+                (delivery.delivery_metadata or {}).get("category"),
+            )
+            if delivery.delivery_type != Channel.IN_APP
+            else {}
+        )
+        if reason:
+            _skip_suppressed(delivery, now, next(iter(reason.values())))
             return SendOutcomeSummary(delivery_id, "suppressed")
         lease = {
             "token": uuid.uuid4().hex,
@@ -75,17 +82,12 @@ def _expire(delivery: NotificationDelivery, now: datetime) -> None:
         _refresh_notification(delivery.notification_id)
 
 
-def _skip_suppressed(delivery: NotificationDelivery, now: datetime) -> None:
+def _skip_suppressed(delivery: NotificationDelivery, now: datetime, reason: str) -> None:
     """A (locked) pending delivery whose address was suppressed after it was planned."""
     delivery.status = DeliveryStatus.SKIPPED
     delivery.delivery_metadata = {
         **_without(delivery.delivery_metadata, "lease"),
-        "decision": {
-            "rule": "suppressed",
-            "channel": delivery.delivery_type,
-            "action": "skip",
-            "at": now.isoformat(),
-        },
+        "decision": {**suppression_rule(reason, delivery.delivery_type), "at": now.isoformat()},
     }
     delivery.save(update_fields=["status", "delivery_metadata", "updated_at"])
     if delivery.notification_id:
@@ -96,11 +98,13 @@ def _skip_suppressed(delivery: NotificationDelivery, now: datetime) -> None:
 # query (suppressions_active_unique); stored addresses are normalised as notify() plans
 # them, so only an email needs lower-casing here.
 _SUPPRESSED_AMONG_SQL = """
-    SELECT d.id FROM notification_deliveries d
+    SELECT d.id, s.reason FROM notification_deliveries d
     JOIN suppressions s ON s.lifted_at IS NULL AND s.channel = d.delivery_type
         AND s.address = CASE WHEN d.delivery_type = 'email'
                              THEN lower(btrim(d.recipient)) ELSE btrim(d.recipient) END
+        AND (s.category IS NULL OR s.category = d.delivery_metadata->>'category')
     WHERE d.id = ANY(%(ids)s) AND d.status = 'pending'
+    ORDER BY s.category NULLS LAST  -- dict(): the every-category row (NULL) wins
 """
 
 
@@ -109,17 +113,17 @@ def _suppress_among(delivery_ids: list[int], now: datetime) -> list[SendOutcomeS
     planned (the send-time re-check; planning already skipped the rest)."""
     with connection.cursor() as cursor:
         cursor.execute(_SUPPRESSED_AMONG_SQL, {"ids": delivery_ids})
-        hit = [row[0] for row in cursor.fetchall()]
+        hit = dict(cursor.fetchall())
     if not hit:
         return []
     with transaction.atomic():
         rows = list(
             NotificationDelivery.objects.select_for_update(skip_locked=True).filter(
-                pk__in=hit, status=DeliveryStatus.PENDING
+                pk__in=list(hit), status=DeliveryStatus.PENDING
             )
         )
         for row in rows:
-            _skip_suppressed(row, now)
+            _skip_suppressed(row, now, hit[row.pk])
     return [SendOutcomeSummary(row.pk, "suppressed") for row in rows]
 
 

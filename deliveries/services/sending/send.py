@@ -71,6 +71,7 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
             type_name=meta.get("event_type"),
             channel=delivery.delivery_type,
             category=meta.get("category"),
+            address=delivery.recipient,
         ),
     )
 

@@ -7,33 +7,44 @@ region is https://api.eu.mailgun.net).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 from django.conf import settings
 
 from providers import errors, replay
+from providers.adapters.email.esp_base import EspAdapter, EspRequest
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError, receipt_json
+from providers.base import ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
 
-class MailgunAdapter(HttpAdapter):
+EVENTS = {
+    "delivered": ReceiptStatus.DELIVERED,
+    "complained": ReceiptStatus.COMPLAINED,
+    "rejected": ReceiptStatus.FAILED,
+    "opened": ReceiptStatus.OPENED,
+    "clicked": ReceiptStatus.CLICKED,
+    "unsubscribed": ReceiptStatus.UNSUBSCRIBED,
+}
+
+
+class MailgunAdapter(EspAdapter):
     kind = "mailgun"
     channel = "email"
     default_base_url = "https://api.mailgun.net"
     credential_env = {"api_key": "MAILGUN_API_KEY", "signing_key": "MAILGUN_WEBHOOK_SIGNING_KEY"}
     required_credentials = ("api_key",)
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
+    def prepare(self, message: OutboundMessage) -> EspRequest:
         from_email = str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL)
         domain = str(self.config.get("domain") or from_email.rsplit("@", 1)[-1].strip(">"))
         form = {
@@ -44,15 +55,22 @@ class MailgunAdapter(HttpAdapter):
             f"h:{DELIVERY_HEADER}": str(message.delivery_id),
             "v:delivery_id": str(message.delivery_id),
         }
+        # custom MIME headers are "h:<Name>" form fields (List-Unsubscribe, …-Post)
+        for header, value in message.headers.items():
+            form[f"h:{header}"] = value
         if message.html:
             form["html"] = message.html
-        response = self.request(
-            "POST",
+        login = base64.b64encode(f"api:{self.env('api_key')}".encode()).decode()
+        return EspRequest(
             f"/v3/{domain}/messages",
-            idempotency_key=message.idempotency_key,
-            data=form,
-            auth=("api", self.env("api_key")),
+            {
+                "Authorization": f"Basic {login}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            urlencode(form).encode(),
         )
+
+    def result(self, response: httpx.Response) -> SendResult:
         summary = self.raise_for_status(response)
         message_id = str((summary.get("body") or {}).get("id") or "").strip("<>") or None
         return SendResult(
@@ -87,15 +105,13 @@ class MailgunAdapter(HttpAdapter):
         replay.claim_nonce(scope, token)
         self.claimed_nonces.append((scope, token))
         data = payload.get("event-data") or {}
+        if not isinstance(data, dict):
+            return []
         event = str(data.get("event") or "")
         if event == "failed":
             status = ReceiptStatus.BOUNCED if data.get("severity") == "permanent" else None
         else:
-            status = {
-                "delivered": ReceiptStatus.DELIVERED,
-                "complained": ReceiptStatus.COMPLAINED,
-                "rejected": ReceiptStatus.FAILED,
-            }.get(event)
+            status = EVENTS.get(event)
         message_id = str(((data.get("message") or {}).get("headers") or {}).get("message-id") or "")
         if status is None or not message_id:
             return []  # temporary failures are retried by Mailgun itself
@@ -111,5 +127,7 @@ class MailgunAdapter(HttpAdapter):
                 error_code="MAILGUN_BOUNCE" if status == ReceiptStatus.BOUNCED else None,
                 description=delivery_status.get("message") or None,
                 raw=data,
+                event_id=str(data.get("id") or "") or None,
+                click_url=str(data.get("url") or "") or None,
             )
         ]

@@ -11,14 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 
 from providers import errors
+from providers.adapters.email.esp_base import EspAdapter, EspRequest
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptMalformedError, ReceiptSignatureError, receipt_json
+from providers.base import ReceiptMalformedError, ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -28,7 +32,7 @@ INVALID_RECIPIENT_CODES = {300, 406}
 AUTH_CODES = {10}
 
 
-class PostmarkAdapter(HttpAdapter):
+class PostmarkAdapter(EspAdapter):
     kind = "postmark"
     channel = "email"
     default_base_url = "https://api.postmarkapp.com"
@@ -39,9 +43,7 @@ class PostmarkAdapter(HttpAdapter):
     }
     required_credentials = ("server_token",)
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
+    def prepare(self, message: OutboundMessage) -> EspRequest:
         body: dict[str, Any] = {
             "From": str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL),
             "To": message.recipient,
@@ -49,20 +51,25 @@ class PostmarkAdapter(HttpAdapter):
             "TextBody": message.text,
             "MessageStream": str(self.config.get("message_stream") or "outbound"),
             "Metadata": {"delivery_id": str(message.delivery_id)},
-            "Headers": [{"Name": DELIVERY_HEADER, "Value": str(message.delivery_id)}],
+            # "Headers": a list of {"Name", "Value"} (List-Unsubscribe, …-Post)
+            "Headers": [
+                *({"Name": name, "Value": value} for name, value in message.headers.items()),
+                {"Name": DELIVERY_HEADER, "Value": str(message.delivery_id)},
+            ],
         }
         if message.html:
             body["HtmlBody"] = message.html
-        response = self.request(
-            "POST",
+        return EspRequest(
             "/email",
-            idempotency_key=message.idempotency_key,
-            json=body,
-            headers={
+            {
                 "X-Postmark-Server-Token": self.env("server_token"),
                 "Accept": "application/json",
+                "Content-Type": "application/json",
             },
+            json.dumps(body).encode(),
         )
+
+    def result(self, response: httpx.Response) -> SendResult:
         summary = self.raise_for_status(response)
         return SendResult(
             provider_message_id=(summary.get("body") or {}).get("MessageID"),
@@ -92,6 +99,8 @@ class PostmarkAdapter(HttpAdapter):
         if not isinstance(payload, dict):
             raise ReceiptMalformedError("a Postmark webhook is a JSON object")
         record = payload.get("RecordType")
+        if record in ENGAGEMENT_RECORDS:
+            return _engagement(payload)
         if record == "Delivery":
             status = ReceiptStatus.DELIVERED
         elif record == "SpamComplaint":
@@ -117,3 +126,45 @@ class PostmarkAdapter(HttpAdapter):
                 raw=payload,
             )
         ]
+
+
+# Open, Click, and a SubscriptionChange that suppresses sending because the recipient
+# unsubscribed (ManualSuppression; Postmark's hard bounce and complaint records say those)
+ENGAGEMENT_RECORDS = ("Open", "Click", "SubscriptionChange")
+_STAMP_FIELDS = {"Open": "ReceivedAt", "Click": "ReceivedAt", "SubscriptionChange": "ChangedAt"}
+
+
+def _when(stamp: str) -> datetime | None:
+    try:
+        return parse_datetime(stamp) if stamp else None
+    except ValueError:
+        return None
+
+
+def _engagement(payload: dict[str, Any]) -> list[Receipt]:
+    record = str(payload["RecordType"])
+    if record == "SubscriptionChange":
+        unsubscribed = payload.get("SuppressSending") is True and (
+            payload.get("SuppressionReason") == "ManualSuppression"
+        )
+        if not unsubscribed:
+            return []
+        status = ReceiptStatus.UNSUBSCRIBED
+    else:
+        status = ReceiptStatus.OPENED if record == "Open" else ReceiptStatus.CLICKED
+    if not payload.get("MessageID"):
+        return []
+    stamp = str(payload.get(_STAMP_FIELDS[record]) or "")
+    return [
+        Receipt(
+            provider_message_id=str(payload["MessageID"]),
+            status=status,
+            event=record,
+            timestamp=_when(stamp),
+            recipient=payload.get("Recipient"),
+            raw=payload,
+            # Postmark gives no event id: the record and its own time name the event
+            event_id=f"{record}:{stamp}" if stamp else None,
+            click_url=str(payload.get("OriginalLink") or "") or None,
+        )
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 
 from providers import errors, replay
+from providers.adapters.email.esp_base import EspAdapter, EspRequest
 from providers.adapters.email.smtp import DELIVERY_HEADER
-from providers.base import HttpAdapter, ReceiptSignatureError, receipt_json
+from providers.base import ReceiptSignatureError, receipt_json
 from providers.types import OutboundMessage, Receipt, ReceiptStatus, SendResult
 
 if TYPE_CHECKING:
@@ -32,19 +34,22 @@ EVENTS = {
     "bounce": ReceiptStatus.BOUNCED,
     "dropped": ReceiptStatus.FAILED,
     "spamreport": ReceiptStatus.COMPLAINED,
+    "open": ReceiptStatus.OPENED,
+    "click": ReceiptStatus.CLICKED,
+    "unsubscribe": ReceiptStatus.UNSUBSCRIBED,
+    "group_unsubscribe": ReceiptStatus.UNSUBSCRIBED,
 }
+_NO_ERROR = (ReceiptStatus.DELIVERED, *ReceiptStatus.ENGAGEMENT)
 
 
-class SendGridAdapter(HttpAdapter):
+class SendGridAdapter(EspAdapter):
     kind = "sendgrid"
     channel = "email"
     default_base_url = "https://api.sendgrid.com"
     credential_env = {"api_key": "SENDGRID_API_KEY", "public_key": "SENDGRID_WEBHOOK_PUBLIC_KEY"}
     required_credentials = ("api_key",)
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        if self.missing_credentials():
-            raise self.unconfigured()
+    def prepare(self, message: OutboundMessage) -> EspRequest:
         name, address = parseaddr(str(self.config.get("from_email") or settings.DEFAULT_FROM_EMAIL))
         sender: dict[str, Any] = {"email": address}
         if name:
@@ -62,15 +67,19 @@ class SendGridAdapter(HttpAdapter):
             "from": sender,
             "subject": message.subject or "",
             "content": content,
-            "headers": {DELIVERY_HEADER: str(message.delivery_id)},
+            # "headers": a JSON object of header name → value (List-Unsubscribe, …-Post)
+            "headers": {**message.headers, DELIVERY_HEADER: str(message.delivery_id)},
         }
-        response = self.request(
-            "POST",
+        return EspRequest(
             "/v3/mail/send",
-            idempotency_key=message.idempotency_key,
-            json=body,
-            headers={"Authorization": f"Bearer {self.env('api_key')}"},
+            {
+                "Authorization": f"Bearer {self.env('api_key')}",
+                "Content-Type": "application/json",
+            },
+            json.dumps(body).encode(),
         )
+
+    def result(self, response: httpx.Response) -> SendResult:
         summary = self.raise_for_status(response)
         return SendResult(
             provider_message_id=response.headers.get("x-message-id"),
@@ -108,6 +117,8 @@ class SendGridAdapter(HttpAdapter):
         events = receipt_json(request)
         receipts: list[Receipt] = []
         for event in events if isinstance(events, list) else []:
+            if not isinstance(event, dict):
+                continue
             status = EVENTS.get(str(event.get("event")))
             sg_id = str(event.get("sg_message_id") or "")
             if status is None or not sg_id:
@@ -122,10 +133,12 @@ class SendGridAdapter(HttpAdapter):
                     timestamp=datetime.fromtimestamp(float(when), UTC) if when else None,
                     recipient=event.get("email"),
                     error_code=f"SENDGRID_{event['event'].upper()}"
-                    if status != ReceiptStatus.DELIVERED
+                    if status not in _NO_ERROR
                     else None,
                     description=event.get("reason"),
                     raw=event,
+                    event_id=str(event.get("sg_event_id") or "") or None,
+                    click_url=str(event.get("url") or "") or None,
                 )
             )
         return receipts
