@@ -32,7 +32,9 @@ def _check_type(data: dict[str, Any]) -> None:
         )
 
 
-def _check_rules(data: dict[str, Any], preference: UserNotificationPreference | None) -> None:
+def preference_validate(
+    data: dict[str, Any], preference: UserNotificationPreference | None = None
+) -> None:
     """The row the write would leave (``data`` over ``preference``) is one the decision rules
     can apply: raises NotifyError naming the field otherwise."""
     _check_type(data)
@@ -63,7 +65,7 @@ def _check_rules(data: dict[str, Any], preference: UserNotificationPreference | 
 
 
 def preference_create(*, user: Any, data: dict[str, Any]) -> UserNotificationPreference:
-    _check_rules(data, None)
+    preference_validate(data, None)
     try:
         with transaction.atomic():
             return UserNotificationPreference.objects.create(user=user, **data)
@@ -74,7 +76,7 @@ def preference_create(*, user: Any, data: dict[str, Any]) -> UserNotificationPre
 def preference_update(
     *, preference: UserNotificationPreference, data: dict[str, Any]
 ) -> UserNotificationPreference:
-    _check_rules(data, preference)
+    preference_validate(data, preference)
     for name, value in data.items():
         setattr(preference, name, value)
     try:

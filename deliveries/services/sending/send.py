@@ -17,6 +17,7 @@ from providers.types import OutboundMessage, SendOutcome
 
 from ...links import tracked_action_url
 from ...models import NotificationDelivery
+from ...preference_links import with_preference_footer
 from ...unsubscribe import unsubscribe_headers
 from .policy import SEND_CRASHED
 
@@ -46,14 +47,21 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
         data["metadata"] = meta["data"]
     if meta.get("subscription"):
         data["subscription"] = meta["subscription"]
+    # every email to a user ends with the signed link to their preference page
+    text, html = with_preference_footer(
+        rendered.get("text") or "",
+        rendered.get("html"),
+        user_id=notification.user_id if notification else None,
+        channel=delivery.delivery_type,
+    )
     return OutboundMessage(
         delivery_id=delivery.pk,
         channel=delivery.delivery_type,
         recipient=delivery.recipient,
         recipient_type=delivery.recipient_type,
         subject=rendered.get("subject"),
-        text=rendered.get("text") or "",
-        html=rendered.get("html"),
+        text=text,
+        html=html,
         data=data,
         idempotency_key=f"delivery-{delivery.pk}",
         user_id=str(notification.user_id) if notification else None,
