@@ -10,8 +10,10 @@ errors beside their fields; a good save redirects (POST/redirect/GET) with "Save
 CSRF: both variants use Django's CSRF protection (cookie + form token, set by the GET that
 renders the form), so a third-party page cannot make a visitor's browser post to it. The
 token page acts only for the user its link names (never the session's user) and is sent
-with ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` so the link does not
-leak from it. A forged link is 404, an expired one 410, each with a page that says so.
+with ``Referrer-Policy: same-origin`` (the link never leaves in a Referer to another site;
+``no-referrer`` would make browsers send ``Origin: null``, which Django's CSRF check refuses)
+and ``Cache-Control: no-store``. A forged link is 404, an expired one 410, each with a page
+that says so.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def session_page(request: HttpRequest) -> HttpResponse:
 
 def _link_error(request: HttpRequest, problem: str, status: int) -> HttpResponse:
     response = TemplateResponse(request, LINK_ERROR, {"problem": problem}, status=status)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -186,5 +188,5 @@ def token_page(request: HttpRequest, token: str) -> HttpResponse:
     if user is None:
         return _link_error(request, "invalid", 404)
     response = _handle(request, user)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response

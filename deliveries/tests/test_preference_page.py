@@ -87,7 +87,7 @@ def test_token_page_shows_that_users_preferences_and_devices_only(user, other_us
     assert "alice@example.test" in body and "Alice phone" in body
     assert "bob@example.test" not in body and "Bob phone" not in body
     assert 'value="77"' not in body
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
     assert "no-store" in page["Cache-Control"]
     # every type × channel is a labelled checkbox inside a fieldset with a legend
     assert f'<label for="on-email-{TYPE}">{TYPE}</label>' in body
@@ -114,7 +114,10 @@ def test_switching_a_type_off_on_a_channel_skips_the_next_notification_there(
     if via == "session":
         client.force_login(user)
     client.get(url)  # sets the CSRF cookie, as a browser showing the form gets it
-    data = {**_form(off={(TYPE, "email")}), "csrfmiddlewaretoken": client.cookies["csrftoken"].value}
+    data = {
+        **_form(off={(TYPE, "email")}),
+        "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+    }
     response = client.post(url, data)
     assert response.status_code == 302 and response["Location"] == f"{url}?saved=1"
     assert b'id="saved"' in client.get(response["Location"]).content
@@ -266,9 +269,7 @@ def test_removing_a_device_and_never_another_users(user, other_user):
         ({"delivery_preferences": {"over_cap": "later"}}, "delivery_preferences"),
     ],
 )
-def test_the_api_answers_the_same_rules_with_a_400_naming_the_field(
-    user, api_client, body, field
-):
+def test_the_api_answers_the_same_rules_with_a_400_naming_the_field(user, api_client, body, field):
     api_client.force_authenticate(user)
     response = api_client.post(
         "/api/v1/preferences/",
