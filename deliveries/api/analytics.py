@@ -1,13 +1,7 @@
-"""Staff analytics: click-through rates (``deliveries/analytics.py``) and the provider
-performance view with each provider's click-through rate.
-
-- ``GET /analytics/click-through/?by=template|channel|provider&hours=24``
-- ``GET /analytics/provider-performance/?hours=24``: the ``provider_performance_summary``
-  view's rows (all time, as the seed defines them) with a ``click_through`` object for the
-  window.
-
-Both are staff-only; ``hours`` is 1 … 744 (31 days), 24 by default. Two grouped queries at
-most per request, whatever the number of rows.
+"""Staff analytics: ``GET /analytics/click-through/?by=template|channel|provider&hours=24``,
+the click-through rates of ``deliveries/analytics.py`` (one grouped query). ``hours`` is
+1 … 744 (31 days), 24 by default. (Per provider, the rates are also in
+``/analytics/provider-performance/``, ``invitations/api/views.py``.)
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ from ..analytics import (
     click_through,
     ctr_window,
 )
-from ..models import ProviderPerformanceSummary
 
 
 class WindowQuerySerializer(serializers.Serializer):
@@ -67,41 +60,6 @@ class ClickThroughSerializer(serializers.Serializer):
     rows = ClickThroughRowSerializer(many=True)
 
 
-class WindowClickThroughSerializer(serializers.Serializer):
-    delivered = serializers.IntegerField()
-    clicked = serializers.IntegerField()
-    clicks = serializers.IntegerField()
-    click_through_rate = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True)
-
-
-class ProviderPerformanceRowSerializer(serializers.ModelSerializer):
-    click_through = WindowClickThroughSerializer(
-        help_text="Click-through of this provider's deliveries created in the window."
-    )
-
-    class Meta:
-        model = ProviderPerformanceSummary
-        fields = [
-            "provider_name",
-            "provider_type",
-            "total_deliveries",
-            "successful_deliveries",
-            "failed_deliveries",
-            "success_rate",
-            "avg_cost_per_message",
-            "total_cost",
-            "first_delivery",
-            "last_delivery",
-            "click_through",
-        ]
-
-
-class ProviderPerformanceSerializer(serializers.Serializer):
-    since = serializers.DateTimeField()
-    until = serializers.DateTimeField()
-    providers = ProviderPerformanceRowSerializer(many=True)
-
-
 def _ctr_dict(row: ClickThrough | None) -> dict[str, Any]:
     if row is None:
         return {"delivered": 0, "clicked": 0, "clicks": 0, "click_through_rate": None}
@@ -129,24 +87,3 @@ class ClickThroughView(APIView):
         rows = [_ctr_dict(r) | {"key": r.key} for r in click_through(by, since=since, until=until)]
         body = {"by": by, "since": since, "until": until, "rows": rows}
         return Response(ClickThroughSerializer(body).data)
-
-
-class ProviderPerformanceView(APIView):
-    """Staff: the provider performance summary, with each provider's click-through rate."""
-
-    permission_classes = [permissions.IsAdminUser]
-
-    @extend_schema(
-        parameters=[WindowQuerySerializer], responses={200: ProviderPerformanceSerializer}
-    )
-    def get(self, request: Request) -> Response:
-        query = WindowQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        since, until = ctr_window(query.validated_data["hours"])
-        ctr = {r.key: r for r in click_through("provider", since=since, until=until)}
-        providers = []
-        for row in ProviderPerformanceSummary.objects.order_by("provider_name", "provider_type"):
-            row.click_through = _ctr_dict(ctr.get(row.provider_name))  # type: ignore[attr-defined]
-            providers.append(row)
-        body = {"since": since, "until": until, "providers": providers}
-        return Response(ProviderPerformanceSerializer(body).data)

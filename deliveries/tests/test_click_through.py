@@ -156,25 +156,35 @@ def test_click_through_api_rejects_bad_windows_and_groupings(staff_user, api_cli
 
 
 def test_provider_performance_api_carries_each_providers_ctr(traffic, api_client, staff_user):
+    url = "/api/v1/analytics/provider-performance/"
     api_client.force_authenticate(staff_user)
     with CaptureQueriesContext(connection) as queries:
-        response = api_client.get("/api/v1/analytics/provider-performance/")
+        response = api_client.get(url)
     assert response.status_code == 200
-    assert len(queries) <= 3  # the CTR group, the view, (a savepoint at most)
-    rows = {r["provider_name"]: r for r in response.json()["providers"]}
-    assert rows["p-mail"]["click_through"] == {
+    # the page, its count and one grouped CTR query, however many providers
+    assert len(queries) <= 3
+    rows = {r["provider_name"]: r for r in response.json()["results"]}
+    ctr = rows["p-mail"]["click_through"]
+    assert {k: ctr[k] for k in ("delivered", "clicked", "clicks", "click_through_rate")} == {
         "delivered": 3,
         "clicked": 2,
         "clicks": 3,
         "click_through_rate": "66.67",
     }
-    assert rows["p-mail"]["total_deliveries"] == 4
+    assert rows["p-mail"]["total_deliveries"] == 4  # the view's own (all-time) figures
     assert rows["p-inapp"]["click_through"]["click_through_rate"] == "50.00"
+
+    wider = api_client.get(url, {"hours": 48, "provider_name": "p-inapp"}).json()["results"]
+    assert [r["click_through"]["delivered"] for r in wider] == [3]
+    detail = api_client.get(f"{url}p-mail:email/").json()
+    assert detail["click_through"]["click_through_rate"] == "66.67"
+    bad = api_client.get(url, {"hours": 0})
+    assert bad.status_code == 400 and "hours" in bad.json()["error"]["fields"]
 
 
 def test_provider_performance_api_is_staff_only(api_client, user):
     api_client.force_authenticate(user)
-    assert api_client.get("/api/v1/analytics/provider-performance/").status_code == 403
+    assert api_client.get("/api/v1/analytics/provider-performance/?hours=0").status_code == 403
 
 
 def test_dashboard_shows_ctr_per_template_channel_and_provider(traffic, admin_client):
