@@ -109,6 +109,7 @@ def _render(
         "saved": request.GET.get("saved") == "1",
         "removed": request.GET.get("removed") == "1",
         "timezones": _timezones(),
+        "signed_in": request.user.is_authenticated and request.user.pk == user.pk,
     }
     return TemplateResponse(request, PAGE, context, status=status)
 
@@ -161,7 +162,7 @@ def _handle(request: HttpRequest, user: Any) -> HttpResponse:
 
 
 @never_cache
-@login_required
+@login_required(login_url="users-login")
 @require_http_methods(["GET", "POST"])
 def session_page(request: HttpRequest) -> HttpResponse:
     return _handle(request, request.user)

@@ -124,7 +124,7 @@ def _validate(settings_by_channel: dict[str, dict[str, Any]]) -> None:
         try:
             preference_validate(dict(settings))
         except NotifyError as exc:
-            errors[f"{channel}-{exc.field or 'timezone'}"] = exc.message
+            errors[f"{channel}-{exc.field or ''}"] = exc.message
     if errors:
         raise PreferencePageError(errors)
 

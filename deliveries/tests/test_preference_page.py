@@ -96,13 +96,32 @@ def test_token_page_shows_that_users_preferences_and_devices_only(user, other_us
 
 
 def test_session_page_needs_a_login_and_shows_the_signed_in_user(user, other_user):
-    anonymous = Client().get("/preferences/")
-    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
-    client = Client()
-    client.force_login(user)
+    client = Client(enforce_csrf_checks=True)
+    anonymous = client.get("/preferences/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == "/accounts/login/?next=/preferences/"
+    login_page = client.get(anonymous["Location"])
+    assert b'<label for="id_username">Email</label>' in login_page.content
+    token = client.cookies["csrftoken"].value
+    wrong = client.post(
+        anonymous["Location"],
+        {"username": user.email, "password": "wrong", "csrfmiddlewaretoken": token},
+    )
+    assert wrong.status_code == 200 and b'role="alert"' in wrong.content
+    signed_in = client.post(
+        anonymous["Location"],
+        {
+            "username": user.email,
+            "password": "pw-for-tests-1",
+            "next": "/preferences/",
+            "csrfmiddlewaretoken": token,
+        },
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/preferences/"
     page = client.get("/preferences/")
     assert page.status_code == 200
     assert b"alice@example.test" in page.content and b"bob@example.test" not in page.content
+    assert b"Sign out" in page.content
 
 
 @pytest.mark.parametrize("via", ["session", "token"])
