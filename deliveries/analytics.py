@@ -12,9 +12,11 @@ For the deliveries created in a time window (``[since, until)``, at most
 - ``click_through_rate``: ``clicked / delivered`` in percent (2 places), None without any
   delivered.
 
-Grouped by template (the notification's template key; ``None`` for deliveries without one,
-e.g. invitations), channel or provider, in one grouped SQL query each (the
-``created_at`` index bounds the scan).
+Grouped by template (the key of the template row the delivery was rendered from,
+``delivery_metadata["template_id"]``: one per type, channel and language; ``None`` for
+deliveries without one, e.g. invitations), channel or provider, in one grouped SQL query
+each (the ``created_at`` index bounds the scan; per template, one more query names the
+templates of the page).
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, IntegerField, Q, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+
+from templates.models import NotificationTemplate
 
 from .models import NotificationDelivery
 
@@ -34,7 +39,7 @@ REACHED = ("sent", "delivered")
 CTR_DEFAULT_HOURS = 24
 CTR_MAX_HOURS = 24 * 31
 DIMENSIONS = {
-    "template": "notification__template__template_key",
+    "template": "template_id",  # annotated from delivery_metadata
     "channel": "delivery_type",
     "provider": "provider_name",
 }
@@ -65,6 +70,12 @@ def rate(part: int, whole: int) -> Decimal | None:
     return (Decimal(part * 100) / Decimal(whole)).quantize(Decimal("0.01"))
 
 
+def _template_name(template_id: int | None, names: dict[Any, str]) -> str | None:
+    if template_id is None:
+        return None
+    return names.get(template_id, f"#{template_id} (deleted)")
+
+
 def click_through(by: str, *, since: datetime, until: datetime) -> list[ClickThrough]:
     """CTR per ``by`` (``template`` | ``channel`` | ``provider``) over the deliveries created
     in ``[since, until)``; groups without any delivered delivery are left out. Most
@@ -73,9 +84,12 @@ def click_through(by: str, *, since: datetime, until: datetime) -> list[ClickThr
     reached = Q(status__in=REACHED)
     clicked = reached & Q(delivery_metadata__has_key="clicks")
     click_count = Cast(KeyTextTransform("clicks", "delivery_metadata"), IntegerField())
-    rows = (
-        NotificationDelivery.objects.filter(created_at__gte=since, created_at__lt=until)
-        .values(column)
+    deliveries = NotificationDelivery.objects.filter(created_at__gte=since, created_at__lt=until)
+    if by == "template":
+        template_id = Cast(KeyTextTransform("template_id", "delivery_metadata"), IntegerField())
+        deliveries = deliveries.annotate(template_id=template_id)
+    rows = list(
+        deliveries.values(column)
         .annotate(
             delivered=Count("id", filter=reached),
             clicked=Count("id", filter=clicked),
@@ -84,9 +98,15 @@ def click_through(by: str, *, since: datetime, until: datetime) -> list[ClickThr
         .filter(delivered__gt=0)
         .order_by("-delivered", column)
     )
+    names: dict[Any, str] = {}
+    if by == "template":
+        ids = [row[column] for row in rows if row[column] is not None]
+        names = dict(
+            NotificationTemplate.objects.filter(pk__in=ids).values_list("pk", "template_key")
+        )
     return [
         ClickThrough(
-            key=row[column],
+            key=row[column] if by != "template" else _template_name(row[column], names),
             delivered=row["delivered"],
             clicked=row["clicked"],
             clicks=row["clicks"],
