@@ -14,6 +14,7 @@ from django.test import Client
 from deliveries.models import UserNotificationPreference
 from deliveries.preference_links import preference_token_resolve, preference_url
 from deliveries.services import delivery_send, notify
+from deliveries.types import Recipient
 from notifyplatform.choices import Channel
 from templates.services import template_type_list
 from users.models import Device
@@ -71,6 +72,23 @@ def test_every_email_to_a_user_carries_the_signed_preference_link_in_text_and_ht
     assert html_link == text_link
     assert html.index("/p/") < html.lower().rindex("</body>")  # inside the body
     assert preference_token_resolve(text_link.rstrip("/").rsplit("/", 1)[1]) == str(user.pk)
+
+
+def test_an_email_to_an_address_only_recipient_has_no_preference_footer(
+    pipeline_providers, smtp_server
+):
+    sink, _port = smtp_server
+    result = notify(
+        Recipient(email="guest@example.test"),
+        template_key=TYPE,
+        context=_CONTEXT,
+        channels=["email"],
+    )
+    [delivery] = result.deliveries
+    assert delivery_send(delivery.pk).outcome == "sent"
+    text, html = _parts(sink.messages[-1])
+    assert "/p/" not in text and "/p/" not in (html or "")
+    assert "Manage your notification preferences" not in text
 
 
 def test_token_page_shows_that_users_preferences_and_devices_only(user, other_user):
@@ -149,6 +167,8 @@ def test_switching_a_type_off_on_a_channel_skips_the_next_notification_there(
     assert email.delivery_metadata["decision"]["preference_id"] == pref.pk
     assert in_app.status == "pending"
     assert f'id="on-email-{TYPE}" checked' not in client.get(url).content.decode()
+
+    assert not UserNotificationPreference.objects.exclude(pk=pref.pk).exists()
 
     # and back on: the next one goes out again
     data["on"] = _form()["on"]
