@@ -107,6 +107,7 @@ def test_token_page_shows_that_users_preferences_and_devices_only(user, other_us
     assert 'value="77"' not in body
     assert page["Referrer-Policy"] == "same-origin"
     assert "no-store" in page["Cache-Control"]
+    assert page["X-Frame-Options"] == "DENY"  # no clickjacking of the form in a frame
     # every type × channel is a labelled checkbox inside a fieldset with a legend
     assert f'<label for="on-email-{TYPE}">{TYPE}</label>' in body
     assert f'id="on-email-{TYPE}" checked' in body
