@@ -60,18 +60,37 @@ def preferences_for(
     user: Any, type_name: str, channels: Iterable[str]
 ) -> dict[str, UserNotificationPreference]:
     """The winning preference row per channel (channels without any row are absent)."""
-    channels = list(channels)
+    grid = preference_grid(user, [type_name], channels)
+    return {channel: row for (_type, channel), row in grid.items()}
+
+
+def preference_grid(
+    user: Any, type_names: Iterable[str], channels: Iterable[str]
+) -> dict[tuple[str, str], UserNotificationPreference]:
+    """The winning row per (type, channel), one query for every pair (pairs without any
+    row are absent)."""
+    type_names, channels = list(type_names), list(channels)
     user_q = Q(user__isnull=True) if user is None else Q(user=user) | Q(user__isnull=True)
-    rows = UserNotificationPreference.objects.filter(
-        user_q, invitation_type__in=[type_name, ANY_TYPE], delivery_method__in=channels
+    rows = list(
+        UserNotificationPreference.objects.filter(
+            user_q,
+            invitation_type__in=[*type_names, ANY_TYPE],
+            delivery_method__in=channels,
+        )
     )
-    chosen: dict[str, tuple[int, UserNotificationPreference]] = {}
-    for row in rows:
-        rank = (0 if row.user_id is not None else 2) + (0 if row.invitation_type != ANY_TYPE else 1)
-        current = chosen.get(row.delivery_method)
-        if current is None or rank < current[0]:
-            chosen[row.delivery_method] = (rank, row)
-    return {channel: row for channel, (_rank, row) in chosen.items()}
+    chosen: dict[tuple[str, str], tuple[int, UserNotificationPreference]] = {}
+    for type_name in type_names:
+        for row in rows:
+            if row.invitation_type not in (type_name, ANY_TYPE):
+                continue
+            rank = (0 if row.user_id is not None else 2) + (
+                0 if row.invitation_type != ANY_TYPE else 1
+            )
+            key = (type_name, row.delivery_method)
+            current = chosen.get(key)
+            if current is None or rank < current[0]:
+                chosen[key] = (rank, row)
+    return {key: row for key, (_rank, row) in chosen.items()}
 
 
 def _zone(name: str | None) -> zoneinfo.ZoneInfo:

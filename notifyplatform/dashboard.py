@@ -9,7 +9,9 @@ load in the browser), each with its numbers in a table beside it:
   (success = ``delivered`` out of every delivery that left for a provider, as the seed
   defines it);
 - the invitation conversion funnel (created → sent → viewed → accepted), summed over the
-  ``invitation_conversion_funnel`` view.
+  ``invitation_conversion_funnel`` view;
+- click-through rate (clicked / delivered, with both counts) per template, channel and
+  provider over the last 24 hours (``deliveries.analytics``: one grouped query each).
 
 Every chart element carries ``data-series`` / ``data-label`` / ``data-value`` attributes so
 tests (and curious operators) can read the plotted numbers back.
@@ -138,6 +140,17 @@ def provider_stats() -> list[ProviderStat]:
         )
         for row in ProviderPerformanceSummary.objects.order_by("provider_name", "provider_type")
     ]
+
+
+def click_through_tables(*, now: datetime | None = None) -> dict[str, list[Any]]:
+    """CTR rows per template, channel and provider for the last ``HOURS`` hours."""
+    from deliveries.analytics import click_through, ctr_window
+
+    since, until = ctr_window(HOURS, now=now)
+    return {
+        by: click_through(by, since=since, until=until)
+        for by in ("template", "channel", "provider")
+    }
 
 
 def invitation_funnel() -> list[FunnelStep]:
@@ -320,6 +333,7 @@ def dashboard_context(*, now: datetime | None = None) -> dict[str, Any]:
     statuses = [s for s in STATUS_COLOURS if s in kpis["by_status"]] or ["sent", "failed"]
     providers = provider_stats()
     funnel = invitation_funnel()
+    ctr = click_through_tables(now=now)
     labels = [f"{p.provider_name} ({p.provider_type})" for p in providers]
     return {
         "buckets": buckets,
@@ -327,6 +341,22 @@ def dashboard_context(*, now: datetime | None = None) -> dict[str, Any]:
         "statuses": statuses,
         "providers": providers,
         "funnel": funnel,
+        "ctr": ctr,
+        "ctr_sections": [(by, f"Click-through per {by}", rows) for by, rows in ctr.items()],
+        "chart_ctr": svg_hbars(
+            "chart-click-through",
+            "click_through_rate",
+            [
+                (
+                    r.key,
+                    r.click_through_rate,
+                    f"{r.click_through_rate} % ({r.clicked}/{r.delivered})",
+                )
+                for r in ctr["channel"]
+            ],
+            maximum=100,
+            colour="#b05fc4",
+        ),
         "total_cost": sum((p.total_cost or Decimal(0) for p in providers), Decimal(0)),
         "chart_hours": svg_stacked_hours(buckets, statuses),
         "chart_success": svg_hbars(

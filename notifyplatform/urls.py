@@ -26,6 +26,9 @@ urlpatterns = [
     # tracked links in notifications: record the click, redirect to the action URL
     path("c/", include("deliveries.api.click_urls")),
     path("u/", include("deliveries.api.unsubscribe_urls")),
+    # the end-user preference page: signed-in, and by the signed link in every email
+    path("accounts/", include("users.urls")),
+    path("", include("deliveries.api.preference_page_urls")),
     path("realtime/", include("demo.urls")),
 ]
 

@@ -31,6 +31,16 @@ def template_list_active(
     )
 
 
+def template_types_active() -> list[str]:
+    """The distinct notification types of the active rows."""
+    return list(
+        NotificationTemplate.objects.filter(is_active=True)
+        .order_by("invitation_type")
+        .values_list("invitation_type", flat=True)
+        .distinct()
+    )
+
+
 def template_type_has_rows(*, invitation_type: str) -> bool:
     """Whether any row (active or not, any channel or language) renders this type."""
     return NotificationTemplate.objects.filter(invitation_type=invitation_type).exists()

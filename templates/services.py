@@ -50,6 +50,12 @@ def template_type_exists(type_name: str) -> bool:
     )
 
 
+def template_type_list() -> list[str]:
+    """Every notification type the platform can send (the catalogue's and the active
+    template rows'), sorted: what a user can have a preference about."""
+    return sorted(set(catalog.CATALOGUE) | set(selectors.template_types_active()))
+
+
 def templates_for_channels(
     template_key: str, channels: Iterable[str], locale: str | None
 ) -> dict[str, NotificationTemplate]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from typing import Any
 
 from django.utils import timezone
@@ -163,31 +162,6 @@ class PreferenceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-        # the (user, type, method) uniqueness is checked by the service (user is implicit)
+        # the (user, type, method) uniqueness, the time zone, quiet hours and over_cap are
+        # rules of the service (services/preferences.py), shared with the preference page
         validators: list[Any] = []
-
-    def validate_timezone(self, value: str | None) -> str | None:
-        if value:
-            try:
-                zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise serializers.ValidationError(f"unknown time zone {value!r}") from exc
-        return value
-
-    def validate_delivery_preferences(self, value: Any) -> Any:
-        if value is None:
-            return value
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("must be an object")
-        over_cap = value.get("over_cap")
-        if over_cap is not None and over_cap not in ("skip", "defer"):
-            raise serializers.ValidationError("over_cap must be 'skip' or 'defer'")
-        return value
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        start = attrs.get("quiet_hours_start", getattr(self.instance, "quiet_hours_start", None))
-        end = attrs.get("quiet_hours_end", getattr(self.instance, "quiet_hours_end", None))
-        if (start is None) != (end is None):
-            field = "quiet_hours_end" if end is None else "quiet_hours_start"
-            raise serializers.ValidationError({field: ["quiet hours need both a start and an end"]})
-        return attrs

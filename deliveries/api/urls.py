@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .analytics import ClickThroughView
 from .receipts import ProviderEventsView
 from .staff import DeliveryViewSet
 from .suppressions import SuppressionViewSet
@@ -16,5 +17,6 @@ router.register("suppressions", SuppressionViewSet, basename="suppression")
 urlpatterns = [
     # providers post signed status callbacks here (verified by their adapter, applied here)
     path("providers/<str:name>/events/", ProviderEventsView.as_view(), name="provider-events"),
+    path("analytics/click-through/", ClickThroughView.as_view(), name="analytics-click-through"),
     *router.urls,
 ]

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from deliveries.analytics import CTR_DEFAULT_HOURS, CTR_MAX_HOURS
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.choices import ConversationStyle, InvitationType
 
@@ -136,15 +138,55 @@ class UserInvitationSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ClickThroughWindowSerializer(serializers.Serializer):
+    """One provider's click-through over the window (``deliveries/analytics.py``)."""
+
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    delivered = serializers.IntegerField(help_text="Deliveries sent or delivered.")
+    clicked = serializers.IntegerField(help_text="Of those, clicked at least once.")
+    clicks = serializers.IntegerField(help_text="Every click on them.")
+    click_through_rate = serializers.DecimalField(
+        max_digits=6, decimal_places=2, allow_null=True, help_text="clicked / delivered, in %."
+    )
+
+
+class PerformanceWindowQuerySerializer(serializers.Serializer):
+    hours = serializers.IntegerField(
+        required=False, default=CTR_DEFAULT_HOURS, min_value=1, max_value=CTR_MAX_HOURS,
+        help_text="The click-through window: deliveries created in the last N hours.",
+    )
+
+
 class ProviderPerformanceSerializer(serializers.ModelSerializer):
+    click_through = serializers.SerializerMethodField()
+
     class Meta:
         model = ProviderPerformanceSummary
         fields = [
             "provider_name", "provider_type", "total_deliveries", "successful_deliveries",
             "failed_deliveries", "success_rate", "avg_cost_per_message", "total_cost",
-            "first_delivery", "last_delivery",
+            "first_delivery", "last_delivery", "click_through",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ClickThroughWindowSerializer)
+    def get_click_through(self, obj: ProviderPerformanceSummary) -> dict[str, Any]:
+        """The view's numbers are all time (as the seed defines them); the click-through is
+        over the window the view set computed once for the page (``context``)."""
+        since, until, by_provider = self.context["click_through"]
+        row = by_provider.get(obj.provider_name)
+        counts = (row.delivered, row.clicked, row.clicks) if row else (0, 0, 0)
+        return ClickThroughWindowSerializer(
+            {
+                "since": since,
+                "until": until,
+                "delivered": counts[0],
+                "clicked": counts[1],
+                "clicks": counts[2],
+                "click_through_rate": row.click_through_rate if row else None,
+            }
+        ).data
 
 
 class InvitationFunnelSerializer(serializers.ModelSerializer):

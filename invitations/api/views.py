@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deliveries.analytics import click_through, ctr_window
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
@@ -33,6 +34,7 @@ from .serializers import (
     InvitationFunnelSerializer,
     InvitationHistorySerializer,
     InvitationSerializer,
+    PerformanceWindowQuerySerializer,
     ProviderPerformanceSerializer,
     TokenInvitationSerializer,
     UserInvitationSummarySerializer,
@@ -193,11 +195,34 @@ class UserInvitationSummaryViewSet(_StaffReadOnly):
     ordering_fields = ["email", "invitations_sent", "acceptance_rate", "last_activity"]
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=[PerformanceWindowQuerySerializer]),
+    retrieve=extend_schema(parameters=[PerformanceWindowQuerySerializer]),
+)
 class ProviderPerformanceViewSet(_StaffReadOnly):
+    """The ``provider_performance_summary`` view (all time) with each provider's
+    click-through rate over the last ``hours`` (24 by default): one grouped query for the
+    whole page, not one per provider."""
+
     serializer_class = ProviderPerformanceSerializer
     queryset = ProviderPerformanceSummary.objects.all()
     filterset_fields = ["provider_type", "provider_name"]
     ordering_fields = ["provider_name", "success_rate", "total_cost"]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        query = PerformanceWindowQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        self.window = ctr_window(query.validated_data["hours"])
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        window = getattr(self, "window", None)
+        if window is not None:
+            since, until = window
+            by_provider = {r.key: r for r in click_through("provider", since=since, until=until)}
+            context["click_through"] = (since, until, by_provider)
+        return context
 
 
 class InvitationFunnelViewSet(_StaffReadOnly):

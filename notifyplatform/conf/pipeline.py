@@ -81,3 +81,7 @@ NP_RETENTION_DELIVERIES_DAYS = env_int("NP_RETENTION_DELIVERIES_DAYS", 90)
 NP_RETENTION_CONNECTIONS_DAYS = env_int("NP_RETENTION_CONNECTIONS_DAYS", 30)
 NP_RETENTION_BATCH_SIZE = env_int("NP_RETENTION_BATCH_SIZE", 5000)  # rows per transaction
 NP_RETENTION_MAX_SECONDS = env_int("NP_RETENTION_MAX_SECONDS", 60)  # per table and run
+
+# --- the end-user preference page (deliveries/preference_links.py): every email to a user
+# carries a signed link to /p/<token>/ in its footer; the link works this many days.
+NP_PREFERENCE_LINK_MAX_AGE_DAYS = env_int("NP_PREFERENCE_LINK_MAX_AGE_DAYS", 90)

@@ -16,6 +16,7 @@ from providers.services import SuccessTally, send_with_failover, send_with_failo
 from providers.types import OutboundMessage, SendOutcome
 
 from ...models import NotificationDelivery
+from ...preference_links import with_preference_footer
 from ...unsubscribe import unsubscribe_headers
 from .compose import compose
 from .policy import SEND_CRASHED
@@ -50,14 +51,21 @@ def build_message(delivery: NotificationDelivery) -> OutboundMessage:
         data["metadata"] = meta["data"]
     if meta.get("subscription"):
         data["subscription"] = meta["subscription"]
+    # every email to a user ends with the signed link to their preference page
+    text, html = with_preference_footer(
+        body.text or "",
+        body.html,
+        user_id=notification.user_id if notification else None,
+        channel=delivery.delivery_type,
+    )
     return OutboundMessage(
         delivery_id=delivery.pk,
         channel=delivery.delivery_type,
         recipient=delivery.recipient,
         recipient_type=delivery.recipient_type,
         subject=rendered.get("subject"),
-        text=body.text,
-        html=body.html,
+        text=text,
+        html=html,
         data=data,
         idempotency_key=f"delivery-{delivery.pk}",
         user_id=str(notification.user_id) if notification else None,
