@@ -98,7 +98,11 @@ class BatchJobFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         jobs = NotificationBatchJob.objects.filter(
-            job_type__in=[BatchJobType.INVITATION_BATCH, BatchJobType.REMINDER_BATCH]
+            job_type__in=[
+                BatchJobType.INVITATION_BATCH,
+                BatchJobType.REMINDER_BATCH,
+                BatchJobType.BROADCAST,
+            ]
         ).order_by("-created_at")[:20]
         return [(str(job.pk), f"#{job.pk} {job.job_name}"[:60]) for job in jobs]
 

@@ -467,9 +467,15 @@ CELERY_BEAT_SCHEDULE.update(
         "resume-stalled-batches": {
             "task": "deliveries.resume_stalled_batches",
             "schedule": float(env_int("NP_BATCH_STALL_CHECK_SECONDS", 60)),
-        }
+        },
+        # scheduled broadcasts whose time has come start their job
+        "start-due-broadcasts": {
+            "task": "campaigns.start_due_broadcasts",
+            "schedule": float(env_int("NP_BROADCAST_DISPATCH_SECONDS", 10)),
+        },
     }
 )
+NP_BROADCAST_CHUNK_SIZE = env_int("NP_BROADCAST_CHUNK_SIZE", 1000)
 CELERY_BEAT_SCHEDULE.update(
     {
         "deliveries-retention": {
