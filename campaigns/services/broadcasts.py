@@ -109,7 +109,7 @@ def broadcast_create(
         audience=f"audience:{audience.pk}",
         channels=channels,
         context=context,
-        name=name,
+        name=name or f"{template_key} to {audience.name}",
     )
     if send_at is not None and send_at_local not in (None, ""):
         raise BatchError(
