@@ -7,6 +7,7 @@ from .audiences import (
     audience_members_from_csv,
     audience_members_replace,
     audience_save,
+    audience_validate,
     topic_subscribe,
     topic_unsubscribe,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "audience_members_from_csv",
     "audience_members_replace",
     "audience_save",
+    "audience_validate",
     "broadcast_cancel",
     "broadcast_create",
     "broadcast_get",

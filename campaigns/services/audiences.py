@@ -20,7 +20,7 @@ from ..models import VALUED_KINDS, Audience, AudienceKind, AudienceMember, Topic
 MAX_LIST_IDS = 100_000
 
 
-def _check(kind: str, value: str, name: str) -> str:
+def _check(kind: str, value: str, pk: int | None) -> str:
     if kind not in AudienceKind.values:
         raise BatchError(
             INVALID_AUDIENCE,
@@ -40,7 +40,7 @@ def _check(kind: str, value: str, name: str) -> str:
         if not Auction.objects.filter(pk=value).exists():
             raise BatchError(INVALID_ARGUMENT, f"no auction with id {value!r}", "value")
     if kind == AudienceKind.TOPIC:
-        taken = Audience.objects.filter(kind=AudienceKind.TOPIC, value=value).exclude(name=name)
+        taken = Audience.objects.filter(kind=AudienceKind.TOPIC, value=value).exclude(pk=pk)
         if taken.exists():
             raise BatchError(INVALID_ARGUMENT, f"topic key {value!r} is taken", "value")
     return value
@@ -64,6 +64,18 @@ def _user_ids(raw: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def audience_validate(
+    *, name: str, kind: str, value: str, instance: Audience | None = None
+) -> str:
+    """Check an audience's name, kind and value (no write); returns the value normalised."""
+    name = (name or "").strip()
+    if not name:
+        raise BatchError(INVALID_ARGUMENT, "a name is required", "name")
+    if Audience.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)).exists():
+        raise BatchError(INVALID_ARGUMENT, f"an audience named {name!r} exists", "name")
+    return _check(kind, value, getattr(instance, "pk", None))
+
+
 @transaction.atomic
 def audience_save(
     *,
@@ -77,11 +89,7 @@ def audience_save(
 ) -> Audience:
     """Create (or update ``instance``) an audience; ``user_ids`` replace a list's members."""
     name = (name or "").strip()
-    if not name:
-        raise BatchError(INVALID_ARGUMENT, "a name is required", "name")
-    if Audience.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)).exists():
-        raise BatchError(INVALID_ARGUMENT, f"an audience named {name!r} exists", "name")
-    value = _check(kind, value, name if instance is None else instance.name)
+    value = audience_validate(name=name, kind=kind, value=value, instance=instance)
     if user_ids is not None and kind != AudienceKind.LIST:
         raise BatchError(INVALID_ARGUMENT, "only a list audience takes user ids", "user_ids")
     ids = _user_ids(user_ids) if user_ids is not None else None
