@@ -428,6 +428,9 @@ SPECTACULAR_SETTINGS.update(
             "InvitationStatusEnum": "invitations.models.InvitationStatus",
             "PriorityEnum": "notifyplatform.choices.Priority",
             "EventPriorityEnum": "realtime.models.EventPriority",
+            "AudienceKindEnum": "campaigns.models.audiences.AudienceKind",
+            "DeviceKindEnum": "users.models.Device.Kind",
+            "BroadcastStatusEnum": "campaigns.models.broadcasts.BroadcastStatus",
         },
     }
 )

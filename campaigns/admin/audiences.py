@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from notifyplatform.admin_utils import NPModelAdmin, NPTabularInline
+from users.models import User
 
 from ..audience import csv_upload_entries, csv_users, saved_audience_users
 from ..errors import BatchError
@@ -59,12 +60,14 @@ class AudienceForm(forms.ModelForm):
             )
             if self.csv_content is not None:
                 if data.get("kind") != AudienceKind.LIST:
-                    raise BatchError("INVALID_AUDIENCE", "only a list audience takes a CSV",
-                                     "csv_file")
+                    raise BatchError(
+                        "INVALID_AUDIENCE", "only a list audience takes a CSV", "csv_file"
+                    )
                 entries = csv_upload_entries(self.csv_content)
                 if not csv_users(entries).exists():
-                    raise BatchError("INVALID_AUDIENCE", "no user matches the CSV's entries",
-                                     "csv_file")
+                    raise BatchError(
+                        "INVALID_AUDIENCE", "no user matches the CSV's entries", "csv_file"
+                    )
         except BatchError as exc:
             field = exc.field if exc.field in self.fields else None
             self.add_error(field, f"{exc.message} [{exc.code}]")
@@ -100,7 +103,7 @@ class AudienceAdmin(NPModelAdmin):
             kind=data["kind"],
             value=data.get("value") or "",
             description=data.get("description") or "",
-            created_by=request.user,
+            created_by=request.user if isinstance(request.user, User) else None,
             instance=obj if change else None,
         )
         obj.pk = saved.pk
@@ -116,7 +119,14 @@ class AudienceAdmin(NPModelAdmin):
 @admin.register(Broadcast)
 class BroadcastAdmin(NPModelAdmin):
     list_display = (
-        "id", "name", "audience", "template_key", "status", "starts_at", "job_link", "progress",
+        "id",
+        "name",
+        "audience",
+        "template_key",
+        "status",
+        "starts_at",
+        "job_link",
+        "progress",
     )
     list_filter = ("status",)
     search_fields = ("name", "template_key", "cancellation_key")

@@ -105,9 +105,7 @@ class BatchStartForm(forms.Form):
         ]
 
     def _audience_text(self, data: dict[str, Any]) -> str | None:
-        given = [
-            name for name in ("saved_audience", "audience", "csv_file") if data.get(name)
-        ]
+        given = [name for name in ("saved_audience", "audience", "csv_file") if data.get(name)]
         if len(given) > 1:
             raise BatchError(
                 "INVALID_AUDIENCE",

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from deliveries.services.idempotency import request_fingerprint
 from notifyplatform.schema import error_response
+from users.models import User
 
 from ..models import Audience, Broadcast
 from ..selectors import batch_progress
@@ -24,7 +25,7 @@ class BroadcastRequestSerializer(serializers.Serializer):
     audience = serializers.PrimaryKeyRelatedField(queryset=Audience.objects.all())
     template_key = serializers.CharField(max_length=100)
     channels = serializers.ListField(child=serializers.CharField(), required=False)
-    context = serializers.DictField(required=False)
+    context = serializers.DictField(required=False)  # type: ignore[assignment]
     name = serializers.CharField(max_length=255, required=False)
     send_at = serializers.DateTimeField(required=False, help_text="absolute time, with offset")
     send_at_local = serializers.CharField(
@@ -40,9 +41,23 @@ class BroadcastSerializer(serializers.ModelSerializer):
     class Meta:
         model = Broadcast
         fields = [
-            "id", "name", "audience", "template_key", "channels", "context", "send_at",
-            "local_send_at", "starts_at", "status", "cancellation_key", "job", "error",
-            "progress", "started_at", "cancelled_at", "created_at",
+            "id",
+            "name",
+            "audience",
+            "template_key",
+            "channels",
+            "context",
+            "send_at",
+            "local_send_at",
+            "starts_at",
+            "status",
+            "cancellation_key",
+            "job",
+            "error",
+            "progress",
+            "started_at",
+            "cancelled_at",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -52,9 +67,7 @@ class BroadcastSerializer(serializers.ModelSerializer):
         return batch_progress(obj.job) if obj.job is not None else None
 
 
-class BroadcastViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class BroadcastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     permission_classes = [permissions.IsAdminUser]
     serializer_class = BroadcastSerializer
     queryset = Broadcast.objects.select_related("job").order_by("-id")
@@ -95,7 +108,7 @@ class BroadcastViewSet(
         broadcast, created = broadcast_create(
             audience=data.pop("audience"),
             template_key=data.pop("template_key"),
-            created_by=request.user,
+            created_by=_staff(request),
             idempotency=idempotency,
             **data,
         )
@@ -115,6 +128,7 @@ class BroadcastViewSet(
         return Response(BroadcastSerializer(broadcast).data)
 
     @extend_schema(
+        operation_id="broadcasts_cancel_by_key",
         request=inline_serializer(
             "BroadcastCancelByKey", {"cancellation_key": serializers.CharField()}
         ),
@@ -136,6 +150,12 @@ class BroadcastViewSet(
         key = request.data.get("cancellation_key") if isinstance(request.data, dict) else None
         rows = broadcasts_cancel_by_key(str(key or ""))
         return Response({"cancelled": [row.pk for row in rows]})
+
+
+def _staff(request: Request) -> User:
+    user = request.user
+    assert isinstance(user, User)  # IsAdminUser let only a signed-in staff user in
+    return user
 
 
 def _caller_scope(request: Request) -> str:

@@ -104,9 +104,7 @@ class TopicSubscription(models.Model):
     """A user's subscription to a ``topic`` audience (joined and left by the user)."""
 
     id = models.BigAutoField(primary_key=True)
-    audience = models.ForeignKey(
-        Audience, on_delete=models.CASCADE, related_name="subscriptions"
-    )
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="subscriptions")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="topic_subscriptions"
     )

@@ -60,7 +60,10 @@ class Broadcast(models.Model):
     )
     error = models.TextField(null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     started_at = models.DateTimeField(null=True, blank=True)

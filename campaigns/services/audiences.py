@@ -40,7 +40,9 @@ def _check(kind: str, value: str, pk: int | None) -> str:
         if not Auction.objects.filter(pk=value).exists():
             raise BatchError(INVALID_ARGUMENT, f"no auction with id {value!r}", "value")
     if kind == AudienceKind.TOPIC:
-        taken = Audience.objects.filter(kind=AudienceKind.TOPIC, value=value).exclude(pk=pk)
+        taken = Audience.objects.filter(kind=AudienceKind.TOPIC, value=value)
+        if pk is not None:
+            taken = taken.exclude(pk=pk)
         if taken.exists():
             raise BatchError(INVALID_ARGUMENT, f"topic key {value!r} is taken", "value")
     return value
@@ -64,14 +66,15 @@ def _user_ids(raw: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def audience_validate(
-    *, name: str, kind: str, value: str, instance: Audience | None = None
-) -> str:
+def audience_validate(*, name: str, kind: str, value: str, instance: Audience | None = None) -> str:
     """Check an audience's name, kind and value (no write); returns the value normalised."""
     name = (name or "").strip()
     if not name:
         raise BatchError(INVALID_ARGUMENT, "a name is required", "name")
-    if Audience.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)).exists():
+    same_name = Audience.objects.filter(name=name)
+    if instance is not None:
+        same_name = same_name.exclude(pk=instance.pk)
+    if same_name.exists():
         raise BatchError(INVALID_ARGUMENT, f"an audience named {name!r} exists", "name")
     return _check(kind, value, getattr(instance, "pk", None))
 

@@ -78,7 +78,7 @@ def _earliest_local(audience: Audience, local: str) -> datetime:
     zones = set(
         saved_audience_users(audience).order_by().values_list("timezone", flat=True).distinct()
     )
-    return min((naive.replace(tzinfo=_zone(z)) for z in zones or {"UTC"}))
+    return min(naive.replace(tzinfo=_zone(z)) for z in zones or {"UTC"})
 
 
 def _lock(scope: str, key: str) -> None:

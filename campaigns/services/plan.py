@@ -64,6 +64,8 @@ def batch_plan(spec: BatchSpec, *, sample_size: int = 5) -> BatchPlan:
     invitation batch nobody would receive."""
     if spec.job_type in (BatchJobType.INVITATION_BATCH, BatchJobType.BROADCAST):
         audience = audience_parse(spec.audience)
+        exclude: str | None
+        type_name: str | None
         if spec.job_type == BatchJobType.BROADCAST:
             exclude, type_name = None, template_type_of(spec.template_key or "")
         else:

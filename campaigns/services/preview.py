@@ -34,10 +34,6 @@ class BatchPreview:
     not_sent: dict[str, Any] = field(default_factory=dict)  # why nothing would go out
 
 
-class _RollBack(Exception):
-    pass
-
-
 def batch_preview(spec: BatchSpec, plan: BatchPlan) -> BatchPreview | None:
     """The first recipient's rendered messages (None for job types that send nothing)."""
     if spec.job_type not in (BatchJobType.INVITATION_BATCH, BatchJobType.BROADCAST):
@@ -50,25 +46,22 @@ def batch_preview(spec: BatchSpec, plan: BatchPlan) -> BatchPreview | None:
     run = handlers.broadcast_chunk
     if spec.job_type == BatchJobType.INVITATION_BATCH:
         run = handlers.invitation_chunk
-    try:
-        with transaction.atomic():
-            job = batch_create(spec, plan=BatchPlan([first], []), start=False)
-            chunk = BatchChunk.objects.get(job=job)
-            outcome = run(job, chunk)
-            rows = NotificationDelivery.objects.filter(
-                notification__idempotency_key=f"batch:{job.pk}:{first}"
-            ).order_by("id")
-            for row in rows:
-                message = (row.delivery_metadata or {}).get("message") or {}
-                if not isinstance(message, dict):
-                    message = {"text": str(message)}
-                preview.messages.append(
-                    PreviewMessage(
-                        row.delivery_type, message.get("subject") or "", message.get("text") or ""
-                    )
+    with transaction.atomic():
+        job = batch_create(spec, plan=BatchPlan([first], []), start=False)
+        chunk = BatchChunk.objects.get(job=job)
+        outcome = run(job, chunk)
+        rows = NotificationDelivery.objects.filter(
+            notification__idempotency_key=f"batch:{job.pk}:{first}"
+        ).order_by("id")
+        for row in rows:
+            message = (row.delivery_metadata or {}).get("message") or {}
+            if not isinstance(message, dict):
+                message = {"text": str(message)}
+            preview.messages.append(
+                PreviewMessage(
+                    row.delivery_type, message.get("subject") or "", message.get("text") or ""
                 )
-            preview.not_sent = dict(outcome.errors)
-            raise _RollBack
-    except _RollBack:
-        pass
+            )
+        preview.not_sent = dict(outcome.errors)
+        transaction.set_rollback(True)  # a preview keeps nothing
     return preview
