@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.db.models import ProtectedError, QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from notifyplatform.api_errors import ApiError
 from notifyplatform.schema import error_response
 from users.models import User
 
@@ -60,6 +61,11 @@ class AudienceSerializer(serializers.ModelSerializer):
         return None
 
 
+@extend_schema_view(
+    destroy=extend_schema(
+        responses={204: None, 409: error_response("Broadcasts use the audience.")}
+    )
+)
 class AudienceViewSet(viewsets.ModelViewSet):
     permission_classes = [permissions.IsAdminUser]
     serializer_class = AudienceSerializer
@@ -89,6 +95,16 @@ class AudienceViewSet(viewsets.ModelViewSet):
             user_ids=data.get("user_ids"),
             instance=instance,
         )
+
+    def perform_destroy(self, instance: Audience) -> None:
+        try:
+            instance.delete()
+        except ProtectedError:
+            raise ApiError(
+                "AUDIENCE_IN_USE",
+                "broadcasts use this audience; it cannot be deleted",
+                status_code=status.HTTP_409_CONFLICT,
+            ) from None
 
     @extend_schema(
         request=None,

@@ -56,6 +56,9 @@ def _local(value: Any) -> str:
             raise BatchError(
                 INVALID_ARGUMENT, "expected a local time YYYY-MM-DDTHH:MM", "send_at_local"
             ) from None
+    this_year = timezone.now().year
+    if not this_year - 1 <= parsed.year <= this_year + 5:
+        raise BatchError(INVALID_ARGUMENT, "must be within the next five years", "send_at_local")
     if parsed.tzinfo is not None:
         raise BatchError(
             INVALID_ARGUMENT,
