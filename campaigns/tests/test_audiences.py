@@ -185,3 +185,18 @@ def test_topic_join_and_leave_through_the_api(api_client, user, other_user):
 def test_topics_need_a_signed_in_user(api_client):
     audience_save(name="t", kind="topic", value="t")
     assert api_client.post("/api/v1/topics/t/subscription/").status_code in (401, 403)
+
+
+def test_an_audience_a_broadcast_uses_cannot_be_deleted(api_client, staff_user, catalogue):
+    from campaigns.services import broadcast_create
+
+    api_client.force_authenticate(staff_user)
+    audience = audience_save(name="eu", kind="region", value="nowhere")
+    broadcast_create(
+        audience=audience, template_key="auction_started", channels=["in_app"],
+        context={"auction_title": "x"},
+    )
+    response = api_client.delete(f"/api/v1/audiences/{audience.pk}/")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "AUDIENCE_IN_USE"
+    assert Audience.objects.filter(pk=audience.pk).exists()
