@@ -185,3 +185,27 @@ def _inline_management() -> dict[str, str]:
         f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0",
         f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "0",
     }
+
+
+def test_audience_admin_adds_a_list_from_csv_and_refuses_a_topic_key_taken(admin_client):
+    users = bulk_users(2)
+    upload = SimpleUploadedFile("m.csv", f"email\n{users[0].email}\n".encode())
+    response = admin_client.post(
+        "/admin/campaigns/audience/add/",
+        {"name": "from csv", "kind": "list", "value": "", "description": "", "csv_file": upload,
+         **_inline_management()},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    audience = Audience.objects.get(name="from csv")
+    assert list(AudienceMember.objects.filter(audience=audience).values_list(
+        "user_id", flat=True)) == [users[0].pk]
+
+    audience_save(name="news", kind="topic", value="news")
+    response = admin_client.post(
+        "/admin/campaigns/audience/add/",
+        {"name": "news 2", "kind": "topic", "value": "news", "description": "",
+         **_inline_management()},
+    )
+    assert response.status_code == 200
+    assert "topic key &#x27;news&#x27; is taken" in response.content.decode()
+    assert not Audience.objects.filter(name="news 2").exists()
