@@ -35,6 +35,7 @@ SCRIPTS = [
     ("fanout", 90, 60),
     ("send_throughput", 110, 60),
     ("batch_100k", 170, 60),
+    ("broadcast", 170, 60),
     ("ws_throughput", 110, 60),
     ("notify_to_inapp", 45, 30),
     ("api_to_smtp", 45, 30),

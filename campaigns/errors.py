@@ -16,6 +16,9 @@ INVITER_NOT_FOUND = "INVITER_NOT_FOUND"
 JOB_NOT_FOUND = "JOB_NOT_FOUND"
 INVALID_STATE = "INVALID_STATE"
 TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"  # no template for the invitation type on a channel
+TOPIC_NOT_FOUND = "TOPIC_NOT_FOUND"
+BROADCAST_NOT_FOUND = "BROADCAST_NOT_FOUND"
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 # recorded in a job's error_summary
 CHUNK_FAILED = "CHUNK_FAILED"
 NOT_SENT = "NOT_SENT"
@@ -24,7 +27,10 @@ NOT_SENT = "NOT_SENT"
 class BatchError(DomainError):
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
         # a job in the wrong state for the action is a conflict; everything else is input
-        super().__init__(code, message, field, status=409 if code == INVALID_STATE else 400)
+        status = {INVALID_STATE: 409, IDEMPOTENCY_KEY_REUSED: 422}.get(code, 400)
+        if code in (TOPIC_NOT_FOUND, BROADCAST_NOT_FOUND):
+            status = 404
+        super().__init__(code, message, field, status=status)
 
     def one_line(self) -> str:
         where = f"{self.field}: " if self.field else ""

@@ -1,14 +1,18 @@
-"""The work of one chunk, per job type. Called inside the chunk's transaction by
+"""The work of one chunk, per job type (invitations, reminders, broadcasts). Called inside the chunk's transaction by
 ``services.runner.batch_chunk_run``; returns a ``ChunkOutcome`` (what to count)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
+from django.utils import timezone
 
+from deliveries.errors import NotifyError
 from deliveries.models import DeliveryStatus
+from deliveries.services import notify_many
 from invitations.errors import InvitationError
 from invitations.models import (
     NewsArticle,
@@ -144,4 +148,56 @@ def reminder_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcome
             outcome.succeed()
         else:
             outcome.fail("NO_LONGER_DUE", "viewed, answered, expired or reminded meanwhile")
+    return outcome
+
+
+def _local_due(local_send_at: str | None, tz_name: str, now: datetime) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM`` in the user's timezone, as an aware time; None when it has
+    passed already (sent now) or when the broadcast has no local time."""
+    if not local_send_at:
+        return None
+    try:
+        zone = ZoneInfo(tz_name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    due = datetime.fromisoformat(local_send_at).replace(tzinfo=zone)
+    return due if due > now else None
+
+
+def broadcast_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcome:
+    """One template to the chunk's users through ``notify_many`` (COPY fan-out), one call
+    per due time (a local send time gives each timezone its own), idempotency keys
+    ``batch:<job>:<user id>``: a re-run chunk writes nobody twice."""
+    outcome = ChunkOutcome()
+    config = job.job_config or {}
+    ids = [str(pk) for pk in chunk.item_ids]
+    users = {str(u.pk): u for u in User.objects.filter(pk__in=ids, is_active=True)}
+    now = timezone.now()
+    groups: dict[datetime | None, list[User]] = {}
+    for pk in ids:
+        user = users.get(pk)
+        if user is None:
+            outcome.fail("USER_INACTIVE", "the user was deactivated or deleted after planning")
+            continue
+        groups.setdefault(_local_due(config.get("local_send_at"), user.timezone, now), []).append(
+            user
+        )
+    for due, members in groups.items():
+        try:
+            with transaction.atomic():
+                results = notify_many(
+                    members,
+                    idempotency_prefix=f"batch:{job.pk}",
+                    template_key=config["template_key"],
+                    channels=config.get("channels"),
+                    context=config.get("context") or {},
+                    scheduled_at=due,
+                    metadata={"batch_job_id": job.pk},
+                )
+        except NotifyError as exc:
+            # a problem with the broadcast itself (its template was deleted): every recipient
+            # of the group failed for that reason; nothing of it was written
+            outcome.fail(exc.code, exc.message, len(members))
+            continue
+        _count_results(outcome, results)
     return outcome

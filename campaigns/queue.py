@@ -11,6 +11,7 @@ from notifyplatform.celery import app
 # The names from before the app moved (queued messages and beat's schedule use them).
 RUN_CHUNK_TASK = "deliveries.run_batch_chunk"
 RESUME_STALLED_TASK = "deliveries.resume_stalled_batches"
+START_BROADCASTS_TASK = "campaigns.start_due_broadcasts"
 
 
 def chunk_enqueue(chunk_id: int, *, countdown: float | None = None) -> None:

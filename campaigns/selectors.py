@@ -28,6 +28,10 @@ def batch_job_deliveries(job: NotificationBatchJob) -> QuerySet[NotificationDeli
     """The deliveries a job produced. Invitation batches: through ``invitation.batch_job``
     (and the per-job idempotency prefix for any without an invitation). Reminder batches:
     the deliveries of the job's invitations flagged as reminders, since the job started."""
+    if job.job_type == BatchJobType.BROADCAST:
+        return NotificationDelivery.objects.filter(
+            notification__idempotency_key__startswith=f"batch:{job.pk}:"
+        )
     if job.job_type == BatchJobType.INVITATION_BATCH:
         return NotificationDelivery.objects.filter(
             Q(invitation__batch_job=job)

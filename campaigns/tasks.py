@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import services
-from .queue import RESUME_STALLED_TASK, RUN_CHUNK_TASK
+from .queue import RESUME_STALLED_TASK, RUN_CHUNK_TASK, START_BROADCASTS_TASK
 
 
 @shared_task(name=RUN_CHUNK_TASK, ignore_result=True)
@@ -17,3 +17,8 @@ def run_batch_chunk(chunk_id: int) -> str:
 @shared_task(name=RESUME_STALLED_TASK, ignore_result=True)
 def resume_stalled_batches() -> int:
     return services.batches_resume_stalled()
+
+
+@shared_task(name=START_BROADCASTS_TASK, ignore_result=True)
+def start_due_broadcasts() -> int:
+    return services.broadcasts_start_due()

@@ -435,6 +435,9 @@ SPECTACULAR_SETTINGS.update(
             "InvitationStatusEnum": "invitations.models.InvitationStatus",
             "PriorityEnum": "notifyplatform.choices.Priority",
             "EventPriorityEnum": "realtime.models.EventPriority",
+            "AudienceKindEnum": "campaigns.models.audiences.AudienceKind",
+            "DeviceKindEnum": "users.models.Device.Kind",
+            "BroadcastStatusEnum": "campaigns.models.broadcasts.BroadcastStatus",
         },
     }
 )
@@ -474,9 +477,15 @@ CELERY_BEAT_SCHEDULE.update(
         "resume-stalled-batches": {
             "task": "deliveries.resume_stalled_batches",
             "schedule": float(env_int("NP_BATCH_STALL_CHECK_SECONDS", 60)),
-        }
+        },
+        # scheduled broadcasts whose time has come start their job
+        "start-due-broadcasts": {
+            "task": "campaigns.start_due_broadcasts",
+            "schedule": float(env_int("NP_BROADCAST_DISPATCH_SECONDS", 10)),
+        },
     }
 )
+NP_BROADCAST_CHUNK_SIZE = env_int("NP_BROADCAST_CHUNK_SIZE", 1000)
 CELERY_BEAT_SCHEDULE.update(
     {
         "deliveries-retention": {

@@ -1,7 +1,12 @@
 from rest_framework.routers import DefaultRouter
 
+from .audiences import AudienceViewSet, TopicViewSet
+from .broadcasts import BroadcastViewSet
 from .views import BatchJobViewSet
 
 router = DefaultRouter()
 router.register("batch-jobs", BatchJobViewSet, basename="batch-job")
+router.register("audiences", AudienceViewSet, basename="audience")
+router.register("topics", TopicViewSet, basename="topic")
+router.register("broadcasts", BroadcastViewSet, basename="broadcast")
 urlpatterns = router.urls

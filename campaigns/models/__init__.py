@@ -1,5 +1,13 @@
-"""campaigns' tables, one module per job: batch jobs here; workflows and audiences beside."""
+"""campaigns' tables, one module per job: batch jobs, audiences and broadcasts here;
+workflows beside."""
 
+from campaigns.models.audiences import (
+    VALUED_KINDS,
+    Audience,
+    AudienceKind,
+    AudienceMember,
+    TopicSubscription,
+)
 from campaigns.models.batch import (
     BatchChunk,
     BatchJobStatus,
@@ -7,11 +15,19 @@ from campaigns.models.batch import (
     ChunkStatus,
     NotificationBatchJob,
 )
+from campaigns.models.broadcasts import Broadcast, BroadcastStatus
 
 __all__ = [
+    "VALUED_KINDS",
+    "Audience",
+    "AudienceKind",
+    "AudienceMember",
     "BatchChunk",
     "BatchJobStatus",
     "BatchJobType",
+    "Broadcast",
+    "BroadcastStatus",
     "ChunkStatus",
     "NotificationBatchJob",
+    "TopicSubscription",
 ]

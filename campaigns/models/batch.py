@@ -20,6 +20,7 @@ class BatchJobType(models.TextChoices):
     INVITATION_BATCH = "invitation_batch", "Invitation batch"
     REMINDER_BATCH = "reminder_batch", "Reminder batch"
     CLEANUP_BATCH = "cleanup_batch", "Cleanup batch"
+    BROADCAST = "broadcast", "Template to an audience"
 
 
 class BatchJobStatus(models.TextChoices):

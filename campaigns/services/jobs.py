@@ -62,7 +62,8 @@ def batch_create(
     """Write the job (``pending``) and its chunk ledger in one transaction, then start it
     (``running``, chunks enqueued on commit) unless ``start=False``."""
     plan = plan or batch_plan(spec)
-    if spec.job_type == BatchJobType.INVITATION_BATCH and not plan.item_ids:
+    sends = (BatchJobType.INVITATION_BATCH, BatchJobType.BROADCAST)
+    if spec.job_type in sends and not plan.item_ids:
         raise BatchError(EMPTY_AUDIENCE, "the audience matches no active user", "audience")
     config = {**spec.config(), **({"plan": plan.notes} if plan.notes else {})}
     with transaction.atomic():

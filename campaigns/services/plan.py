@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from invitations.services import invitations_due_for_reminder
+from templates.services import template_type_of
 from users.models import User
 
 from .. import cleanup
@@ -61,15 +62,18 @@ def _cleanup_candidates(spec: BatchSpec) -> dict[str, int]:
 def batch_plan(spec: BatchSpec, *, sample_size: int = 5) -> BatchPlan:
     """Resolve what the job will work through; raises ``BatchError(EMPTY_AUDIENCE)`` for an
     invitation batch nobody would receive."""
-    if spec.job_type == BatchJobType.INVITATION_BATCH:
+    if spec.job_type in (BatchJobType.INVITATION_BATCH, BatchJobType.BROADCAST):
         audience = audience_parse(spec.audience)
-        exclude = _inviter_id_for_plan(spec)
-        ids = audience_resolve(
-            audience, invitation_type=spec.invitation_type, exclude_user_id=exclude
-        )
+        exclude: str | None
+        type_name: str | None
+        if spec.job_type == BatchJobType.BROADCAST:
+            exclude, type_name = None, template_type_of(spec.template_key or "")
+        else:
+            exclude, type_name = _inviter_id_for_plan(spec), spec.invitation_type
+        ids = audience_resolve(audience, invitation_type=type_name, exclude_user_id=exclude)
         sample = list(
             audience_queryset(
-                audience, invitation_type=spec.invitation_type, exclude_user_id=exclude
+                audience, invitation_type=type_name, exclude_user_id=exclude
             ).values_list("email", flat=True)[:sample_size]
         )
         notes: dict[str, Any] = {}

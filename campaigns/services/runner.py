@@ -50,6 +50,7 @@ def _handler(job_type: str) -> Callable[[NotificationBatchJob, BatchChunk], Chun
         BatchJobType.INVITATION_BATCH: handlers.invitation_chunk,
         BatchJobType.REMINDER_BATCH: handlers.reminder_chunk,
         BatchJobType.CLEANUP_BATCH: cleanup.cleanup_chunk,
+        BatchJobType.BROADCAST: handlers.broadcast_chunk,
     }
     return handlers_by_type[job_type]
 

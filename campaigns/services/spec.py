@@ -3,6 +3,7 @@ a ``BatchSpec``; bad input is one ``BatchError`` with its field."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +20,13 @@ from invitations.models import (
 )
 from invitations.services import invitation_content_check
 from notifyplatform.choices import Channel, InvitationType
-from templates.services import TemplateNotFoundError, templates_for_channels
+from templates.catalog import default_channels
+from templates.services import (
+    TemplateNotFoundError,
+    template_type_exists,
+    template_type_of,
+    templates_for_channels,
+)
 from users.models import User
 
 from ..audience import audience_parse
@@ -69,6 +76,9 @@ class BatchSpec:
     message: str = ""
     expires_in_days: int = 7
     older_than_days: int = 30
+    template_key: str | None = None  # broadcast: the template (a type or an exact row key)
+    context: dict[str, Any] | None = None  # broadcast: the template's variables
+    local_send_at: str | None = None  # broadcast: "YYYY-MM-DDTHH:MM" in each user's timezone
 
     def config(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
@@ -143,6 +153,8 @@ def batch_validate(
     message: str = "",
     expires_in_days: Any = 7,
     older_than_days: Any = 30,
+    template: str | None = None,
+    context: Any = None,
 ) -> BatchSpec:
     """Check a batch request; raises ``BatchError`` (nothing written). The audience is only
     parsed here (a CSV file is read); ``batch_plan`` resolves it."""
@@ -175,6 +187,10 @@ def batch_validate(
             expires_in_days=expires_in_days,
         )
         spec.name = name or f"{invitation_type} to {spec.audience} ({stamp})"
+    elif job_type == BatchJobType.BROADCAST:
+        _validate_broadcast(spec, template=template, context=context, channels=channels)
+        spec.audience = audience_parse(audience).describe()
+        spec.name = name or f"{spec.template_key} to {spec.audience} ({stamp})"
     elif job_type == BatchJobType.REMINDER_BATCH:
         if invitation_type and invitation_type not in InvitationType.values:
             raise BatchError(
@@ -250,6 +266,31 @@ def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
     spec.audience = audience_parse(raw["audience"]).describe()
     spec.message = raw["message"] or ""
     spec.expires_in_days = _int_arg(raw["expires_in_days"], "expires_in_days", maximum=365)
+
+
+def _validate_broadcast(spec: BatchSpec, *, template: Any, context: Any, channels: Any) -> None:
+    """A template that exists on every channel asked for (or its type's default channels),
+    and a JSON object of variables."""
+    key = str(template or "").strip()
+    if not key:
+        raise BatchError(INVALID_ARGUMENT, "a template is required (--template)", "template")
+    if not template_type_exists(template_type_of(key)):
+        raise BatchError(TEMPLATE_NOT_FOUND, f"unknown template {key!r}", "template")
+    spec.template_key = key
+    spec.channels = _channels(channels)
+    if isinstance(context, str):
+        try:
+            context = json.loads(context) if context.strip() else {}
+        except ValueError as exc:
+            raise BatchError(INVALID_ARGUMENT, f"not valid JSON: {exc}", "context") from None
+    if context is not None and not isinstance(context, dict):
+        raise BatchError(INVALID_ARGUMENT, "must be a JSON object", "context")
+    spec.context = context or None
+    wanted = spec.channels or list(default_channels(template_type_of(key)))
+    try:
+        templates_for_channels(key, wanted, None)
+    except TemplateNotFoundError as exc:
+        raise BatchError(TEMPLATE_NOT_FOUND, exc.message, "channels" if spec.channels else "template") from exc
 
 
 def _platform_inviter_or_standin() -> User:

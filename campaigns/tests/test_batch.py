@@ -398,7 +398,8 @@ def test_admin_start_form_progress_and_delivery_filter(client, staff_user):
     page = client.post(url, {"job_type": "invitation_batch", "invitation_type": "news_feed",
                              "article": article.pk, "audience": "all", "channels": ["in_app"],
                              "dry_run": "on"})
-    assert "Dry run" in page.content.decode() and "3 item(s)" in page.content.decode()
+    assert "Preview — nothing created" in page.content.decode()
+    assert '<strong class="np-recipient-count">3</strong>' in page.content.decode()
     assert NotificationBatchJob.objects.count() == 0
 
     # a valid form starts the job (the staff user is the inviter)

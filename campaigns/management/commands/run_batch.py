@@ -1,4 +1,7 @@
-"""``manage.py run_batch <invitation_batch|reminder_batch|cleanup_batch> [options]``.
+"""``manage.py run_batch <invitation_batch|reminder_batch|cleanup_batch|broadcast> [options]``.
+
+``run_batch --template <key> --audience <audience>`` (job type ``broadcast`` implied) sends
+any template to any audience — a saved one (``audience:<name or id>``) or an ad-hoc filter.
 
 Bad arguments exit with status 2 and one line on stderr, and create no job. ``--dry-run``
 prints the counts and a sample and writes nothing. The job runs on the Celery workers
@@ -23,10 +26,19 @@ from campaigns.services import batch_create, batch_plan, batch_run_inline, batch
 
 
 class Command(BaseCommand):
-    help = "Run a batch job: invitations to an audience, due reminders, or cleanup."
+    help = (
+        "Run a batch job: a template or invitations to an audience, due reminders, or cleanup."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("job_type", help="invitation_batch | reminder_batch | cleanup_batch")
+        parser.add_argument(
+            "job_type",
+            nargs="?",
+            help="invitation_batch | reminder_batch | cleanup_batch | broadcast "
+            "(default: broadcast with --template)",
+        )
+        parser.add_argument("--template", help="broadcast: template key (a type or a row key)")
+        parser.add_argument("--context", help="broadcast: the template's variables, JSON")
         parser.add_argument("--invitation-type", help="story_collaboration | news_feed | "
                             "roleplay_invitation")
         parser.add_argument("--article", help="news article id (news_feed)")
@@ -61,8 +73,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
+            job_type = options["job_type"] or ("broadcast" if options["template"] else "")
             spec = batch_validate(
-                options["job_type"],
+                job_type,
+                template=options["template"],
+                context=options["context"],
                 invitation_type=options["invitation_type"],
                 article=options["article"],
                 narration=options["narration"],

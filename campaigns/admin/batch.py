@@ -1,4 +1,5 @@
-"""Batch jobs in the admin: start one (a form validated by the same code as ``run_batch``),
+"""Batch jobs in the admin: start one (``forms.BatchStartForm``, validated by the same code as
+``run_batch``; preview and recipient count before starting),
 watch running jobs (progress bars refreshed from a small JSON endpoint), cancel and resume,
 and open a job's failed deliveries (a ``batch_job`` filter on the delivery changelist).
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -21,73 +22,13 @@ from django.utils.html import format_html
 
 from deliveries.models import NotificationDelivery
 from notifyplatform.admin_utils import NPModelAdmin, ReadOnlyModelAdmin
-from notifyplatform.choices import Channel, InvitationType
 
-from .audience import AUDIENCE_HELP
-from .errors import BatchError
-from .models import BatchChunk, BatchJobStatus, BatchJobType, NotificationBatchJob
-from .selectors import batch_job_deliveries, batch_progress
-from .services import batch_cancel, batch_create, batch_plan, batch_resume, batch_validate
-
-
-class BatchStartForm(forms.Form):
-    job_type = forms.ChoiceField(choices=BatchJobType.choices)
-    invitation_type = forms.ChoiceField(
-        choices=[("", "—"), *InvitationType.choices], required=False
-    )
-    article = forms.IntegerField(required=False, help_text="news article id (news_feed)")
-    story = forms.IntegerField(required=False, help_text="story id (story_collaboration)")
-    roleplay_template = forms.IntegerField(required=False)
-    role = forms.IntegerField(required=False, help_text="character role id (roleplay)")
-    audience = forms.CharField(required=False, help_text=AUDIENCE_HELP)
-    channels = forms.MultipleChoiceField(
-        choices=[c for c in Channel.choices if c[0] != Channel.WEBHOOK],
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="none: the invitation default (email)",
-    )
-    name = forms.CharField(required=False, max_length=255)
-    chunk_size = forms.IntegerField(required=False, min_value=1)
-    message = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    older_than = forms.IntegerField(
-        required=False,
-        min_value=0,
-        initial=30,
-        help_text="cleanup: websocket rows older than N days",
-    )
-    dry_run = forms.BooleanField(required=False, help_text="only count; create nothing")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if self.errors:
-            return data
-        try:
-            self.spec = batch_validate(
-                data["job_type"],
-                invitation_type=data.get("invitation_type") or None,
-                article=data.get("article"),
-                story=data.get("story"),
-                roleplay_template=data.get("roleplay_template"),
-                role=data.get("role"),
-                audience=data.get("audience"),
-                channels=data.get("channels") or None,
-                name=data.get("name"),
-                chunk_size=data.get("chunk_size"),
-                inviter=self.inviter,
-                message=data.get("message") or "",
-                older_than_days=30 if data.get("older_than") is None else data["older_than"],
-            )
-            self.plan = batch_plan(self.spec)
-        except BatchError as exc:
-            field = {"older_than_days": "older_than"}.get(exc.field or "", exc.field)
-            message = f"{exc.message} [{exc.code}]"
-            if field in self.fields:
-                self.add_error(field, message)
-            else:
-                self.add_error(None, message)
-        return data
-
-    inviter: Any = None
+from ..errors import BatchError
+from ..models import BatchChunk, BatchJobStatus, BatchJobType, NotificationBatchJob
+from ..selectors import batch_job_deliveries, batch_progress
+from ..services import batch_cancel, batch_create, batch_resume
+from ..services.preview import batch_preview
+from .forms import BatchStartForm
 
 
 class BatchJobFilter(admin.SimpleListFilter):
@@ -98,7 +39,11 @@ class BatchJobFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         jobs = NotificationBatchJob.objects.filter(
-            job_type__in=[BatchJobType.INVITATION_BATCH, BatchJobType.REMINDER_BATCH]
+            job_type__in=[
+                BatchJobType.INVITATION_BATCH,
+                BatchJobType.REMINDER_BATCH,
+                BatchJobType.BROADCAST,
+            ]
         ).order_by("-created_at")[:20]
         return [(str(job.pk), f"#{job.pk} {job.job_name}"[:60]) for job in jobs]
 
@@ -218,32 +163,42 @@ class BatchJobAdmin(NPModelAdmin):
         return JsonResponse(batch_progress(job))
 
     def start_view(self, request: HttpRequest) -> HttpResponse:
+        """GET: the form. POST with "Preview" (or "dry run"): the recipient count and the
+        first recipient's rendered messages, nothing kept. POST "Start": the job."""
         if not self.has_change_permission(request):
             return HttpResponse(status=403)
-        plan = None
+        plan = preview = None
         if request.method == "POST":
-            form = BatchStartForm(request.POST)
-            form.inviter = request.user
-            if form.is_valid():
-                if form.cleaned_data.get("dry_run"):
-                    plan = form.plan
-                else:
+            wants_preview = "_preview" in request.POST or bool(request.POST.get("dry_run"))
+            with transaction.atomic():
+                # everything the form writes (an uploaded CSV's audience) stays only if
+                # the job starts
+                form = BatchStartForm(request.POST, request.FILES)
+                form.inviter = request.user
+                job = None
+                if form.is_valid() and not wants_preview:
                     try:
                         job = batch_create(form.spec, plan=form.plan)
                     except BatchError as exc:
                         form.add_error(None, f"{exc.message} [{exc.code}]")
-                    else:
-                        self.message_user(request, f"Batch job {job.pk} started: {job.job_name}")
-                        return HttpResponseRedirect(
-                            reverse("admin:campaigns_notificationbatchjob_changelist")
-                        )
+                elif form.is_valid():
+                    plan = form.plan
+                    preview = batch_preview(form.spec, form.plan)
+                if job is None:
+                    transaction.set_rollback(True)
+            if job is not None:
+                self.message_user(request, f"Batch job {job.pk} started: {job.job_name}")
+                return HttpResponseRedirect(
+                    reverse("admin:campaigns_notificationbatchjob_changelist")
+                )
         else:
-            form = BatchStartForm()
+            form = BatchStartForm(initial={"job_type": request.GET.get("job_type", "")})
         context = {
             **self.admin_site.each_context(request),
             "title": "Start a batch",
             "form": form,
             "plan": plan,
+            "preview": preview,
             "opts": self.model._meta,
         }
         return TemplateResponse(
