@@ -7,6 +7,16 @@ from campaigns.models.batch import (
     ChunkStatus,
     NotificationBatchJob,
 )
+from campaigns.models.workflows import (
+    RunState,
+    StepState,
+    Workflow,
+    WorkflowDigest,
+    WorkflowRun,
+    WorkflowRunStep,
+    WorkflowTriggerRequest,
+    WorkflowVersion,
+)
 
 __all__ = [
     "BatchChunk",
@@ -14,4 +24,12 @@ __all__ = [
     "BatchJobType",
     "ChunkStatus",
     "NotificationBatchJob",
+    "RunState",
+    "StepState",
+    "Workflow",
+    "WorkflowDigest",
+    "WorkflowRun",
+    "WorkflowRunStep",
+    "WorkflowTriggerRequest",
+    "WorkflowVersion",
 ]
