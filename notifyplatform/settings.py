@@ -434,6 +434,8 @@ SPECTACULAR_SETTINGS.update(
             "InvitationStatusEnum": "invitations.models.InvitationStatus",
             "PriorityEnum": "notifyplatform.choices.Priority",
             "EventPriorityEnum": "realtime.models.EventPriority",
+            "WorkflowRunStateEnum": "campaigns.models.RunState",
+            "WorkflowStepStateEnum": "campaigns.models.StepState",
         },
     }
 )
