@@ -46,7 +46,7 @@ def _publish_ack_event(run: WorkflowRun, notification_id: str, spec: dict) -> No
         user=run.user,
         priority="high",
         ack_required=True,
-        ack_timeout=30,
+        ack_timeout=int(spec.get("ack_timeout", 30)),
         correlation_id=notification_id,
     )
 

@@ -16,7 +16,8 @@ The vocabulary (README "Workflows" has examples):
   ``step``, default the latest that sent one), ``preference`` (``channel``), ``data``
   (``field``, ``op``, ``value``).
 * ``escalate`` — ``in_app`` (content), ``email_after`` + ``email`` (content), optional
-  ``sms_after`` + ``sms`` (content), ``ack_required`` (default true).
+  ``sms_after`` + ``sms`` (content), ``ack_required`` (default true), ``ack_timeout``
+  (seconds between the real-time event's re-sends until acked, default 30).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _ALLOWED = {
     "throttle": {"type", "name", "limit", "window", "key"},
     "branch": {"type", "name", "when", "step", "channel", "field", "op", "value"},
     "escalate": {"type", "name", "in_app", "email_after", "email", "sms_after", "sms"}
-    | {"ack_required", "category", "priority", "action_url"},
+    | {"ack_required", "ack_timeout", "category", "priority", "action_url"},
 }
 
 
@@ -179,6 +180,9 @@ def _escalate(step: dict[str, Any], where: str) -> None:
         _content(step.get("sms"), f"{where}.sms")
     if not isinstance(step.get("ack_required", True), bool):
         raise _fail(f"{where}.ack_required", "must be true or false")
+    timeout = step.get("ack_timeout", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
+        raise _fail(f"{where}.ack_timeout", "seconds between re-sends: 1 to 3600")
 
 
 def steps_validate(steps: Any) -> list[dict[str, Any]]:
