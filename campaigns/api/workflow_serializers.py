@@ -54,7 +54,9 @@ class TriggerRequestSerializer(serializers.Serializer):
     recipients = serializers.ListField(
         child=serializers.UUIDField(), required=False, help_text="Several recipients (user ids)"
     )
-    data = serializers.DictField(required=False, help_text="Trigger data, for templates/steps")
+    data = serializers.DictField(  # type: ignore[assignment]  # the request's "data" field
+        required=False, help_text="Trigger data, for templates/steps"
+    )
     send_at = serializers.CharField(
         required=False,
         help_text="ISO 8601 with a zone, or the recipient's wall clock: '09:00 local',"

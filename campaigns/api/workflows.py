@@ -89,7 +89,9 @@ class WorkflowViewSet(
     def perform_update(self, serializer: Any) -> None:
         data = serializer.validated_data
         if "key" in data and data["key"] != serializer.instance.key:
-            raise workflows.WorkflowError("INVALID_WORKFLOW", "a workflow's key cannot change", "key")
+            raise workflows.WorkflowError(
+                "INVALID_WORKFLOW", "a workflow's key cannot change", "key"
+            )
         serializer.instance = workflows.workflow_save(
             key=serializer.instance.key,
             name=data.get("name"),
@@ -179,7 +181,7 @@ class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def get_queryset(self) -> QuerySet[WorkflowRun]:
         runs = WorkflowRun.objects.select_related("workflow", "version").prefetch_related("steps")
         if not self.request.user.is_staff:
-            runs = runs.filter(user=self.request.user)
+            runs = runs.filter(user_id=str(self.request.user.pk))
         return runs.order_by("-id")
 
     @extend_schema(request=None, responses={200: RunSerializer})

@@ -13,12 +13,7 @@ from django.db import connections
 
 from campaigns.models import WorkflowRunStep
 from campaigns.services.workflows import workflow_save, workflow_trigger
-from deliveries.tests.conftest import (  # noqa: F401 - fixtures, registered by import
-    pipeline_providers,
-    smtp_server,
-    wait_for,
-    webhook_receiver,
-)
+from deliveries.tests.conftest import wait_for
 from realtime.models import WebsocketConnection
 from realtime.tests.conftest import DaphneServer, run, ws_connect
 from users.services import token_create
@@ -38,9 +33,7 @@ def daphne(e2e_db) -> Iterator[DaphneServer]:
     yield server
     # let the server record the disconnects before the tables are truncated
     wait_for(
-        lambda: not WebsocketConnection.objects.exclude(
-            connection_status="disconnected"
-        ).exists(),
+        lambda: not WebsocketConnection.objects.exclude(connection_status="disconnected").exists(),
         timeout=20,
     )
     server.stop()

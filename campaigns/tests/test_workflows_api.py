@@ -40,13 +40,22 @@ def staff_client(api_client, staff_user):
         ([{"type": "throttle", "window": "1m"}], "steps[0].limit", "whole number"),
         ([EMAIL, {"type": "branch", "when": "sunny"}], "steps[1].when", "one of"),
         ([{"type": "branch", "when": "unread", "step": 0}], "steps[0].step", "earlier step"),
-        ([{"type": "channel", "channel": "pigeon", "title": "a", "message": "b"}],
-         "steps[0].channel", "unknown channel"),
-        ([{"type": "channel", "channel": "email", "title": "{% if %}", "message": "b"}],
-         "steps[0].title", "line 1"),
+        (
+            [{"type": "channel", "channel": "pigeon", "title": "a", "message": "b"}],
+            "steps[0].channel",
+            "unknown channel",
+        ),
+        (
+            [{"type": "channel", "channel": "email", "title": "{% if %}", "message": "b"}],
+            "steps[0].title",
+            "line 1",
+        ),
         ([{"type": "channel", "channel": "email", "title": "a"}], "steps[0].message", "required"),
-        ([{"type": "escalate", "in_app": {"template": "outbid"}, "email": {"template": "x"}}],
-         "steps[0].email_after", "duration"),
+        (
+            [{"type": "escalate", "in_app": {"template": "outbid"}, "email": {"template": "x"}}],
+            "steps[0].email_after",
+            "duration",
+        ),
         ([{"type": "delay", "duration": 5, "colour": "red"}], "steps[0].colour", "unknown field"),
     ],
 )
@@ -87,9 +96,7 @@ def test_edit_adds_a_version_and_a_running_instance_keeps_its_own(staff_client, 
 def test_workflow_admin_api_is_staff_only(api_client, user):
     api_client.force_authenticate(user)
     assert api_client.get("/api/v1/workflows/").status_code == 403
-    response = api_client.post(
-        "/api/v1/workflows/", {"key": "x", "steps": [EMAIL]}, format="json"
-    )
+    response = api_client.post("/api/v1/workflows/", {"key": "x", "steps": [EMAIL]}, format="json")
     assert response.status_code == 403
 
 
@@ -107,7 +114,9 @@ def test_throttle_3_per_minute_sends_3_and_throttles_the_rest(staff_client, user
         )
         assert response.status_code == 201, response.content
     decisions = list(
-        WorkflowRunStep.objects.filter(index=0).order_by("run_id").values_list("decision", flat=True)
+        WorkflowRunStep.objects.filter(index=0)
+        .order_by("run_id")
+        .values_list("decision", flat=True)
     )
     assert decisions == ["passed"] * 3 + ["throttled"] * 4
     assert Notification.objects.filter(user=user).count() == 3
@@ -143,8 +152,15 @@ def test_branch_on_data_and_on_unread(user):
 
 
 def test_unread_branch_stops_once_read(user):
-    _make("nudge", [EMAIL, {"type": "delay", "duration": "1m"}, {"type": "branch", "when": "unread"},
-                    {**EMAIL, "title": "Again"}])
+    _make(
+        "nudge",
+        [
+            EMAIL,
+            {"type": "delay", "duration": "1m"},
+            {"type": "branch", "when": "unread"},
+            {**EMAIL, "title": "Again"},
+        ],
+    )
     run = workflow_trigger("nudge", recipients=[user.pk], data={"amount": 1}).runs[0]
     Notification.objects.filter(user=user).update(is_read=True, read_at=timezone.now())
     step = WorkflowRunStep.objects.get(run=run, index=1)
@@ -159,8 +175,11 @@ def test_cancel_by_key_stops_future_steps(staff_client, user, other_user):
     _make("later", [{"type": "delay", "duration": "1m"}, EMAIL])
     staff_client.post(
         "/api/v1/workflows/later/trigger/",
-        {"recipients": [str(user.pk), str(other_user.pk)], "data": {"amount": 1},
-         "cancellation_key": "order-7"},
+        {
+            "recipients": [str(user.pk), str(other_user.pk)],
+            "data": {"amount": 1},
+            "cancellation_key": "order-7",
+        },
         format="json",
     )
     response = staff_client.post(
@@ -240,9 +259,7 @@ def test_runs_are_visible_to_their_user_and_staff_only(api_client, staff_user, u
         (0, "channel", "done", "sent"),
         (1, "delay", "waiting", "waiting"),
     ]
-    assert body["steps"][0]["notification_ids"] == [
-        str(Notification.objects.get(user=user).pk)
-    ]
+    assert body["steps"][0]["notification_ids"] == [str(Notification.objects.get(user=user).pk)]
     assert body["steps"][0]["finished_at"] and body["steps"][1]["due_at"]
     api_client.force_authenticate(other_user)
     assert api_client.get(f"/api/v1/workflow-runs/{run.pk}/").status_code == 404
@@ -258,8 +275,11 @@ def test_send_at_local_time_is_each_recipients_own(staff_client, user, other_use
     _make("morning", [EMAIL])
     staff_client.post(
         "/api/v1/workflows/morning/trigger/",
-        {"recipients": [str(user.pk), str(other_user.pk)], "data": {"amount": 1},
-         "send_at": "2030-01-15T09:00 local"},
+        {
+            "recipients": [str(user.pk), str(other_user.pk)],
+            "data": {"amount": 1},
+            "send_at": "2030-01-15T09:00 local",
+        },
         format="json",
     )
     due = {

@@ -14,12 +14,7 @@ from django.utils import timezone
 from campaigns.models import WorkflowRun, WorkflowRunStep
 from campaigns.services.workflows import workflow_save, workflow_trigger
 from deliveries.models import Notification, NotificationDelivery
-from deliveries.tests.conftest import (  # noqa: F401 - fixtures, registered by import
-    pipeline_providers,
-    smtp_server,
-    wait_for,
-    webhook_receiver,
-)
+from deliveries.tests.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("catalogue", "purge_queue")]
 
@@ -50,10 +45,18 @@ def test_20_outbid_triggers_in_a_2s_window_send_one_email_listing_20_bids(
     workflow_save(
         key="outbid-e2e",
         steps=[
-            {"type": "digest", "window": "2s", "key": "auction_id",
-             "item": "{{ bidder }} bid {{ amount }}"},
-            {"type": "channel", "channel": "email", "title": "Outbid {{ digest_count }} times",
-             "message": "Bids:\n{{ digest_items }}"},
+            {
+                "type": "digest",
+                "window": "2s",
+                "key": "auction_id",
+                "item": "{{ bidder }} bid {{ amount }}",
+            },
+            {
+                "type": "channel",
+                "channel": "email",
+                "title": "Outbid {{ digest_count }} times",
+                "message": "Bids:\n{{ digest_items }}",
+            },
         ],
     )
     start_worker(beat=True)
@@ -148,7 +151,13 @@ def test_send_at_in_the_recipients_timezone(
 
 
 def test_cancellation_by_key_stops_the_waiting_runs(
-    e2e_db, user, other_user, pipeline_providers, smtp_server, start_worker, staff_user,
+    e2e_db,
+    user,
+    other_user,
+    pipeline_providers,
+    smtp_server,
+    start_worker,
+    staff_user,
     api_client,
 ):
     sink, _port = smtp_server

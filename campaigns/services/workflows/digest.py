@@ -28,7 +28,7 @@ from .spec import parse_duration
 from .steps import group_key
 
 
-def _item_line(spec: dict, data: dict[str, Any]) -> str:
+def _item_line(spec: dict[str, Any], data: dict[str, Any]) -> str:
     source = spec.get("item")
     if not source:
         return ", ".join(f"{k}: {v}" for k, v in data.items() if not isinstance(v, dict | list))
@@ -38,7 +38,7 @@ def _item_line(spec: dict, data: dict[str, Any]) -> str:
         return ", ".join(f"{k}: {v}" for k, v in data.items() if not isinstance(v, dict | list))
 
 
-def _variables(spec: dict, items: list[dict[str, Any]], count: int) -> dict[str, Any]:
+def _variables(spec: dict[str, Any], items: list[dict[str, Any]], count: int) -> dict[str, Any]:
     lines = [_item_line(spec, item) for item in items]
     return {
         "digest_count": count,
@@ -47,29 +47,31 @@ def _variables(spec: dict, items: list[dict[str, Any]], count: int) -> dict[str,
     }
 
 
-def _close(digest: WorkflowDigest, run: WorkflowRun, spec: dict) -> Outcome:
+def _close(digest: WorkflowDigest, run: WorkflowRun, spec: dict[str, Any]) -> Outcome:
     digest.is_open = False
     digest.save(update_fields=["is_open"])
     run.variables = {**(run.variables or {}), **_variables(spec, digest.items, digest.count)}
     return Outcome("next", "digest_sent", detail={"digest": digest.pk, "count": digest.count})
 
 
-def digest_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datetime) -> Outcome:
+def digest_step(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any], now: datetime
+) -> Outcome:
     group = group_key(run, spec.get("key"))
     step.group_key = group
     advisory_lock("digest", run.workflow_id, run.user_id, step.index, group)
     digest_id = step.detail.get("digest")
     if digest_id is not None:  # the leader, come due
-        digest = WorkflowDigest.objects.get(pk=digest_id)
-        if digest.due_at > now:  # a sliding window moved on since
-            return Outcome("wait", "collecting", due_at=digest.due_at, detail=step.detail)
-        return _close(digest, run, spec)
+        leading = WorkflowDigest.objects.get(pk=digest_id)
+        if leading.due_at > now:  # a sliding window moved on since
+            return Outcome("wait", "collecting", due_at=leading.due_at, detail=step.detail)
+        return _close(leading, run, spec)
 
     window = parse_duration(spec["window"], "window")
     max_wait = parse_duration(spec.get("max_wait", spec["window"]), "max_wait")
     cap = int(spec.get("max_items", 50))
     item = dict(run.data or {})
-    digest = (
+    digest: WorkflowDigest | None = (
         WorkflowDigest.objects.select_for_update()
         .filter(
             workflow_id=run.workflow_id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 MAX_STEPS_PER_CALL = 60
-Handler = Callable[[WorkflowRun, WorkflowRunStep, dict, datetime], Outcome]
+Handler = Callable[[WorkflowRun, WorkflowRunStep, dict[str, Any], datetime], Outcome]
 HANDLERS: dict[str, Handler] = {
     "channel": channel_step,
     "delay": delay_step,

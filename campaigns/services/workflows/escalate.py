@@ -26,11 +26,11 @@ from .outcome import Outcome, engaged, step_notify
 from .spec import parse_duration
 
 
-def _defaults(spec: dict) -> dict[str, Any]:
+def _defaults(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: spec[k] for k in ("category", "priority", "action_url") if spec.get(k)}
 
 
-def _publish_ack_event(run: WorkflowRun, notification_id: str, spec: dict) -> None:
+def _publish_ack_event(run: WorkflowRun, notification_id: str, spec: dict[str, Any]) -> None:
     notification = Notification.objects.get(pk=notification_id)
     publish(
         event_type="workflow.escalation",
@@ -51,7 +51,9 @@ def _publish_ack_event(run: WorkflowRun, notification_id: str, spec: dict) -> No
     )
 
 
-def escalate_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datetime) -> Outcome:
+def escalate_step(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any], now: datetime
+) -> Outcome:
     detail = dict(step.detail or {})
     level = detail.get("level")
     notification_ids = list(step.notification_ids or [])

@@ -40,7 +40,9 @@ def group_key(run: WorkflowRun, key: str | None) -> str:
     return f"{key}={run.data.get(key, '')}"[:255]
 
 
-def channel_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datetime) -> Outcome:
+def channel_step(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any], now: datetime
+) -> Outcome:
     channels = spec.get("channels") or [spec["channel"]]
     notification_ids, delivery_ids = step_notify(run, step, spec, channels)
     return Outcome(
@@ -52,21 +54,29 @@ def channel_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datet
     )
 
 
-def delay_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datetime) -> Outcome:
+def delay_step(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any], now: datetime
+) -> Outcome:
     until = step.detail.get("until")
     if until is None:
         if "duration" in spec:
             target = now + parse_duration(spec["duration"], "duration")
         else:
             hour, minute = parse_clock(spec["until"], "until")
-            tz = user_zone(run.user) if spec.get("timezone", "user") == "user" else zoneinfo.ZoneInfo("UTC")
+            tz = (
+                user_zone(run.user)
+                if spec.get("timezone", "user") == "user"
+                else zoneinfo.ZoneInfo("UTC")
+            )
             target = next_clock_time(now, hour, minute, tz)
         if target > now:
             return Outcome("wait", "waiting", due_at=target, detail={"until": target.isoformat()})
     return Outcome("next", "waited")
 
 
-def throttle_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datetime) -> Outcome:
+def throttle_step(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any], now: datetime
+) -> Outcome:
     group = group_key(run, spec.get("key"))
     advisory_lock("throttle", run.workflow_id, run.user_id, step.index, group)
     window = parse_duration(spec["window"], "window")
@@ -96,7 +106,9 @@ _OPS = {
 }
 
 
-def _referenced_notifications(run: WorkflowRun, step: WorkflowRunStep, ref: int | None) -> list:
+def _referenced_notifications(
+    run: WorkflowRun, step: WorkflowRunStep, ref: int | None
+) -> list[str]:
     earlier = WorkflowRunStep.objects.filter(run=run, index__lt=step.index).order_by("-index")
     if ref is not None:
         earlier = earlier.filter(index=ref)
@@ -106,7 +118,9 @@ def _referenced_notifications(run: WorkflowRun, step: WorkflowRunStep, ref: int 
     return []
 
 
-def _holds(run: WorkflowRun, step: WorkflowRunStep, spec: dict) -> tuple[bool, dict[str, Any]]:
+def _holds(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any]
+) -> tuple[bool, dict[str, Any]]:
     when = spec["when"]
     if when in ("unread", "unclicked", "unacked"):
         ids = _referenced_notifications(run, step, spec.get("step"))
@@ -135,7 +149,9 @@ def _holds(run: WorkflowRun, step: WorkflowRunStep, spec: dict) -> tuple[bool, d
         return False, {"field": field_name, "value": value}
 
 
-def branch_step(run: WorkflowRun, step: WorkflowRunStep, spec: dict, now: datetime) -> Outcome:
+def branch_step(
+    run: WorkflowRun, step: WorkflowRunStep, spec: dict[str, Any], now: datetime
+) -> Outcome:
     holds, detail = _holds(run, step, spec)
     if holds:
         return Outcome("next", "condition_met", detail=detail)

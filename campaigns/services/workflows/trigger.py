@@ -142,7 +142,7 @@ def workflow_trigger(
         if idempotency_key:
             keys = [f"{idempotency_key}:{u.pk}" for u in users]
             existing = {
-                r.idempotency_key: r
+                str(r.idempotency_key): r
                 for r in WorkflowRun.objects.filter(idempotency_key__in=keys)
             }
         runs, steps = [], []
@@ -167,7 +167,10 @@ def workflow_trigger(
         fresh = [run for run, _ in steps]
         WorkflowRun.objects.bulk_create(fresh)
         rows = WorkflowRunStep.objects.bulk_create(
-            [WorkflowRunStep(run=run, index=0, step_type=first_type, due_at=due) for run, due in steps]
+            [
+                WorkflowRunStep(run=run, index=0, step_type=first_type, due_at=due)
+                for run, due in steps
+            ]
         )
         due_now = [row.pk for row, (_, due) in zip(rows, steps, strict=True) if due <= now]
         inline_max = int(getattr(settings, "NP_WORKFLOW_INLINE_MAX", 100))
