@@ -23,6 +23,7 @@ from deliveries.models import NotificationDelivery
 from notifyplatform.admin_utils import NPModelAdmin, ReadOnlyModelAdmin
 from notifyplatform.choices import Channel, InvitationType
 
+from . import admin_workflows  # noqa: F401 - registers the workflow admin
 from .audience import AUDIENCE_HELP
 from .errors import BatchError
 from .models import BatchChunk, BatchJobStatus, BatchJobType, NotificationBatchJob
