@@ -87,6 +87,7 @@ def digest_step(
         digest.save(update_fields=["is_open"])
         digest = None
     if digest is None:
+        first = bool(spec.get("send_first"))
         digest = WorkflowDigest.objects.create(
             workflow_id=run.workflow_id,
             user_id=run.user_id,
@@ -95,12 +96,14 @@ def digest_step(
             opened_at=now,
             due_at=now + window,
             max_due_at=now + max_wait,
+            # send-first: this run goes on with its own item; the window collects the rest
+            leader=None if first else step,
+            items=[] if first else [item],
+            count=0 if first else 1,
         )
-        if spec.get("send_first"):
+        if first:
             run.variables = {**(run.variables or {}), **_variables(spec, [item], 1)}
             return Outcome("next", "sent_first", detail={"digest": digest.pk, "count": 1})
-        digest.items, digest.count, digest.leader = [item], 1, step
-        digest.save(update_fields=["items", "count", "leader"])
         return Outcome("wait", "collecting", due_at=digest.due_at, detail={"digest": digest.pk})
 
     if len(digest.items) < cap:

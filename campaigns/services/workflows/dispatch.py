@@ -22,7 +22,7 @@ from notifyplatform.celery import app
 from ...models import WorkflowRunStep
 
 RUN_STEPS_TASK = "campaigns.run_workflow_steps"
-CHUNK = 200
+CHUNK = 50  # steps per message: the workers' threads share a burst
 
 _DUE_SQL = """
     WITH picked AS (
