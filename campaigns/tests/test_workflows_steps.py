@@ -222,3 +222,17 @@ def test_admin_edits_steps_as_validated_json(client, make_user):
     page = client.get(f"/admin/campaigns/workflowrun/{run.pk}/change/")
     assert page.status_code == 200 and b"digest_count" not in page.content
     assert client.get("/admin/campaigns/workflowrun/").status_code == 200
+
+
+def test_a_large_trigger_leaves_its_runs_to_the_workers(user, other_user, make_user, settings):
+    settings.NP_WORKFLOW_INLINE_MAX = 2
+    third = make_user(email="carol@example.test")
+    workflow_save(key="many", steps=[PLAIN])
+    result = workflow_trigger("many", recipients=[user.pk, other_user.pk, third.pk])
+    assert [run.state for run in result.runs] == ["waiting"] * 3
+    assert not Notification.objects.exists()
+    # what the dispatcher (or the after-commit enqueue) hands a worker
+    for step in WorkflowRunStep.objects.all():
+        assert step_execute(step.pk) == "ran"
+    assert Notification.objects.count() == 3
+    assert set(WorkflowRun.objects.values_list("state", flat=True)) == {"completed"}

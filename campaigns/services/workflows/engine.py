@@ -57,7 +57,9 @@ def _claim(step_id: int, now: datetime) -> WorkflowRunStep | None:
 
 def _finish_run(run: WorkflowRun, state: str, decision: str, now: datetime) -> None:
     run.state, run.decision, run.finished_at = state, decision, now
-    run.save(update_fields=["state", "decision", "finished_at", "variables", "step_index"])
+    run.save(
+        update_fields=["state", "decision", "finished_at", "variables", "step_index", "updated_at"]
+    )
 
 
 def _record(step: WorkflowRunStep, outcome: Outcome, now: datetime) -> None:

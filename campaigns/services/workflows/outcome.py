@@ -76,6 +76,7 @@ def step_notify(
         priority=options.get("priority"),
         action_url=options.get("action_url") or run.data.get("action_url") or None,
         metadata=metadata,
+        webhook_url=options.get("webhook_url"),
         idempotency_key=f"wf-step:{step.pk}{suffix}",
     )
     notification_ids = [str(result.notification.pk)] if result.notification else []

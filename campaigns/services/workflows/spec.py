@@ -5,7 +5,8 @@ The vocabulary (README "Workflows" has examples):
 
 * ``channel``  — ``channel`` (or ``channels``), and ``template`` (a catalogue type) or
   ``title`` + ``message`` (``{{ var }}`` sources rendered with the trigger data and digest
-  variables); optional ``category``, ``priority``, ``action_url``, ``metadata``.
+  variables); optional ``category``, ``priority``, ``action_url``, ``metadata``,
+  ``webhook_url`` (the webhook channel's endpoint).
 * ``delay``    — ``duration`` (``90``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``) or ``until``
   (``"HH:MM"`` the next such time, in the user's timezone when ``timezone: "user"``).
 * ``digest``   — ``window``, ``key`` (a data field, e.g. ``auction_id``), ``mode``
@@ -41,7 +42,7 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _ALLOWED = {
     "channel": {"type", "name", "channel", "channels", "template", "title", "message"}
-    | {"category", "priority", "action_url", "metadata"},
+    | {"category", "priority", "action_url", "metadata", "webhook_url"},
     "delay": {"type", "name", "duration", "until", "timezone"},
     "digest": {"type", "name", "window", "key", "mode", "max_wait", "max_items", "item"}
     | {"send_first"},
