@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from notifyplatform.db import choices_check
@@ -147,6 +148,12 @@ class WorkflowRunStep(models.Model):
                 fields=["step_type", "group_key", "finished_at"],
                 name="workflow_run_steps_group",
                 condition=models.Q(decision="passed"),
+            ),
+            # a read/click/ack finds the waiting escalations about its notification
+            GinIndex(
+                fields=["notification_ids"],
+                name="workflow_run_steps_escalating",
+                condition=models.Q(state="waiting", step_type="escalate"),
             ),
         ]
 

@@ -20,7 +20,9 @@ from campaigns.services.workflows import (
 from campaigns.services.workflows.steps import next_clock_time, user_zone
 from campaigns.workflow_catalogue import CATALOGUE_WORKFLOWS
 from deliveries.models import Notification
+from deliveries.services import inbox_mark_read
 from realtime.models import RealTimeEvent
+from realtime.services import event_acknowledge
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalogue")]
 
@@ -236,3 +238,32 @@ def test_a_large_trigger_leaves_its_runs_to_the_workers(user, other_user, make_u
         assert step_execute(step.pk) == "ran"
     assert Notification.objects.count() == 3
     assert set(WorkflowRun.objects.values_list("state", flat=True)) == {"completed"}
+
+
+def test_a_read_or_an_ack_makes_the_waiting_escalation_due_at_once(user):
+    content = {"title": "Ends", "message": "soon"}
+    workflow_save(
+        key="wake",
+        steps=[{"type": "escalate", "in_app": content, "email_after": "1h", "email": content}],
+    )
+    read_run, ack_run = (workflow_trigger("wake", recipients=[user.pk]).runs[0] for _ in "ab")
+    read_step, ack_step = _leader(read_run), _leader(ack_run)
+    assert read_step.due_at > timezone.now() + timedelta(minutes=59)
+    # when the user reads the first in the inbox ...
+    Notification.objects.update(in_inbox=True)
+    inbox_mark_read(user=user, notification_id=read_step.notification_ids[0])
+    read_step.refresh_from_db()
+    ack_step.refresh_from_db()
+    assert read_step.due_at <= timezone.now()
+    assert ack_step.due_at > timezone.now() + timedelta(minutes=59)  # the other waits on
+    # ... and acknowledges the second's real-time event on some device
+    event = RealTimeEvent.objects.get(correlation_id=ack_step.notification_ids[0])
+    event_acknowledge(event_id=event.pk, user_id=user.pk)
+    ack_step.refresh_from_db()
+    assert ack_step.due_at <= timezone.now()
+    # then both end at their next run, neither sends the email
+    for step, how in ((read_step, "read"), (ack_step, "acked")):
+        assert step_execute(step.pk) == "ran"
+        step.refresh_from_db()
+        assert (step.state, step.decision, step.detail["engaged"]) == ("done", "engaged", how)
+    assert not Notification.objects.filter(notification_type="email").exists()

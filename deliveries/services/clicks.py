@@ -25,6 +25,7 @@ from realtime.services import publish
 
 from ..links import click_token_resolve
 from ..models import Notification, NotificationDelivery, NotificationStatus
+from ..signals import notification_engaged
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ def notification_click(
     )
     counted = _count_click(notification.pk, delivery_id, now)
     notification.refresh_from_db()
+    notification_engaged.send(
+        sender=Notification, notification_ids=[str(notification.pk)], how="clicked"
+    )
     if notification.user_id is None:  # an address-only notification: nobody to tell
         return notification
     try:
