@@ -56,7 +56,7 @@ def test_ack_on_one_device_cancels_the_escalation_on_all(
             {
                 "type": "escalate",
                 "in_app": {"title": "Ending", "message": "{{ auction }} ends"},
-                "email_after": "3s",
+                "email_after": "5s",
                 "email": {"title": "Ending (email)", "message": "{{ auction }} ends"},
                 "ack_timeout": 1,
             }
