@@ -289,3 +289,14 @@ def test_send_at_local_time_is_each_recipients_own(staff_client, user, other_use
     assert due[user.pk].isoformat() == "2030-01-15T00:00:00+00:00"  # 09:00 JST
     assert due[other_user.pk].isoformat() == "2030-01-15T14:00:00+00:00"  # 09:00 EST
     assert not Notification.objects.exists()
+
+
+def test_an_inactive_workflow_refuses_triggers_with_409(staff_client, user):
+    _make("off", [EMAIL])
+    staff_client.patch("/api/v1/workflows/off/", {"is_active": False}, format="json")
+    response = staff_client.post(
+        "/api/v1/workflows/off/trigger/", {"user_id": str(user.pk)}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "WORKFLOW_INACTIVE"
+    assert not WorkflowRun.objects.exists()

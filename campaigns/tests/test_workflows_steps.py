@@ -220,6 +220,8 @@ def test_admin_edits_steps_as_validated_json(client, make_user):
     )
     assert good.status_code == 302, good.content[:2000]
     assert Workflow.objects.get(key="adm").versions.get().steps == [PLAIN]
+    change = client.get(f"/admin/campaigns/workflow/{Workflow.objects.get(key='adm').pk}/change/")
+    assert change.status_code == 200 and b"Hello" in change.content
     run = workflow_trigger("adm", recipients=[admin_user.pk]).runs[0]
     page = client.get(f"/admin/campaigns/workflowrun/{run.pk}/change/")
     assert page.status_code == 200 and b"digest_count" not in page.content
