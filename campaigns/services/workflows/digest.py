@@ -116,12 +116,9 @@ def digest_step(
         digest.save(update_fields=["items", "count", "due_at", "leader"])
         return Outcome("wait", "collecting", due_at=digest.due_at, detail={"digest": digest.pk})
     digest.save(update_fields=["items", "count", "due_at"])
-    leader_run = (
-        WorkflowRunStep.objects.filter(pk=digest.leader_id).values_list("run_id", flat=True).first()
-    )
     return Outcome(
         "stop",
         "digested",
-        detail={"digest": digest.pk, "leader_run": leader_run},
+        detail={"digest": digest.pk, "leader_step": digest.leader_id},
         skipped=True,
     )

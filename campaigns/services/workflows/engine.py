@@ -124,21 +124,22 @@ def step_execute(step_id: int, *, now: datetime | None = None) -> str:
         return "error"
 
 
-def steps_execute_inline(step_ids: list[int]) -> None:
-    """Run steps due now inside the caller's transaction (a trigger's own runs), each in a
-    savepoint: one run's failure is recorded on it and leaves the others alone."""
-    for step_id in step_ids:
+def steps_execute_inline(steps: list[WorkflowRunStep]) -> None:
+    """Run steps due now that the caller's transaction just wrote (a trigger's own runs:
+    nobody else can see them yet, so no claim is needed), each in a savepoint: one run's
+    failure is recorded on it and leaves the others alone."""
+    for first in steps:
         now = timezone.now()
         try:
             with transaction.atomic():
-                step = _claim(step_id, now)
+                step: WorkflowRunStep | None = first
                 for _ in range(MAX_STEPS_PER_CALL):
                     if step is None:
                         break
                     step = _run_claimed(step, now)
         except Exception as exc:  # noqa: BLE001 - the dispatcher retries it
-            logger.warning("workflow step %s failed inline", step_id, exc_info=True)
-            _note_failure(step_id, exc, now)
+            logger.warning("workflow step %s failed inline", first.pk, exc_info=True)
+            _note_failure(first.pk, exc, now)
 
 
 def _note_failure(step_id: int, exc: Exception, now: datetime) -> None:

@@ -172,12 +172,13 @@ def workflow_trigger(
                 for run, due in steps
             ]
         )
-        due_now = [row.pk for row, (_, due) in zip(rows, steps, strict=True) if due <= now]
+        due_now = [row for row, (_, due) in zip(rows, steps, strict=True) if due <= now]
         inline_max = int(getattr(settings, "NP_WORKFLOW_INLINE_MAX", 100))
         if due_now and len(due_now) <= inline_max:
             steps_execute_inline(due_now)
         elif due_now:
-            transaction.on_commit(lambda: steps_enqueue(due_now))
+            due_ids = [row.pk for row in due_now]
+            transaction.on_commit(lambda: steps_enqueue(due_ids))
     return TriggerResult(runs=runs, created=bool(fresh))
 
 
