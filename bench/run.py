@@ -43,6 +43,7 @@ SCRIPTS = [
     ("ws_idle", 90, 45),
     ("auction_close_stall", 110, 60),
     ("unread_count", 200, 90),
+    ("digest", 360, 120),
 ]
 
 

@@ -7,6 +7,8 @@ from celery import shared_task
 
 from . import services
 from .queue import RESUME_STALLED_TASK, RUN_CHUNK_TASK, START_BROADCASTS_TASK
+from .services import workflows
+from .services.workflows import RUN_STEPS_TASK
 
 
 @shared_task(name=RUN_CHUNK_TASK, ignore_result=True)
@@ -22,3 +24,13 @@ def resume_stalled_batches() -> int:
 @shared_task(name=START_BROADCASTS_TASK, ignore_result=True)
 def start_due_broadcasts() -> int:
     return services.broadcasts_start_due()
+@shared_task(name=RUN_STEPS_TASK, ignore_result=True)
+def run_workflow_steps(step_ids: list[int]) -> int:
+    """A chunk of due workflow steps (``workflows.step_execute`` each); how many ran."""
+    return sum(1 for step_id in step_ids if workflows.step_execute(step_id) == "ran")
+
+
+@shared_task(name="campaigns.dispatch_workflow_steps", ignore_result=True)
+def dispatch_workflow_steps() -> dict[str, int]:
+    """Beat's workflow dispatcher: due steps to the batch queue."""
+    return workflows.workflow_steps_dispatch_due()

@@ -371,6 +371,12 @@ CELERY_BEAT_SCHEDULE.update(
             # a run that waited longer than two intervals is stale: the next one is coming
             "options": {"expires": max(2 * NP_DISPATCH_INTERVAL_SECONDS, 1.0)},
         },
+        # workflows' due steps (campaigns.services.workflows.dispatch), on the same beat
+        "campaigns-dispatch-workflow-steps": {
+            "task": "campaigns.dispatch_workflow_steps",
+            "schedule": NP_DISPATCH_INTERVAL_SECONDS,
+            "options": {"expires": max(2 * NP_DISPATCH_INTERVAL_SECONDS, 1.0)},
+        },
     }
 )
 
@@ -438,6 +444,8 @@ SPECTACULAR_SETTINGS.update(
             "AudienceKindEnum": "campaigns.models.audiences.AudienceKind",
             "DeviceKindEnum": "users.models.Device.Kind",
             "BroadcastStatusEnum": "campaigns.models.broadcasts.BroadcastStatus",
+            "WorkflowRunStateEnum": "campaigns.models.RunState",
+            "WorkflowStepStateEnum": "campaigns.models.StepState",
         },
     }
 )

@@ -1,6 +1,6 @@
 """campaigns in the admin: batch jobs (``batch``: start form in ``forms``), audiences and
-broadcasts (``audiences``)."""
+broadcasts (``audiences``), workflows and their runs (``workflows``)."""
 
-from . import audiences, batch
+from . import audiences, batch, workflows
 
-__all__ = ["audiences", "batch"]
+__all__ = ["audiences", "batch", "workflows"]

@@ -16,6 +16,16 @@ from campaigns.models.batch import (
     NotificationBatchJob,
 )
 from campaigns.models.broadcasts import Broadcast, BroadcastStatus
+from campaigns.models.workflows import (
+    RunState,
+    StepState,
+    Workflow,
+    WorkflowDigest,
+    WorkflowRun,
+    WorkflowRunStep,
+    WorkflowTriggerRequest,
+    WorkflowVersion,
+)
 
 __all__ = [
     "VALUED_KINDS",
@@ -30,4 +40,12 @@ __all__ = [
     "ChunkStatus",
     "NotificationBatchJob",
     "TopicSubscription",
+    "RunState",
+    "StepState",
+    "Workflow",
+    "WorkflowDigest",
+    "WorkflowRun",
+    "WorkflowRunStep",
+    "WorkflowTriggerRequest",
+    "WorkflowVersion",
 ]

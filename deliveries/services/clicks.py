@@ -26,6 +26,7 @@ from templates.rich import own_urls
 
 from ..links import click_token_target
 from ..models import Notification, NotificationDelivery, NotificationStatus
+from ..signals import notification_engaged
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ def notification_click(
     )
     counted = _count_click(notification.pk, delivery_id, now)
     notification.refresh_from_db()
+    notification_engaged.send(
+        sender=Notification, notification_ids=[str(notification.pk)], how="clicked"
+    )
     if notification.user_id is None:  # an address-only notification: nobody to tell
         return notification
     try:

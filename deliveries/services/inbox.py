@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ..models import Notification, NotificationStatus
 from ..selectors import inbox_list
+from ..signals import notification_engaged
 
 
 def _mark_read_fields() -> dict[str, Any]:
@@ -28,6 +29,9 @@ def inbox_mark_read(*, user: Any, notification_id: Any) -> Notification | None:
             fields["status"] = NotificationStatus.READ
         Notification.objects.filter(pk=notification.pk).update(**fields)
         notification.refresh_from_db()
+        notification_engaged.send(
+            sender=Notification, notification_ids=[str(notification.pk)], how="read"
+        )
     return notification
 
 
@@ -44,6 +48,9 @@ def inbox_mark_all_read(*, user: Any) -> int:
         status=NotificationStatus.READ, **fields
     )
     Notification.objects.filter(pk__in=ids, status=NotificationStatus.CLICKED).update(**fields)
+    notification_engaged.send(
+        sender=Notification, notification_ids=[str(pk) for pk in ids], how="read"
+    )
     return len(ids)
 
 

@@ -55,6 +55,12 @@ NP_BROKER_BACKOFF_SECONDS = env_int("NP_BROKER_BACKOFF_SECONDS", 5)
 # go to the send queue, up to BATCH_SIZE rows a run and while the send queue holds fewer
 # than MAX_QUEUED rows' worth of messages (it keeps the workers fed, never floods Redis).
 NP_DISPATCH_INTERVAL_SECONDS = float(os.environ.get("NP_DISPATCH_INTERVAL_SECONDS") or 1)
+# Workflows (campaigns.services.workflows): due steps per dispatcher run, how long a handed-out
+# step stays leased before it is due again, and how many runs a trigger runs at once itself
+# (more go to the batch queue).
+NP_WORKFLOW_DISPATCH_BATCH_SIZE = env_int("NP_WORKFLOW_DISPATCH_BATCH_SIZE", 5000)
+NP_WORKFLOW_LEASE_SECONDS = env_int("NP_WORKFLOW_LEASE_SECONDS", 30)
+NP_WORKFLOW_INLINE_MAX = env_int("NP_WORKFLOW_INLINE_MAX", 100)
 NP_DISPATCH_BATCH_SIZE = env_int("NP_DISPATCH_BATCH_SIZE", 10_000)
 NP_DISPATCH_MAX_QUEUED = env_int("NP_DISPATCH_MAX_QUEUED", 20_000)
 

@@ -46,5 +46,6 @@ CELERY_TASK_ROUTES = {
     "deliveries.send_delivery": {"queue": NP_QUEUE_SEND},
     "deliveries.send_deliveries": {"queue": NP_QUEUE_SEND},
     "deliveries.run_batch_chunk": {"queue": NP_QUEUE_BATCH},
+    "campaigns.run_workflow_steps": {"queue": NP_QUEUE_BATCH},
     # the rest (beat's tasks) go to the default queue, control
 }

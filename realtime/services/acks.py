@@ -12,6 +12,7 @@ from django.utils import timezone
 from ..errors import RealtimeError
 from ..models import RealTimeEvent
 from ..selectors import event_visible_to
+from ..signals import event_acknowledged
 from .publishing import _user_id
 
 
@@ -49,4 +50,11 @@ def event_acknowledge(*, event_id: uuid.UUID | str, user_id: uuid.UUID | str) ->
             [json.dumps(entry), eid, json.dumps([{"user_id": uid}])],
         )
         created = cursor.rowcount == 1
+    if created:
+        event_acknowledged.send(
+            sender=RealTimeEvent,
+            event_id=str(eid),
+            user_id=uid,
+            correlation_id=event.correlation_id,
+        )
     return AckResult(event_id=str(eid), created=created)
