@@ -9,8 +9,8 @@ from typing import Any
 
 from .. import errors
 from ..errors import AuctionError
-from ..models import Auction, AuctionType, Bid, BidStatus
-from .base import CENT, BidOutcome, BidRules, Settlement, by_amount_then_time
+from ..models import Auction, AuctionRuleState, AuctionType, Bid, BidStatus
+from .base import CENT, BidContext, BidOutcome, BidRules, Settlement, by_amount_then_time
 
 
 class SealedFirstPriceRules(BidRules):
@@ -27,6 +27,7 @@ class SealedFirstPriceRules(BidRules):
         bidder_id: Any,
         leading: Bid | None,
         bidder_has_bid: bool,
+        ctx: BidContext | None = None,
     ) -> BidOutcome:
         if bidder_has_bid:
             raise AuctionError(
@@ -51,7 +52,9 @@ class VickreyRules(SealedFirstPriceRules):
 
     auction_type = AuctionType.VICKREY
 
-    def settle(self, auction: Auction, bids: Sequence[Bid]) -> Settlement:
+    def settle(
+        self, auction: Auction, bids: Sequence[Bid], state: AuctionRuleState | None = None
+    ) -> Settlement:
         ordered = by_amount_then_time(bids)
         if not ordered:
             return Settlement(None, None, reserve_met=False)
