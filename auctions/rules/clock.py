@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from .. import errors
@@ -67,7 +67,7 @@ class DutchRules(ClockRules):
     def last_tick(self, auction: Auction, config: dict[str, Any]) -> int | None:
         span = auction.starting_price - money(config, "floor_price")
         step = money(config, "decrement")
-        return int(-(-span // step))  # the first tick at the floor
+        return int((span / step).to_integral_value(rounding=ROUND_CEILING))  # first at the floor
 
     def check(
         self,

@@ -16,7 +16,6 @@ from auctions.tests.fixtures import (  # noqa: F401 - fixtures
     template_catalogue,
 )
 
-
 DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
     "dutch": {"decrement": "5.00", "tick_seconds": 10, "floor_price": "50.00"},
     "buy_it_now": {"buy_now_price": "250.00"},

@@ -10,7 +10,7 @@ import pytest
 
 from auctions.errors import AuctionError
 from auctions.models import Auction, Bid, BidStatus
-from auctions.rules import parse_amount, rules_for, supports_bidding
+from auctions.rules import parse_amount, rules_for
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB, CAROL = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
