@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from notifyplatform.admin_utils import NPModelAdmin, NPTabularInline
 
-from .models import Auction, AuctionItem, AuctionWatcher, Bid
+from .models import Auction, AuctionItem, AuctionRuleState, AuctionWatcher, Bid
 
 
 class AuctionItemInline(NPTabularInline):
@@ -21,12 +21,41 @@ class AuctionItemInline(NPTabularInline):
 
 class BidInline(NPTabularInline):
     model = Bid
-    fields = ("bidder", "amount", "status", "placed_at")
+    fields = ("bidder", "amount", "max_amount", "by_proxy", "status", "placed_at")
     readonly_fields = fields
     can_delete = False
     ordering = ("-amount",)
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AuctionRuleStateInline(NPTabularInline):
+    """The type's settings (checked by its rules when saved through the API) and its
+    clock; the committed secret stays hidden until it is revealed at the end."""
+
+    model = AuctionRuleState
+    fields = ("config", "clock_tick", "clock_due_at", "commitment", "revealed_at")
+    readonly_fields = ("clock_tick", "clock_due_at", "commitment", "revealed_at")
+    can_delete = False
+    extra = 0
+
+
+@admin.register(AuctionRuleState)
+class AuctionRuleStateAdmin(NPModelAdmin):
+    list_display = ("auction", "clock_tick", "clock_due_at", "commitment", "revealed_at")
+    list_select_related = ("auction",)
+    search_fields = ("auction__title",)
+    readonly_fields = ("auction", "clock_tick", "clock_due_at", "commitment", "secret_shown",
+                       "revealed_at")
+    fields = ("auction", "config", "clock_tick", "clock_due_at", "commitment", "secret_shown",
+              "revealed_at")
+
+    @admin.display(description="secret")
+    def secret_shown(self, obj: AuctionRuleState) -> str:
+        return obj.secret if obj.revealed_at else "(hidden until the end)"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -50,7 +79,7 @@ class AuctionAdmin(NPModelAdmin):
     date_hierarchy = "starts_at"
     autocomplete_fields = ("seller", "winner")
     readonly_fields = ("current_price", "bid_count", "ending_notice_sent_at", "final_price")
-    inlines = (AuctionItemInline, BidInline)
+    inlines = (AuctionRuleStateInline, AuctionItemInline, BidInline)
     fieldsets = (
         (None, {"fields": ("title", "description", "seller", "auction_type", "status")}),
         (

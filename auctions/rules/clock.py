@@ -13,7 +13,7 @@ from .. import errors
 from ..errors import AuctionError
 from ..models import Auction, AuctionRuleState, AuctionType, Bid, BidStatus
 from .base import ZERO, BidContext, BidOutcome, BidRules, Settlement
-from .config import REQUIRED, config_error, money
+from .config import config_error, money
 
 
 def tick_at(auction: Auction, config: dict[str, Any], now: datetime) -> int:
@@ -43,14 +43,14 @@ class ClockRules(BidRules):
 
 class DutchRules(ClockRules):
     """Descending clock: the price starts at the starting price and falls by
-    ``decrement`` every ``tick_seconds`` down to ``floor_price``, where it stays. The
+    ``decrement`` (default: the minimum increment) every ``tick_seconds`` down to ``floor_price``, where it stays. The
     first bid at the clock price (the price last announced) wins at once and pays it.
     No bid by the end: unsold. A floor below the reserve never sells under the reserve."""
 
     auction_type = AuctionType.DUTCH
     config_fields = {
         "tick_seconds": ("seconds", 10),
-        "decrement": ("money", REQUIRED),
+        "decrement": ("money", lambda a: a.min_increment),
         "floor_price": ("money0", "0.00"),
     }
 

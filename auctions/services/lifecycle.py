@@ -9,6 +9,7 @@ auctions, commits to a secret whose hash is published in the start event.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ..errors import AuctionError
 from ..models import Auction, AuctionRuleState, AuctionStatus
 from ..rules import CandleRules, ClockRules, rules_for
 from ..rules.lottery import new_secret
@@ -29,6 +31,8 @@ from .events import (
     watchers,
     watchers_and_bidders,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CloseResult",
@@ -45,8 +49,14 @@ def _start_rules(auction: Auction, now: datetime) -> dict[str, Any]:
     """Start the type's clock and commit its secret; what the start event tells."""
     rules = rules_for(auction.auction_type)
     state = AuctionRuleState.objects.filter(auction=auction).first()
-    if state is None:  # an auction written before rule states existed
-        state = AuctionRuleState(auction=auction, config=rules.validate_config(auction, {}))
+    if state is None:  # an auction written straight to the table (seeds, older rows)
+        try:
+            config = rules.validate_config(auction, {})
+        except AuctionError as exc:
+            logger.error("auction %s starts without its %s clock: %s", auction.pk,
+                         auction.auction_type, exc)
+            return {}
+        state = AuctionRuleState(auction=auction, config=config)
     told: dict[str, Any] = {}
     if rules.committed:
         state.secret, state.commitment = new_secret()

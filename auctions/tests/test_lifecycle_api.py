@@ -53,7 +53,9 @@ def test_create_schedules_an_auction_with_its_type_settings(client_for, seller):
 @pytest.mark.parametrize(
     ("over", "field"),
     [
-        ({"config": {"tick_seconds": 30}}, "config.decrement"),
+        ({"config": {"tick_seconds": 0}}, "config.tick_seconds"),
+        ({"auction_type": "buy_it_now", "starting_price": "0", "config": {}},
+         "config.buy_now_price"),
         ({"config": {"decrement": "10", "colour": "red"}}, "config.colour"),
         ({"ends_at": (timezone.now() - timedelta(days=1)).isoformat()}, "ends_at"),
         ({"currency": "E1R"}, "currency"),

@@ -111,8 +111,7 @@ def test_dutch_bid_must_be_the_clock_price_and_wins_at_once():
 def test_dutch_floor_must_be_below_the_start():
     err = error_of(state, auction("dutch"), {"decrement": "5", "floor_price": "100.00"})
     assert (err.code, err.field) == ("AUCTION_CONFIG_INVALID", "config.floor_price")
-    err = error_of(state, auction("dutch"), {})
-    assert err.message == "decrement is required for dutch auctions"
+    assert state(auction("dutch"), {}).config["decrement"] == "5.00"  # the min increment
 
 
 def test_dutch_no_bid_at_the_floor_does_not_sell():

@@ -118,3 +118,23 @@ def test_retention_purges_events_past_their_expiry(make_auction, bidders):
         "event_type", flat=True))
     assert purged >= 1  # the price tick (1 h) went; the bid (7 d) and the start (30 d) stay
     assert left == {"auction_status_changed", "bid_placed"}
+
+
+def test_admin_shows_an_events_causes_and_effects_as_links(make_auction, bidders, client):
+    from django.urls import reverse
+
+    from users.models import User
+
+    auction = make_auction("english")
+    bid = bid_place(auction_id=auction.pk, bidder=bidders[0], amount="100")
+    placed = RealTimeEvent.objects.get(bid=bid, event_type="bid_placed")
+    price = RealTimeEvent.objects.get(event_type="auction_price_changed")
+    client.force_login(User.objects.create_superuser(email="root@example.test", password=None))
+
+    def link(event) -> str:
+        return reverse("admin:realtime_realtimeevent_change", args=[event.pk])
+
+    page = client.get(link(price)).content.decode()
+    assert f'href="{link(placed)}"' in page  # its cause
+    page = client.get(link(placed)).content.decode()
+    assert f'href="{link(price)}"' in page  # its effect
