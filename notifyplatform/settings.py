@@ -430,6 +430,8 @@ SPECTACULAR_SETTINGS.update(
             "InvitationStatusEnum": "invitations.models.InvitationStatus",
             "PriorityEnum": "notifyplatform.choices.Priority",
             "EventPriorityEnum": "realtime.models.EventPriority",
+            "BidStatusEnum": "auctions.models.BidStatus",
+            "AuctionStatusEnum": "auctions.models.AuctionStatus",
         },
     }
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.utils import timezone
@@ -19,9 +19,11 @@ from django.utils import timezone
 from .. import errors
 from ..errors import AuctionError
 from ..models import Auction, AuctionRuleState, Bid
+from .amounts import CENT, MAX_AMOUNT, parse_amount
+from .config import clean_config
 
-MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2)
-CENT = Decimal("0.01")
+__all__ = ["CENT", "MAX_AMOUNT", "parse_amount"]  # re-exported: the rules' shared money
+
 ZERO = timedelta(0)
 
 
@@ -81,32 +83,6 @@ class BidContext:
         return dict(self.state.config) if self.state is not None else {}
 
 
-def parse_amount(value: Any, *, name: str = "amount") -> Decimal:
-    """A bid amount as money: positive, at most two decimals, within numeric(12,2)."""
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        raise AuctionError(
-            errors.BID_AMOUNT_INVALID, f"{name} must be a number", field=name
-        ) from None
-    if not amount.is_finite():
-        raise AuctionError(errors.BID_AMOUNT_INVALID, f"{name} must be a number", field=name)
-    if amount <= 0:
-        raise AuctionError(
-            errors.BID_AMOUNT_INVALID, f"{name} must be greater than zero", field=name
-        )
-    # the bound first: quantize() of a number past Decimal's precision (1e30) raises
-    if amount > MAX_AMOUNT:
-        raise AuctionError(
-            errors.BID_AMOUNT_INVALID, f"{name} can be at most {MAX_AMOUNT}", field=name
-        )
-    if amount != amount.quantize(CENT):
-        raise AuctionError(
-            errors.BID_AMOUNT_INVALID, f"{name} can have at most two decimals", field=name
-        )
-    return amount.quantize(CENT)
-
-
 def by_amount_then_time(bids: Sequence[Bid]) -> list[Bid]:
     # The highest amount wins; of equal amounts the earlier bid (a sealed-bid tie).
     return sorted(bids, key=lambda b: (-b.amount, b.placed_at, str(b.id)))
@@ -152,8 +128,6 @@ class BidRules:
     def validate_config(self, auction: Auction, config: dict[str, Any]) -> dict[str, Any]:
         """The type's settings, checked and completed with defaults; an unknown or bad
         setting is a 400 naming ``config.<name>``."""
-        from .config import clean_config
-
         return clean_config(self, auction, config)
 
     def check(

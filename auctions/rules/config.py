@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import AuctionError
 from ..models import Auction
-from .base import parse_amount
-
-if TYPE_CHECKING:
-    from .base import BidRules
+from .amounts import parse_amount
 
 REQUIRED = object()
 CONFIG_INVALID = "AUCTION_CONFIG_INVALID"
@@ -50,7 +47,7 @@ def _value(kind: str, name: str, raw: Any) -> Any:
     raise ValueError(kind)  # pragma: no cover - a programming error in config_fields
 
 
-def clean_config(rules: BidRules, auction: Auction, config: dict[str, Any] | None) -> dict[str, Any]:
+def clean_config(rules: Any, auction: Auction, config: dict[str, Any] | None) -> dict[str, Any]:
     config = dict(config or {})
     if not isinstance(config, dict):
         raise AuctionError(CONFIG_INVALID, "config must be an object", field="config")
