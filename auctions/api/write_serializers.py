@@ -12,9 +12,9 @@ from ..models import AuctionType
 class ItemInputSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=255)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    quantity = serializers.IntegerField(required=False, min_value=1, default=1)
+    quantity = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000,
+                                        default=1)
     image_url = serializers.URLField(required=False, allow_null=True, max_length=500)
-    metadata = serializers.JSONField(required=False, allow_null=True)
 
 
 class AuctionWriteSerializer(serializers.Serializer):
@@ -33,8 +33,8 @@ class AuctionWriteSerializer(serializers.Serializer):
     min_increment = serializers.CharField(required=False, max_length=32, default="1")
     bid_increment = serializers.CharField(required=False, max_length=32, allow_null=True,
                                           default=None)
-    extension_seconds = serializers.IntegerField(required=False, min_value=0, allow_null=True,
-                                                 default=None)
+    extension_seconds = serializers.IntegerField(required=False, min_value=0, max_value=86_400,
+                                                 allow_null=True, default=None)
     config = serializers.DictField(required=False, default=dict)
     items = ItemInputSerializer(many=True, required=False, default=list)
     draft = serializers.BooleanField(required=False, default=False,

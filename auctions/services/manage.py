@@ -42,7 +42,8 @@ def _money(name: str, value: Any, *, allow_zero: bool = True) -> Decimal | None:
         raise AuctionError(
             errors.BID_AMOUNT_INVALID, f"{name} must be a positive amount", field=name
         )
-    if amount != amount.quantize(Decimal("0.01")) or amount > Decimal("9999999999.99"):
+    # the bound first: quantize() of a number past Decimal's precision raises
+    if amount > Decimal("9999999999.99") or amount != amount.quantize(Decimal("0.01")):
         raise AuctionError(
             errors.BID_AMOUNT_INVALID, f"{name} must be money (two decimals, at most 9999999999.99)",
             field=name,

@@ -139,3 +139,21 @@ def test_silent_sheet_is_open_to_signed_in_attendees_sealed_is_not(
 
 def test_anonymous_cannot_create(api_client):
     assert api_client.post("/api/v1/auctions/", body(), format="json").status_code in (401, 403)
+
+
+def test_admin_actions_cancel_and_close_through_the_services(client, make_auction, bidders):
+    from django.urls import reverse
+
+    from users.models import User
+
+    running = make_auction("english")
+    bid_place(auction_id=running.pk, bidder=bidders[0], amount="100")
+    other = make_auction("english", title="Other")
+    client.force_login(User.objects.create_superuser(email="root@example.test", password=None))
+    url = reverse("admin:auctions_auction_changelist")
+    client.post(url, {"action": "close_selected", "_selected_action": [running.pk]})
+    client.post(url, {"action": "cancel_selected", "_selected_action": [other.pk]})
+    running.refresh_from_db()
+    other.refresh_from_db()
+    assert (running.status, running.winner, other.status) == ("completed", bidders[0], "cancelled")
+    assert Notification.objects.filter(user=bidders[0], event_type="auction_ended").exists()
