@@ -142,6 +142,19 @@ CATALOGUE: dict[str, CatalogueEntry] = {
         },
         action_label="View auction",
     ),
+    "underbid": CatalogueEntry(
+        category="bid",
+        priority="high",
+        channels=("in_app", "push", "email"),
+        title="You've been underbid",
+        message="Someone offered less than your {{ amount }} on {{ auction_title }}",
+        variables={
+            "auction_title": _var("The auction's title", "Office cleaning contract"),
+            "amount": _var("Your (now beaten) offer", "4800.00 USD"),
+            "action_url": _ACTION_URL,
+        },
+        action_label="Offer again",
+    ),
     "proxy_bid_exceeded": CatalogueEntry(
         category="bid",
         priority="high",

@@ -51,9 +51,11 @@ def emit_bid_events(
             auction.seller, template_key="new_bid", context=own, channels=["in_app", "push"],
             category="bid", priority="normal", idempotency_key=f"{key}:new_bid", **links,
         ))
+        # a reverse auction's bids go down: a beaten seller was underbid
+        beaten_template = "underbid" if auction.auction_type == AuctionType.REVERSE else "outbid"
         displaced = outcome.displaced
         if displaced is not None and displaced.bidder_id != bidder.pk:
-            template = "proxy_bid_exceeded" if outcome.proxy_exceeded else "outbid"
+            template = "proxy_bid_exceeded" if outcome.proxy_exceeded else beaten_template
             shown = displaced.max_amount if outcome.proxy_exceeded else displaced.amount
             sent.append(_tell_outbid(auction, displaced.bidder, template, shown, context, key,
                                      links))

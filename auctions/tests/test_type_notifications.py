@@ -138,3 +138,15 @@ def test_admin_shows_an_events_causes_and_effects_as_links(make_auction, bidders
     assert f'href="{link(placed)}"' in page  # its cause
     page = client.get(link(placed)).content.decode()
     assert f'href="{link(price)}"' in page  # its effect
+
+
+def test_reverse_auction_tells_a_beaten_seller_they_were_underbid(make_auction, bidders):
+    auction = make_auction("reverse", starting_price=Decimal("500.00"))
+    bid_place(auction_id=auction.pk, bidder=bidders[0], amount="480")
+    bid_place(auction_id=auction.pk, bidder=bidders[1], amount="450")
+    note = Notification.objects.get(user=bidders[0], event_type="underbid")
+    assert note.message == "Someone offered less than your 480.00 USD on Vintage Watch Collection"
+    assert not Notification.objects.filter(event_type="outbid").exists()
+    result = close(auction)
+    assert (result.settlement.winning_bid.bidder, result.auction.final_price) == (
+        bidders[1], Decimal("450.00"))

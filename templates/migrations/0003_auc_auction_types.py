@@ -1,13 +1,13 @@
 """Ship the catalogue's auction types beyond seed 004 (bid_confirmed, proxy_bid_exceeded,
 auction_price_dropped, auction_dropped_out, auction_drawn, auction_payment_due,
-auction_cancelled) to databases that applied 0002 before they existed. Rows are only
+auction_cancelled, underbid) to databases that applied 0002 before they existed. Rows are only
 created when missing."""
 
 from django.db import migrations
 
 NEW_TYPES = (
     "bid_confirmed", "proxy_bid_exceeded", "auction_price_dropped", "auction_dropped_out",
-    "auction_drawn", "auction_payment_due", "auction_cancelled",
+    "auction_drawn", "auction_payment_due", "auction_cancelled", "underbid",
 )
 
 
