@@ -115,3 +115,28 @@ def test_two_japanese_drop_outs_at_once_leave_exactly_one_winner(make_auction, b
     assert len(dropped) == 1 and len(refused) == 1 and refused[0].status == 409
     assert auction.status == "completed"
     assert auction.winner_id == ({u.pk for u in two} - {dropped[0].bidder_id}).pop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clock_runs_at_once_apply_each_tick_exactly_once(make_auction):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from auctions.services import auction_clock_run
+    from realtime.models import RealTimeEvent
+
+    # Given a Dutch clock four ticks behind (started 45 s ago, a tick every 10 s)
+    auction = make_auction("dutch", starts_at=timezone.now() - timedelta(seconds=45))
+    # When two workers run its clock at the same moment, three times over
+    for _ in range(3):
+        _race([lambda: auction_clock_run(auction_id=auction.pk) for _ in range(2)])
+    # Then ticks 1..4 were each published exactly once
+    ticks = sorted(
+        e.event_data["tick"]
+        for e in RealTimeEvent.objects.filter(auction_id=auction.pk,
+                                             event_type="auction_price_changed")
+    )
+    assert ticks == [1, 2, 3, 4]
+    auction.refresh_from_db()
+    assert auction.current_price == Decimal("80.00")
