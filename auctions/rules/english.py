@@ -124,10 +124,11 @@ class AllPayRules(SilentRules):
 
 
 class TopUpRules(SilentRules):
-    """Top-up, as "pay your increment" (a partial all-pay auction): every bid tops up
-    the standing price (the starting price before the first bid). The highest bid wins
-    and pays its amount; every losing bidder pays the sum of the top-ups they added
-    (their bid minus the price standing before it), so losing costs what you raised."""
+    """Top-up: the charity variant of the all-pay auction (as e.g. Wikipedia's "Auction"
+    article describes it): open ascending bids; the highest bidder wins and pays their
+    bid, without any top-up; every losing bidder pays the difference between their
+    (highest) bid and the next lower bidder's, the lowest loser the difference to the
+    starting price. With no sale (reserve not met) every bidder pays that difference."""
 
     auction_type = AuctionType.TOP_UP
 
@@ -136,17 +137,21 @@ class TopUpRules(SilentRules):
     ) -> Settlement:
         result = super().settle(auction, bids)
         winner = result.winning_bid.bidder_id if result.winning_bid else None
+        first_at: dict[Any, Any] = {}
+        for bid in bids:
+            first_at.setdefault(bid.bidder_id, (bid.placed_at, str(bid.id)))
+            first_at[bid.bidder_id] = min(first_at[bid.bidder_id], (bid.placed_at, str(bid.id)))
+        best = highest_per_bidder(bids)
+        ranked = sorted(best, key=lambda b: (-best[b], first_at[b]))
         owed: dict[Any, Decimal] = {}
-        standing = auction.starting_price
-        for bid in sorted(bids, key=lambda b: (b.placed_at, str(b.id))):
-            top_up = max(bid.amount - standing, Decimal("0.00"))
-            standing = max(standing, bid.amount)
-            if bid.bidder_id != winner:
-                owed[bid.bidder_id] = owed.get(bid.bidder_id, Decimal("0.00")) + top_up
-        return Settlement(
-            result.winning_bid, result.price, result.reserve_met,
-            payments={b: a for b, a in owed.items() if a > 0},
-        )
+        for place, bidder in enumerate(ranked):
+            if bidder == winner:
+                continue
+            below = best[ranked[place + 1]] if place + 1 < len(ranked) else auction.starting_price
+            top_up = max(best[bidder] - below, Decimal("0.00"))
+            if top_up > 0:
+                owed[bidder] = top_up
+        return Settlement(result.winning_bid, result.price, result.reserve_met, payments=owed)
 
 
 class ReverseRules(BidRules):

@@ -186,13 +186,17 @@ def test_all_pay_every_loser_pays_their_highest_bid_even_without_a_sale():
         "max_amount")
 
 
-def test_top_up_losers_pay_what_they_added_to_the_price():
+def test_top_up_losers_pay_the_difference_to_the_next_lower_bid():
     a = auction("top_up")  # starting price 100
     bids = [bid(ALICE, "100.00"), bid(BOB, "110.00", minutes=1), bid(ALICE, "125.00", minutes=2),
             bid(BOB, "140.00", minutes=3), bid(CAROL, "150.00", minutes=4)]
     result = rules_for("top_up").settle(a, bids)
     assert (result.winning_bid.bidder_id, result.price) == (CAROL, D("150.00"))
-    assert result.payments == {ALICE: D("15.00"), BOB: D("25.00")}  # 0+15; 10+15
+    # Bob 140 − Alice 125; Alice, the lowest, 125 − the starting price 100
+    assert result.payments == {BOB: D("15.00"), ALICE: D("25.00")}
+    unsold = rules_for("top_up").settle(auction("top_up", reserve_price=D("500")), bids)
+    assert unsold.winning_bid is None
+    assert unsold.payments == {CAROL: D("10.00"), BOB: D("15.00"), ALICE: D("25.00")}
 
 
 def test_silent_takes_no_proxies_and_never_extends():
