@@ -70,12 +70,10 @@ class Settlement:
 @dataclass
 class BidContext:
     """What a bid is checked against besides the auction row: the time, the type's
-    settings and clock (``state``), the bidder's earlier bids on this auction and the
-    maximum (proxy) amount they named."""
+    settings and clock (``state``) and the maximum (proxy) amount the bidder named."""
 
     now: datetime = field(default_factory=timezone.now)
     state: AuctionRuleState | None = None
-    bidder_bids: Sequence[Bid] = ()
     max_amount: Decimal | None = None
 
     @property

@@ -121,12 +121,15 @@ def bid_place(
     item_obj = _resolve_item(auction, item)
 
     leading = None
-    own = list(auction.bids.filter(bidder=bidder))
-    if not rules.sealed:
+    bidder_has_bid = False
+    if rules.sealed:
+        bidder_has_bid = auction.bids.filter(bidder=bidder).exists()
+    else:
         leading = auction.bids.filter(status=BidStatus.LEADING).select_related("bidder").first()
-    ctx = BidContext(now=now, state=rule_state(auction), bidder_bids=own, max_amount=limit)
+    ctx = BidContext(now=now, state=rule_state(auction), max_amount=limit)
     outcome = rules.check(
-        auction, value, bidder_id=bidder.pk, leading=leading, bidder_has_bid=bool(own), ctx=ctx
+        auction, value, bidder_id=bidder.pk, leading=leading, bidder_has_bid=bidder_has_bid,
+        ctx=ctx,
     )
     recorded = value
     if outcome.status == BidStatus.LEADING and outcome.new_price is not None and rules.proxies:

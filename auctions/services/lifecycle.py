@@ -28,7 +28,6 @@ from .events import (
     human_duration,
     notify_user,
     publish_status,
-    watchers,
     watchers_and_bidders,
 )
 
@@ -93,7 +92,8 @@ def auction_start(*, auction_id: Any, now: datetime | None = None) -> bool:
     told = _start_rules(auction, now)
     context = base_context(auction, None)
     sent = []
-    for user in watchers(auction):
+    # watchers, and a Japanese auction's entrants (its only bidders before the start)
+    for user in watchers_and_bidders(auction):
         sent.append(notify_user(
             user,
             template_key="auction_started",

@@ -114,6 +114,8 @@ def test_japanese_enter_tick_drop_out_last_one_in_wins(make_auction, bidders):
     assert info.value.code == "ALREADY_ENTERED"
     Auction.objects.filter(pk=auction.pk).update(starts_at=timezone.now() - timedelta(seconds=25))
     assert auction_start(auction_id=auction.pk)
+    # the entrants hear that the clock started
+    assert Notification.objects.filter(event_type="auction_started").count() == 3
     with pytest.raises(AuctionError) as info:
         bid_place(auction_id=auction.pk, bidder=ann, amount="100")
     assert info.value.code == "ENTRY_ONLY"
