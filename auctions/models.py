@@ -135,6 +135,9 @@ class BidStatus(models.TextChoices):
     SEALED = "sealed", "Sealed (hidden until the end)"
     WON = "won", "Won"
     LOST = "lost", "Lost"
+    ACTIVE = "active", "In (Japanese clock)"
+    DROPPED = "dropped", "Dropped out (Japanese clock)"
+    ENTRY = "entry", "Entries (Chinese draw)"
 
 
 class Bid(models.Model):
@@ -147,6 +150,18 @@ class Bid(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids"
     )
     amount = models.DecimalField(max_digits=12, decimal_places=2)
+    max_amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="English proxy bid: the most the platform bids for this bidder (private)",
+    )
+    by_proxy = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Placed automatically by the bidder's proxy (maximum) bid"
+    )
     status = models.CharField(max_length=20, choices=BidStatus.choices)
     placed_at = models.DateTimeField()
     created_at = created_at()
@@ -180,3 +195,33 @@ class AuctionWatcher(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} watches {self.auction_id}"
+
+
+class AuctionRuleState(models.Model):
+    """What a type's rules need beyond the seed's ``auctions`` columns: its settings
+    (``config``, validated by the type's rules) and its clock.
+
+    ``clock_due_at`` is when the clock next needs the beat (a Dutch/Japanese price tick,
+    a candle going out); ``clock_tick`` the last tick applied, advanced with a conditional
+    UPDATE so a restarted or doubled worker neither skips nor repeats a tick.
+    ``commitment`` is the SHA-256 of ``secret`` (hex), published when the auction starts;
+    the secret is revealed when it ends (candle end, Chinese draw) so anyone can check.
+    """
+
+    auction = models.OneToOneField(
+        Auction, on_delete=models.CASCADE, primary_key=True, related_name="rule_state"
+    )
+    config = models.JSONField(default=dict, blank=True)
+    clock_due_at = models.DateTimeField(null=True, blank=True)
+    clock_tick = models.IntegerField(default=0, db_default=0)
+    commitment = models.CharField(max_length=64, blank=True, default="")
+    secret = models.CharField(max_length=64, blank=True, default="")
+    revealed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "auction_rule_states"
+        indexes = [models.Index(fields=["clock_due_at"], name="idx_auction_rules_clock_due")]
+
+    def __str__(self) -> str:
+        return f"rules of {self.auction_id}"

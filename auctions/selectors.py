@@ -9,7 +9,16 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from users.models import User
 
 from .filters import AuctionFilter, AuctionItemFilter
-from .models import Auction, AuctionItem, AuctionStatus, AuctionWatcher, Bid, BidStatus
+from .models import (
+    Auction,
+    AuctionItem,
+    AuctionRuleState,
+    AuctionStatus,
+    AuctionWatcher,
+    Bid,
+    BidStatus,
+)
+from .rules import rules_for
 
 
 def _is_staff(viewer: Any) -> bool:
@@ -46,7 +55,7 @@ def auction_list(*, filters: dict[str, Any] | None = None, viewer: User | None =
     """The auctions ``viewer`` may see (``auction_visible_q``)."""
     qs = (
         Auction.objects.filter(auction_visible_q(viewer))
-        .select_related("seller")
+        .select_related("seller", "rule_state")
         .prefetch_related("items")
     )
     if viewer is not None and viewer.is_authenticated:
@@ -73,3 +82,32 @@ def bid_list_for_bidder(*, auction: Auction, bidder: User) -> QuerySet[Bid]:
 
 def leading_bid(*, auction: Auction) -> Bid | None:
     return auction.bids.filter(status__in=[BidStatus.LEADING, BidStatus.WON]).first()
+
+
+def rules_view(auction: Auction) -> dict[str, Any]:
+    """What anyone may know of an auction's rule state: its settings, the clock tick and
+    next due time, the commitment, and the secret once revealed (never before)."""
+    try:
+        state = auction.rule_state
+    except AuctionRuleState.DoesNotExist:
+        return {"config": {}}
+    view: dict[str, Any] = {"config": state.config, "clock_tick": state.clock_tick}
+    if state.clock_due_at is not None and auction.auction_type != "candle":
+        view["next_tick_at"] = state.clock_due_at.isoformat()
+    if state.commitment:
+        view["commitment"] = state.commitment
+    if state.revealed_at is not None:
+        view["secret"] = state.secret
+    return view
+
+
+def bid_list_visible(*, auction: Auction, viewer: User) -> QuerySet[Bid]:
+    """The bids ``viewer`` may see on ``auction``: all of them for the seller, staff and,
+    on open (not sealed) auctions, any signed-in attendee (a silent auction's sheet); a
+    sealed auction's bids only to their own bidder until it ends."""
+    everyone = auction.bids.order_by("-placed_at", "-amount")
+    if _is_staff(viewer) or auction.seller_id == viewer.pk:
+        return everyone
+    if rules_for(auction.auction_type).sealed and auction.status != AuctionStatus.COMPLETED:
+        return everyone.filter(bidder=viewer)
+    return everyone

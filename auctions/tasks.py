@@ -25,3 +25,9 @@ def send_auction_ending_notices() -> int:
 def close_auctions() -> int:
     """Close ended auctions and pick their winners."""
     return services.auctions_close_due()
+
+
+@shared_task(name="auctions.run_clocks", ignore_result=True)
+def run_clocks() -> int:
+    """Apply due Dutch/Japanese price ticks and put out due candles (clock_due_at)."""
+    return services.auctions_run_clocks()

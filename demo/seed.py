@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from . import accounts, activity, content, notifications
+from .auctions import seed_auction_types
 from .base import DEMO_PASSWORD, Seeder
 
 __all__ = ["DEMO_PASSWORD", "Seeder", "seed_demo"]
@@ -28,6 +29,7 @@ def seed_demo() -> Seeder:
     accounts.seed_templates(s)
     content.seed_stories_and_invitations(s)
     activity.seed_auctions(s)
+    seed_auction_types(s)  # one running auction of each of the 13 types
     accounts.seed_preferences(s)
     notifications.seed_notifications(s)
     activity.seed_batch_jobs(s)

@@ -337,6 +337,8 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": 10.0,
         },
         "auctions-close": {"task": "auctions.close_auctions", "schedule": 5.0},
+        # Dutch/Japanese ticks and candle ends: auction_rule_states.clock_due_at
+        "auctions-clocks": {"task": "auctions.run_clocks", "schedule": 1.0},
     }
 )
 CELERY_BEAT_SCHEDULE.update(
@@ -446,6 +448,8 @@ SPECTACULAR_SETTINGS.update(
             "BroadcastStatusEnum": "campaigns.models.broadcasts.BroadcastStatus",
             "WorkflowRunStateEnum": "campaigns.models.RunState",
             "WorkflowStepStateEnum": "campaigns.models.StepState",
+            "BidStatusEnum": "auctions.models.BidStatus",
+            "AuctionStatusEnum": "auctions.models.AuctionStatus",
         },
     }
 )

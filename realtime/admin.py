@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
 
 from notifyplatform.admin_utils import ReadOnlyModelAdmin
 
@@ -123,3 +125,38 @@ class RealTimeEventAdmin(ReadOnlyModelAdmin):
     list_select_related = ("user", "auction")
     date_hierarchy = "generated_at"
     ordering = ("-sequence_number",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*super().get_readonly_fields(request, obj), "previous", "causes", "effects")
+
+    @staticmethod
+    def _links(events: Any) -> str:
+        rows = [
+            (reverse("admin:realtime_realtimeevent_change", args=[e.pk]), f"#{e.sequence_number}",
+             e.event_type)
+            for e in events
+        ]
+        if not rows:
+            return "—"
+        return format_html_join(", ", '<a href="{}">{} {}</a>', rows)
+
+    @admin.display(description="previous event of the auction")
+    def previous(self, obj: RealTimeEvent) -> str:
+        if obj.previous_event_id is None:
+            return "—"
+        return self._links(RealTimeEvent.objects.filter(pk=obj.previous_event_id))
+
+    @admin.display(description="caused by")
+    def causes(self, obj: RealTimeEvent) -> str:
+        return self._links(
+            RealTimeEvent.objects.filter(pk__in=list(obj.causal_events or [])).order_by(
+                "sequence_number"
+            )
+        )
+
+    @admin.display(description="effects (events it caused, and the next one)")
+    def effects(self, obj: RealTimeEvent) -> str:
+        caused = RealTimeEvent.objects.filter(
+            Q(causal_events__contains=[str(obj.pk)]) | Q(previous_event_id=obj.pk)
+        ).order_by("sequence_number")
+        return self._links(caused[:50])

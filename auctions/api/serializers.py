@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from ..models import Auction, AuctionItem, Bid
 from ..rules import supports_bidding
-from ..selectors import reserve_visible
+from ..selectors import reserve_visible, rules_view
 from ..services import bidder_pseudonym
 
 
@@ -24,6 +24,7 @@ class AuctionSerializer(serializers.ModelSerializer):
     is_watching = serializers.SerializerMethodField()
     winner = serializers.SerializerMethodField()
     you_won = serializers.SerializerMethodField()
+    rules = serializers.SerializerMethodField()
 
     class Meta:
         model = Auction
@@ -31,7 +32,7 @@ class AuctionSerializer(serializers.ModelSerializer):
             "id", "title", "description", "seller", "auction_type", "status", "currency",
             "starting_price", "reserve_price", "min_increment", "bid_increment",
             "extension_seconds", "current_price", "bid_count", "starts_at", "ends_at",
-            "final_price", "winner", "you_won", "bidding_supported", "is_watching", "items",
+            "final_price", "winner", "you_won", "bidding_supported", "rules", "is_watching", "items",
             "created_at", "updated_at",
         ]
         read_only_fields = fields
@@ -42,6 +43,11 @@ class AuctionSerializer(serializers.ModelSerializer):
         if not reserve_visible(instance, getattr(request, "user", None)):
             data["reserve_price"] = None  # the seller's secret (auctions.selectors)
         return data
+
+    def get_rules(self, obj: Auction) -> dict[str, Any]:
+        """The type's settings, its clock tick, the commitment and (after the end) the
+        revealed secret."""
+        return rules_view(obj)
 
     def get_bidding_supported(self, obj: Auction) -> bool:
         return supports_bidding(obj.auction_type)
@@ -63,6 +69,24 @@ class BidCreateSerializer(serializers.Serializer):
     # A string keeps the client's exact digits; the rules module validates it as money.
     amount = serializers.CharField(max_length=32)
     item = serializers.UUIDField(required=False, allow_null=True)
+    max_amount = serializers.CharField(
+        max_length=32, required=False, allow_null=True,
+        help_text="English only: the most your proxy may bid for you (kept private)",
+    )
+
+
+class OpenBidSerializer(serializers.ModelSerializer):
+    """A bid as others see it on an open sheet: a pseudonym, never the account."""
+
+    bidder = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Bid
+        fields = ["id", "bidder", "amount", "status", "placed_at", "by_proxy"]
+        read_only_fields = fields
+
+    def get_bidder(self, obj: Bid) -> str:
+        return bidder_pseudonym(obj.auction_id, obj.bidder_id)
 
 
 class BidSerializer(serializers.ModelSerializer):

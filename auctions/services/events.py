@@ -3,8 +3,8 @@
 Every event is told twice, in the same transaction as the change: as notifications to
 the parties through the delivery pipeline (``deliveries.services.notify``, idempotent
 on keys derived from the bid / auction ids, sent after commit) and as a
-``real_time_events`` row on the topic ``auction.<id>`` (``realtime.services.publish``,
-fanned out after commit). Public events never name a bidder: they carry a per-auction
+``real_time_events`` row on the topic ``auction.<id>`` (``chain.publish_chained``,
+fanned out after commit; the bid's events are in ``bid_events``). Public events never name a bidder: they carry a per-auction
 pseudonym, never an email or a user id, and sealed amounts never appear before the end.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,11 +24,12 @@ from django.db.models import Q
 
 from deliveries.errors import NotifyError
 from deliveries.services import notify
-from realtime.services import publish
+from realtime.models import RealTimeEvent
+from templates.catalog import get_entry
 from users.models import User
 
-from ..models import Auction, AuctionItem, Bid
-from ..rules import BidOutcome
+from ..models import Auction, AuctionItem
+from .chain import publish_chained
 
 logger = logging.getLogger(__name__)
 
@@ -74,27 +76,34 @@ def human_duration(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-def notify_user(recipient: User, **kwargs: Any) -> None:
-    """Hand one notification to the pipeline inside a savepoint.
+def auction_url(auction: Auction) -> str:
+    """Where a notification about ``auction`` sends its reader (NP_AUCTION_URL)."""
+    return settings.NP_AUCTION_URL.format(base=settings.NP_PUBLIC_BASE_URL, id=auction.pk)
 
-    A notification that cannot be composed (a missing template, say) must not undo
-    the bid that caused it: the pipeline's own bad-input error is logged and the
+
+def notify_user(recipient: User, **kwargs: Any) -> str | None:
+    """Hand one notification to the pipeline inside a savepoint; returns its type when
+    it was created (for ``expected_impacts``).
+
+    Every auction notification carries ``action_url`` (the auction) and the catalogue's
+    action label. A notification that cannot be composed (a missing template, say) must
+    not undo the bid that caused it: the pipeline's own bad-input error is logged and the
     savepoint rolled back; anything else is a bug and propagates.
     """
+    key = kwargs["template_key"]
+    auction = kwargs.get("auction")
+    if auction is not None:
+        kwargs.setdefault("action_url", auction_url(auction))
+        entry = get_entry(key)
+        label = entry.action_label if entry is not None else None
+        kwargs.setdefault("action_label", label or "View auction")
     try:
         with transaction.atomic():
             notify(recipient, **kwargs)
     except NotifyError as exc:
-        logger.error(
-            "notification %s to user %s not created: %s",
-            kwargs.get("template_key"),
-            recipient.pk,
-            exc,
-        )
-
-
-def publish_event(**kwargs: Any) -> None:
-    publish(**kwargs)
+        logger.error("notification %s to user %s not created: %s", key, recipient.pk, exc)
+        return None
+    return str(key)
 
 
 def _item_title(auction: Auction, item: AuctionItem | None) -> str:
@@ -113,86 +122,6 @@ def base_context(auction: Auction, item: AuctionItem | None) -> dict[str, Any]:
     }
 
 
-def emit_bid_events(
-    auction: Auction,
-    bid: Bid,
-    outcome: BidOutcome,
-    previous_price: Decimal | None,
-    *,
-    sealed: bool,
-) -> None:
-    bidder = bid.bidder
-    pseudonym = bidder_pseudonym(auction.pk, bidder.pk)
-    context = {**base_context(auction, bid.item), "bidder": pseudonym}
-    key = f"bid:{bid.pk}"
-    links = {"auction": auction, "bid": bid, "item": bid.item}
-
-    # To the bidder: their own amount is theirs to see, sealed or not.
-    notify_user(
-        bidder,
-        template_key="bid_placed",
-        context={**context, "amount": amount_text(bid.amount, auction.currency)},
-        channels=["in_app"],
-        category="bid",
-        priority="normal",
-        idempotency_key=f"{key}:bid_placed",
-        **links,
-    )
-    if not sealed:
-        # Open auctions: the seller hears of every bid, the displaced leader is outbid.
-        notify_user(
-            auction.seller,
-            template_key="new_bid",
-            context={**context, "amount": amount_text(bid.amount, auction.currency)},
-            channels=["in_app", "push"],
-            category="bid",
-            priority="normal",
-            idempotency_key=f"{key}:new_bid",
-            **links,
-        )
-        displaced = outcome.displaced
-        if displaced is not None and displaced.bidder_id != bidder.pk:
-            notify_user(
-                displaced.bidder,
-                template_key="outbid",
-                context={**context, "amount": amount_text(displaced.amount, auction.currency)},
-                channels=["in_app", "push", "email"],
-                category="bid",
-                priority="high",
-                idempotency_key=f"{key}:outbid",
-                **links,
-            )
-
-    data: dict[str, Any] = {
-        "auction_id": str(auction.pk),
-        "auction_title": auction.title,
-        "bidder": pseudonym,
-        "bid_count": auction.bid_count,
-        "ends_at": auction.ends_at.isoformat(),
-        "currency": auction.currency,
-    }
-    if sealed:
-        data["sealed"] = True
-    else:
-        data.update(
-            bid_amount=money(bid.amount),
-            current_price=money(auction.current_price),
-            previous_price=money(previous_price),
-        )
-    if outcome.extend_by:
-        data["extended_by_seconds"] = int(outcome.extend_by.total_seconds())
-    publish_event(
-        event_type="bid_placed",
-        category="bid",
-        data=data,
-        visibility="authenticated",
-        topics=[auction_topic(auction)],
-        priority="high",
-        correlation_id=f"auction:{auction.pk}",
-        **links,
-    )
-
-
 def watchers(auction: Auction) -> list[User]:
     return list(User.objects.filter(watched_auctions=auction, is_active=True).order_by("pk"))
 
@@ -205,19 +134,30 @@ def watchers_and_bidders(auction: Auction) -> list[User]:
     )
 
 
-def publish_status(auction: Auction, old: str, new: str, **extra: Any) -> None:
-    publish_event(
-        event_type="auction_status_changed",
+def publish_status(
+    auction: Auction,
+    old: str,
+    new: str,
+    *,
+    correlation_id: str,
+    causes: Iterable[Any] = (),
+    expected: dict[str, Any] | None = None,
+    **extra: Any,
+) -> RealTimeEvent:
+    return publish_chained(
+        auction,
+        "auction_status_changed",
         category="auction",
         data={
             "auction_id": str(auction.pk),
             "auction_title": auction.title,
+            "auction_type": auction.auction_type,
             "old_status": old,
             "new_status": new,
             **extra,
         },
-        visibility="public",
-        topics=[auction_topic(auction)],
-        auction=auction,
-        correlation_id=f"auction:{auction.pk}",
+        correlation_id=correlation_id,
+        causes=causes,
+        expected=expected,
+        tags=[new],
     )

@@ -16,6 +16,11 @@ from auctions.tests.fixtures import (  # noqa: F401 - fixtures
     template_catalogue,
 )
 
+DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
+    "dutch": {"decrement": "5.00", "tick_seconds": 10, "floor_price": "50.00"},
+    "buy_it_now": {"buy_now_price": "250.00"},
+}
+
 
 @pytest.fixture
 def seller(make_user):
@@ -43,6 +48,7 @@ def make_auction(seller):
         fields.setdefault("starting_price", Decimal("100.00"))
         fields.setdefault("min_increment", Decimal("10.00"))
         fields.setdefault("items", [{"title": "1960 Omega Seamaster"}])
+        fields.setdefault("config", DEFAULT_CONFIG.get(auction_type))
         auction = auction_create(seller=fields.pop("seller", seller), auction_type=auction_type, **fields)
         if start:
             assert auction_start(auction_id=auction.pk) is True

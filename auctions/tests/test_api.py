@@ -32,7 +32,7 @@ def test_list_filters_by_status_and_type(as_user, make_auction, bidders):
         True, False, "1960 Omega Seamaster",
     )
     scheduled = client.get("/api/v1/auctions/", {"status": "scheduled"}).json()["results"]
-    assert [(a["title"], a["bidding_supported"]) for a in scheduled] == [("Later", False)]
+    assert [(a["title"], a["bidding_supported"]) for a in scheduled] == [("Later", True)]
     item = english.items.get()
     got = client.get(f"/api/v1/auction-items/{item.pk}/").json()
     assert got["auction"] == str(english.pk)
@@ -75,13 +75,13 @@ def test_missing_amount_is_400(as_user, make_auction, bidders):
     assert response.json()["error"]["fields"] == {"amount": ["This field is required."]}
 
 
-def test_unsupported_type_is_400_and_inactive_auction_is_409(as_user, make_auction, bidders):
+def test_off_clock_dutch_bid_is_400_and_inactive_auction_is_409(as_user, make_auction, bidders):
     client = as_user(bidders[0])
     dutch = make_auction("dutch")
-    response = client.post(f"/api/v1/auctions/{dutch.pk}/bids/", {"amount": "100"}, format="json")
+    response = client.post(f"/api/v1/auctions/{dutch.pk}/bids/", {"amount": "90"}, format="json")
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "BID_RULES_UNAVAILABLE"
-    assert response.json()["error"]["message"] == "bidding on dutch auctions is not supported yet"
+    assert response.json()["error"]["code"] == "BID_NOT_CLOCK_PRICE"
+    assert response.json()["error"]["message"] == "a Dutch bid must be the clock price, 100.00 USD"
 
     later = make_auction("english", start=False, title="Later")
     response = client.post(f"/api/v1/auctions/{later.pk}/bids/", {"amount": "100"}, format="json")

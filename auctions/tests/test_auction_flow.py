@@ -89,15 +89,15 @@ def test_english_auction_from_start_to_end(seller, bidders, make_user, channel_p
     ]
     assert received(ann) == [
         ("auction_started", "normal", SENT_IN_APP_EMAIL),
-        ("bid_placed", "normal", SENT_IN_APP),
+        ("bid_confirmed", "normal", SENT_IN_APP),
         ("outbid", "high", SENT_ALL),
-        ("bid_placed", "normal", SENT_IN_APP),
+        ("bid_confirmed", "normal", SENT_IN_APP),
         ("auction_ending", "urgent", SENT_IN_APP_PUSH),
         ("auction_ended", "normal", SENT_IN_APP_EMAIL),
     ]
     for loser in (ben, cat):
         assert received(loser) == [
-            ("bid_placed", "normal", SENT_IN_APP),
+            ("bid_confirmed", "normal", SENT_IN_APP),
             ("outbid", "high", SENT_ALL),
             ("auction_ending", "urgent", SENT_IN_APP_PUSH),
             ("auction_ended", "normal", SENT_IN_APP_EMAIL),
@@ -160,9 +160,13 @@ def test_english_auction_from_start_to_end(seller, bidders, make_user, channel_p
     assert topic == [
         ("auction_status_changed", "public", "active"),
         ("bid_placed", "authenticated", "100.00"),
+        ("auction_price_changed", "public", None),
         ("bid_placed", "authenticated", "120.00"),
+        ("auction_price_changed", "public", None),
         ("bid_placed", "authenticated", "130.00"),
+        ("auction_price_changed", "public", None),
         ("bid_placed", "authenticated", "150.00"),
+        ("auction_price_changed", "public", None),
         ("auction_ending", "public", None),
         ("auction_status_changed", "public", "completed"),
     ]
@@ -174,7 +178,8 @@ def test_english_auction_from_start_to_end(seller, bidders, make_user, channel_p
     for person in everyone:
         in_app = NotificationDelivery.objects.filter(
             notification__user=person, delivery_type="in_app").count()
-        private = RealTimeEvent.objects.filter(visibility="private", user=person)
+        private = RealTimeEvent.objects.filter(
+            visibility="private", user=person, event_type="notification.created")
         assert private.count() == in_app
         assert all(e.event_type == "notification.created" for e in private)
         assert {e.event_data.get("id") for e in private} == {

@@ -47,10 +47,10 @@ def test_english_bid_emits_bid_placed_new_bid_and_outbid(make_auction, seller, b
     assert (auction.current_price, auction.bid_count) == (Decimal("110.00"), 2)
     # and each party got exactly what seed 004 lists
     assert notes(ann) == [
-        ("bid_placed", "normal", ["in_app"]),
+        ("bid_confirmed", "normal", ["in_app"]),
         ("outbid", "high", ["email", "in_app", "push"]),
     ]
-    assert notes(ben) == [("bid_placed", "normal", ["in_app"])]
+    assert notes(ben) == [("bid_confirmed", "normal", ["in_app"])]
     assert notes(seller) == [
         ("new_bid", "normal", ["in_app", "push"]),
         ("new_bid", "normal", ["in_app", "push"]),
@@ -110,11 +110,11 @@ def test_active_auction_past_its_end_refuses_bids_with_409(make_auction, bidders
     assert (err.code, err.status) == ("AUCTION_ENDED", 409)
 
 
-def test_unsupported_type_refuses_with_a_clear_error(make_auction, bidders):
+def test_dutch_bid_off_the_clock_price_is_refused_clearly(make_auction, bidders):
     auction = make_auction("dutch")
-    err = refused(auction_id=auction.pk, bidder=bidders[0], amount="100")
-    assert (err.code, err.status) == ("BID_RULES_UNAVAILABLE", 400)
-    assert err.message == "bidding on dutch auctions is not supported yet"
+    err = refused(auction_id=auction.pk, bidder=bidders[0], amount="90")
+    assert (err.code, err.status, err.field) == ("BID_NOT_CLOCK_PRICE", 400, "amount")
+    assert err.message == "a Dutch bid must be the clock price, 100.00 USD"
 
 
 def test_item_from_another_auction_is_refused(make_auction, bidders):
@@ -156,7 +156,7 @@ def test_sealed_bids_never_reveal_amounts_or_notify_others(make_auction, seller,
     assert auction.current_price is None
     assert list(auction.bids.values_list("status", flat=True)) == ["sealed", "sealed"]
     # only the bidders' own confirmations: no outbid, no amounts to the seller
-    assert notes(ann) == [("bid_placed", "normal", ["in_app"])]
+    assert notes(ann) == [("bid_confirmed", "normal", ["in_app"])]
     assert notes(seller) == []
     for event in RealTimeEvent.objects.filter(event_type="bid_placed"):
         assert "bid_amount" not in event.event_data and "current_price" not in event.event_data

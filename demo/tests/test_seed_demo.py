@@ -9,13 +9,14 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 
-from auctions.models import Auction
+from auctions.models import Auction, AuctionRuleState, AuctionType
 from campaigns.models import NotificationBatchJob
 from deliveries.models import (
     DeliveryStatus,
     NotificationDelivery,
     UserNotificationPreference,
 )
+from demo.auctions import TYPE_DEMOS, type_demo_id
 from invitations.models import NewsArticle, StoryInvitation, UserInvitationHistory
 from providers.models import Provider, ProviderHealthMetric
 from realtime.models import RealTimeEvent
@@ -226,7 +227,10 @@ def test_templates_never_duplicate_or_overwrite_the_catalogue():
 def test_auctions_of_several_types_with_bids_and_a_winner():
     seed()
 
-    rows = {a.auction_type + ":" + a.status: a for a in Auction.objects.all()}
+    rows = {
+        a.auction_type + ":" + a.status: a
+        for a in Auction.objects.exclude(pk__in=[type_demo_id(t) for t in TYPE_DEMOS])
+    }
     assert set(rows) == {
         "english:active",
         "penny:active",
@@ -260,3 +264,15 @@ def test_batch_jobs_in_every_status_and_events_numbered_by_the_database():
     assert len(sequence) == 4
     assert sequence == sorted(sequence)
     assert len(set(sequence)) == 4
+
+
+def test_one_running_auction_of_each_of_the_13_types_with_its_rules():
+    seed()
+    running = Auction.objects.filter(pk__in=[type_demo_id(t) for t in TYPE_DEMOS])
+    assert sorted(a.auction_type for a in running) == sorted(AuctionType.values)
+    assert {a.status for a in running} == {"active"}
+    states = {s.auction.auction_type: s for s in AuctionRuleState.objects.select_related("auction")}
+    dutch = states["dutch"]
+    assert dutch.clock_due_at is not None and dutch.auction.current_price < 300
+    assert len(states["candle"].commitment) == 64 and states["candle"].clock_due_at is not None
+    assert states["buy_it_now"].config["buy_now_price"] == "350.00"

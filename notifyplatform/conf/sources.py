@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta as _timedelta
 
 from notifyplatform.conf.env import env_int
@@ -27,3 +28,5 @@ NP_INVITE_NEW_EMAIL_PER_DAY = env_int("NP_INVITE_NEW_EMAIL_PER_DAY", 50)
 NP_INVITE_NEW_SMS_PER_HOUR = env_int("NP_INVITE_NEW_SMS_PER_HOUR", 5)
 NP_INVITE_NEW_SMS_PER_DAY = env_int("NP_INVITE_NEW_SMS_PER_DAY", 10)
 NP_INVITE_PER_DESTINATION_PER_DAY = env_int("NP_INVITE_PER_DESTINATION_PER_DAY", 3)
+# Notifications about an auction link here ({base}: NP_PUBLIC_BASE_URL, {id}: the auction).
+NP_AUCTION_URL = os.environ.get("NP_AUCTION_URL", "{base}/realtime/demo/?auction={id}")

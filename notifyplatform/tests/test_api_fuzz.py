@@ -79,6 +79,11 @@ def world(make_user, settings):
         items=[{"title": "Item"}],
     )
     auction_start(auction_id=auction.pk)
+    draft = auction_create(
+        seller=staff, auction_type="dutch", title="Draft", draft=True,
+        starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=2),
+        starting_price=Decimal("100.00"),
+    )
     for kind, channel in [
         ("mailgun", "email"),
         ("sendgrid", "email"),
@@ -93,6 +98,7 @@ def world(make_user, settings):
         "headers": f.auth(f.token_for(staff, is_service=True)),
         "user": staff,
         "auction": auction,
+        "draft": draft,
         "template": template,
         "preference": preference,
         "invitation": f.invitation(seller, staff),
@@ -176,6 +182,28 @@ def _endpoints(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, 
         ("POST", "/api/v1/auctions/{id}/bids/"): (
             f"/api/v1/auctions/{w['auction'].pk}/bids/",
             {"amount": "110.00"},
+        ),
+        ("POST", "/api/v1/auctions/"): (
+            "/api/v1/auctions/",
+            {
+                "title": "Fuzz clock", "auction_type": "dutch",
+                "starts_at": "2031-01-01T10:00:00Z", "ends_at": "2031-01-01T12:00:00Z",
+                "starting_price": "100.00", "reserve_price": "80.00", "currency": "EUR",
+                "config": {"decrement": "5.00"}, "items": [{"title": "Clock"}],
+                "extension_seconds": 10,
+            },
+        ),
+        ("PATCH", "/api/v1/auctions/{id}/"): (
+            f"/api/v1/auctions/{w['draft'].pk}/",
+            {"title": "Draft 2", "reserve_price": "90.00", "config": {"tick_seconds": 5}},
+        ),
+        ("POST", "/api/v1/auctions/{id}/items/"): (
+            f"/api/v1/auctions/{w['draft'].pk}/items/",
+            {"title": "Another", "quantity": 2},
+        ),
+        ("POST", "/api/v1/auctions/{id}/cancel/"): (
+            f"/api/v1/auctions/{w['draft'].pk}/cancel/",
+            {"reason": "fuzz"},
         ),
         ("PATCH", "/api/v1/providers/{provider_name}/"): (
             "/api/v1/providers/mailgun/",

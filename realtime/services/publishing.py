@@ -90,6 +90,10 @@ class EventToPublish:
     retention_policy: str = "standard"
     correlation_id: str | None = None
     previous_event_id: uuid.UUID | str | None = None
+    #: events that caused this one (ids), what it is expected to cause, how it is filed
+    causal_events: list[str] | None = None
+    expected_impacts: dict[str, Any] | None = None
+    tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     generated_at: datetime | None = None
 
@@ -164,6 +168,9 @@ def _event_row(event: EventToPublish, generated_at: datetime | None = None) -> R
         retention_policy=event.retention_policy,
         correlation_id=event.correlation_id,
         previous_event_id=event.previous_event_id,
+        causal_events=[str(e) for e in event.causal_events] if event.causal_events else None,
+        expected_impacts=event.expected_impacts,
+        tags=list(event.tags) if event.tags else None,
         generated_at=event.generated_at or generated_at or timezone.now(),
     )
 
