@@ -27,6 +27,7 @@ urlpatterns = [
     path("c/", include("deliveries.api.click_urls")),
     path("u/", include("deliveries.api.unsubscribe_urls")),
     path("realtime/", include("demo.urls")),
+    path("media/", include("invitations.media_urls")),
 ]
 
 handler404 = "notifyplatform.api_errors.page_not_found"
