@@ -75,7 +75,7 @@ def _claim(narration_id: int) -> NewsNarration | None:
     """Move a pending (or failed) narration to ``rendering``; None if another run has it."""
     with transaction.atomic():
         narration = (
-            NewsNarration.objects.select_for_update()
+            NewsNarration.objects.select_for_update(of=("self",))
             .select_related("news_article")
             .filter(pk=narration_id)
             .first()
