@@ -70,7 +70,10 @@ class NewsArticleForm(forms.ModelForm):
 
     class Meta:
         model = NewsArticle
-        fields = "__all__"
+        fields = [
+            "title", "summary", "full_content", "source_url", "author", "published_at",
+            "category", "tags", "language", "reading_time_minutes", "is_active",
+        ]
 
     def clean(self) -> dict[str, Any]:
         from .services import article_content_hash

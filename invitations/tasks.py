@@ -6,8 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from .services import invitations_expire_due, invitations_remind_due
-from .services import narration_render
+from .services import invitations_expire_due, invitations_remind_due, narration_render
 
 
 @shared_task(name="invitations.remind_invitations", ignore_result=True)

@@ -5,9 +5,8 @@ GET on their URLs shows the same page."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse

@@ -21,7 +21,7 @@ def sentences(text: str) -> list[str]:
 def article_text(title: str, summary: str, full_content: str | None) -> list[str]:
     """What a narration reads: the title as its own sentence, then the body (the full
     content, else the summary)."""
-    body = full_content if (full_content or "").strip() else summary
+    body = full_content if full_content and full_content.strip() else summary
     heading = _WS.sub(" ", title or "").strip().rstrip(".!?")
     return ([f"{heading}."] if heading else []) + sentences(body)
 
