@@ -3,6 +3,7 @@
 server's last writes before the tables are flushed."""
 
 from realtime.tests.conftest import (  # noqa: F401 - fixtures
+    _async_thread_connection_closed,
     _server_writes_settle_before_flush,
     apublish,
     daphne_server,

@@ -38,10 +38,16 @@ def session_cookie(user, origin: str) -> dict:
     }
 
 
-def test_a_bid_in_one_browser_moves_the_board_in_another(daphne_server, make_user, apublish):
+def test_a_bid_in_one_browser_moves_the_board_in_another(
+    daphne_server, make_user, apublish, settings
+):
     server = daphne_server
     seller = make_user(email="seller@example.test", display_name="Sam")
     ann = make_user(email="ann@example.test", display_name="Ann")
+    # Ann signs in through the page: a hash the server's own (default) hashers check
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    ann.set_password("pw-for-tests-1")
+    ann.save(update_fields=["password"])
     ben = make_user(email="ben@example.test", display_name="Ben")
     now = timezone.now()
     auction = auction_create(
@@ -53,15 +59,23 @@ def test_a_bid_in_one_browser_moves_the_board_in_another(daphne_server, make_use
     assert auction_start(auction_id=auction.pk)
     row = f"#auctions tr[data-auction-id='{auction.pk}']"
     ann_name = bidder_pseudonym(auction.pk, ann.pk)
-    cookies = {who: session_cookie(user, server.origin) for who, user in (("ann", ann), ("ben", ben))}
+    ben_cookie = session_cookie(ben, server.origin)
 
-    async def open_page(browser, cookie=None):
+    async def open_page(browser, cookie=None, sign_in=None):
         # bypass_csp: Playwright's wait_for_function evaluates strings, which the CSP forbids
         context = await browser.new_context(bypass_csp=True)
         if cookie:
             await context.add_cookies([cookie])
         page = await context.new_page()
-        await page.goto(f"{server.origin}/realtime/demo/")
+        if sign_in:  # through the page's own sign-in form
+            await page.goto(f"{server.origin}/realtime/demo/")
+            await page.click("#sign-in")
+            await page.fill("#id_username", sign_in)
+            await page.fill("#id_password", "pw-for-tests-1")
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{server.origin}/realtime/demo/", timeout=TIMEOUT)
+        else:
+            await page.goto(f"{server.origin}/realtime/demo/")
         await page.wait_for_function(
             "document.getElementById('status').textContent === 'open' && "
             "window.notifyRealtime.lastSeq !== null",
@@ -73,8 +87,8 @@ def test_a_bid_in_one_browser_moves_the_board_in_another(daphne_server, make_use
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                bidder = await open_page(browser, cookies["ann"])
-                watcher = await open_page(browser, cookies["ben"])
+                bidder = await open_page(browser, sign_in="ann@example.test")
+                watcher = await open_page(browser, ben_cookie)
                 visitor = await open_page(browser)
                 seen = {
                     "before": await watcher.text_content(f"{row} .price"),

@@ -59,7 +59,8 @@ def inviter_notify(invitation: StoryInvitation, outcome: str) -> None:
             },
             category="invitation",
             idempotency_key=f"invitation:{invitation.pk}:inviter:{outcome}",
-            invitation=invitation,
+            # not linked as the invitation's delivery (those are the invitation's own sends,
+            # to the invitee); the metadata names it
             metadata={"invitation_id": invitation.pk, "outcome": outcome},
         )
     except NotifyError as exc:
