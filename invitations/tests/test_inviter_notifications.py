@@ -47,6 +47,7 @@ def test_accepting_tells_the_inviter_once(inviter, guest, story):
         "Gil accepted your story collaboration invitation to The Lighthouse Keeper."
     )
     assert note.category == "invitation"
+    assert note.metadata == {"invitation_id": invitation.pk, "outcome": "accepted"}
     assert sorted(note.delivery_channels) == ["email", "in_app"]
     assert told(inviter, "invitation_declined") == []
     # the invitee is not told of their own answer
