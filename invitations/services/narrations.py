@@ -4,17 +4,21 @@ timed segments, real audio from espeak-ng stored under ``NP_NARRATION_AUDIO_DIR`
 served at ``audio_file_url``, ``total_duration`` measured from the WAV file).
 
 ``narration_metadata.status`` tells where it is: ``pending`` → ``rendering`` → ``ready``
-(or ``failed`` with an ``error``; a failed one may be rendered again)."""
+(or ``failed`` with an ``error``; a failed one may be rendered again, and so may one
+left ``rendering`` for ``RENDER_STALE_AFTER`` by a worker that died)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from notifyplatform.choices import ConversationStyle
 from users.models import User
@@ -29,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 NARRATE_TASK = "invitations.narrate_article"
 PENDING, RENDERING, READY, FAILED = "pending", "rendering", "ready", "failed"
+# a narration "rendering" for longer than this lost its worker and may be taken over
+RENDER_STALE_AFTER = timedelta(minutes=10)
 
 
 def narration_status(narration: NewsNarration) -> str:
@@ -71,8 +77,22 @@ def narration_request(
     return narration
 
 
+def _claimable(narration: NewsNarration, now: datetime) -> bool:
+    meta = narration.narration_metadata or {}
+    status = meta.get("status", PENDING)
+    if status in (PENDING, FAILED):
+        return True
+    if status != RENDERING:
+        return False
+    # a worker that died mid-render leaves it "rendering": another run takes it over
+    started = parse_datetime(str(meta.get("rendering_since", "")))
+    return started is None or now - started > RENDER_STALE_AFTER
+
+
 def _claim(narration_id: int) -> NewsNarration | None:
-    """Move a pending (or failed) narration to ``rendering``; None if another run has it."""
+    """Move a pending or failed narration (or one whose renderer died) to ``rendering``;
+    None if another run has it or it is ready."""
+    now = timezone.now()
     with transaction.atomic():
         narration = (
             NewsNarration.objects.select_for_update(of=("self",))
@@ -80,9 +100,9 @@ def _claim(narration_id: int) -> NewsNarration | None:
             .filter(pk=narration_id)
             .first()
         )
-        if narration is None or narration_status(narration) not in (PENDING, FAILED):
+        if narration is None or not _claimable(narration, now):
             return None
-        narration.narration_metadata = {**(narration.narration_metadata or {}), "status": RENDERING}
+        narration.narration_metadata = {"status": RENDERING, "rendering_since": now.isoformat()}
         narration.save(update_fields=["narration_metadata"])
         return narration
 

@@ -96,6 +96,23 @@ def test_a_narration_has_real_audio_whose_duration_matches_its_segments(
     assert narration_render(narration_id=narration.pk) is None
 
 
+def test_a_render_left_behind_by_a_dead_worker_is_taken_over(long_article, audio_dir):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    narration = narration_request(article=long_article, user=None, narrator_profile="brisk")
+    recent = {"status": "rendering", "rendering_since": timezone.now().isoformat()}
+    NewsNarration.objects.filter(pk=narration.pk).update(narration_metadata=recent)
+    assert narration_render(narration_id=narration.pk) is None  # someone is on it
+    stale = timezone.now() - timedelta(minutes=11)
+    NewsNarration.objects.filter(pk=narration.pk).update(
+        narration_metadata={"status": "rendering", "rendering_since": stale.isoformat()}
+    )
+    taken_over = narration_render(narration_id=narration.pk)
+    assert taken_over is not None and taken_over.narration_metadata["status"] == "ready"
+
+
 def test_style_and_voice_shape_the_recording(long_article, audio_dir):
     def render(profile, style):
         n = narration_request(article=long_article, user=None, narrator_profile=profile,
