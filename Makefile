@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format venv bench clean stop browser
+.PHONY: run test lint format venv bench clean stop browser tts
 
 venv: $(VENV)/.installed
 
@@ -26,8 +26,15 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+## tts: Debian's espeak-ng, the speech engine news narrations are recorded with (and
+##      the narration tests listen to)
+tts:
+	@test -x /usr/bin/espeak-ng || { \
+	  echo "installing Debian's espeak-ng for news narrations"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+
 ## test: lint, then the whole pytest suite against real PostgreSQL and Redis
-test: venv lint browser
+test: venv lint browser tts
 	$(PY) -m notifyplatform.launcher test -- -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## bench: the benchmark table (figures next to this machine's raw limits); not a test

@@ -1,28 +1,38 @@
-"""The demo page (``/realtime/demo/``): live auction events through the websocket client
-(``realtime/client.js``). It lives in the demo app because it lists auctions, which
-``realtime`` must not import."""
+"""The demo page (``/realtime/demo/``): a live auction board through the websocket client
+(``realtime/client.js``) and the page's own ``demo/board.js``. It lives in the demo app
+because it lists auctions, which ``realtime`` must not import.
+
+Signed-in visitors see every bid as it happens and bid from the table (the auctions bid
+API, with the session and its CSRF token); anonymous visitors see the public events
+(auctions starting, ending, price clocks) and are told what signing in adds."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 
-from auctions.models import Auction, AuctionStatus
 from realtime import groups
+
+from .board import board_rows
 
 
 def demo(request: HttpRequest) -> HttpResponse:
-    """Subscribes to the active and scheduled auctions' topics, ``system`` and any
+    """Subscribes to the listed auctions' topics, ``system``, ``auctions`` and any
     ``?topics=a,b`` given (invalid names are dropped)."""
-    auctions = list(
-        Auction.objects.filter(status__in=[AuctionStatus.ACTIVE, AuctionStatus.SCHEDULED])
-        .order_by("ends_at")
-        .only("id", "title", "status", "current_price", "currency", "ends_at")[:20]
-    )
+    rows = board_rows()
     extra = [t for t in request.GET.get("topics", "").split(",") if groups.is_valid_topic(t)]
     topics = list(
         dict.fromkeys(
-            [groups.auction_topic(a.pk) for a in auctions] + ["system", "auctions", *extra]
+            [groups.auction_topic(row.id) for row in rows] + ["system", "auctions", *extra]
         )
     )
-    return render(request, "demo/realtime.html", {"auctions": auctions, "topics": topics})
+    signed_in = bool(request.user.is_authenticated)
+    config = {
+        "topics": topics,
+        "signedIn": signed_in,
+        "csrfToken": get_token(request) if signed_in else "",
+        "titles": {row.id: row.title for row in rows},
+    }
+    context = {"auctions": rows, "topics": topics, "signed_in": signed_in, "config": config}
+    return render(request, "demo/realtime.html", context)

@@ -13,7 +13,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -64,8 +65,40 @@ class NewsNarrationInline(NPTabularInline):
     raw_id_fields = ("user",)
 
 
+class NewsArticleForm(forms.ModelForm):
+    """Fills the content hash and refuses a duplicate, as the API does."""
+
+    class Meta:
+        model = NewsArticle
+        fields = [
+            "title", "summary", "full_content", "source_url", "author", "published_at",
+            "category", "tags", "language", "reading_time_minutes", "is_active",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        from .services import article_content_hash
+
+        data = super().clean() or {}
+        digest = article_content_hash(
+            title=data.get("title") or "",
+            summary=data.get("summary") or "",
+            full_content=data.get("full_content"),
+        )
+        others = NewsArticle.objects.filter(content_hash=digest)
+        if self.instance.pk is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if (other := others.first()) is not None:
+            raise forms.ValidationError(
+                f"An article with the same content already exists (article {other.pk})."
+            )
+        self.instance.content_hash = digest
+        return data
+
+
 @admin.register(NewsArticle)
 class NewsArticleAdmin(NPModelAdmin):
+    form = NewsArticleForm
+    actions = ("narrate",)
     list_display = (
         "short_title",
         "category",
@@ -85,6 +118,16 @@ class NewsArticleAdmin(NPModelAdmin):
     def short_title(self, obj: NewsArticle) -> str:
         return str(obj)
 
+    @admin.action(description="Narrate (anchor voice, neutral style)")
+    def narrate(self, request: Any, queryset: Any) -> None:
+        from .services import narration_request
+
+        count = 0
+        for article in queryset.filter(is_active=True):
+            narration_request(article=article, user=None, narrator_profile="anchor")
+            count += 1
+        self.message_user(request, f"{count} narration(s) queued.", messages.SUCCESS)
+
 
 @admin.register(NewsNarration)
 class NewsNarrationAdmin(NPModelAdmin):
@@ -95,9 +138,16 @@ class NewsNarrationAdmin(NPModelAdmin):
         "conversation_style",
         "narrator_profile",
         "total_duration",
+        "status",
         "created_at",
     )
     list_filter = ("conversation_style", "narrator_profile")
+    readonly_fields = ("audio_file_url", "segments", "total_duration", "narration_metadata")
+
+    @admin.display(description="status")
+    def status(self, obj: NewsNarration) -> str:
+        return str((obj.narration_metadata or {}).get("status", "pending"))
+
     search_fields = ("news_article__title", "user__email")
     list_select_related = ("news_article", "user")
     autocomplete_fields = ("news_article", "user")

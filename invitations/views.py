@@ -5,9 +5,11 @@ GET on their URLs shows the same page."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -15,6 +17,8 @@ from django.views.decorators.http import require_http_methods
 from . import selectors, services
 from .errors import INVITATION_NOT_FOUND, InvitationError
 from .models import StoryInvitation
+
+_AUDIO_NAME = re.compile(r"^[0-9a-f]{32}\.wav$")
 
 HEADINGS = {
     "story_collaboration": "Story collaboration invitation",
@@ -36,11 +40,21 @@ def _page(
             content=invitation.content_metadata or {},
             can_answer=error is None and outcome is None and services.is_answerable(invitation),
             accept_path=f"/i/{token}/accept/",
+            narration=selectors.narration_for_invitation(invitation),
+            free_roles=_free_roles(invitation),
             decline_path=f"/i/{token}/decline/",
         )
     response = render(request, "invitations/invitation.html", context, status=status)
     response["Referrer-Policy"] = "no-referrer"  # keep the token out of other sites' logs
     return response
+
+
+def _free_roles(invitation: StoryInvitation) -> list[str] | None:
+    """The names of the roleplay's roles nobody has accepted yet (roleplay invitations)."""
+    role = invitation.roleplay_character_role
+    if role is None or role.roleplay_template is None:
+        return None
+    return [r.role_name for r in selectors.roles_free(role.roleplay_template)]
 
 
 def _not_found(request: HttpRequest, token: str) -> HttpResponse:
@@ -99,3 +113,17 @@ def invitation_accept_page(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def invitation_decline_page(request: HttpRequest, token: str) -> HttpResponse:
     return _answer_page(request, token, accept=False)
+
+
+@require_http_methods(["GET", "HEAD"])
+def narration_audio(request: HttpRequest, name: str) -> FileResponse:
+    """A narration's WAV file. Names are random (uuid4) and nothing else is served from
+    the folder: no path can leave it."""
+    if not _AUDIO_NAME.match(name):
+        raise Http404("no such narration audio")
+    path = settings.NP_NARRATION_AUDIO_DIR / name
+    if not path.is_file():
+        raise Http404("no such narration audio")
+    response = FileResponse(path.open("rb"), content_type="audio/wav")
+    response["Cache-Control"] = "public, max-age=86400, immutable"
+    return response

@@ -268,6 +268,16 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- media: files the platform makes (news narrations' audio) --------------------------
+# Served by the app at MEDIA_URL (invitations.media_urls); put a shared volume here when
+# web and worker containers run apart.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("NP_MEDIA_ROOT", str(BASE_DIR / "media")))
+NP_NARRATION_AUDIO_DIR = Path(
+    os.environ.get("NP_NARRATION_AUDIO_DIR", str(MEDIA_ROOT / "narrations"))
+)
+NP_ESPEAK_BINARY = os.environ.get("NP_ESPEAK_BINARY", "/usr/bin/espeak-ng")
+
 # --- security ----------------------------------------------------------------------
 from notifyplatform.conf.security import *  # noqa: E402, F403  (headers, HTTPS, CSP, lockouts)
 from notifyplatform.conf.security import csp_enabled  # noqa: E402

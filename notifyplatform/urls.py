@@ -30,6 +30,7 @@ urlpatterns = [
     path("accounts/", include("users.urls")),
     path("", include("deliveries.api.preference_page_urls")),
     path("realtime/", include("demo.urls")),
+    path("media/", include("invitations.media_urls")),
 ]
 
 handler404 = "notifyplatform.api_errors.page_not_found"

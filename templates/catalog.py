@@ -47,6 +47,12 @@ _ACTION_URL = {
     "example": "https://example.test/auctions/1",
 }
 
+_INVITER_VARS = {
+    "invitee_name": _var("Who was invited (name, else the address given)", "Bo"),
+    "content_title": _var("What they were invited to", "The Lighthouse Keeper"),
+    "invitation_type": _var("The kind of invitation, in words", "story collaboration"),
+}
+
 CATALOGUE: dict[str, CatalogueEntry] = {
     # --- seed 004: English auction events -----------------------------------------------
     "new_bid": CatalogueEntry(
@@ -282,6 +288,31 @@ CATALOGUE: dict[str, CatalogueEntry] = {
             "invitation_url": _var("Accept/decline link", "https://example.test/i/ghi789"),
         },
         action_label="Join",
+    ),
+    # --- the inviter hears how an invitation ended ---------------------------------------
+    "invitation_accepted": CatalogueEntry(
+        category="invitation",
+        priority="normal",
+        channels=("in_app", "email"),
+        title="{{ invitee_name }} accepted your invitation",
+        message="{{ invitee_name }} accepted your {{ invitation_type }} invitation to {{ content_title }}.",
+        variables=_INVITER_VARS,
+    ),
+    "invitation_declined": CatalogueEntry(
+        category="invitation",
+        priority="normal",
+        channels=("in_app", "email"),
+        title="{{ invitee_name }} declined your invitation",
+        message="{{ invitee_name }} declined your {{ invitation_type }} invitation to {{ content_title }}.",
+        variables=_INVITER_VARS,
+    ),
+    "invitation_expired": CatalogueEntry(
+        category="invitation",
+        priority="low",
+        channels=("in_app",),
+        title="Your invitation to {{ invitee_name }} expired",
+        message="{{ invitee_name }} did not answer your {{ invitation_type }} invitation to {{ content_title }} in time.",
+        variables=_INVITER_VARS,
     ),
 }
 

@@ -9,6 +9,7 @@ from deliveries.analytics import CTR_DEFAULT_HOURS, CTR_MAX_HOURS
 from deliveries.models import ProviderPerformanceSummary
 from notifyplatform.choices import ConversationStyle, InvitationType
 
+from .. import selectors
 from ..errors import CONTENT_NOT_FOUND, InvitationError
 from ..models import (
     InvitationConversionFunnel,
@@ -111,18 +112,45 @@ class AnswerSerializer(serializers.Serializer):
     response_data = serializers.JSONField(required=False, allow_null=True)
 
 
+class TokenNarrationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NewsNarration
+        fields = [
+            "narrator_profile", "conversation_style", "segments", "total_duration",
+            "audio_file_url",
+        ]
+        read_only_fields = fields
+
+
 class TokenInvitationSerializer(serializers.ModelSerializer):
     """What the holder of an invitation link may see: no addresses, no ids of people."""
 
     inviter_name = serializers.SerializerMethodField()
+    narration = serializers.SerializerMethodField()
+    free_roles = serializers.SerializerMethodField()
 
     class Meta:
         model = StoryInvitation
         fields = [
             "invitation_type", "status", "inviter_name", "content_type", "content_metadata",
             "conversation_style", "message", "expires_at", "viewed_at", "responded_at",
+            "narration", "free_roles",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(TokenNarrationSerializer(allow_null=True))
+    def get_narration(self, obj: StoryInvitation) -> dict[str, Any] | None:
+        """The narration a news-feed invitation plays, if one was attached."""
+        narration = selectors.narration_for_invitation(obj)
+        return TokenNarrationSerializer(narration).data if narration is not None else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_free_roles(self, obj: StoryInvitation) -> list[str] | None:
+        """Roleplay invitations: the names of the roles nobody has accepted yet."""
+        role = obj.roleplay_character_role
+        if role is None or role.roleplay_template is None:
+            return None
+        return [r.role_name for r in selectors.roles_free(role.roleplay_template)]
 
     def get_inviter_name(self, obj: StoryInvitation) -> str:
         return obj.inviter.display_name or "Someone"

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from .content import NewsArticleViewSet, NewsNarrationViewSet, RoleplayTemplateViewSet
 from .views import (
     InvitationAcceptByTokenView,
     InvitationByTokenView,
@@ -14,6 +15,9 @@ from .views import (
 
 router = SimpleRouter()
 router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("news-articles", NewsArticleViewSet, basename="news-article")
+router.register("news-narrations", NewsNarrationViewSet, basename="news-narration")
+router.register("roleplay-templates", RoleplayTemplateViewSet, basename="roleplay-template")
 router.register("invitation-history", InvitationHistoryViewSet, basename="invitation-history")
 router.register(
     "analytics/user-invitation-summary", UserInvitationSummaryViewSet,

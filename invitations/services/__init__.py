@@ -1,6 +1,7 @@
 """Write paths for invitations (seed 000), by job: ``create`` (create and send), ``answer``
 (view / accept / decline by token), ``reminders`` (remind, expire), ``articles`` (news
-articles with duplicate detection) and ``bulk`` (batch jobs' bulk create and send).
+articles with duplicate detection), ``narrations`` (articles read aloud), ``roleplay``
+(templates and roles), ``inviter`` (telling the inviter the outcome) and ``bulk`` (batch jobs' bulk create and send).
 
 Every step an invitee or inviter takes is a ``user_invitation_history`` row (with the
 user agent, IP and referrer of the request that caused it): the analytics views
@@ -24,12 +25,15 @@ from .bulk import (
     invitations_send_bulk,
 )
 from .create import invitation_create, role_is_taken
+from .inviter import inviter_notify
+from .narrations import narration_render, narration_request, narration_status
 from .reminders import (
     invitation_remind,
     invitations_due_for_reminder,
     invitations_expire_due,
     invitations_remind_due,
 )
+from .roleplay import roleplay_role_add, roleplay_template_create
 
 __all__ = [
     "BULK_ID_PLACEHOLDER",
@@ -51,6 +55,12 @@ __all__ = [
     "invitations_expire_due",
     "invitations_remind_due",
     "invitations_send_bulk",
+    "inviter_notify",
     "is_answerable",
+    "narration_render",
+    "narration_request",
+    "narration_status",
     "role_is_taken",
+    "roleplay_role_add",
+    "roleplay_template_create",
 ]

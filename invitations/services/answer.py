@@ -19,6 +19,7 @@ from ..models import (
 from ..ownership import invitation_permitted
 from .base import OPEN_STATUSES, RequestMeta, _history
 from .create import role_is_taken
+from .inviter import inviter_notify
 
 
 def is_answerable(invitation: StoryInvitation, now: datetime | None = None) -> bool:
@@ -90,6 +91,7 @@ def _mark_expired(invitation: StoryInvitation, meta: RequestMeta | None, now: da
                 meta=meta,
                 at=now,
             )
+            inviter_notify(invitation, InvitationStatus.EXPIRED)
 
 
 def _answer(
@@ -131,6 +133,7 @@ def _answer(
                     at=now,
                     response_data=response_data,
                 )
+                inviter_notify(locked, status)
                 return locked
     # Outside the transaction: an expiry is recorded even though the answer is refused.
     if problem.code == errors.INVITATION_EXPIRED:

@@ -38,15 +38,12 @@ def article_create(
     language: str = "en",
     reading_time_minutes: int | None = None,
 ) -> NewsArticle:
-    """Create a news article; the same content twice is ``DUPLICATE_ARTICLE`` (400)."""
+    """Create a news article; the same content twice is ``DUPLICATE_ARTICLE`` (409),
+    whose message names the existing article's id."""
     digest = article_content_hash(title=title, summary=summary, full_content=full_content)
-    duplicate = InvitationError(
-        errors.DUPLICATE_ARTICLE,
-        "an article with the same content already exists",
-        field="full_content",
-    )
-    if NewsArticle.objects.filter(content_hash=digest).exists():
-        raise duplicate
+    existing = NewsArticle.objects.filter(content_hash=digest).values_list("pk", flat=True)
+    if (found := existing.first()) is not None:
+        raise _duplicate(found)
     try:
         with transaction.atomic():
             return NewsArticle.objects.create(
@@ -64,4 +61,13 @@ def article_create(
             )
     except IntegrityError:
         # lost a race with a concurrent insert of the same content
-        raise duplicate from None
+        raise _duplicate(existing.first()) from None
+
+
+def _duplicate(existing_id: int | None) -> InvitationError:
+    return InvitationError(
+        errors.DUPLICATE_ARTICLE,
+        f"an article with the same content already exists (article {existing_id})",
+        field="full_content",
+        status=409,
+    )

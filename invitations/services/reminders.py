@@ -103,6 +103,6 @@ def invitations_expire_due(*, now: datetime | None = None, limit: int | None = N
         .values_list("pk", flat=True)
     )
     ids = list(due[:limit] if limit is not None else due)
-    for invitation in StoryInvitation.objects.filter(pk__in=ids).select_related("invitee_user"):
+    for invitation in StoryInvitation.objects.filter(pk__in=ids).select_related("invitee_user", "inviter"):
         _mark_expired(invitation, None, now)
     return len(ids)

@@ -207,7 +207,8 @@ def test_duplicate_article_content_is_refused(article):
         article_create, title="City opens  new library", summary="The new library opens on Monday.",
         full_content="The city's new library opens on Monday\nwith 40,000 books.",
     )
-    assert (err.code, err.status, err.field) == ("DUPLICATE_ARTICLE", 400, "full_content")
+    assert (err.code, err.status, err.field) == ("DUPLICATE_ARTICLE", 409, "full_content")
+    assert f"(article {article.pk})" in err.message
     assert len(article.content_hash) == 64
     other = article_create(title="Another story", summary="Different.")
     assert other.content_hash != article.content_hash

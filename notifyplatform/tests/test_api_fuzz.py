@@ -63,6 +63,7 @@ HOSTILE_VALUES: list[Any] = [
 def world(make_user, settings):
     settings.NP_THROTTLE_RATES = {"user": "100000/min", "token": "100000/min", "anon": "100000/min"}
     from auctions.services import auction_create, auction_start
+    from invitations.models import NewsArticle, RoleplayTemplate
     from providers.models import Provider
 
     staff = make_user(email="fuzz-staff@example.test", is_staff=True)
@@ -102,6 +103,10 @@ def world(make_user, settings):
         "template": template,
         "preference": preference,
         "invitation": f.invitation(seller, staff),
+        "article": NewsArticle.objects.create(title="Fuzz news", summary="S", content_hash="f" * 64),
+        "roleplay": RoleplayTemplate.objects.create(
+            template_name="Fuzz play", total_characters=100, created_by=staff
+        ),
     }
 
 
@@ -222,6 +227,22 @@ def _endpoints(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, 
         ("POST", "/api/v1/suppressions/"): (
             "/api/v1/suppressions/",
             {"channel": "email", "address": "fuzz@example.test", "reason": "manual"},
+        ),
+        ("POST", "/api/v1/news-articles/"): (
+            "/api/v1/news-articles/",
+            {"title": "Fuzzed article", "summary": "Short.", "tags": ["a"]},
+        ),
+        ("POST", "/api/v1/news-narrations/"): (
+            "/api/v1/news-narrations/",
+            {"article": w["article"].pk, "narrator_profile": "anchor"},
+        ),
+        ("POST", "/api/v1/roleplay-templates/"): (
+            "/api/v1/roleplay-templates/",
+            {"template_name": "Fuzz", "total_characters": 2, "roles": [{"role_name": "A"}]},
+        ),
+        ("POST", "/api/v1/roleplay-templates/{id}/roles/"): (
+            f"/api/v1/roleplay-templates/{w['roleplay'].pk}/roles/",
+            {"role_name": "Fuzz role"},
         ),
         ("POST", "/api/v1/providers/{name}/events/"): (
             "/api/v1/providers/mailgun/events/",
