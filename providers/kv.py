@@ -12,6 +12,9 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
+from notifyplatform.redis_pool import async_client as _async_client_for
+from notifyplatform.redis_pool import sync_client
+
 _clients: dict[tuple[int, str], redis.Redis] = {}
 # per event loop (a closed loop's clients go with it), then per URL
 _async_clients: weakref.WeakKeyDictionary[
@@ -27,6 +30,14 @@ def prefix() -> str:
     return str(getattr(settings, "NP_PROVIDERS_REDIS_PREFIX", "np:prov"))
 
 
+def slot_tag(kind: str, name: str) -> str:
+    """A Redis Cluster hash tag: keys carrying the same tag hash to one slot, so one Lua
+    script or MULTI can use them all. Braces in ``name`` would end the tag early, so they
+    are replaced."""
+    clean = name.replace("{", "(").replace("}", ")")
+    return "{" + f"{kind}:{clean}" + "}"
+
+
 def client() -> redis.Redis:
     url = str(settings.REDIS_URL)
     key = (os.getpid(), url)
@@ -35,7 +46,7 @@ def client() -> redis.Redis:
         with _lock:
             conn = _clients.get(key)
             if conn is None:
-                conn = redis.Redis.from_url(
+                conn = sync_client(
                     url,
                     socket_timeout=TIMEOUT_SECONDS,
                     socket_connect_timeout=TIMEOUT_SECONDS,
@@ -55,7 +66,7 @@ def async_client() -> redis.asyncio.Redis:
         clients = _async_clients.setdefault(loop, {})
         conn = clients.get(url)
         if conn is None:
-            conn = clients[url] = redis.asyncio.Redis.from_url(
+            conn = clients[url] = _async_client_for(
                 url,
                 socket_timeout=TIMEOUT_SECONDS,
                 socket_connect_timeout=TIMEOUT_SECONDS,
