@@ -139,13 +139,6 @@ def _queue_depth() -> GaugeMetricFamily:
     for queue, depth in depths.items():
         gauge.add_metric([queue], depth)
     return gauge
-    client = redis.Redis.from_url(broker, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        for queue in getattr(settings, "NP_METRICS_QUEUES", ["celery"]):
-            gauge.add_metric([queue], client.llen(queue))
-    finally:
-        client.close()
-    return gauge
 
 
 REALTIME_COUNTERS = {

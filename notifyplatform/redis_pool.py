@@ -18,9 +18,7 @@ from notifyplatform.conf.stores import is_sentinel, parse_sentinel
 
 
 def _sentinel_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    kwargs = {
-        k: options[k] for k in ("socket_timeout", "socket_connect_timeout") if k in options
-    }
+    kwargs = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout") if k in options}
     if os.environ.get("NP_REDIS_SENTINEL_PASSWORD"):
         kwargs["password"] = os.environ["NP_REDIS_SENTINEL_PASSWORD"]
     return kwargs

@@ -74,7 +74,9 @@ class RabbitBroker:
         tag = uuid.uuid4().hex[:10]
         self.queues = {name: f"t{tag}-{name.split('_')[-1].lower()}" for name in _QUEUE_SETTINGS}
         names = list(self.queues.values())
-        url, options, task_queues = celery_broker(self.url, visibility_timeout=600, queue_names=names)
+        url, options, task_queues = celery_broker(
+            self.url, visibility_timeout=600, queue_names=names
+        )
         send, batch, control = names
         routes = {
             "deliveries.send_delivery": {"queue": send},
