@@ -29,7 +29,7 @@ class SentinelPool(redis.sentinel.SentinelConnectionPool):
     Redis cache calls (``OPTIONS["pool_class"]``)."""
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> SentinelPool:  # type: ignore[override]
+    def from_url(cls, url: str, **options: Any) -> SentinelPool:
         parsed = parse_sentinel(url)
         manager = redis.sentinel.Sentinel(
             list(parsed.hosts), sentinel_kwargs=_sentinel_kwargs(options)

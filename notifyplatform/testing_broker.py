@@ -50,7 +50,7 @@ def require_rabbitmq(url: str) -> None:
 def _reset_app_pools() -> None:
     """Drop the app's cached connections, producers, queues and router so the next
     publish uses the current configuration."""
-    app._pool = None  # type: ignore[attr-defined]
+    app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
