@@ -1,5 +1,7 @@
-"""Redis clients for a role's URL: one server (``redis://``) or Redis Sentinel
-(``redis+sentinel://h1:p1,h2:p2/<service>/<db>``, see notifyplatform.conf.stores).
+"""Redis clients for a role's URL: one server (``redis://``), Redis Sentinel
+(``redis+sentinel://h1:p1,h2:p2/<service>/<db>``, see notifyplatform.conf.stores) or, for
+the counters of providers.kv (LIMITS_REDIS_URL), Redis Cluster
+(``redis+cluster://host:port``, any one node: the client discovers the others).
 
 With Sentinel the client asks the sentinels for the service's current master and follows
 a failover (redis-py's Sentinel connection pool); everything else is unchanged."""
@@ -11,7 +13,9 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 
 from notifyplatform.conf.stores import is_sentinel, parse_sentinel
@@ -39,8 +43,17 @@ class SentinelPool(redis.sentinel.SentinelConnectionPool):
         return cls(parsed.service, manager, db=parsed.db, **options)
 
 
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def _cluster_url(url: str) -> str:
+    return "redis://" + url.removeprefix(CLUSTER_SCHEME)
+
+
 def sync_client(url: str, **options: Any) -> redis.Redis:
-    """A blocking client for ``url`` (a server or a sentinel service)."""
+    """A blocking client for ``url`` (a server, a sentinel service or a cluster)."""
+    if url.startswith(CLUSTER_SCHEME):
+        return redis.cluster.RedisCluster.from_url(_cluster_url(url), **options)  # type: ignore[return-value]
     if is_sentinel(url):
         return redis.Redis(connection_pool=SentinelPool.from_url(url, **options))
     return redis.Redis.from_url(url, **options)
@@ -62,7 +75,9 @@ def sentinel_client(url: str, service: str, *, timeout: float) -> redis.Redis:
 
 
 def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
-    """An asyncio client for ``url`` (a server or a sentinel service)."""
+    """An asyncio client for ``url`` (a server, a sentinel service or a cluster)."""
+    if url.startswith(CLUSTER_SCHEME):
+        return redis.asyncio.cluster.RedisCluster.from_url(_cluster_url(url), **options)  # type: ignore[return-value]
     if not is_sentinel(url):
         return redis.asyncio.Redis.from_url(url, **options)
     parsed = parse_sentinel(url)

@@ -183,6 +183,9 @@ from notifyplatform.conf import stores as _stores  # noqa: E402
 
 CACHES = {"default": _stores.cache_config(REDIS_URL)}
 CHANNEL_LAYER_REDIS_URL = os.environ.get("CHANNEL_LAYER_REDIS_URL") or REDIS_URL
+# providers' shared counters (rate limits, circuits, spend caps); empty: REDIS_URL. It may
+# also be a Redis Cluster (redis+cluster://node:port).
+LIMITS_REDIS_URL = os.environ.get("LIMITS_REDIS_URL", "")
 
 # redis-py caps an asyncio pool at 100 connections by default; with hundreds of
 # websocket clients joining at once that fails with "Too many connections", so the

@@ -1,5 +1,10 @@
 """The Redis connection used for counters shared by every process (rate limits,
-circuit breaker). Failing open: if Redis is down we still send, and log it."""
+circuit breaker, spend caps, receipt nonces). Failing open: if Redis is down we still send,
+and log it.
+
+Its URL is LIMITS_REDIS_URL (default REDIS_URL): a server, a sentinel service or a Redis
+Cluster (``redis+cluster://node:port``). Every multi-key script and MULTI here keeps its
+keys in one hash tag (:func:`slot_tag`), so it runs on a cluster as on one server."""
 
 from __future__ import annotations
 
@@ -30,6 +35,10 @@ def prefix() -> str:
     return str(getattr(settings, "NP_PROVIDERS_REDIS_PREFIX", "np:prov"))
 
 
+def limits_url() -> str:
+    return str(getattr(settings, "LIMITS_REDIS_URL", "") or settings.REDIS_URL)
+
+
 def slot_tag(kind: str, name: str) -> str:
     """A Redis Cluster hash tag: keys carrying the same tag hash to one slot, so one Lua
     script or MULTI can use them all. Braces in ``name`` would end the tag early, so they
@@ -39,7 +48,7 @@ def slot_tag(kind: str, name: str) -> str:
 
 
 def client() -> redis.Redis:
-    url = str(settings.REDIS_URL)
+    url = limits_url()
     key = (os.getpid(), url)
     conn = _clients.get(key)
     if conn is None:
@@ -60,7 +69,7 @@ def async_client() -> redis.asyncio.Redis:
     """The asyncio client for the running event loop (the sender loop of
     ``providers.aio``): a redis.asyncio pool is bound to the loop that opened it, so there
     is one per (process, loop)."""
-    url = str(settings.REDIS_URL)
+    url = limits_url()
     loop = asyncio.get_running_loop()
     with _lock:
         clients = _async_clients.setdefault(loop, {})
