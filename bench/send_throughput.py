@@ -3,7 +3,10 @@ worker processes, against empty Celery tasks (one task per message) on the same 
 measured in the same run. Also the old path (one ``send_delivery`` task per delivery) on a
 sample, and the workers' peak RSS.
 
-    python bench/send_throughput.py [--json] [--quick] [--deliveries N]
+    python bench/send_throughput.py [--json] [--quick] [--deliveries N] [--broker rabbitmq]
+
+``--broker rabbitmq``: the same run with RabbitMQ as the Celery broker (quorum queues,
+publisher confirms), the empty-task baseline on RabbitMQ too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from common import (
     start,
     stop,
     truncate,
+    use_rabbitmq,
     wait_port,
 )
 
@@ -130,8 +134,14 @@ def run_workers(env: dict[str, str], log_dir: Path, **options) -> list:
 def main() -> None:
     args = parse_args(
         __doc__.splitlines()[0],
-        lambda p: p.add_argument("--deliveries", type=int, default=None),
+        lambda p: (
+            p.add_argument("--deliveries", type=int, default=None),
+            p.add_argument("--broker", choices=["redis", "rabbitmq"], default="redis"),
+        ),
     )
+    on_rabbit = args.broker == "rabbitmq"
+    if on_rabbit:
+        use_rabbitmq()
     os.environ[SECRET_ENV] = SECRET
     os.environ["NP_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
     setup_django()
@@ -267,12 +277,13 @@ def main() -> None:
         and not received.get("unverified")
     )
     ratio = rate / empty_rate if empty_rate else 0
+    broker = " on RabbitMQ (quorum queues, publisher confirms)" if on_rabbit else ""
     report.figure(
-        f"deliveries sent/s end to end (webhook to the sandbox, {WORKERS} workers)",
+        f"deliveries sent/s end to end (webhook to the sandbox, {WORKERS} workers){broker}",
         rate,
         "deliveries/s",
         baseline=empty_rate,
-        baseline_label="empty Celery tasks/s, one per message",
+        baseline_label=f"empty Celery tasks/s, one per message{' (RabbitMQ)' if on_rabbit else ''}",
         goal=">= 3x and >= 3,000/s",
         met=ratio >= 3 and rate >= 3000 and honest,
         note=(
@@ -284,7 +295,7 @@ def main() -> None:
         ),
     )
     for n, mb in enumerate(rss):
-        report.rss(f"celery worker {n + 1} (batch sending)", mb)
+        report.rss(f"celery worker {n + 1} (batch sending{broker and ', RabbitMQ'})", mb)
     truncate("notifications", "notification_deliveries")
     flush_redis()
     print(f"logs in {log_dir}", file=sys.stderr)
