@@ -77,7 +77,7 @@ def split_run(env: dict[str, str], args: argparse.Namespace) -> list[dict[str, A
                 ready,
                 start_rate=20.0,
                 step_seconds=1.0 if args.quick else 1.5,
-                max_seconds=8 if args.quick else 16,
+                max_seconds=8 if args.quick else 12,
             )
         finally:
             pool.close()
@@ -93,7 +93,7 @@ def main() -> None:
     env = wb.bench_env(f"np-bench-wssplit-{os.getpid()}", NP_CHANNEL_LAYER_CAPACITY="100000")
     wb.ensure_database(env)
     wb.setup_django(env)
-    budget = 8 if args.quick else 16
+    budget = 8 if args.quick else 12
     one_path = ("connected", "subscribed")
 
     if args.mode == "split":
@@ -120,7 +120,7 @@ def main() -> None:
             publish, close = stock_publisher("stock")
             stock, _ = measure(
                 "stock-busy", "bench.stock_asgi:application", "/ws/stock/", ("subscribed",),
-                publish, env, args, start_rate=2.0, max_seconds=8 if args.quick else 12,
+                publish, env, args, start_rate=2.0, max_seconds=8 if args.quick else 10,
             )  # fmt: skip
             close()
             cap = best(stock, "ok_1s")

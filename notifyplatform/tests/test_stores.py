@@ -125,3 +125,25 @@ def test_a_bad_broker_url_stops_the_process_with_the_reason():
     )
     assert out.returncode != 0
     assert "CELERY_BROKER_URL 'kafka://k:9092': expected amqp://" in out.stderr
+
+
+def test_send_tasks_land_in_a_quorum_queue_whose_depth_metrics_read(settings):
+    """On RabbitMQ a send task is published (confirmed) to the send queue, declared as a
+    quorum queue, and the dispatcher's and /metrics' queue depth reads it there."""
+    from notifyplatform.broker import queue_depths
+    from notifyplatform.celery import app
+    from notifyplatform.testing_broker import RabbitBroker
+
+    rabbit = RabbitBroker(settings).start()
+    try:
+        send = rabbit.queues["NP_QUEUE_SEND"]
+        app.send_task("deliveries.send_deliveries", args=([1, 2],))
+        app.send_task("deliveries.send_deliveries", args=([3],))
+        assert rabbit.is_quorum(send)
+        assert queue_depths([send, rabbit.queues["NP_QUEUE_BATCH"]]) == {
+            send: 2,
+            rabbit.queues["NP_QUEUE_BATCH"]: 0,
+        }
+    finally:
+        rabbit.restore()
+    assert app.conf.broker_url == settings.CELERY_BROKER_URL  # put back
