@@ -75,7 +75,7 @@ def split_run(env: dict[str, str], args: argparse.Namespace) -> list[dict[str, A
                 pool,  # type: ignore[arg-type]  # the ClientPool interface ramp uses
                 hub_publisher(),
                 ready,
-                start_rate=20.0,
+                start_rate=8.0,
                 step_seconds=1.0 if args.quick else 1.5,
                 max_seconds=8 if args.quick else 12,
             )
@@ -99,7 +99,7 @@ def main() -> None:
     if args.mode == "split":
         one, _rss = measure(
             "one", "notifyplatform.asgi:application", OURS_PATH, one_path, hub_publisher(),
-            env, args, start_rate=20.0, max_seconds=budget,
+            env, args, start_rate=8.0, max_seconds=budget,
         )  # fmt: skip
         two = split_run(env, args)
         one_best, two_best = best(one), best(two)
