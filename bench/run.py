@@ -38,10 +38,10 @@ SCRIPTS: list[tuple] = [
     ("send_throughput", 110, 60),
     (
         "send_throughput_rabbitmq",
-        80,
-        60,
+        90,
+        75,
         "send_throughput",
-        ["--broker", "rabbitmq", "--deliveries", "15000"],
+        ["--broker", "rabbitmq"],
     ),
     ("batch_100k", 170, 60),
     ("ws_throughput", 110, 60),
