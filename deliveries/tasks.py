@@ -40,5 +40,3 @@ def apply_retention() -> dict[str, int]:
 @shared_task(name="deliveries.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict[str, int]:
     return deliveries_sweep()
-
-
