@@ -152,14 +152,18 @@ _JOB_DELIVERIES = """
 
 def open_count(job_id: int) -> int:
     """The job's deliveries still to send; polled every second, so it starts from the open
-    rows (a status index) rather than joining all of the job's deliveries."""
+    rows (a status index) rather than joining all of the job's deliveries. The CTE is
+    MATERIALIZED so it really does: on fresh tables the planner's estimate of a job's
+    invitations (23 for 5,000) made it probe the status index once per invitation, and the
+    poll itself took 14 s once the rows were sent (the clock ran on meanwhile)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM notification_deliveries d"
-            " WHERE d.status IN ('pending', 'sending') AND EXISTS (SELECT 1 FROM"
-            " story_invitations i WHERE i.id = d.invitation_id AND i.batch_job_id = %s)",
+            "WITH open AS MATERIALIZED (SELECT invitation_id FROM notification_deliveries"
+            " WHERE status IN ('pending', 'sending'))"
+            " SELECT count(*) FROM open o JOIN story_invitations i ON i.id = o.invitation_id"
+            " WHERE i.batch_job_id = %s",
             [job_id],
         )
         return cursor.fetchone()[0]

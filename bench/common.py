@@ -270,10 +270,42 @@ def truncate(*tables: str) -> None:
 
 
 def flush_redis() -> None:
+    """Empty the run's Redis db, and the task queues when the broker is RabbitMQ."""
     import redis
     from django.conf import settings
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    if str(settings.CELERY_BROKER_URL).startswith("amqp"):
+        from notifyplatform.celery import app
+
+        app.control.purge()
+
+
+def use_rabbitmq() -> str:
+    """Before ``setup_django``: make RabbitMQ (``NP_BENCH_AMQP_URL``, default the local
+    guest account) this process's broker, and its workers', with queues of its own
+    (deleted at exit). Returns the URL."""
+    import uuid
+
+    url = os.environ.get("NP_BENCH_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+    tag = uuid.uuid4().hex[:8]
+    os.environ["CELERY_BROKER_URL"] = url
+    names = {}
+    for kind in ("send", "batch", "control"):
+        names[kind] = os.environ[f"NP_QUEUE_{kind.upper()}"] = f"bench-{tag}-{kind}"
+
+    def delete_queues() -> None:
+        from notifyplatform.celery import app
+
+        with contextlib.suppress(Exception), app.connection_for_write() as conn:
+            for name in names.values():
+                channel = conn.channel()
+                channel.queue_delete(name)
+                channel.exchange_delete(name)
+                channel.close()
+
+    atexit.register(delete_queues)
+    return url
 
 
 def env_report() -> dict[str, str]:

@@ -9,7 +9,10 @@ notification at a time and times it from the call to the moment the client reads
 product's: notify's transaction -> on-commit enqueue -> worker claims and sends through
 the in-app provider -> ``publish`` -> channel layer -> the server's hub -> the socket.
 
-    DATABASE_URL=... REDIS_URL=... python bench/notify_to_inapp.py --json [--quick]
+    DATABASE_URL=... REDIS_URL=... python bench/notify_to_inapp.py --json [--quick] [--busy]
+
+``--busy``: the same with a CPU-bound process spinning beside it (the other core busy;
+goal p99 <= 100 ms).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import wsbench_common as wb  # noqa: E402
+from cpuhog import cpu_hog  # noqa: E402
 
 GOAL_MS = 50.0
+BUSY_GOAL_MS = 100.0
 WARMUP = 5  # notifications that warm the worker and the server up, not measured
 
 
@@ -136,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--busy", action="store_true", help="a CPU-bound process beside it")
     args = parser.parse_args()
+    goal_ms = BUSY_GOAL_MS if args.busy else GOAL_MS
     count = 60 if args.quick else 200
     env = wb.bench_env(f"np-bench-inapp-{os.getpid()}")
     wb.ensure_database(env)
@@ -159,7 +166,8 @@ def main() -> None:
     worker_log = Path(f"/tmp/np-bench-inapp-worker-{os.getpid()}.log")
     worker = start_worker(env, worker_log)
     try:
-        with wb.running(server):
+        hog = cpu_hog() if args.busy else contextlib.nullcontext()
+        with wb.running(server), hog:
             latencies, lost, calls = asyncio.run(run(args, server.port, raw, user, count))
             rss = server.rss_mb("VmHWM")
             worker_rss = wb.proc_rss_mb(worker.pid, "VmHWM")
@@ -170,11 +178,14 @@ def main() -> None:
     p50 = wb.percentile(latencies, 50)
     p99 = wb.percentile(latencies, 99)
     wb.emit(
-        "notify() -> in-app event at a subscribed client, idle, p99",
+        "notify() -> in-app event at a subscribed client, "
+        + (
+            "the other core busy (a CPU-bound process beside it), p99" if args.busy else "idle, p99"
+        ),
         round(p99 * 1000, 1) if p99 is not None else None,
         "ms",
-        goal=f"p99 <= {GOAL_MS:.0f} ms",
-        met=p99 is not None and p99 * 1000 <= GOAL_MS and not lost,
+        goal=f"p99 <= {goal_ms:.0f} ms",
+        met=p99 is not None and p99 * 1000 <= goal_ms and not lost,
         note=(
             f"{len(latencies)} notifications one at a time (of {count} asked), p50 "
             f"{p50 * 1000 if p50 else 0:.1f} ms, max {max(latencies) * 1000 if latencies else 0:.1f}"
@@ -184,6 +195,8 @@ def main() -> None:
         ),
         as_json=args.json,
     )
+    if args.busy:
+        return  # the idle row reports the memory
     wb.emit(
         "peak RSS of the daphne process (notify -> in-app)",
         rss,

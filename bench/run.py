@@ -31,13 +31,25 @@ sys.path.insert(0, str(ROOT))
 # script, about 1.5x what the script takes on an idle 2-core machine; the sizes are chosen so
 # the whole full run stays under 10 minutes (the 10M-row table of unread_count is built once
 # per machine, ~80 s, and reused).
-SCRIPTS = [
+# A row may name its script and arguments: (name, limit, quick limit, script, [args]).
+SCRIPTS: list[tuple] = [
     ("fanout", 90, 60),
+    ("fanout_curve", 70, 40),
     ("send_throughput", 110, 60),
+    (
+        "send_throughput_rabbitmq",
+        90,
+        75,
+        "send_throughput",
+        ["--broker", "rabbitmq"],
+    ),
     ("batch_100k", 170, 60),
     ("broadcast", 170, 60),
     ("ws_throughput", 110, 60),
+    ("ws_split", 70, 45, "ws_split", ["--mode", "split"]),
+    ("ws_throughput_busy", 70, 45, "ws_split", ["--mode", "busy"]),
     ("notify_to_inapp", 45, 30),
+    ("notify_to_inapp_busy", 45, 30, "notify_to_inapp", ["--busy"]),
     ("api_to_smtp", 45, 30),
     ("ws_replay", 40, 30),
     ("ws_idle", 90, 45),
@@ -130,9 +142,11 @@ def _kill_marked(marker: str) -> int:
     return killed
 
 
-def run_script(name: str, limit: int, quick: bool, env: dict[str, str]) -> tuple[list, list, str]:
-    path = BENCH / f"{name}.py"
-    argv = [sys.executable, str(path), "--json"] + (["--quick"] if quick else [])
+def run_script(
+    name: str, limit: int, quick: bool, env: dict[str, str], script: str, extra: list[str]
+) -> tuple[list, list, str]:
+    path = BENCH / f"{script}.py"
+    argv = [sys.executable, str(path), "--json", *extra] + (["--quick"] if quick else [])
     started = time.monotonic()
     marker = f"{name}-{os.getpid()}-{time.time_ns()}"
     proc = subprocess.Popen(
@@ -265,16 +279,17 @@ def main() -> int:
         rss: list[dict] = []
         notes: list[str] = []
         timings: list[str] = []
-        for name, limit, quick_limit in SCRIPTS:
+        for name, limit, quick_limit, *how in SCRIPTS:
+            script, extra = (how[0], how[1]) if how else (name, [])
             if only and name not in only:
                 continue
-            if not (BENCH / f"{name}.py").exists():
-                notes.append(f"bench/{name}.py does not exist (yet): skipped")
-                log(f"skip {name}: no bench/{name}.py")
+            if not (BENCH / f"{script}.py").exists():
+                notes.append(f"bench/{script}.py does not exist (yet): skipped")
+                log(f"skip {name}: no bench/{script}.py")
                 continue
             log(f"run {name} ...")
             got, got_rss, status = run_script(
-                name, quick_limit if args.quick else limit, args.quick, child
+                name, quick_limit if args.quick else limit, args.quick, child, script, extra
             )
             log(f"  {name}: {status}, {len(got)} figure(s)")
             if not got:

@@ -15,7 +15,8 @@ counters would each see a fraction (and reset on restart). A scrape costs four s
   a sliding window, so the buckets can go down; read it with ``histogram_quantile`` over the
   current values, not with ``rate()``.
 - ``np_websocket_connections{status}``: one GROUP BY over ``websocket_connections``.
-- ``np_celery_queue_depth{queue}``: ``LLEN`` of each Celery queue list in the broker's Redis.
+- ``np_celery_queue_depth{queue}``: messages waiting in each Celery queue (a Redis list's
+  ``LLEN``, or a RabbitMQ queue's message count).
 - ``np_realtime_gap_fill_events_total``, ``np_realtime_fanout_resyncs_total``: what the
   server processes' hubs counted (``realtime.hub``), kept in one Redis hash by all of them.
 
@@ -129,20 +130,14 @@ def _websocket_connections() -> GaugeMetricFamily:
 
 
 def _queue_depth() -> GaugeMetricFamily:
-    import redis
-
     gauge = GaugeMetricFamily(
         "np_celery_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"]
     )
-    broker = getattr(settings, "CELERY_BROKER_URL", settings.REDIS_URL)
-    if not str(broker).startswith(("redis://", "rediss://", "unix://")):
-        return gauge
-    client = redis.Redis.from_url(broker, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        for queue in getattr(settings, "NP_METRICS_QUEUES", ["celery"]):
-            gauge.add_metric([queue], client.llen(queue))
-    finally:
-        client.close()
+    from notifyplatform.broker import queue_depths
+
+    depths = queue_depths(getattr(settings, "NP_METRICS_QUEUES", ["celery"])) or {}
+    for queue, depth in depths.items():
+        gauge.add_metric([queue], depth)
     return gauge
 
 
@@ -162,14 +157,15 @@ REALTIME_COUNTERS = {
 
 
 def _realtime_counters() -> Iterator[Metric]:
-    import redis
-
+    from notifyplatform.redis_pool import sync_client
     from realtime.hub import metrics_key
 
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     # settings.py's literal types CONFIG as a Collection; it is the channel layer's dict
     prefix = config.get("prefix", "asgi") if isinstance(config, dict) else "asgi"
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    client = sync_client(
+        settings.CHANNEL_LAYER_REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+    )
     try:
         values = client.hgetall(metrics_key(prefix))
     finally:

@@ -178,14 +178,14 @@ if _XDIST_WORKER.startswith("gw") and not os.environ.get("NP_REDIS_DB_ISOLATED")
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["NP_REDIS_DB_ISOLATED"] = "1"
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "np",
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-    }
-}
+# Each Redis role its own URL (notifyplatform/conf/stores.py; Sentinel URLs accepted).
+from notifyplatform.conf import stores as _stores  # noqa: E402
+
+CACHES = {"default": _stores.cache_config(REDIS_URL)}
+CHANNEL_LAYER_REDIS_URL = os.environ.get("CHANNEL_LAYER_REDIS_URL") or REDIS_URL
+# providers' shared counters (rate limits, circuits, spend caps); empty: REDIS_URL. It may
+# also be a Redis Cluster (redis+cluster://node:port).
+LIMITS_REDIS_URL = os.environ.get("LIMITS_REDIS_URL", "")
 
 # redis-py caps an asyncio pool at 100 connections by default; with hundreds of
 # websocket clients joining at once that fails with "Too many connections", so the
@@ -195,10 +195,9 @@ CHANNEL_LAYERS: dict[str, Any] = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "max_connections": env_int("NP_CHANNEL_LAYER_MAX_CONNECTIONS", 2000),
-                }
+                _stores.channel_layer_host(
+                    CHANNEL_LAYER_REDIS_URL, env_int("NP_CHANNEL_LAYER_MAX_CONNECTIONS", 2000)
+                )
             ],
             "capacity": env_int("NP_CHANNEL_LAYER_CAPACITY", 1000),
             "expiry": 60,
@@ -211,11 +210,18 @@ CHANNEL_LAYERS: dict[str, Any] = {
 }
 
 # --- Celery ------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+# CELERY_BROKER_URL: redis://, a sentinel URL, or amqp:// (RabbitMQ: quorum queues and
+# publisher confirms); the queues and transport options follow the broker.
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 from notifyplatform.conf.queues import *  # noqa: E402, F403  (queues, routes)
 from notifyplatform.conf.queues import NP_QUEUES  # noqa: E402
+
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_TASK_QUEUES = _stores.celery_broker(
+    os.environ.get("CELERY_BROKER_URL") or REDIS_URL,
+    visibility_timeout=env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    queue_names=NP_QUEUES,
+)
 
 # --- auth --------------------------------------------------------------------------
 AUTH_USER_MODEL = "users.User"

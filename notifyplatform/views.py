@@ -35,9 +35,9 @@ def _check_database() -> None:
 
 
 def _check_redis() -> None:
-    import redis
+    from notifyplatform.redis_pool import sync_client
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    client = sync_client(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
     try:
         client.ping()
     finally:

@@ -44,19 +44,25 @@ def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
+def _base(name: str) -> str:
+    """Every key of one provider's circuit shares a hash tag: one Redis Cluster slot, so
+    its multi-key pipelines and DEL run there too."""
+    return f"{kv.prefix()}:cb:{kv.slot_tag('cb', name)}"
+
+
 def _keys(name: str, now: float) -> tuple[list[str], str]:
     minute = int(now // 60)
-    base = f"{kv.prefix()}:cb:{name}"
+    base = _base(name)
     buckets = [f"{base}:m:{minute - i}" for i in range(WINDOW_MINUTES)]
     return buckets, f"{base}:consecutive"
 
 
 def opened_at_key(name: str) -> str:
-    return f"{kv.prefix()}:cb:{name}:opened_at"
+    return f"{_base(name)}:opened_at"
 
 
 def trial_key(name: str) -> str:
-    return f"{kv.prefix()}:cb:{name}:trial"
+    return f"{_base(name)}:trial"
 
 
 def record_success(provider: Provider) -> None:

@@ -61,7 +61,7 @@ def limits(provider: Provider, now: float | None = None) -> list[Limit]:
         if limit is None:
             continue
         window = int(now // seconds)
-        key = f"{kv.prefix()}:rl:{provider.provider_name}:{period}:{window}"
+        key = f"{kv.prefix()}:rl:{kv.slot_tag('rl', provider.provider_name)}:{period}:{window}"
         result.append(Limit(period, seconds, int(limit), key, (window + 1) * seconds - now))
     return result
 

@@ -25,7 +25,7 @@ from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
-KEY = "tokfail:{}"
+KEY = "tokfail:{{{}}}"  # the address is a hash tag: both keys in one Cluster slot
 
 
 def client_address(request: Any) -> str | None:

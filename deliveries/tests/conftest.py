@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from notifyplatform.testing import child_database_url, free_port
+from notifyplatform.testing_broker import RabbitBroker
 
 
 class _Receiver(ThreadingHTTPServer):
@@ -351,11 +352,27 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
         worker.kill()
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request, settings) -> Iterator[RabbitBroker | None]:
+    """Run the test once on each Celery broker: Redis, then RabbitMQ (quorum queues,
+    publisher confirms; queues of this test's own, deleted after it). None for Redis."""
+    if request.param == "redis":
+        yield None
+        return
+    rabbit = RabbitBroker(settings).start()
+    try:
+        yield rabbit
+    finally:
+        rabbit.restore()
+
+
 @pytest.fixture
 def purge_queue(settings) -> None:
     """Drop task messages left in this test run's broker database by earlier tests."""
     import redis
 
+    if not str(settings.CELERY_BROKER_URL).startswith("redis://"):
+        return  # a RabbitMQ test's queues are its own, new and deleted after it
     conn = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for key in conn.scan_iter("*"):
         name = key.decode()

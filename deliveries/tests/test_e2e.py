@@ -36,7 +36,14 @@ def e2e_db(transactional_db):
 
 
 def test_email_webhook_and_in_app_arrive(
-    e2e_db, user, pipeline_providers, smtp_server, webhook_receiver, start_worker, api_client
+    e2e_db,
+    broker,
+    user,
+    pipeline_providers,
+    smtp_server,
+    webhook_receiver,
+    start_worker,
+    api_client,
 ):
     sink, _port = smtp_server
     start_worker()
@@ -94,6 +101,9 @@ def test_email_webhook_and_in_app_arrive(
         user.pk,
     )
     assert event.event_data["title"] == "New bid on Clocks"
+    if broker is not None:  # RabbitMQ: the send went through its quorum queue, now empty
+        assert broker.is_quorum(broker.queues["NP_QUEUE_SEND"])
+        assert broker.depth(broker.queues["NP_QUEUE_SEND"]) == 0
 
 
 def test_same_idempotency_key_from_two_threads_sends_once(
@@ -142,7 +152,7 @@ def test_same_idempotency_key_from_two_threads_sends_once(
 
 
 def test_worker_killed_mid_run_every_delivery_sent_exactly_once(
-    e2e_db, make_user, pipeline_providers, webhook_receiver, start_worker, settings
+    e2e_db, broker, make_user, pipeline_providers, webhook_receiver, start_worker, settings
 ):
     # given 1,000 webhook deliveries, and a receiver that stops answering after 300 so the
     # kill lands while sends are in flight (before the receiver acknowledged them)

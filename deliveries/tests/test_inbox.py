@@ -37,7 +37,8 @@ def test_in_app_delivery_sent_puts_the_notification_in_the_inbox(user, pipeline_
     assert list(inbox_list(user, include_archived=True)) == [result.notification]
 
 
-def test_batch_sender_fills_each_recipients_inbox(make_user, pipeline_providers):
+def test_batch_sender_fills_each_recipients_inbox(make_user, pipeline_providers, settings):
+    settings.NP_INAPP_FAST_PATH = False  # pending rows for the batch sender
     users = [make_user() for i in range(3)]
     results = notify_many(users, title="Hi", message="All of you", channels=["in_app"])
     ids = [_in_app(r).pk for r in results]
@@ -45,6 +46,13 @@ def test_batch_sender_fills_each_recipients_inbox(make_user, pipeline_providers)
 
     assert sorted(s.outcome for s in deliveries_send(ids)) == ["sent"] * 3
 
+    assert [inbox_unread_count(u) for u in users] == [1, 1, 1]
+    assert Notification.objects.filter(in_inbox=True).count() == 3
+
+
+def test_fan_out_fast_path_fills_each_recipients_inbox_at_once(make_user, pipeline_providers):
+    users = [make_user() for i in range(3)]
+    notify_many(users, title="Hi", message="All of you", channels=["in_app"])
     assert [inbox_unread_count(u) for u in users] == [1, 1, 1]
     assert Notification.objects.filter(in_inbox=True).count() == 3
 

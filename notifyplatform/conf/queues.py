@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 
-from kombu import Exchange as _Exchange
-from kombu import Queue as _Queue
-
 from notifyplatform.conf.env import env_int
 
 CELERY_TASK_IGNORE_RESULT = True
@@ -18,13 +15,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # a message claimed by a worker that vanished comes back after this long; the
-    # database sweeper re-enqueues anything older anyway
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-}
+# CELERY_BROKER_TRANSPORT_OPTIONS and CELERY_TASK_QUEUES depend on the broker: settings.py
+# builds them with notifyplatform.conf.stores.celery_broker (visibility timeout for Redis,
+# publisher confirms and quorum queues for RabbitMQ).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
@@ -39,8 +32,7 @@ NP_QUEUE_BATCH = os.environ.get("NP_QUEUE_BATCH", "batch")
 NP_QUEUE_CONTROL = os.environ.get("NP_QUEUE_CONTROL", "control")
 NP_QUEUES = [NP_QUEUE_SEND, NP_QUEUE_BATCH, NP_QUEUE_CONTROL]
 # each queue its own direct exchange and routing key, declared explicitly (left out, all
-# three are bound to the default "control" exchange and key in the broker)
-CELERY_TASK_QUEUES = [_Queue(name, _Exchange(name), routing_key=name) for name in NP_QUEUES]
+# three are bound to the default "control" exchange and key in the broker): see stores.py
 CELERY_TASK_DEFAULT_QUEUE = NP_QUEUE_CONTROL
 CELERY_TASK_ROUTES = {
     "deliveries.send_delivery": {"queue": NP_QUEUE_SEND},

@@ -30,15 +30,13 @@ from ..sending import enqueue_deliveries
 from ..status import notification_status_from
 from .address import _push_devices, _user_addresses
 from .bulk_chunk import _Chunk, _LocaleShare, _Planned
-from .bulk_store import _D_VARIABLE, _N_VARIABLE, _BulkStore
-from .plan import _decision, _render_common, _Rendered
+from .bulk_inapp import InAppFastPath, publish_in_app_groups
+from .bulk_share import new_share
+from .bulk_store import _BulkStore
+from .plan import _decision
 from .rows import (
-    _base_delivery_metadata,
-    _delivery_constants,
     _delivery_row,
     _DeliveryRow,
-    _notification_fields,
-    _plain_metadata,
     _row_metadata,
 )
 from .validate import _Common, _common, _max_retries
@@ -112,20 +110,10 @@ def notify_many(
         if due_ids:
             chunk_size = int(getattr(settings, "NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500))
             transaction.on_commit(lambda: enqueue_deliveries(due_ids, chunk=chunk_size))
+        if recipients and writer.fast.published:
+            published = writer.fast.published  # in-app rows written as sent: live after commit
+            transaction.on_commit(lambda: publish_in_app_groups(published))
     return [result for result in results if result is not None]
-
-
-# What the ORM fills in by default for a new delivery row; COPY names every column.
-_D_DEFAULTS = {
-    "provider_message_id": None,
-    "provider_response": None,
-    "error_message": None,
-    "error_code": None,
-    "cost_per_message": None,
-    "sent_at": None,
-    "delivered_at": None,
-    "failed_at": None,
-}
 
 
 class _BulkWriter:
@@ -137,6 +125,7 @@ class _BulkWriter:
         self.max_retries = _max_retries()
         self.shares: dict[str, _LocaleShare] = {}
         self.store = _BulkStore(prefix=prefix)
+        self.fast = InAppFastPath(self.store, common.channels, common.expires_at)
         self.written: dict[str, NotifyResult] = {}  # idempotency key → result, this call
 
     def key_for(self, recipient: Any) -> str | None:
@@ -145,80 +134,10 @@ class _BulkWriter:
     def share(self, locale: str, now: datetime) -> _LocaleShare:
         found = self.shares.get(locale)
         if found is None:
-            found = self.shares[locale] = self._new_share(locale, now)
+            found = self.shares[locale] = new_share(
+                self.common, self.relations, self.store, self.max_retries, locale, now
+            )
         return found
-
-    def _new_share(self, locale: str, now: datetime) -> _LocaleShare:
-        common = self.common
-        rendered = _render_common(common, locale)
-        n_values = self._notification_values(rendered, now)
-        n_text = "\t".join(
-            copy_text(n_values[name]) for name in self.store.n_attnames[len(_N_VARIABLE) :]
-        )
-        invitation = self.relations["invitation"]
-        share = _LocaleShare(rendered, n_values, n_text, {}, {}, {}, {})
-        for channel in common.channels:
-            values = {
-                "invitation_id": invitation.pk if invitation is not None else None,
-                **_delivery_constants(
-                    channel, expires_at=common.expires_at, max_retries=self.max_retries
-                ),
-                **_D_DEFAULTS,
-                "created_at": now,
-                "updated_at": now,
-            }
-            share.d_values[channel] = values
-            share.d_text[channel] = "\t".join(
-                copy_text(values[name]) for name in self.store.d_attnames[len(_D_VARIABLE) :]
-            )
-            meta = _base_delivery_metadata(
-                rendered=rendered[channel],
-                type_name=common.type_name,
-                category=common.category,
-                priority=common.priority,
-                locale=locale,
-                action_url=common.action_url,
-            )
-            share.base_meta[channel] = meta
-            share.base_meta_text[channel] = copy_text(_plain_metadata(meta, common.metadata))
-        return share
-
-    def _notification_values(self, rendered: dict[str, _Rendered], now: datetime) -> dict[str, Any]:
-        common = self.common
-        relations = self.relations
-        n_values = _notification_fields(
-            channels=common.channels,
-            rendered=rendered,
-            category=common.category,
-            priority=common.priority,
-            context=common.context,
-            metadata=common.metadata,
-            type_name=common.type_name,
-            scheduled_at=common.scheduled_at,
-            expires_at=common.expires_at,
-            action_url=common.action_url,
-            action_label=common.action_label,
-        )
-        n_values.update(
-            auction_id=relations["auction"].pk if relations["auction"] is not None else None,
-            bid_id=relations["bid"].pk if relations["bid"] is not None else None,
-            item_id=relations["item"].pk if relations["item"] is not None else None,
-            sent_at=None,
-            delivered_at=None,
-            read_at=None,
-            clicked_at=None,
-            delivery_attempts=0,
-            max_attempts=3,
-            error_message=None,
-            provider_response=None,
-            is_read=False,
-            is_archived=False,
-            in_inbox=False,  # the trigger sets it when the in-app delivery goes out
-            tags=None,
-            created_at=now,
-            updated_at=now,
-        )
-        return n_values
 
     # -- one chunk --------------------------------------------------------------------
     def write(
@@ -248,7 +167,7 @@ class _BulkWriter:
         for i in fast:
             self._plan_user(chunk, users[i], keys[i], offset + i, results)
         ids = self.store.allocate_ids(sum(len(p.rows) for p in chunk.planned))
-        lines = self._delivery_lines(chunk.planned, ids, chunk.due)
+        lines = self._delivery_lines(chunk.planned, ids, chunk.due, chunk.n_lines)
         inserted = self.store.insert(
             chunk.n_lines, lines, [p.notification_id for p in chunk.planned]
         )
@@ -311,15 +230,19 @@ class _BulkWriter:
             chunk.devices.get(user.pk, []),
             chunk.suppressed.get(user.pk, {}),
         )
+        region = user.region or None
+        rows = self.fast.apply(rows, region, chunk.now)  # due in-app rows: sent right here
         notification_id = uuid.uuid4()
         n_status = notification_status_from([row.status for row in rows])
+        n_text = share.n_text
+        if any(row.status == DeliveryStatus.SENT for row in rows):
+            sent = n_status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+            n_text = self.fast.notification_tail(share, region, user.pk, sent)
         chunk.n_lines.append(
             f"{notification_id}\t{user.pk}\t{n_status}\t"
-            f"{copy_escape(key) if key is not None else COPY_NULL}\t{share.n_text}\n"
+            f"{copy_escape(key) if key is not None else COPY_NULL}\t{n_text}\n"
         )
-        chunk.planned.append(
-            _Planned(index, key, user, notification_id, share, user.region or None, rows)
-        )
+        chunk.planned.append(_Planned(index, key, user, notification_id, share, region, rows))
         if key is not None:
             chunk.pending_keys[key] = index
 
@@ -404,22 +327,27 @@ class _BulkWriter:
         return rows
 
     def _delivery_lines(
-        self, planned: list[_Planned], ids: list[int], due: datetime
+        self, planned: list[_Planned], ids: list[int], due: datetime, n_lines: list[str]
     ) -> list[list[str]]:
-        """The COPY lines of the deliveries, per planned notification."""
+        """The COPY lines of the deliveries, per planned notification (and the delivery id
+        in the notification line of an in-app row sent on the fast path)."""
         due_text = due.isoformat()
         lines_by_n: list[list[str]] = []
         position = 0
-        for plan in planned:
+        for n, plan in enumerate(planned):
             share = plan.share
             region = COPY_NULL if plan.region is None else copy_escape(plan.region)
             lines = []
             for channel, recipient, status, scheduled, meta in plan.rows:
                 meta_text = share.base_meta_text[channel] if meta is None else copy_text(meta)
+                tail = share.d_text[channel]
+                if status == DeliveryStatus.SENT:  # only the fast path plans a row sent
+                    tail = self.fast.delivery_tail(share, plan.region, ids[position], plan.user.pk)
+                    n_lines[n] = self.fast.fill_delivery_id(n_lines[n], ids[position])
                 lines.append(
                     f"{ids[position]}\t{plan.notification_id}\t{copy_escape(recipient)}\t"
                     f"{status}\t{due_text if scheduled is due else scheduled.isoformat()}\t"
-                    f"{meta_text}\t{region}\t{share.d_text[channel]}\n"
+                    f"{meta_text}\t{region}\t{tail}\n"
                 )
                 position += 1
             lines_by_n.append(lines)
@@ -444,13 +372,26 @@ class _BulkWriter:
             if position not in inserted:
                 continue
             share = plan.share
+            n_status = notification_status_from([row.status for row in plan.rows])
+            fast = [d for d, r in zip(row_ids, plan.rows, strict=True) if r.status == "sent"]
             notification = loaded_instance(
                 Notification,
                 {
                     **share.n_values,
+                    **(
+                        self.fast.notification_values(
+                            plan.region,
+                            fast[0],
+                            plan.user.pk,
+                            n_status in ("sent", "delivered"),
+                            share.n_values["created_at"],
+                        )
+                        if fast
+                        else {}
+                    ),
                     "id": plan.notification_id,
                     "user_id": plan.user.pk,
-                    "status": notification_status_from([row.status for row in plan.rows]),
+                    "status": n_status,
                     "idempotency_key": plan.key,
                 },
                 alias,
@@ -469,6 +410,13 @@ class _BulkWriter:
                     "delivery_metadata": _row_metadata(row, share.base_meta[row.channel], metadata),
                     "geographic_region": plan.region,
                 }
+                if delivery_id in fast:
+                    values.update(
+                        self.fast.delivery_values(
+                            plan.region, delivery_id, plan.user.pk, values["created_at"]
+                        )
+                    )
+                    self.fast.published.append((delivery_id, plan.notification_id))
                 deliveries.append(loaded_instance(NotificationDelivery, values, alias, cache))
                 if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now:
                     due_ids.append(delivery_id)

@@ -111,6 +111,17 @@ class _BulkStore:
             )
             return [row[0] for row in cursor.fetchall()]
 
+    def _copy_deliveries(self, lines: list[str]) -> None:
+        """COPY delivery rows with the inbox trigger aside (migration 0011): the only sent
+        in-app rows here are the fast path's, whose notifications went in with in_inbox
+        set, so the trigger would find nothing to change. Switched back right after, so
+        nothing else in the caller's transaction goes without it."""
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'on'")
+        copy_rows(self.d_sql, lines)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")
+
     def insert(
         self, n_lines: list[str], d_lines_by_n: list[list[str]], notification_ids: list[uuid.UUID]
     ) -> set[int]:
@@ -124,12 +135,12 @@ class _BulkStore:
         everything = set(range(len(n_lines)))
         if self.prefix is None:
             copy_rows(self.n_sql, n_lines)
-            copy_rows(self.d_sql, [line for lines in d_lines_by_n for line in lines])
+            self._copy_deliveries([line for lines in d_lines_by_n for line in lines])
             return everything
         try:
             with transaction.atomic():
                 copy_rows(self.n_sql, n_lines)
-                copy_rows(self.d_sql, [line for lines in d_lines_by_n for line in lines])
+                self._copy_deliveries([line for lines in d_lines_by_n for line in lines])
             return everything
         except psycopg_errors.UniqueViolation:
             logger.info("notify_many: idempotency keys taken concurrently; using ON CONFLICT")
@@ -151,5 +162,5 @@ class _BulkStore:
         inserted = {n for n, nid in enumerate(notification_ids) if nid in went_in}
         lines = [line for n in sorted(inserted) for line in d_lines_by_n[n]]
         if lines:
-            copy_rows(self.d_sql, lines)
+            self._copy_deliveries(lines)
         return inserted

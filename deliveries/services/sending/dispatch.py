@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+
+from notifyplatform.broker import queue_depths
 
 from ...models import DeliveryStatus, NotificationDelivery
 from .enqueue import enqueue_deliveries
@@ -16,18 +17,12 @@ from .policy import _setting
 
 def send_queue_backlog() -> int | None:
     """Deliveries waiting in the broker's send queue (an upper bound: messages × the ids a
-    message carries), or None when it cannot be read (not a Redis broker, or no answer)."""
-    broker = str(getattr(settings, "CELERY_BROKER_URL", "") or settings.REDIS_URL)
-    if not broker.startswith(("redis://", "rediss://", "unix://")):
-        return None
+    message carries), or None when it cannot be read (the broker does not answer)."""
     queue_name = str(getattr(settings, "NP_QUEUE_SEND", "send"))
-    client = redis.Redis.from_url(broker, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        messages = int(client.llen(queue_name))
-    except redis.RedisError:
+    depths = queue_depths([queue_name])
+    if depths is None:
         return None
-    finally:
-        client.close()
+    messages = depths[queue_name]
     return messages * int(_setting("NP_DELIVERY_ENQUEUE_CHUNK", 50))
 
 
