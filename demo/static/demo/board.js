@@ -57,9 +57,16 @@
       setCell(row, "status", d.new_status);
       row.dataset.status = d.new_status;
       if (d.new_status === "completed" || d.new_status === "cancelled") {
+        // no more bids; the form stays for its answer ("Your bid of … is in"), which
+        // may arrive after the event that the bid ended the auction
         var form = row.querySelector("form.bid-form");
-        if (form) form.remove();
+        if (form) {
+          form.classList.add("closed");
+          var controls = form.querySelectorAll("input, button");
+          for (var i = 0; i < controls.length; i++) controls[i].disabled = true;
+        }
       }
+      tickClocks(); // "ended" now, not at the next second
     }
   }
 
