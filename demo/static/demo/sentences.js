@@ -93,8 +93,15 @@
       return title + " has ended without a winner" + why + ".";
     }
     var sentence = title + " has ended: " + d.winner + " won at " + money(d.final_price, d.currency);
-    var payers = d.payments ? Object.keys(d.payments).length : 0;
-    if (payers) sentence += "; " + plural(payers, "bidder") + " " + (payers === 1 ? "pays" : "pay") + " under the rules";
+    // who else pays under the type's rules (all-pay, top-up, penny fees, lottery entries)
+    var payers = d.payments ? Object.keys(d.payments) : [];
+    if (payers.length) {
+      var owed = payers.slice(0, 3).map(function (name) {
+        return name + " pays " + money(d.payments[name], d.currency);
+      });
+      if (payers.length > 3) owed.push(plural(payers.length - 3, "other bidder") + " pay too");
+      sentence += "; under the rules " + owed.join(", ");
+    }
     if (d.proof) sentence += "; the draw can be checked against the commitment";
     return sentence + ".";
   }
