@@ -18,7 +18,6 @@ from realtime import groups
 
 from .board import board_rows
 
-
 DEMO_PATH = "/realtime/demo/"
 LOGIN_PATH = "/accounts/login/"
 
