@@ -14,7 +14,7 @@ from django.utils import timezone
 if TYPE_CHECKING:
     from auctions.models import Auction, Bid
     from deliveries.models import UserNotificationPreference
-    from invitations.models import StoryInvitation
+    from invitations.models import NewsNarration, StoryInvitation
     from users.models import User
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - a published demo credential, by design
@@ -42,6 +42,7 @@ class Seeder:
         # rows later steps refer to, by short demo name
         self.users: dict[str, User] = {}
         self.invitations: list[StoryInvitation] = []
+        self.narrations: list[NewsNarration] = []  # to render once committed
         self.auctions: dict[str, Auction] = {}
         self.bids: dict[str, Bid] = {}
         self.preferences: dict[tuple[str, str, str], UserNotificationPreference] = {}

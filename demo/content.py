@@ -133,21 +133,16 @@ def seed_stories_and_invitations(s: Seeder) -> None:
                 },
             )
         )
-    s.get(
-        NewsNarration,
-        news_article=articles[0],
-        user=u["carol"],
-        conversation_style="casual",
-        defaults={
-            "narrator_profile": "friendly-host",
-            "total_duration": 95,
-            "audio_file_url": "https://cdn.example.com/narrations/demo-1.mp3",
-            "segments": [
-                {"speaker": "host", "start": 0, "text": "Good news for night owls."},
-                {"speaker": "host", "start": 4, "text": "Trams after midnight!"},
-            ],
-            "narration_metadata": {"voice_model": "demo-tts-1", "words": 210},
-        },
+    # a narration request like the API's: pending, with no audio yet. The seed command
+    # queues it after commit and a worker renders it with espeak-ng (``make run``)
+    s.narrations.append(
+        s.get(
+            NewsNarration,
+            news_article=articles[0],
+            user=u["carol"],
+            conversation_style="casual",
+            defaults={"narrator_profile": "storyteller", "narration_metadata": {"status": "pending"}},
+        )
     )
 
     lh = {"story": lighthouse, "content_type": "story", "content_id": lighthouse.id}

@@ -1,7 +1,9 @@
-"""The demo app's pages, mounted under ``/realtime/`` (``/realtime/demo/`` and its sign
-in / sign out)."""
+"""The demo app's pages, mounted under ``/realtime/`` (``/realtime/demo/``).
 
-from django.contrib.auth import views as auth_views
+Signing in and out is the site's one sign-in page, ``/accounts/login/`` (users.urls, with
+``next=/realtime/demo/``) and ``/accounts/logout/``; the demo's former
+``/realtime/demo/login/`` redirects there, keeping its ``next``."""
+
 from django.urls import path
 
 from . import views
@@ -9,14 +11,5 @@ from . import views
 app_name = "demo"
 urlpatterns = [
     path("demo/", views.demo, name="demo"),
-    # Django's own login (django-axes' lockouts apply, as on the admin's)
-    path(
-        "demo/login/",
-        auth_views.LoginView.as_view(
-            template_name="demo/login.html", next_page="/realtime/demo/",
-            redirect_authenticated_user=True,
-        ),
-        name="login",
-    ),
-    path("demo/logout/", auth_views.LogoutView.as_view(next_page="/realtime/demo/"), name="logout"),
+    path("demo/login/", views.login_redirect, name="login"),
 ]

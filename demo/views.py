@@ -8,13 +8,29 @@ API, with the session and its CSRF token); anonymous visitors see the public eve
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 
 from realtime import groups
 
 from .board import board_rows
+
+DEMO_PATH = "/realtime/demo/"
+LOGIN_PATH = "/accounts/login/"
+
+
+def login_url(next_path: str = DEMO_PATH) -> str:
+    """The site's sign-in page, coming back to ``next_path``."""
+    return f"{LOGIN_PATH}?{urlencode({'next': next_path}, safe='/')}"
+
+
+def login_redirect(request: HttpRequest) -> HttpResponse:
+    """The former demo sign-in page: to the site's one, keeping ``next`` (which the login
+    view checks is a local address before following it)."""
+    return HttpResponseRedirect(login_url(request.GET.get("next") or DEMO_PATH))
 
 
 def demo(request: HttpRequest) -> HttpResponse:
@@ -34,5 +50,6 @@ def demo(request: HttpRequest) -> HttpResponse:
         "csrfToken": get_token(request) if signed_in else "",
         "titles": {row.id: row.title for row in rows},
     }
-    context = {"auctions": rows, "topics": topics, "signed_in": signed_in, "config": config}
+    context = {"auctions": rows, "topics": topics, "signed_in": signed_in, "config": config,
+               "login_url": login_url(), "demo_path": DEMO_PATH}
     return render(request, "demo/realtime.html", context)

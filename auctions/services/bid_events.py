@@ -104,6 +104,7 @@ def emit_bid_events(
         publish_chained(
             auction, "outbid", category="bid", visibility="private", user=beaten_bid.bidder_id,
             data={"auction_id": str(auction.pk), "auction_title": auction.title,
+                  "auction_type": auction.auction_type, "currency": auction.currency,
                   "your_amount": money(beaten_bid.amount),
                   "current_price": money(auction.current_price), "kind": template},
             correlation_id=corr, causes=[bid_event], priority="high",
@@ -139,6 +140,7 @@ def publish_price_changed(
     the newest for the auction without losing anything."""
     data: dict[str, Any] = {
         "auction_id": str(auction.pk),
+        "auction_title": auction.title,
         "auction_type": auction.auction_type,
         "price": money(auction.current_price),
         "previous_price": money(previous_price),

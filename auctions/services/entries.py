@@ -53,7 +53,9 @@ def auction_enter(*, auction_id: Any, bidder: User) -> Bid:
     auction.save(update_fields=["bid_count", "updated_at"])
     publish_chained(
         auction, "auction_entered", category="bid", visibility="authenticated",
-        data={"auction_id": str(auction.pk), "bidder": bidder_pseudonym(auction.pk, bidder.pk),
+        data={"auction_id": str(auction.pk), "auction_title": auction.title,
+              "auction_type": auction.auction_type,
+              "bidder": bidder_pseudonym(auction.pk, bidder.pk),
               "entrants": auction.bid_count},
         correlation_id=correlation("enter", entry.pk), bid=entry, expected=impacts(),
     )
@@ -85,7 +87,9 @@ def auction_drop_out(*, auction_id: Any, bidder: User) -> Bid:
     decided = rules.decided(still_in, auction.bid_count)
     event = publish_chained(
         auction, "auction_dropped_out", category="bid", visibility="authenticated",
-        data={"auction_id": str(auction.pk), "bidder": bidder_pseudonym(auction.pk, bidder.pk),
+        data={"auction_id": str(auction.pk), "auction_title": auction.title,
+              "auction_type": auction.auction_type,
+              "bidder": bidder_pseudonym(auction.pk, bidder.pk),
               "price": money(price), "currency": auction.currency, "still_in": still_in},
         correlation_id=corr, bid=entry,
         expected=impacts([sent] if sent else [], ends_auction=decided or None),

@@ -152,6 +152,7 @@ def publish_status(
             "auction_id": str(auction.pk),
             "auction_title": auction.title,
             "auction_type": auction.auction_type,
+            "currency": auction.currency,
             "old_status": old,
             "new_status": new,
             **extra,

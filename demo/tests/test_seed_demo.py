@@ -17,7 +17,14 @@ from deliveries.models import (
     UserNotificationPreference,
 )
 from demo.auctions import TYPE_DEMOS, type_demo_id
-from invitations.models import NewsArticle, StoryInvitation, UserInvitationHistory
+from invitations.models import (
+    NewsArticle,
+    NewsNarration,
+    RoleplayTemplate,
+    StoryInvitation,
+    UserInvitationHistory,
+)
+from invitations.services import narration_render, narration_status
 from providers.models import Provider, ProviderHealthMetric
 from realtime.models import RealTimeEvent
 from templates.models import NotificationTemplate
@@ -276,3 +283,33 @@ def test_one_running_auction_of_each_of_the_13_types_with_its_rules():
     assert dutch.clock_due_at is not None and dutch.auction.current_price < 300
     assert len(states["candle"].commitment) == 64 and states["candle"].clock_due_at is not None
     assert states["buy_it_now"].config["buy_now_price"] == "350.00"
+
+
+def test_the_demo_narration_is_requested_and_a_worker_renders_it_with_real_audio(
+    settings, tmp_path
+):
+    settings.NP_NARRATION_AUDIO_DIR = tmp_path
+    output = seed()
+
+    narration = NewsNarration.objects.get()
+    assert narration_status(narration) == "pending"
+    assert narration.audio_file_url is None  # no made-up audio: the worker records it
+    assert f"Narration {narration.pk}: queued" in output
+
+    # what the queued task (invitations.narrate_article) does on the worker
+    rendered = narration_render(narration_id=narration.pk)
+
+    assert rendered is not None and narration_status(rendered) == "ready"
+    audio = tmp_path / rendered.narration_metadata["audio_file"]
+    assert audio.read_bytes()[:4] == b"RIFF" and rendered.total_duration >= 1
+    assert rendered.segments[0]["text"].startswith("City council approves")
+    assert f"Narration {narration.pk}: ready." in seed()  # not queued again
+
+
+def test_roleplay_template_with_its_roles_is_seeded_once():
+    seed()
+    seed()
+
+    template = RoleplayTemplate.objects.get()
+    roles = sorted(template.roles.values_list("role_name", flat=True))
+    assert roles == ["Inspector Hale", "Mara", "Tobias"]

@@ -26,7 +26,12 @@ from .bulk import (
 )
 from .create import invitation_create, role_is_taken
 from .inviter import inviter_notify
-from .narrations import narration_render, narration_request, narration_status
+from .narrations import (
+    narration_enqueue,
+    narration_render,
+    narration_request,
+    narration_status,
+)
 from .reminders import (
     invitation_remind,
     invitations_due_for_reminder,
@@ -57,6 +62,7 @@ __all__ = [
     "invitations_send_bulk",
     "inviter_notify",
     "is_answerable",
+    "narration_enqueue",
     "narration_render",
     "narration_request",
     "narration_status",

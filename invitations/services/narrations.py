@@ -73,8 +73,14 @@ def narration_request(
         narration_metadata={"status": PENDING},
     )
     pk = narration.pk
-    transaction.on_commit(lambda: current_app.send_task(NARRATE_TASK, args=[pk]))
+    transaction.on_commit(lambda: narration_enqueue(narration_id=pk))
     return narration
+
+
+def narration_enqueue(*, narration_id: int) -> None:
+    """Queue the rendering of a stored narration for a worker (the control queue). Call it
+    after the row is committed; rendering a ready one again does nothing."""
+    current_app.send_task(NARRATE_TASK, args=[narration_id])
 
 
 def _claimable(narration: NewsNarration, now: datetime) -> bool:

@@ -3,78 +3,15 @@
  * (``realtime/client.js``): events move the table (price, leader, bids, time left) and
  * appear as sentences; a signed-in visitor bids from the table through the bid API.
  *
- * ``describe(event)`` turns any event into a sentence: the known auction events have
- * their own wording, any other type gets a generic one built from its type and fields,
- * so a new event type is readable the day it is published.
+ * The sentences come from ``demo/sentences.js`` (``describe(event)``): the known auction
+ * events have their own wording per auction type, any other type a generic one.
  */
 (function (root) {
   "use strict";
 
-  function money(value, currency) {
-    if (value === null || value === undefined || value === "") return null;
-    return String(value) + (currency ? " " + currency : "");
-  }
-
-  function humanize(name) {
-    var words = String(name || "event").replace(/[._]+/g, " ").trim();
-    return words.charAt(0).toUpperCase() + words.slice(1);
-  }
-
-  function titleOf(data, fallback) {
-    return data.item_title || data.auction_title || fallback || "an auction";
-  }
-
-  var STATUS_WORDS = {
-    active: "has started",
-    completed: "has ended",
-    cancelled: "was cancelled",
-    scheduled: "is scheduled",
-  };
-
-  function fallbackSentence(type, data, title) {
-    var details = [];
-    for (var key in data) {
-      if (/^(auction_id|auction_title|item_title|currency)$/.test(key)) continue;
-      var value = data[key];
-      if (value === null || typeof value === "object") continue;
-      details.push(key.replace(/_/g, " ") + " " + value);
-      if (details.length >= 3) break;
-    }
-    return humanize(type) + " on " + title + (details.length ? " (" + details.join(", ") + ")" : "") + ".";
-  }
-
-  function describe(event, titles) {
-    var d = event.data || {};
-    var title = titleOf(d, titles && titles[d.auction_id]);
-    var who = d.bidder || "A bidder";
-    var price = money(d.current_price !== undefined ? d.current_price : d.price, d.currency);
-    switch (event.event_type) {
-      case "bid_placed":
-        if (d.sealed) return who + " placed a sealed bid on " + title + ".";
-        return (
-          who + " bid " + (money(d.bid_amount || d.amount, d.currency) || "") + " on " + title +
-          (d.extended_by_seconds ? "; the end moves " + d.extended_by_seconds + " s later" : "") + "."
-        );
-      case "auction_price_changed":
-        return (
-          "The price of " + title + " is now " + (price || "unknown") +
-          (d.previous_price ? " (was " + money(d.previous_price, d.currency) + ")" : "") + "."
-        );
-      case "auction_status_changed":
-        if (d.new_status === "completed") {
-          return d.winner
-            ? title + " has ended: " + d.winner + " won at " + money(d.final_price, d.currency) + "."
-            : title + " has ended without a winner.";
-        }
-        return title + " " + (STATUS_WORDS[d.new_status] || "is now " + d.new_status) + ".";
-      case "auction_ending":
-        return title + " ends in " + (d.time_remaining || "a few minutes") + ".";
-      case "notification.created":
-        return "For you: " + (d.title || "a notification") + (d.message ? " — " + d.message : "");
-      default:
-        return fallbackSentence(event.event_type, d, title);
-    }
-  }
+  var sentences = root.NotifyDemoSentences; // demo/sentences.js, loaded first
+  var money = sentences.money;
+  var describe = sentences.describe;
 
   function timeLeft(endsAt, now) {
     var ms = Date.parse(endsAt) - now;
@@ -105,19 +42,31 @@
     var d = event.data || {};
     var row = rowOf(d.auction_id);
     if (!row) return;
+    if (event.event_type === "outbid") return; // private: the price comes with the bid's events
+    // a price clock's tick and a bid carry the price; the result carries the final price
     var price = d.current_price !== undefined ? d.current_price : d.price;
+    if (d.new_status === "completed") price = d.final_price;
     if (price !== undefined && price !== null) setCell(row, "price", money(price, d.currency || row.dataset.currency));
-    if (d.leader) setCell(row, "leader", d.leader);
-    else if (event.event_type === "bid_placed" && !d.sealed && d.bidder) setCell(row, "leader", d.bidder);
+    var lottery = d.auction_type === "chinese"; // entries, not a leader, until the draw
+    if (d.new_status === "completed") setCell(row, "leader", d.winner || "no winner");
+    else if (d.leader && !lottery) setCell(row, "leader", d.leader);
+    else if (event.event_type === "bid_placed" && !d.sealed && d.bidder && !lottery) setCell(row, "leader", d.bidder);
     if (d.bid_count !== undefined) setCell(row, "bids", String(d.bid_count));
     if (d.ends_at) row.dataset.endsAt = d.ends_at;
     if (d.new_status) {
       setCell(row, "status", d.new_status);
       row.dataset.status = d.new_status;
       if (d.new_status === "completed" || d.new_status === "cancelled") {
+        // no more bids; the form stays for its answer ("Your bid of … is in"), which
+        // may arrive after the event that the bid ended the auction
         var form = row.querySelector("form.bid-form");
-        if (form) form.remove();
+        if (form) {
+          form.classList.add("closed");
+          var controls = form.querySelectorAll("input, button");
+          for (var i = 0; i < controls.length; i++) controls[i].disabled = true;
+        }
       }
+      tickClocks(); // "ended" now, not at the next second
     }
   }
 
@@ -128,9 +77,11 @@
       var row = rows[i];
       var cell = row.querySelector(".time-left");
       if (!cell) continue;
-      cell.textContent = row.dataset.status === "scheduled"
-        ? "starts in " + timeLeft(row.dataset.startsAt, now)
-        : timeLeft(row.dataset.endsAt, now);
+      var status = row.dataset.status;
+      cell.textContent = status === "scheduled" ? "starts in " + timeLeft(row.dataset.startsAt, now)
+        : status === "completed" ? "ended"
+          : status === "cancelled" ? "cancelled"
+            : timeLeft(row.dataset.endsAt, now);
     }
   }
 
