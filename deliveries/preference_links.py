@@ -64,7 +64,7 @@ def with_preference_footer(
     if channel != "email" or not user_id:
         return text, html
     url = preference_url(user_id)
-    text = f"{text.rstrip()}\n\n--\n{FOOTER_LABEL}: {url}\n"
+    text = f"{text.rstrip()}\n\n-- \n{FOOTER_LABEL}: {url}\n"  # RFC 3676 signature delimiter
     if html:
         footer = format_html(
             '<p class="np-preferences-footer" style="font-size:12px;color:#555">'
