@@ -118,8 +118,16 @@ class RealTimeEvent(models.Model):
     )
     event_type = models.CharField(max_length=100)
     event_category = models.CharField(max_length=20, choices=EventCategory.choices)
+    # db_index=False: the seeds' idx_rt_events_auction / idx_rt_events_user (Meta) index
+    # these columns already; Django's own FK index beside each was a duplicate that every
+    # insert and every non-HOT update paid for
     auction = models.ForeignKey(
-        "auctions.Auction", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "auctions.Auction",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -127,6 +135,7 @@ class RealTimeEvent(models.Model):
         null=True,
         blank=True,
         related_name="real_time_events",
+        db_index=False,
     )
     bid = models.ForeignKey(
         "auctions.Bid", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

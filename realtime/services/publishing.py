@@ -31,6 +31,8 @@ from django.db import connection, transaction
 from django.db.models import JSONField, Model, TextChoices
 from django.utils import timezone
 
+from notifyplatform.gcpause import gc_paused
+
 from .. import conf, groups
 from ..errors import RealtimeError
 from ..models import EVENT_SEQUENCE, EventCategory, EventPriority, RealTimeEvent, Visibility
@@ -253,6 +255,11 @@ def publish_many(
     UPDATE for the bookkeeping of all rows."""
     if not events:
         return []
+    with gc_paused():  # thousands of objects that all live until the group is sent
+        return _publish_group(events)
+
+
+def _publish_group(events: Sequence[EventToPublish | Mapping[str, Any]]) -> list[RealTimeEvent]:
     now = timezone.now()
     rows = [
         _event_row(e if isinstance(e, EventToPublish) else EventToPublish(**e), now) for e in events
@@ -268,5 +275,10 @@ def publish_many(
         row.sequence_number = number
     _insert_events(rows)
     texts = [event_text(row) for row in rows]
-    transaction.on_commit(lambda: fan_out_many(rows, texts), robust=True)
+    transaction.on_commit(lambda: _fan_out_group(rows, texts), robust=True)
     return rows
+
+
+def _fan_out_group(rows: list[RealTimeEvent], texts: list[str]) -> None:
+    with gc_paused():
+        fan_out_many(rows, texts)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from notifyplatform.bulk import COPY_NULL, copy_escape, copy_text, loaded_instance
 from notifyplatform.choices import Channel
+from notifyplatform.gcpause import gc_paused
 from users.models import Device
 
 from ... import errors
@@ -95,18 +96,20 @@ def notify_many(
         if recipients:
             writer = _BulkWriter(_common(**fields), prefix=idempotency_prefix, relations=relations)
             chunk = max(1, _bulk_chunk())
-            for start in range(0, len(recipients), chunk):
-                slow, due = writer.write(recipients[start : start + chunk], results, start)
-                due_ids.extend(due)
-                for index in slow:
-                    recipient = recipients[index]
-                    results[index], due = _notify(
-                        recipient,
-                        idempotency_key=writer.key_for(recipient),
-                        relations=relations,
-                        fields=fields,
-                    )
+            # every row instance lives until the call returns: collections would free nothing
+            with gc_paused():
+                for start in range(0, len(recipients), chunk):
+                    slow, due = writer.write(recipients[start : start + chunk], results, start)
                     due_ids.extend(due)
+                    for index in slow:
+                        recipient = recipients[index]
+                        results[index], due = _notify(
+                            recipient,
+                            idempotency_key=writer.key_for(recipient),
+                            relations=relations,
+                            fields=fields,
+                        )
+                        due_ids.extend(due)
         if due_ids:
             chunk_size = int(getattr(settings, "NP_NOTIFY_BULK_ENQUEUE_CHUNK", 500))
             transaction.on_commit(lambda: enqueue_deliveries(due_ids, chunk=chunk_size))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from notifyplatform.gcpause import gc_paused
 from realtime.services import publish, publish_many
 
 from ...models import Notification
@@ -28,39 +29,45 @@ def _publish_in_app_group(published: list[tuple[int, Any]]) -> None:
         publish_in_app(*published[0])
         return
     try:
-        by_id = {
-            row["id"]: (row, payload)
-            for row, payload in inbox_payload_rows(
-                {notification_id for _, notification_id in published},
-                columns=("auction_id",),
-            )
-        }
-        events = []
-        for delivery_id, notification_id in published:
-            found = by_id.get(notification_id)
-            if found is None:  # deleted since it was sent: nothing to show
-                continue
-            row, payload = found
-            events.append(
-                {
-                    "event_type": "notification.created",
-                    "category": "notification",
-                    "data": payload,
-                    "visibility": "private",
-                    "user": row["user_id"],
-                    "auction": row["auction_id"],
-                    "priority": _REALTIME_PRIORITY.get(row["priority"], "normal"),
-                    "correlation_id": str(notification_id),
-                    "metadata": {"delivery_id": delivery_id},
-                }
-            )
-        publish_many(events)
+        with gc_paused():  # the payloads and events all live until the group is sent
+            _publish_group(published)
     except Exception:  # noqa: BLE001 - never fail a recorded send because of the live feed
         logger.warning(
             "publishing %d in-app events together failed; one by one", len(published), exc_info=True
         )
         for delivery_id, notification_id in published:
             publish_in_app(delivery_id, notification_id)
+
+
+def _publish_group(published: list[tuple[int, Any]]) -> None:
+    """The payloads of a group in one query, then its events in one ``publish_many``."""
+    by_id = {
+        row["id"]: (row, payload)
+        for row, payload in inbox_payload_rows(
+            {notification_id for _, notification_id in published},
+            columns=("auction_id",),
+        )
+    }
+    events = []
+    for delivery_id, notification_id in published:
+        found = by_id.get(notification_id)
+        if found is None:  # deleted since it was sent: nothing to show
+            continue
+        row, payload = found
+        events.append(
+            {
+                "event_type": "notification.created",
+                "category": "notification",
+                "data": payload,
+                "visibility": "private",
+                "user": row["user_id"],
+                "auction": row["auction_id"],
+                "priority": _REALTIME_PRIORITY.get(row["priority"], "normal"),
+                "correlation_id": str(notification_id),
+                "metadata": {"delivery_id": delivery_id},
+            }
+        )
+    publish_many(events)
 
 
 _REALTIME_PRIORITY = {"low": "low", "normal": "normal", "high": "high", "urgent": "critical"}
