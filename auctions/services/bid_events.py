@@ -116,11 +116,13 @@ def _tell_outbid(
     auction: Auction, user: Any, template: str, amount: Decimal | None,
     context: dict[str, Any], key: str, links: dict[str, Any],
 ) -> str | None:
+    # a plain outbid joins the per-auction ``outbid`` digest workflow (NP_AUCTION_WORKFLOWS)
     return notify_user(
         user, template_key=template,
         context={**context, "amount": amount_text(amount, auction.currency)},
         channels=["in_app", "push", "email"], category="bid", priority="high",
-        idempotency_key=f"{key}:outbid:{user.pk}", **links,
+        idempotency_key=f"{key}:outbid:{user.pk}",
+        workflow="outbid" if template == "outbid" else None, **links,
     )
 
 
