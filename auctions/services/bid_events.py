@@ -32,7 +32,7 @@ def emit_bid_events(
     pseudonym = bidder_pseudonym(auction.pk, bidder.pk)
     context = {**base_context(auction, bid.item), "bidder": pseudonym}
     key = f"bid:{bid.pk}"
-    links = {"auction": auction, "bid": bid, "item": bid.item}
+    links: dict[str, Any] = {"auction": auction, "bid": bid, "item": bid.item}
     sent: list[str | None] = []
     own = {**context, "amount": amount_text(bid.amount, auction.currency)}
 

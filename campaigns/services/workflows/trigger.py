@@ -100,7 +100,7 @@ def _parse(text: str) -> datetime:
     return parsed
 
 
-def _users(user_ids: list[Any]) -> list[User]:
+def _users(user_ids: list[Any] | None) -> list[User]:
     if not isinstance(user_ids, list) or not user_ids:
         raise WorkflowError(INVALID_TRIGGER, "one user id or a non-empty list", "recipients")
     if len(user_ids) > MAX_RECIPIENTS:
@@ -161,7 +161,7 @@ def workflow_trigger(
         version = workflow_current_version(workflow)
         if version is None:
             raise WorkflowError(WORKFLOW_NOT_FOUND, f"workflow {key!r} has no steps", "key")
-        users = _users(recipients if audience is None else audience_recipients(audience))
+        users = _users(audience_recipients(audience) if audience is not None else recipients)
         now = timezone.now()
         existing: dict[str, WorkflowRun] = {}
         if idempotency_key:
