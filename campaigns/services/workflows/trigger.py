@@ -35,6 +35,7 @@ from ...models import RunState, StepState, Workflow, WorkflowRun, WorkflowRunSte
 from .definitions import workflow_current_version
 from .dispatch import steps_enqueue
 from .engine import steps_execute_inline
+from .ingest import bulk_digest_applies, digest_join_bulk
 from .errors import INVALID_TRIGGER, WORKFLOW_INACTIVE, WORKFLOW_NOT_FOUND, WorkflowError
 from .steps import next_clock_time, user_zone
 
@@ -198,6 +199,11 @@ def workflow_trigger(
             ]
         )
         due_now = [row for row, (_, due) in zip(rows, steps, strict=True) if due <= now]
+        first = version.steps[0]
+        if due_now and len(due_now) == len(rows) and bulk_digest_applies(first):
+            # a digest first: every run joins its window in a few statements (ingest.py)
+            digest_join_bulk(fresh, rows, first, now)
+            due_now = []
         inline_max = int(getattr(settings, "NP_WORKFLOW_INLINE_MAX", 100))
         if due_now and len(due_now) <= inline_max:
             steps_execute_inline(due_now)
