@@ -109,7 +109,13 @@ def digest_join_bulk(
             },
         )
         joined = cursor.fetchall()
-        ids, decisions, states, details, dues, finished, digested = [], [], [], [], [], [], []
+        ids: list[int] = []
+        decisions: list[str] = []
+        states: list[str] = []
+        details: list[str] = []
+        dues: list[datetime | None] = []
+        finished: list[datetime | None] = []
+        digested: list[int] = []
         for digest_id, user_id, leader_id, due_at in joined:
             step = step_of_user[str(user_id)]
             ids.append(step.pk)

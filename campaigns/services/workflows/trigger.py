@@ -35,8 +35,8 @@ from ...models import RunState, StepState, Workflow, WorkflowRun, WorkflowRunSte
 from .definitions import workflow_current_version
 from .dispatch import steps_enqueue
 from .engine import steps_execute_inline
-from .ingest import bulk_digest_applies, digest_join_bulk
 from .errors import INVALID_TRIGGER, WORKFLOW_INACTIVE, WORKFLOW_NOT_FOUND, WorkflowError
+from .ingest import bulk_digest_applies, digest_join_bulk
 from .steps import next_clock_time, user_zone
 
 MAX_RECIPIENTS = 100_000
