@@ -39,7 +39,7 @@ import batch_100k  # noqa: E402 - the worker start/stop and the user COPY of the
 KEY = "bench-digest"
 
 
-def _ingest(args: tuple[list[str], int, int, str, int]) -> int:
+def _ingest(args: tuple[list[str], int, int, str, int]) -> tuple[int, float]:
     """One process's share: trigger after trigger, each its own transaction; a trigger
     names ``per_call`` recipients (1: one event for one user; more: a list trigger, one
     event fanned out to many users)."""
@@ -51,6 +51,7 @@ def _ingest(args: tuple[list[str], int, int, str, int]) -> int:
     connections.close_all()
     from campaigns.services.workflows import workflow_trigger
 
+    started = time.monotonic()
     count = 0
     for n in range(per_user):
         for start in range(0, len(user_ids), per_call):
@@ -61,8 +62,9 @@ def _ingest(args: tuple[list[str], int, int, str, int]) -> int:
                 data={"auction_id": run, "amount": f"${n}", "bidder": f"p{part}"},
             )
             count += len(recipients)
+    elapsed = time.monotonic() - started
     connections.close_all()
-    return count
+    return count, elapsed
 
 
 def main() -> None:
@@ -131,13 +133,15 @@ def main() -> None:
     started = time.monotonic()
     # spawned, not forked: a forked child would share the parent's pooled connections
     with multiprocessing.get_context("spawn").Pool(args.procs) as pool:
-        ingested = sum(
-            pool.map(
-                _ingest,
-                [(share, per_user, i, run, args.per_call) for i, share in enumerate(shares)],
-            )
+        parts = pool.map(
+            _ingest,
+            [(share, per_user, i, run, args.per_call) for i, share in enumerate(shares)],
         )
-    ingest_seconds = time.monotonic() - started
+    wall_seconds = time.monotonic() - started
+    ingested = sum(count for count, _ in parts)
+    # the ingest itself: the slowest process's time from its first trigger to its last
+    # (interpreter start and django.setup of the spawned processes are not ingestion)
+    ingest_seconds = max(elapsed for _, elapsed in parts)
 
     log_dir = Path(os.environ.get("NP_RUN_DIR", ROOT / ".run"))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +190,7 @@ def main() -> None:
             "baseline_label": "—",
             "goal": None,
             "met": None,
-            "note": f"{ingest_seconds:.1f} s; {note}",
+            "note": f"{ingest_seconds:.1f} s ({wall_seconds:.1f} s with process start); {note}",
         },
         {
             "figure": f"digest: {users:,} digests sent (one per user)",

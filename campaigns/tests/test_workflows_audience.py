@@ -4,12 +4,15 @@ the chunk machinery, each recipient once even when a chunk runs again."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from campaigns.handlers import broadcast_chunk
-from campaigns.models import BatchChunk, Broadcast, WorkflowRun
+from campaigns.models import BatchChunk, Broadcast, NotificationBatchJob, WorkflowRun
 from campaigns.services import audience_save, batch_run_inline
 from campaigns.services.workflows import workflow_save
 from campaigns.tests.test_batch_helpers import bulk_users
@@ -118,3 +121,31 @@ def test_broadcast_workflow_input_errors_name_the_field(staff, body, field):
     assert response.status_code == 400, response.json()
     assert field in response.json()["error"]["fields"]
     assert not Broadcast.objects.exists()
+
+
+def test_run_batch_starts_a_workflow_for_an_audience():
+    workflow_save(key="hello", steps=HELLO)
+    users = bulk_users(12, region="eu")
+    bulk_users(3, region="us")
+    audience_save(name="europe", kind="region", value="eu")
+    call_command(
+        "run_batch", "--workflow", "hello", "--audience", "audience:europe",
+        "--context", '{"what": "clocks"}', "--chunk-size", "5", "--inline", "--no-wait",
+        stdout=io.StringIO(),
+    )
+    job = NotificationBatchJob.objects.get()
+    assert (job.job_type, job.status, job.total_notifications) == ("broadcast", "completed", 12)
+    assert job.job_config["workflow_key"] == "hello"
+    runs = WorkflowRun.objects.filter(idempotency_key__startswith=f"batch:{job.pk}:")
+    assert Counter(runs.values_list("user_id", flat=True)) == Counter({u.pk: 1 for u in users})
+    assert Notification.objects.filter(message="clocks").count() == 12
+
+
+def test_run_batch_refuses_an_unknown_workflow():
+    bulk_users(2)
+    with pytest.raises(CommandError) as caught:
+        call_command(
+            "run_batch", "--workflow", "nope", "--audience", "all", stdout=io.StringIO()
+        )
+    assert "unknown workflow" in str(caught.value)
+    assert not NotificationBatchJob.objects.exists()
