@@ -3,6 +3,7 @@ real PostgreSQL and Redis, real daphne websockets where acks are involved."""
 
 from __future__ import annotations
 
+import re
 import time
 import zoneinfo
 from collections import Counter
@@ -32,9 +33,13 @@ def e2e_db(transactional_db):
 
 
 def _text(message) -> str:
+    """The plain-text body, without the preferences footer every email carries."""
     for part in message.walk():
         if part.get_content_type() == "text/plain":
-            return part.get_payload(decode=True).decode()
+            text = part.get_payload(decode=True).decode().replace("\r\n", "\n")
+            body, *footer = re.split(r"\n-- ?\n", text, maxsplit=1)
+            assert not footer or "notification preferences" in footer[0]
+            return body
     raise AssertionError("no text part")
 
 
