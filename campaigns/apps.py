@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 
+from deliveries import workflows
 from deliveries.signals import notification_engaged
 from realtime.signals import event_acknowledged
 
@@ -15,3 +16,6 @@ class CampaignsConfig(AppConfig):
 
         notification_engaged.connect(hooks.on_notification_engaged, dispatch_uid="wf-engaged")
         event_acknowledged.connect(hooks.on_event_acknowledged, dispatch_uid="wf-acked")
+        # notify(..., workflow=key) and the sources below campaigns start workflows through
+        # deliveries' registered engine (deliveries never imports campaigns)
+        workflows.register(hooks.notify_workflow_trigger)

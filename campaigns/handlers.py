@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import transaction
 from django.utils import timezone
 
+from deliveries import workflows
 from deliveries.errors import NotifyError
 from deliveries.models import DeliveryStatus
 from deliveries.services import notify_many
@@ -164,8 +165,35 @@ def _local_due(local_send_at: str | None, tz_name: str, now: datetime) -> dateti
     return due if due > now else None
 
 
+def _workflow_group(
+    outcome: ChunkOutcome,
+    job: NotificationBatchJob,
+    config: dict[str, Any],
+    members: list[User],
+    due: datetime | None,
+) -> None:
+    """Start the broadcast's workflow for these users (one bulk trigger) through the engine
+    registered in deliveries (``deliveries.workflows``); idempotency keys
+    ``batch:<job>:<user>``: a re-run chunk finds the runs it started and starts no more."""
+    try:
+        with transaction.atomic():
+            workflows.trigger(
+                config["workflow_key"],
+                recipients=members,
+                data=config.get("context") or {},
+                send_at=due,
+                idempotency_key=f"batch:{job.pk}",
+            )
+    except NotifyError as exc:
+        # the broadcast itself is wrong now (its workflow was deactivated): all of the group
+        outcome.fail(exc.code, exc.message, len(members))
+        return
+    outcome.succeed(len(members))
+
+
 def broadcast_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcome:
-    """One template to the chunk's users through ``notify_many`` (COPY fan-out), one call
+    """A workflow broadcast starts its workflow per user (``_workflow_group``); else one
+    template to the chunk's users through ``notify_many`` (COPY fan-out), one call
     per due time (a local send time gives each timezone its own), idempotency keys
     ``batch:<job>:<user id>``: a re-run chunk writes nobody twice."""
     outcome = ChunkOutcome()
@@ -183,6 +211,9 @@ def broadcast_chunk(job: NotificationBatchJob, chunk: BatchChunk) -> ChunkOutcom
             user
         )
     for due, members in groups.items():
+        if config.get("workflow_key"):
+            _workflow_group(outcome, job, config, members, due)
+            continue
         try:
             with transaction.atomic():
                 results = notify_many(

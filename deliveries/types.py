@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .models import Notification, NotificationDelivery
+    from .workflows import WorkflowTriggered
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class NotifyResult:
     notification: Notification | None
     deliveries: list[NotificationDelivery]
     created: bool
+    # notify(..., workflow=key): what the workflow trigger started (no notification yet:
+    # the workflow's steps send later)
+    workflow: WorkflowTriggered | None = None
 
 
 @dataclass

@@ -32,7 +32,7 @@ def emit_bid_events(
     pseudonym = bidder_pseudonym(auction.pk, bidder.pk)
     context = {**base_context(auction, bid.item), "bidder": pseudonym}
     key = f"bid:{bid.pk}"
-    links = {"auction": auction, "bid": bid, "item": bid.item}
+    links: dict[str, Any] = {"auction": auction, "bid": bid, "item": bid.item}
     sent: list[str | None] = []
     own = {**context, "amount": amount_text(bid.amount, auction.currency)}
 
@@ -117,11 +117,13 @@ def _tell_outbid(
     auction: Auction, user: Any, template: str, amount: Decimal | None,
     context: dict[str, Any], key: str, links: dict[str, Any],
 ) -> str | None:
+    # a plain outbid joins the per-auction ``outbid`` digest workflow (NP_AUCTION_WORKFLOWS)
     return notify_user(
         user, template_key=template,
         context={**context, "amount": amount_text(amount, auction.currency)},
         channels=["in_app", "push", "email"], category="bid", priority="high",
-        idempotency_key=f"{key}:outbid:{user.pk}", **links,
+        idempotency_key=f"{key}:outbid:{user.pk}",
+        workflow="outbid" if template == "outbid" else None, **links,
     )
 
 

@@ -81,9 +81,19 @@ def auction_url(auction: Auction) -> str:
     return settings.NP_AUCTION_URL.format(base=settings.NP_PUBLIC_BASE_URL, id=auction.pk)
 
 
-def notify_user(recipient: User, **kwargs: Any) -> str | None:
+def workflows_on() -> bool:
+    """``NP_AUCTION_WORKFLOWS``: catalogue events go through their workflows."""
+    return bool(getattr(settings, "NP_AUCTION_WORKFLOWS", True))
+
+
+def notify_user(recipient: User, *, workflow: str | None = None, **kwargs: Any) -> str | None:
     """Hand one notification to the pipeline inside a savepoint; returns its type when
     it was created (for ``expected_impacts``).
+
+    ``workflow``: when ``NP_AUCTION_WORKFLOWS`` is on, start that workflow for the user
+    instead (``notify(..., workflow=key)``, the engine campaigns registers in deliveries:
+    auctions sit below campaigns and never import it). The context, links and idempotency
+    key become the trigger's; the workflow's steps choose the template and channels.
 
     Every auction notification carries ``action_url`` (the auction) and the catalogue's
     action label. A notification that cannot be composed (a missing template, say) must
@@ -97,6 +107,10 @@ def notify_user(recipient: User, **kwargs: Any) -> str | None:
         entry = get_entry(key)
         label = entry.action_label if entry is not None else None
         kwargs.setdefault("action_label", label or "View auction")
+    if workflow is not None and workflows_on():
+        for name in ("template_key", "channels", "category", "priority"):
+            kwargs.pop(name, None)
+        kwargs["workflow"] = workflow
     try:
         with transaction.atomic():
             notify(recipient, **kwargs)

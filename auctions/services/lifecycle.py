@@ -155,6 +155,7 @@ def auction_send_ending_notice(*, auction_id: Any, now: datetime | None = None) 
             priority="urgent",
             idempotency_key=f"auction:{auction.pk}:ending:{user.pk}",
             auction=auction,
+            workflow="auction_ending",  # in-app, then email, then SMS unless read or acked
         ))
     # last: publishing takes the platform's event-ordering lock until this commits
     publish_chained(

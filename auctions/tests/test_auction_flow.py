@@ -45,7 +45,12 @@ SENT_ALL = {"in_app": "sent", "push": "skipped", "email": "sent"}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_english_auction_from_start_to_end(seller, bidders, make_user, channel_providers, smtp_server):
+def test_english_auction_from_start_to_end(
+    seller, bidders, make_user, channel_providers, smtp_server, settings
+):
+    # every notice sent directly, one per event (NP_AUCTION_WORKFLOWS off); the workflow
+    # path (outbid digest, ending escalation) is test_workflow_wiring.py
+    settings.NP_AUCTION_WORKFLOWS = False
     ann, ben, cat = bidders
     watcher = make_user(email="wes@example.test", display_name="Wes")
     everyone = [seller, ann, ben, cat, watcher]

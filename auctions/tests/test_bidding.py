@@ -31,7 +31,10 @@ def notes(user) -> list[tuple[str, str, list[str]]]:
     ]
 
 
-def test_english_bid_emits_bid_placed_new_bid_and_outbid(make_auction, seller, bidders):
+def test_english_bid_emits_bid_placed_new_bid_and_outbid(make_auction, seller, bidders, settings):
+    # the direct path: with NP_AUCTION_WORKFLOWS on (the default) the outbid notice goes
+    # through the ``outbid`` digest workflow instead (test_workflow_wiring.py)
+    settings.NP_AUCTION_WORKFLOWS = False
     # Given a running English auction with a leading bid by Ann
     ann, ben, _ = bidders
     auction = make_auction("english")

@@ -43,7 +43,8 @@ def test_penny_text_only_for_penny_and_every_note_links_to_the_auction(make_auct
         assert label, n.event_type
 
 
-def test_proxy_exceeded_is_told_with_the_maximum(make_auction, bidders):
+def test_proxy_exceeded_is_told_with_the_maximum(make_auction, bidders, settings):
+    settings.NP_AUCTION_WORKFLOWS = False  # outbid sent directly (workflows: test_workflow_wiring)
     ann, ben, _ = bidders
     auction = make_auction("english")
     bid_place(auction_id=auction.pk, bidder=ann, amount="100", max_amount="150")

@@ -123,13 +123,14 @@ class BroadcastAdmin(NPModelAdmin):
         "name",
         "audience",
         "template_key",
+        "workflow_key",
         "status",
         "starts_at",
         "job_link",
         "progress",
     )
     list_filter = ("status",)
-    search_fields = ("name", "template_key", "cancellation_key")
+    search_fields = ("name", "template_key", "workflow_key", "cancellation_key")
     list_select_related = ("audience", "job")
     actions = ("cancel_broadcasts",)
 

@@ -1,4 +1,5 @@
-"""Broadcasts over the staff API: ``POST /api/v1/broadcasts/`` (``Idempotency-Key`` handled
+"""Broadcasts over the staff API: ``POST /api/v1/broadcasts/`` (a ``template_key`` or a
+``workflow_key`` to start per recipient; ``Idempotency-Key`` handled
 like the notifications API), ``GET …/{id}/`` with the job's progress, ``POST …/{id}/cancel/``
 and ``POST …/cancel/`` (every broadcast with a ``cancellation_key`` that has not started)."""
 
@@ -23,7 +24,10 @@ from ..services import broadcast_cancel, broadcast_create, broadcasts_cancel_by_
 
 class BroadcastRequestSerializer(serializers.Serializer):
     audience = serializers.PrimaryKeyRelatedField(queryset=Audience.objects.all())
-    template_key = serializers.CharField(max_length=100)
+    template_key = serializers.CharField(max_length=100, required=False)
+    workflow_key = serializers.CharField(
+        max_length=100, required=False, help_text="instead of template_key: start this workflow"
+    )
     channels = serializers.ListField(child=serializers.CharField(), required=False)
     context = serializers.DictField(required=False)  # type: ignore[assignment]
     name = serializers.CharField(max_length=255, required=False)
@@ -33,6 +37,13 @@ class BroadcastRequestSerializer(serializers.Serializer):
         help_text="YYYY-MM-DDTHH:MM, no offset: that time in each recipient's timezone",
     )
     cancellation_key = serializers.CharField(max_length=255, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("template_key" in attrs) == ("workflow_key" in attrs):
+            raise serializers.ValidationError(
+                {"template_key": ["give template_key or workflow_key (exactly one)"]}
+            )
+        return attrs
 
 
 class BroadcastSerializer(serializers.ModelSerializer):
@@ -45,6 +56,7 @@ class BroadcastSerializer(serializers.ModelSerializer):
             "name",
             "audience",
             "template_key",
+            "workflow_key",
             "channels",
             "context",
             "send_at",
@@ -107,7 +119,8 @@ class BroadcastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             idempotency = (_caller_scope(request), key, fingerprint)
         broadcast, created = broadcast_create(
             audience=data.pop("audience"),
-            template_key=data.pop("template_key"),
+            template_key=data.pop("template_key", None),
+            workflow_key=data.pop("workflow_key", None),
             created_by=_staff(request),
             idempotency=idempotency,
             **data,

@@ -54,6 +54,11 @@ class TriggerRequestSerializer(serializers.Serializer):
     recipients = serializers.ListField(
         child=serializers.UUIDField(), required=False, help_text="Several recipients (user ids)"
     )
+    audience = serializers.CharField(
+        required=False,
+        max_length=150,
+        help_text="A saved audience's id or name: one run per user it selects now",
+    )
     data = serializers.DictField(  # type: ignore[assignment]  # the request's "data" field
         required=False, help_text="Trigger data, for templates/steps"
     )
@@ -66,13 +71,19 @@ class TriggerRequestSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         one, many = attrs.get("user_id"), attrs.get("recipients")
-        if (one is None) == (many is None):
+        given = [one is not None, many is not None, attrs.get("audience") is not None]
+        if sum(given) != 1:
             raise serializers.ValidationError(
-                {"recipients": ["give user_id or recipients (a list of user ids)"]}
+                {
+                    "recipients": [
+                        "give exactly one of user_id, recipients (a list of user ids) or audience"
+                    ]
+                }
             )
         if many is not None and not many:
             raise serializers.ValidationError({"recipients": ["must not be empty"]})
-        attrs["recipients"] = [one] if one is not None else many
+        if attrs.get("audience") is None:
+            attrs["recipients"] = [one] if one is not None else many
         attrs.pop("user_id", None)
         return attrs
 

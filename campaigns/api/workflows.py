@@ -2,8 +2,8 @@
 
 * ``/workflows/`` (staff): list, create, retrieve, update by ``key``; writing ``steps`` adds a
   version, validated (400 naming ``steps[i].field``).
-* ``POST /workflows/{key}/trigger/`` (staff or a service API token): start runs for one user
-  or a list, with ``data``, ``send_at`` and ``cancellation_key``; ``Idempotency-Key`` is
+* ``POST /workflows/{key}/trigger/`` (staff or a service API token): start runs for one user,
+  a list, or a saved ``audience`` (id or name; larger fan-outs: a broadcast), with ``data``, ``send_at`` and ``cancellation_key``; ``Idempotency-Key`` is
   scoped to the caller like ``POST /notifications/``.
 * ``POST /workflows/cancel/`` (staff or a service token): cancel runs by cancellation key.
 * ``/workflow-runs/`` and ``/workflow-runs/{id}/``: a run with its steps, states, times and
@@ -128,7 +128,8 @@ class WorkflowViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         kwargs = {
-            "recipients": data["recipients"],
+            "recipients": data.get("recipients"),
+            "audience": data.get("audience"),
             "data": data.get("data") or {},
             "send_at": data.get("send_at"),
             "cancellation_key": data.get("cancellation_key"),

@@ -7,8 +7,9 @@ like every batch job. ``scheduled`` → (the dispatcher, at ``starts_at``) ``sta
 job; ``cancelled`` (by id or ``cancellation_key``) is possible until then, and later cancels
 the job; ``failed`` when it could not start (the audience was empty, the template gone).
 
-Sending a *workflow* instead of a template is a seam left for the workflow engine: a
-``workflow_key`` column goes beside ``template_key`` once workflows exist.
+A broadcast sends a template (``template_key``) or starts a workflow (``workflow_key``) per
+recipient — exactly one of the two; the job's chunks trigger the workflow with idempotency
+keys ``batch:<job>:<user>``, so a re-run chunk starts nobody's run twice.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class Broadcast(models.Model):
     id = models.BigAutoField(primary_key=True)
     name = models.CharField(max_length=255)
     audience = models.ForeignKey(Audience, on_delete=models.PROTECT, related_name="broadcasts")
-    template_key = models.CharField(max_length=100)
+    template_key = models.CharField(max_length=100, blank=True, default="")
+    workflow_key = models.CharField(
+        max_length=100, blank=True, default="", help_text="a workflow to start per recipient"
+    )
     channels = models.JSONField(null=True, blank=True)
     context = models.JSONField(default=dict, blank=True)
     send_at = models.DateTimeField(null=True, blank=True, help_text="absolute send time")
@@ -76,6 +80,11 @@ class Broadcast(models.Model):
         ordering = ["-id"]
         constraints = [
             choices_check("status", BroadcastStatus, "broadcasts_status_valid"),
+            models.CheckConstraint(
+                condition=(models.Q(template_key="") & ~models.Q(workflow_key=""))
+                | (~models.Q(template_key="") & models.Q(workflow_key="")),
+                name="broadcasts_template_xor_workflow",
+            ),
             models.UniqueConstraint(
                 fields=["idempotency_scope", "idempotency_key"],
                 condition=models.Q(idempotency_key__isnull=False),

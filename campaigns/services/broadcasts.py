@@ -1,4 +1,5 @@
-"""Broadcasts: one template to a saved audience, through a ``broadcast`` batch job.
+"""Broadcasts: one template (or one workflow, started per recipient) to a saved audience,
+through a ``broadcast`` batch job.
 
 * **Create** validates everything a job would (template on its channels, the audience,
   the variables) and writes the ``scheduled`` row; due now, it starts at once.
@@ -94,7 +95,8 @@ def _lock(scope: str, key: str) -> None:
 def broadcast_create(
     *,
     audience: Audience,
-    template_key: str,
+    template_key: str | None = None,
+    workflow_key: str | None = None,
     channels: list[str] | None = None,
     context: dict[str, Any] | None = None,
     name: str | None = None,
@@ -105,14 +107,17 @@ def broadcast_create(
     idempotency: tuple[str, str, str] | None = None,
 ) -> tuple[Broadcast, bool]:
     """Validate and schedule a broadcast (starting it now when due). ``idempotency`` is
-    (scope, key, request fingerprint). Returns the broadcast and whether it is new."""
+    (scope, key, request fingerprint). ``workflow_key`` instead of ``template_key`` starts
+    that workflow per recipient. Returns the broadcast and whether it is new."""
+    what = template_key or f"workflow {workflow_key}"
     spec = batch_validate(
         BatchJobType.BROADCAST,
         template=template_key,
+        workflow=workflow_key,
         audience=f"audience:{audience.pk}",
         channels=channels,
         context=context,
-        name=name or f"{template_key} to {audience.name}",
+        name=name or f"{what} to {audience.name}",
     )
     if send_at is not None and send_at_local not in (None, ""):
         raise BatchError(
@@ -139,7 +144,8 @@ def broadcast_create(
         broadcast = Broadcast.objects.create(
             name=spec.name,
             audience=audience,
-            template_key=spec.template_key or template_key,
+            template_key=spec.template_key or "",
+            workflow_key=spec.workflow_key or "",
             channels=spec.channels,
             context=spec.context or {},
             send_at=send_at,
@@ -172,7 +178,8 @@ def broadcast_start(broadcast_id: int) -> Broadcast | None:
             with transaction.atomic():
                 spec = batch_validate(
                     BatchJobType.BROADCAST,
-                    template=broadcast.template_key,
+                    template=broadcast.template_key or None,
+                    workflow=broadcast.workflow_key or None,
                     audience=f"audience:{broadcast.audience_id}",
                     channels=broadcast.channels,
                     context=broadcast.context,

@@ -67,7 +67,9 @@ def batch_plan(spec: BatchSpec, *, sample_size: int = 5) -> BatchPlan:
         exclude: str | None
         type_name: str | None
         if spec.job_type == BatchJobType.BROADCAST:
-            exclude, type_name = None, template_type_of(spec.template_key or "")
+            # a workflow's steps decide what is sent: no template type to filter opt-outs by
+            type_name = template_type_of(spec.template_key) if spec.template_key else None
+            exclude = None
         else:
             exclude, type_name = _inviter_id_for_plan(spec), spec.invitation_type
         ids = audience_resolve(audience, invitation_type=type_name, exclude_user_id=exclude)

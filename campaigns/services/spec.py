@@ -37,9 +37,10 @@ from ..errors import (
     INVITER_NOT_FOUND,
     TEMPLATE_NOT_FOUND,
     UNKNOWN_JOB_TYPE,
+    WORKFLOW_NOT_FOUND,
     BatchError,
 )
-from ..models import BatchJobType
+from ..models import BatchJobType, Workflow
 
 DEFAULT_CHUNK_SIZE = 500
 MAX_CHUNK_SIZE = 5000
@@ -79,6 +80,7 @@ class BatchSpec:
     template_key: str | None = None  # broadcast: the template (a type or an exact row key)
     context: dict[str, Any] | None = None  # broadcast: the template's variables
     local_send_at: str | None = None  # broadcast: "YYYY-MM-DDTHH:MM" in each user's timezone
+    workflow_key: str | None = None  # broadcast: a workflow started per recipient instead
 
     def config(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
@@ -155,6 +157,7 @@ def batch_validate(
     older_than_days: Any = 30,
     template: str | None = None,
     context: Any = None,
+    workflow: str | None = None,
 ) -> BatchSpec:
     """Check a batch request; raises ``BatchError`` (nothing written). The audience is only
     parsed here (a CSV file is read); ``batch_plan`` resolves it."""
@@ -188,9 +191,15 @@ def batch_validate(
         )
         spec.name = name or f"{invitation_type} to {spec.audience} ({stamp})"
     elif job_type == BatchJobType.BROADCAST:
-        _validate_broadcast(spec, template=template, context=context, channels=channels)
+        if workflow not in (None, ""):
+            _validate_workflow_broadcast(
+                spec, workflow=workflow, template=template, context=context, channels=channels
+            )
+        else:
+            _validate_broadcast(spec, template=template, context=context, channels=channels)
         spec.audience = audience_parse(audience).describe()
-        spec.name = name or f"{spec.template_key} to {spec.audience} ({stamp})"
+        what = spec.template_key or f"workflow {spec.workflow_key}"
+        spec.name = name or f"{what} to {spec.audience} ({stamp})"
     elif job_type == BatchJobType.REMINDER_BATCH:
         if invitation_type and invitation_type not in InvitationType.values:
             raise BatchError(
@@ -268,6 +277,36 @@ def _validate_invitation(spec: BatchSpec, **raw: Any) -> None:
     spec.expires_in_days = _int_arg(raw["expires_in_days"], "expires_in_days", maximum=365)
 
 
+def _context_object(context: Any) -> dict[str, Any] | None:
+    if isinstance(context, str):
+        try:
+            context = json.loads(context) if context.strip() else {}
+        except ValueError as exc:
+            raise BatchError(INVALID_ARGUMENT, f"not valid JSON: {exc}", "context") from None
+    if context is not None and not isinstance(context, dict):
+        raise BatchError(INVALID_ARGUMENT, "must be a JSON object", "context")
+    return context or None
+
+
+def _validate_workflow_broadcast(
+    spec: BatchSpec, *, workflow: Any, template: Any, context: Any, channels: Any
+) -> None:
+    """An active workflow with steps; its steps choose templates and channels, so neither
+    is given; ``context`` is each run's trigger data."""
+    key = str(workflow).strip()
+    if template not in (None, ""):
+        raise BatchError(INVALID_ARGUMENT, "give a template or a workflow, not both", "workflow")
+    if channels not in (None, "", []):
+        raise BatchError(INVALID_ARGUMENT, "a workflow's steps choose the channels", "channels")
+    found = Workflow.objects.filter(key=key).first()
+    if found is None:
+        raise BatchError(WORKFLOW_NOT_FOUND, f"unknown workflow {key!r}", "workflow")
+    if not found.is_active or not found.versions.exists():
+        raise BatchError(INVALID_ARGUMENT, f"workflow {key!r} is not active", "workflow")
+    spec.workflow_key = key
+    spec.context = _context_object(context)
+
+
 def _validate_broadcast(spec: BatchSpec, *, template: Any, context: Any, channels: Any) -> None:
     """A template that exists on every channel asked for (or its type's default channels),
     and a JSON object of variables."""
@@ -278,14 +317,7 @@ def _validate_broadcast(spec: BatchSpec, *, template: Any, context: Any, channel
         raise BatchError(TEMPLATE_NOT_FOUND, f"unknown template {key!r}", "template")
     spec.template_key = key
     spec.channels = _channels(channels)
-    if isinstance(context, str):
-        try:
-            context = json.loads(context) if context.strip() else {}
-        except ValueError as exc:
-            raise BatchError(INVALID_ARGUMENT, f"not valid JSON: {exc}", "context") from None
-    if context is not None and not isinstance(context, dict):
-        raise BatchError(INVALID_ARGUMENT, "must be a JSON object", "context")
-    spec.context = context or None
+    spec.context = _context_object(context)
     wanted = spec.channels or list(default_channels(template_type_of(key)))
     try:
         templates_for_channels(key, wanted, None)

@@ -69,7 +69,9 @@ def test_fixed_digest_continues_once_with_the_items(user):
     assert notification.title == "5 bids"
     assert notification.message == "$0\n$1\n$2"
     run = WorkflowRun.objects.get(pk=runs[0].pk)
-    assert run.variables == {"digest_count": 5, "digest_items": "$0\n$1\n$2", "digest_more": 2}
+    flat = {"digest_count": 5, "digest_items": "$0\n$1\n$2", "digest_more": 2}
+    nested = {"count": 5, "items": "$0\n$1\n$2", "more": 2}
+    assert run.variables == {**flat, "digest": nested}
     assert not WorkflowDigest.objects.filter(is_open=True).exists()
     # a trigger after the close opens a new window
     workflow_trigger("d", recipients=[user.pk], data={"auction_id": 1, "amount": "$9"})

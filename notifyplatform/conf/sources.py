@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from datetime import timedelta as _timedelta
 
-from notifyplatform.conf.env import env_int
+from notifyplatform.conf.env import env_bool, env_int
 
 # Watchers and bidders are warned once, this many seconds before an auction ends.
 NP_AUCTION_ENDING_NOTICE_SECONDS = env_int("NP_AUCTION_ENDING_NOTICE_SECONDS", 300)
+# Outbid notices go through the ``outbid`` digest workflow (one message per auction per
+# window) and ending notices through the ``auction_ending`` escalation; 0 sends them
+# directly, one notification per event, as before workflows.
+NP_AUCTION_WORKFLOWS = env_bool("NP_AUCTION_WORKFLOWS", True)
 # Invitations neither viewed nor answered after this long get a reminder (on beat, and by
 # reminder batch jobs).
 

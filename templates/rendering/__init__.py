@@ -4,9 +4,10 @@ Templates are written by admins and rendered for every recipient of a fan-out (1
 so the language is deliberately tiny:
 
 * ``{{ name }}`` (whitespace inside the braces optional) is replaced by the context value.
-  Names match ``[A-Za-z_][A-Za-z0-9_]*``. There is no attribute walking (``{{ user.name }}``),
-  no filters, no expressions: a template can never reach into objects or run code, and what a
-  template needs is fully described by its flat list of variable names.
+  Names match ``[A-Za-z_][A-Za-z0-9_]*``, or several joined by dots (``{{ digest.count }}``):
+  a dotted name is a dict-key lookup per level (a literal ``"digest.count"`` key wins), never
+  attribute access on an object. No filters, no expressions: a template can never reach into
+  objects or run code, and what a template needs is fully described by its list of names.
 * Django/Jinja tag syntax (``{% ... %}``) and Django comments (``{# ... #}``) are rejected as
   syntax errors, so nobody ships a template believing ``{% if %}`` works and the tag leaks to
   users verbatim. A lone ``{#`` (as in minified CSS ``@media(...){#header{...}}``) and stray

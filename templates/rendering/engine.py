@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 from .syntax import tokenize
-from .values import Context, Declarations, missing_value, to_text
+from .values import Context, Declarations, lookup, missing_value, to_text
 
 _COMPILE_CACHE_SIZE = 512
 
@@ -43,7 +43,7 @@ class CompiledTemplate:
             return self.source
         values: list[str] = []
         for name in self.variables:
-            value = context.get(name)
+            value = context.get(name) if "." not in name else lookup(context, name)
             text = missing_value(name, declarations) if value is None else to_text(name, value)
             values.append(escape(text, quote=True) if html else text)
         return self._pattern.format(*values)

@@ -11,7 +11,9 @@ import re
 from .errors import TemplateSyntaxError
 
 VARIABLE_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
-_TAG_RE = re.compile(rf"\s*({VARIABLE_NAME_PATTERN})\s*")  # used with fullmatch(pos, endpos)
+# ``digest.count``: dict-key lookups, one name per level (never attribute access: values.lookup)
+DOTTED_NAME_PATTERN = rf"{VARIABLE_NAME_PATTERN}(?:\.{VARIABLE_NAME_PATTERN})*"
+_TAG_RE = re.compile(rf"\s*({DOTTED_NAME_PATTERN})\s*")  # used with fullmatch(pos, endpos)
 # Earliest of the three openers; at one position "{{" wins because it is tried first.
 _OPENER_RE = re.compile(r"\{\{|\{%|\{#")
 
@@ -46,13 +48,12 @@ def _bad_tag_error(source: str, start: int, close: int) -> TemplateSyntaxError:
     tag = _shorten(source[start : close + 2])
     if not inner:
         return _syntax_error(source, start, f"empty variable tag '{tag}'")
-    if "." in inner:
-        suggestion = _shorten(re.sub(r"\s+", "", inner).replace(".", "_"))
+    if "." in inner and "|" not in inner:
         return _syntax_error(
             source,
             start,
-            f"attribute access in '{tag}' is not supported",
-            f"use a flat variable name such as '{suggestion}'",
+            f"invalid dotted name in '{tag}'",
+            f"names are keys joined by dots, each matching {VARIABLE_NAME_PATTERN}",
         )
     if "|" in inner:
         return _syntax_error(source, start, f"filters in '{tag}' are not supported")

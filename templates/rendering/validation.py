@@ -15,10 +15,11 @@ from .errors import (
     TemplateSyntaxError,
     TemplateValidationError,
 )
-from .syntax import VARIABLE_NAME_PATTERN
+from .syntax import DOTTED_NAME_PATTERN, VARIABLE_NAME_PATTERN
 from .values import SCALAR_HINT, Scalar, is_scalar
 
-_NAME_RE = re.compile(rf"\A{VARIABLE_NAME_PATTERN}\Z")
+# a declared name may be dotted (``digest.count``), like the names templates use
+_NAME_RE = re.compile(rf"\A{DOTTED_NAME_PATTERN}\Z")
 
 # Declaration keys accepted in the ``template_variables`` JSON column.
 DECLARATION_KEYS = frozenset({"required", "description", "example", "default"})
@@ -67,7 +68,10 @@ def validate_declarations(template_variables: object) -> dict[str, VariableDecla
 def _declaration_problems(name: object, declaration: object) -> list[str]:
     """Everything wrong with one declaration, in a stable order; empty when it is valid."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        return [f"{name!r} is not a valid variable name (names must match {VARIABLE_NAME_PATTERN})"]
+        return [
+            f"{name!r} is not a valid variable name (names must match {VARIABLE_NAME_PATTERN}, "
+            "or several joined by dots)"
+        ]
     if not isinstance(declaration, Mapping):
         return [f"'{name}': declaration must be an object"]
     return [

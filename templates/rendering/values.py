@@ -20,6 +20,21 @@ Context: TypeAlias = Mapping[str, object]
 Declarations: TypeAlias = Mapping[str, object]
 
 
+def lookup(context: Context, name: str) -> object:
+    """The value ``name`` names: a flat key, or for ``a.b`` the key ``b`` of the mapping at
+    ``a`` (a literal ``"a.b"`` key wins). Only mappings are walked, by key: a template never
+    reaches an object's attributes. None when any level is missing."""
+    value = context.get(name)
+    if value is not None or "." not in name:
+        return value
+    current: object = context
+    for part in name.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
 def to_text(name: str, value: object) -> str:
     """Convert one context value to text, rejecting values that cannot sensibly be shown.
 

@@ -228,15 +228,15 @@ class TestMissingAndInvalid:
 
 
 class TestSyntax:
-    def test_attribute_access_is_a_syntax_error(self) -> None:
+    def test_a_broken_dotted_name_is_a_syntax_error(self) -> None:
         with pytest.raises(TemplateSyntaxError) as info:
-            compile_template("Hi {{ user.name }}")
+            compile_template("Hi {{ user..name }}")
         error = info.value
         assert error.code == TEMPLATE_SYNTAX_ERROR
         assert (error.position, error.line, error.column) == (3, 1, 4)
         assert error.message == (
-            "attribute access in '{{ user.name }}' is not supported at line 1, column 4; "
-            "use a flat variable name such as 'user_name'"
+            "invalid dotted name in '{{ user..name }}' at line 1, column 4; "
+            "names are keys joined by dots, each matching [A-Za-z_][A-Za-z0-9_]*"
         )
 
     def test_unclosed_braces_name_the_position(self) -> None:
@@ -322,7 +322,7 @@ class TestSyntax:
 
     def test_render_functions_raise_syntax_errors_too(self) -> None:
         with pytest.raises(TemplateSyntaxError):
-            render_text("{{ user.name }}", {"user": "x"})
+            render_text("{{ user. name }}", {"user": "x"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,11 +403,11 @@ class TestValidateDeclarations:
 
     def test_invalid_names(self) -> None:
         errors = _declaration_errors(
-            {"user.name": {"example": "x"}, "1st": {"example": "x"}, "": {"example": "x"}}
+            {"user..name": {"example": "x"}, "1st": {"example": "x"}, "": {"example": "x"}}
         )
-        pattern = "[A-Za-z_][A-Za-z0-9_]*"
+        pattern = "[A-Za-z_][A-Za-z0-9_]*, or several joined by dots"
         assert errors == [
-            f"'user.name' is not a valid variable name (names must match {pattern})",
+            f"'user..name' is not a valid variable name (names must match {pattern})",
             f"'1st' is not a valid variable name (names must match {pattern})",
             f"'' is not a valid variable name (names must match {pattern})",
         ]
@@ -515,7 +515,7 @@ class TestValidateTemplate:
         # Given a problem in every field
         with pytest.raises(TemplateValidationError) as info:
             validate_template(
-                subject="{{ user.name }}",
+                subject="{{ user.name. }}",
                 content="Hi {{ name }} {{ other }}",
                 html="<p>{{ name</p>",
                 template_variables={"name": {"description": "no example"}},
@@ -528,8 +528,8 @@ class TestValidateTemplate:
         assert error.errors == {
             "subject_template": [
                 (
-                    "attribute access in '{{ user.name }}' is not supported at line 1, column 1; "
-                    "use a flat variable name such as 'user_name'"
+                    "invalid dotted name in '{{ user.name. }}' at line 1, column 1; "
+                    "names are keys joined by dots, each matching [A-Za-z_][A-Za-z0-9_]*"
                 )
             ],
             "html_template": ["unclosed '{{' at line 1, column 4"],
@@ -669,7 +669,7 @@ class TestRenderMessage:
     def test_syntax_error_names_the_field(self) -> None:
         with pytest.raises(TemplateSyntaxError) as info:
             render_message(
-                subject=None, content="ok", html="{{ a.b }}", declarations=None, context={}
+                subject=None, content="ok", html="{{ a..b }}", declarations=None, context={}
             )
         assert info.value.field == "html_template"
 

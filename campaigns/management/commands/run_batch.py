@@ -1,7 +1,8 @@
 """``manage.py run_batch <invitation_batch|reminder_batch|cleanup_batch|broadcast> [options]``.
 
 ``run_batch --template <key> --audience <audience>`` (job type ``broadcast`` implied) sends
-any template to any audience — a saved one (``audience:<name or id>``) or an ad-hoc filter.
+any template to any audience — a saved one (``audience:<name or id>``) or an ad-hoc filter;
+``--workflow <key>`` instead starts that workflow per recipient.
 
 Bad arguments exit with status 2 and one line on stderr, and create no job. ``--dry-run``
 prints the counts and a sample and writes nothing. The job runs on the Celery workers
@@ -38,6 +39,9 @@ class Command(BaseCommand):
             "(default: broadcast with --template)",
         )
         parser.add_argument("--template", help="broadcast: template key (a type or a row key)")
+        parser.add_argument(
+            "--workflow", help="broadcast: a workflow key to start per recipient (not --template)"
+        )
         parser.add_argument("--context", help="broadcast: the template's variables, JSON")
         parser.add_argument("--invitation-type", help="story_collaboration | news_feed | "
                             "roleplay_invitation")
@@ -73,10 +77,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            job_type = options["job_type"] or ("broadcast" if options["template"] else "")
+            sends = options["template"] or options["workflow"]
+            job_type = options["job_type"] or ("broadcast" if sends else "")
             spec = batch_validate(
                 job_type,
                 template=options["template"],
+                workflow=options["workflow"],
                 context=options["context"],
                 invitation_type=options["invitation_type"],
                 article=options["article"],

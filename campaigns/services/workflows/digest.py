@@ -7,7 +7,8 @@ their trigger data to the row and end (decision ``digested``, pointing at the le
 When the leader's step comes due it closes the row (under the same advisory lock the
 arrivals take, so no item lands in a closed window) and continues with ``digest_count``,
 ``digest_items`` (one line per item, at most ``max_items``; ``digest_more`` counts the rest)
-in its run's variables.
+in its run's variables — also as ``digest.count``, ``digest.items`` and ``digest.more``
+(templates read dotted names as dict keys).
 
 ``mode: sliding`` moves the close to ``window`` after the latest arrival, never later than
 ``max_wait`` after the first. ``send_first: true`` (Knock's digest-on-first) lets the run
@@ -40,11 +41,13 @@ def _item_line(spec: dict[str, Any], data: dict[str, Any]) -> str:
 
 def _variables(spec: dict[str, Any], items: list[dict[str, Any]], count: int) -> dict[str, Any]:
     lines = [_item_line(spec, item) for item in items]
-    return {
+    flat = {
         "digest_count": count,
         "digest_items": "\n".join(lines),
         "digest_more": max(0, count - len(items)),
     }
+    # the same values for ``{{ digest.count }}`` / ``{{ digest.items }}`` / ``{{ digest.more }}``
+    return {**flat, "digest": {name.removeprefix("digest_"): value for name, value in flat.items()}}
 
 
 def _close(digest: WorkflowDigest, run: WorkflowRun, spec: dict[str, Any]) -> Outcome:

@@ -29,11 +29,14 @@ from django.utils.dateparse import parse_datetime
 
 from users.models import User
 
+from ...audience import saved_audience_get, saved_audience_users
+from ...errors import BatchError
 from ...models import RunState, StepState, Workflow, WorkflowRun, WorkflowRunStep
 from .definitions import workflow_current_version
 from .dispatch import steps_enqueue
 from .engine import steps_execute_inline
 from .errors import INVALID_TRIGGER, WORKFLOW_INACTIVE, WORKFLOW_NOT_FOUND, WorkflowError
+from .ingest import bulk_digest_applies, digest_join_bulk
 from .steps import next_clock_time, user_zone
 
 MAX_RECIPIENTS = 100_000
@@ -98,7 +101,7 @@ def _parse(text: str) -> datetime:
     return parsed
 
 
-def _users(user_ids: list[Any]) -> list[User]:
+def _users(user_ids: list[Any] | None) -> list[User]:
     if not isinstance(user_ids, list) or not user_ids:
         raise WorkflowError(INVALID_TRIGGER, "one user id or a non-empty list", "recipients")
     if len(user_ids) > MAX_RECIPIENTS:
@@ -111,18 +114,41 @@ def _users(user_ids: list[Any]) -> list[User]:
     return [found[uid] for uid in wanted]
 
 
+def audience_recipients(audience: Any) -> list[str]:
+    """The user ids of a saved audience (by id or name), for a trigger; raises
+    WorkflowError(field audience) for an unknown one, an empty or an oversized one."""
+    try:
+        saved = saved_audience_get(str(audience).strip())
+    except BatchError as exc:
+        raise WorkflowError(INVALID_TRIGGER, exc.message, "audience") from exc
+    ids = [str(pk) for pk in saved_audience_users(saved).values_list("pk", flat=True)]
+    if not ids:
+        raise WorkflowError(INVALID_TRIGGER, f"audience {saved.name!r} has no users", "audience")
+    if len(ids) > MAX_RECIPIENTS:
+        raise WorkflowError(
+            INVALID_TRIGGER,
+            f"more than {MAX_RECIPIENTS} users: send a broadcast with workflow_key instead",
+            "audience",
+        )
+    return ids
+
+
 def workflow_trigger(
     key: str,
     *,
-    recipients: list[Any],
+    recipients: list[Any] | None = None,
+    audience: Any = None,
     data: dict[str, Any] | None = None,
     send_at: Any = None,
     cancellation_key: str | None = None,
     idempotency_key: str | None = None,
 ) -> TriggerResult:
     """Start the workflow ``key`` for each recipient (users or user ids); see the module
-    doc. Raises WorkflowError (nothing written) for an unknown/inactive workflow or bad
-    input. This is what ``notify(..., workflow=key)``-style callers and broadcasts call."""
+    doc. ``audience`` (a saved audience's id or name) instead of ``recipients`` starts one
+    run per user it selects now. Raises WorkflowError (nothing written) for an unknown or
+    inactive workflow or bad input. ``notify(..., workflow=key)`` and broadcasts call this."""
+    if (recipients is None) == (audience is None):
+        raise WorkflowError(INVALID_TRIGGER, "give recipients or an audience", "recipients")
     data = dict(data or {})
     if cancellation_key is not None and (not cancellation_key or len(cancellation_key) > 255):
         raise WorkflowError(INVALID_TRIGGER, "1 to 255 characters", "cancellation_key")
@@ -136,7 +162,7 @@ def workflow_trigger(
         version = workflow_current_version(workflow)
         if version is None:
             raise WorkflowError(WORKFLOW_NOT_FOUND, f"workflow {key!r} has no steps", "key")
-        users = _users(recipients)
+        users = _users(audience_recipients(audience) if audience is not None else recipients)
         now = timezone.now()
         existing: dict[str, WorkflowRun] = {}
         if idempotency_key:
@@ -173,6 +199,11 @@ def workflow_trigger(
             ]
         )
         due_now = [row for row, (_, due) in zip(rows, steps, strict=True) if due <= now]
+        first = version.steps[0]
+        if due_now and len(due_now) == len(rows) and bulk_digest_applies(first):
+            # a digest first: every run joins its window in a few statements (ingest.py)
+            digest_join_bulk(fresh, rows, first, now)
+            due_now = []
         inline_max = int(getattr(settings, "NP_WORKFLOW_INLINE_MAX", 100))
         if due_now and len(due_now) <= inline_max:
             steps_execute_inline(due_now)

@@ -24,6 +24,7 @@ from .rows import (
     _row_metadata,
 )
 from .validate import _max_retries
+from .workflow import notify_workflow
 
 
 def _existing(idempotency_key: str, *, is_user: bool, recipient: Any) -> NotifyResult | None:
@@ -77,17 +78,42 @@ def notify(
     metadata: dict[str, Any] | None = None,
     webhook_url: str | None = None,
     rich_content: dict[str, Any] | None = None,
+    workflow: str | None = None,
 ) -> NotifyResult:
     """Compose and store one notification (see the package docstring). Raises NotifyError for
     bad input, with nothing written. ``category``/``priority`` default to the catalogue's
     values for the type (else ``system``/``normal``); ``channels=None`` means the catalogue's
     default channels (``in_app`` for a free-form title/message). ``rich_content`` (image,
     buttons, text, html; README "Rich content") is validated, stored and rendered per
-    channel; without it a template's ``rich_content_template`` is used."""
+    channel; without it a template's ``rich_content_template`` is used.
+
+    ``workflow=key`` starts that workflow for the user instead (``context`` is its data,
+    ``scheduled_at`` its ``send_at``): the result has no notification yet and carries
+    ``workflow`` (the runs started). See ``notify/workflow.py``."""
+    relations = {"auction": auction, "bid": bid, "item": item, "invitation": invitation}
+    if workflow is not None:
+        return notify_workflow(
+            recipient,
+            workflow,
+            idempotency_key=idempotency_key,
+            relations=relations,
+            fields={
+                "template_key": template_key,
+                "title": title,
+                "message": message,
+                "context": context,
+                "channels": channels,
+                "scheduled_at": scheduled_at,
+                "action_url": action_url,
+                "action_label": action_label,
+                "webhook_url": webhook_url,
+                "rich_content": rich_content,
+            },
+        )
     result, due_ids = _notify(
         recipient,
         idempotency_key=idempotency_key,
-        relations={"auction": auction, "bid": bid, "item": item, "invitation": invitation},
+        relations=relations,
         fields={
             "template_key": template_key,
             "title": title,
