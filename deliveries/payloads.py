@@ -90,6 +90,11 @@ class NotificationSerializer(serializers.ModelSerializer):
         help_text="Image, buttons, text and HTML shown with the notification (null: none); "
         "each button has a tracked_url, a linked image a tracked_link_url."
     )
+    message = serializers.CharField(
+        read_only=True,
+        help_text="The message; the notification's own URLs in it (action URL, buttons, "
+        "image link) are shown as tracked links unless link tracking is off.",
+    )
     tracked_action_url = serializers.SerializerMethodField(
         help_text="The action URL as a signed tracked link on this host (null without an "
         "action_url): following it records the click and redirects to action_url."

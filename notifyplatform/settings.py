@@ -245,7 +245,14 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "notifyplatform API",
-    "DESCRIPTION": "Provider-agnostic notifications: send, track, prefer, stream.",
+    "DESCRIPTION": (
+        "Provider-agnostic notifications: send, track, prefer, stream.\n\n"
+        "Public links outside /api/v1/ (signed tokens, no login; README): "
+        "`GET /c/{token}/` a tracked link: records the click, 302 to the notification's own "
+        "URL; `GET|POST /u/{token}/` one-click unsubscribe (RFC 8058: POST "
+        "`List-Unsubscribe=One-Click`); `/p/{token}/` and `/preferences/` the preference "
+        "page (HTML)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1/",
