@@ -138,8 +138,10 @@ class NotificationSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: Notification) -> dict[str, Any]:
         data = super().to_representation(instance)
         message = data.get(_MESSAGE)
-        if _links_own_url(message, instance.action_url, instance.rich_content) and not (
-            _templates_tracking_off([instance.template_id])
+        if (
+            isinstance(message, str)
+            and _links_own_url(message, instance.action_url, instance.rich_content)
+            and not _templates_tracking_off([instance.template_id])
         ):
             data[_MESSAGE] = _tracked_message(
                 instance.pk, message, instance.action_url, instance.rich_content
