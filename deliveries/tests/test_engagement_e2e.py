@@ -30,6 +30,7 @@ from providers.tests.conftest import (  # noqa: F401  # fixtures
     http_server,
     sandbox,
 )
+from realtime.models import RealTimeEvent
 from sandbox import DEFAULT_CREDENTIALS
 from sandbox.signing import mailgun_signature
 from users.models import Device
@@ -176,7 +177,7 @@ def test_rich_notification_reaches_email_push_in_app_and_sms(
     result = notify(
         user,
         title="Shipped",
-        message="On its way",
+        message="On its way: {{ action_url }}",
         channels=["email", "push", "in_app", "sms"],
         action_url=ACTION,
         rich_content=RICH,
@@ -195,6 +196,7 @@ def test_rich_notification_reaches_email_push_in_app_and_sms(
             r'href="' + re.escape(base) + r'/c/[^"]+/"[^>]*>\s*' + button["label"], html
         )
     assert "Ships soon." in html and "Ships soon." in text
+    assert ACTION not in text and len(_tracked(base, text)) == 3
 
     # push (FCM through the sandbox): image and the buttons as actions with tracked links
     [push] = sandbox.messages("fcm")
@@ -206,14 +208,19 @@ def test_rich_notification_reaches_email_push_in_app_and_sms(
 
     # SMS (Twilio through the sandbox): the text fallback, buttons as labelled tracked lines
     [sms] = sandbox.messages("twilio")
-    order_link, help_link = _tracked(base, sms["body"])
-    assert sms["body"] == f"On its way\n\nView order: {order_link}\nGet help: {help_link}"
+    action_link, order_link, help_link = _tracked(base, sms["body"])
+    assert sms["body"] == (
+        f"On its way: {action_link}\n\nView order: {order_link}\nGet help: {help_link}"
+    )
     assert IMAGE not in sms["body"] and "Ships soon." not in sms["body"]
 
-    # in-app: the inbox API shows everything, buttons with their tracked links
+    # in-app: the event the worker published (what the websocket carries) and the inbox API
+    # show everything: the action URL in the message and the buttons as tracked links
     api_client.force_authenticate(user)
     [shown] = api_client.get("/api/v1/inbox/").json()["results"]
-    assert shown["id"] == str(result.notification.pk) and shown["message"] == "On its way"
+    event = RealTimeEvent.objects.get(event_type="notification.created", user_id=str(user.pk))
+    assert event.event_data == shown and shown["id"] == str(result.notification.pk)
+    assert shown["message"] == f"On its way: {shown['tracked_action_url']}"
     assert shown["rich_content"]["image"]["url"] == IMAGE
     assert shown["rich_content"]["text"] == "Ships soon."
     assert [b["url"] for b in shown["rich_content"]["buttons"]] == [b["url"] for b in BUTTONS]
