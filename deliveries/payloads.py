@@ -1,21 +1,56 @@
 """The JSON form of an inbox notification, one for the API and the real-time event alike:
 ``NotificationSerializer`` (the API's notification fields) and the payload builders the
-in-app sender uses (``inbox_payload``, and ``inbox_payload_rows`` for many at once)."""
+in-app sender uses (``inbox_payload``, and ``inbox_payload_rows`` for many at once).
+
+The notification's own URLs written in its ``message`` (action URL, buttons, image link)
+are shown as its tracked links, as in an email's text (``bodylinks``), unless
+``NP_TRACK_LINKS`` is off or its template's ``track_links`` is false. Only a message that
+contains one of its own URLs costs anything (the template's flag is read for those only)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from templates.models import NotificationTemplate
+from templates.rich import own_urls
+
+from .bodylinks import rewrite_text, tracked_urls
 from .links import tracked_action_url
 from .models import Notification
 from .openapi_rich import RICH_CONTENT_REQUEST, RICH_CONTENT_RESPONSE
 
 _TRACKED = "tracked_action_url"
 _RICH = "rich_content"
+_MESSAGE = "message"
+
+
+def _links_own_url(message: Any, action_url: str | None, rich: Any) -> bool:
+    """Whether ``message`` contains one of the notification's own URLs (cheap: most don't)."""
+    if not isinstance(message, str) or "://" not in message:
+        return False
+    if not getattr(settings, "NP_TRACK_LINKS", True):
+        return False
+    return any(url in message for url in own_urls(action_url, rich).values())
+
+
+def _tracked_message(notification_id: Any, message: str, action_url: str | None, rich: Any) -> str:
+    return rewrite_text(message, tracked_urls(notification_id, None, action_url, rich))
+
+
+def _templates_tracking_off(template_ids: Iterable[Any]) -> set[Any]:
+    wanted = {t for t in template_ids if t is not None}
+    if not wanted:
+        return set()
+    return set(
+        NotificationTemplate.objects.filter(pk__in=wanted, track_links=False).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def _tracked_url(notification_id: Any, action_url: str | None) -> str | None:
@@ -54,6 +89,11 @@ class NotificationSerializer(serializers.ModelSerializer):
     rich_content = serializers.SerializerMethodField(
         help_text="Image, buttons, text and HTML shown with the notification (null: none); "
         "each button has a tracked_url, a linked image a tracked_link_url."
+    )
+    message = serializers.CharField(
+        read_only=True,
+        help_text="The message; the notification's own URLs in it (action URL, buttons, "
+        "image link) are shown as tracked links unless link tracking is off.",
     )
     tracked_action_url = serializers.SerializerMethodField(
         help_text="The action URL as a signed tracked link on this host (null without an "
@@ -95,6 +135,19 @@ class NotificationSerializer(serializers.ModelSerializer):
     def get_rich_content(self, obj: Notification) -> Any:
         return _tracked_rich(obj.pk, obj.rich_content)
 
+    def to_representation(self, instance: Notification) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        message = data.get(_MESSAGE)
+        if (
+            isinstance(message, str)
+            and _links_own_url(message, instance.action_url, instance.rich_content)
+            and not _templates_tracking_off([instance.template_id])
+        ):
+            data[_MESSAGE] = _tracked_message(
+                instance.pk, message, instance.action_url, instance.rich_content
+            )
+        return data
+
 
 def inbox_payload(notification: Notification) -> dict[str, Any]:
     """JSON-ready form of an inbox notification (API and real-time event alike)."""
@@ -127,10 +180,20 @@ def inbox_payload_rows(
     sources = list(
         dict.fromkeys(
             [s for n, s, _ in fields if n not in (_TRACKED, _RICH)]
-            + ["id", "action_url", "rich_content", *columns]
+            + ["id", "action_url", "rich_content", "template_id", *columns]
         )
     )
-    rows = Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
+    rows = list(
+        Notification.objects.filter(pk__in=list(notification_ids)).order_by().values(*sources)
+    )
+    linking = [r for r in rows if _links_own_url(r[_MESSAGE], r["action_url"], r["rich_content"])]
+    if linking:  # one query for the templates of those rows only
+        off = _templates_tracking_off(r["template_id"] for r in linking)
+        for r in linking:
+            if r["template_id"] not in off:
+                r[_MESSAGE] = _tracked_message(
+                    r["id"], r[_MESSAGE], r["action_url"], r["rich_content"]
+                )
     return [
         (
             row,

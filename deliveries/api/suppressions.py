@@ -49,6 +49,16 @@ class SuppressionSerializer(serializers.ModelSerializer[Suppression]):
             "lifted_by",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "reason": {
+                "help_text": "hard_bounce or complaint (a signed receipt), unsubscribe "
+                "(one-click or the ESP's event), manual (staff)"
+            },
+            "category": {
+                "help_text": "Empty: every notification to the address; set: only that "
+                "category (an unsubscribe is scoped to its email's category)"
+            },
+        }
 
     def get_active(self, row: Suppression) -> bool:
         return row.lifted_at is None

@@ -34,6 +34,13 @@ class ProviderSerializer(serializers.ModelSerializer):
             "last_health_check",
             "missing_credentials",
         ]
+        extra_kwargs = {
+            "supported_features": {
+                "help_text": "Feature name -> bool; absent means supported, false means "
+                "routing skips this provider for a message needing it. Vocabulary: html, "
+                "attachments, images, actions (README 'Provider features')"
+            }
+        }
 
     def get_missing_credentials(self, obj: Provider) -> list[str]:
         from providers.registry import UnknownAdapterError, get_adapter

@@ -35,7 +35,11 @@ class TemplateSerializer(serializers.ModelSerializer):
         help_text="Rich content (README 'Rich content': image, buttons, text, html) whose "
         "strings may use {{ variables }}; a notify() call's own rich_content wins",
     )
-    track_links = StrictBooleanField(required=False)
+    track_links = StrictBooleanField(
+        required=False,
+        help_text="false: links in this template's messages stay raw (default true: the "
+        "notification's own URLs in bodies and the in-app message become tracked links)",
+    )
     is_active = StrictBooleanField(required=False)
     # the model's text columns (template_name, subject/content/html templates) as strict strings
     serializer_field_mapping = {

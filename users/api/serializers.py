@@ -109,9 +109,24 @@ class DeviceRegisterSerializer(serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=Device.Kind.choices)
     # 255: a delivery's recipient column, which carries the FCM token to the adapter
-    token = StrictCharField(max_length=255, required=False, trim_whitespace=True)
-    subscription = WebPushSubscriptionSerializer(required=False)
-    platform = StrictCharField(max_length=20, required=False, allow_blank=True, default="")
+    token = StrictCharField(
+        max_length=255,
+        required=False,
+        trim_whitespace=True,
+        help_text="kind fcm: the FCM registration token (required, only for fcm)",
+    )
+    subscription = WebPushSubscriptionSerializer(
+        required=False,
+        help_text="kind webpush: the browser's PushSubscription.toJSON() (required, only for "
+        "webpush)",
+    )
+    platform = StrictCharField(
+        max_length=20,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="e.g. android, ios, web",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # ``label`` is also a Field attribute, so it cannot be declared on the class.
