@@ -64,7 +64,9 @@ def with_preference_footer(
     if channel != "email" or not user_id:
         return text, html
     url = preference_url(user_id)
-    text = f"{text.rstrip()}\n\n--\n{FOOTER_LABEL}: {url}\n"
+    # "-- " (with the space) is the signature separator (RFC 3676 4.3): mail clients
+    # recognise the footer and leave it out of replies
+    text = f"{text.rstrip()}\n\n-- \n{FOOTER_LABEL}: {url}\n"
     if html:
         footer = format_html(
             '<p class="np-preferences-footer" style="font-size:12px;color:#555">'

@@ -65,7 +65,8 @@ def test_email_webhook_and_in_app_arrive(
         for part in mail.walk()
         if not part.is_multipart()
     }
-    message, footer = bodies["text/plain"].split("\n-- \n")
+    # the footer after the signature separator "-- " (SMTP carries CRLF line ends)
+    message, footer = bodies["text/plain"].replace("\r\n", "\n").split("\n-- \n")
     assert message.strip() == "Bob bid $20 on Cuckoo clock"
     assert footer.startswith("Manage your notification preferences: http://127.0.0.1:8000/p/")
     assert "Bob bid $20 on Cuckoo clock" in bodies["text/html"]
