@@ -32,9 +32,14 @@ def e2e_db(transactional_db):
 
 
 def _text(message) -> str:
+    """The email's text body without the preference footer every email to a user ends with
+    (after the signature separator "-- ")."""
     for part in message.walk():
         if part.get_content_type() == "text/plain":
-            return part.get_payload(decode=True).decode()
+            text = part.get_payload(decode=True).decode().replace("\r\n", "\n")
+            body, footer = text.split("\n-- \n")
+            assert footer.startswith("Manage your notification preferences: "), footer
+            return body
     raise AssertionError("no text part")
 
 
