@@ -9,7 +9,7 @@ Environment variables (all optional; the README lists them with examples):
     DEBUG          "1"/"true" turns debug on (default off)
     ALLOWED_HOSTS  comma-separated (default "127.0.0.1,localhost,[::1]")
     CSRF_TRUSTED_ORIGINS, TIME_ZONE, LOG_LEVEL, NP_* feature settings below and in
-                   notifyplatform/conf/ (queues, security, pipeline, realtime, sources).
+                   notifyplatform/conf/ (api, queues, security, pipeline, realtime, sources).
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/admin/login/"
 
 # --- REST API ----------------------------------------------------------------------
-from notifyplatform.conf.api import REST_FRAMEWORK, SPECTACULAR_SETTINGS  # noqa: E402, F401
+from notifyplatform.conf.api import *  # noqa: E402, F403  (REST_FRAMEWORK, SPECTACULAR_SETTINGS)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NP_MAX_REQUEST_BYTES", 256 * 1024)
 
@@ -398,20 +398,11 @@ CELERY_BEAT_SCHEDULE.update(
 )
 
 # --- REST API (issue 8) ----------------------------------------------------------
-# Throttles: per user (session or any of its tokens), per API token, per anonymous address.
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "notifyplatform.throttling.UserRateThrottle",
-    "notifyplatform.throttling.TokenRateThrottle",
-    "notifyplatform.throttling.AnonRateThrottle",
-]
 NP_THROTTLE_RATES = {
     "user": os.environ.get("NP_THROTTLE_USER", "1000/min"),
     "token": os.environ.get("NP_THROTTLE_TOKEN", "1000/min"),
     "anon": os.environ.get("NP_THROTTLE_ANON", "100/min"),
 }
-# Client addresses are REMOTE_ADDR, never a client-sent X-Forwarded-For (DRF trusts the
-# header when NUM_PROXIES is unset); behind a proxy run daphne with --proxy-headers.
-REST_FRAMEWORK["NUM_PROXIES"] = 0
 INSTALLED_APPS.append("axes")
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (NP_MAX_REQUEST_BYTES) get a JSON 413 under /api/.
@@ -421,34 +412,6 @@ MIDDLEWARE.insert(
 )
 # Swagger UI assets come from the drf-spectacular-sidecar package (no CDN).
 INSTALLED_APPS.append("drf_spectacular_sidecar")
-SPECTACULAR_SETTINGS.update(
-    {
-        "SWAGGER_UI_DIST": "SIDECAR",
-        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-        "REDOC_DIST": "SIDECAR",
-        "COMPONENT_SPLIT_REQUEST": True,
-        "POSTPROCESSING_HOOKS": [
-            "drf_spectacular.hooks.postprocess_schema_enums",
-            "notifyplatform.schema.add_error_responses",
-        ],
-        "ENUM_NAME_OVERRIDES": {
-            "ChannelEnum": "notifyplatform.choices.Channel",
-            "DeliveryStatusEnum": "deliveries.models.DeliveryStatus",
-            "NotificationStatusEnum": "deliveries.models.NotificationStatus",
-            # without it `check --deploy` warns (drf_spectacular.W001: "status" collision)
-            "InvitationStatusEnum": "invitations.models.InvitationStatus",
-            "PriorityEnum": "notifyplatform.choices.Priority",
-            "EventPriorityEnum": "realtime.models.EventPriority",
-            "AudienceKindEnum": "campaigns.models.audiences.AudienceKind",
-            "DeviceKindEnum": "users.models.Device.Kind",
-            "BroadcastStatusEnum": "campaigns.models.broadcasts.BroadcastStatus",
-            "WorkflowRunStateEnum": "campaigns.models.RunState",
-            "WorkflowStepStateEnum": "campaigns.models.StepState",
-            "BidStatusEnum": "auctions.models.BidStatus",
-            "AuctionStatusEnum": "auctions.models.AuctionStatus",
-        },
-    }
-)
 # /metrics needs "Authorization: Bearer <NP_METRICS_TOKEN>" or a staff session. Only in a
 # local run (NP_LOCAL_RUN=1, set by `make run` when PostgreSQL and Redis are local or
 # embedded) may a loopback client read it without either.
@@ -466,19 +429,12 @@ NP_METRICS_QUEUES = env_list("NP_METRICS_QUEUES", ",".join(NP_QUEUES))
 # (dashboard, preview, index link) and console CSS are found through these two lists.
 TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "notifyplatform" / "templates"]
 STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "notifyplatform" / "static"]
-# The API speaks JSON only (no form or multipart bodies: one input format to validate).
-# Strict JSON: a depth limit, no duplicate keys, no inf/NaN; any bad body is a 400.
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["notifyplatform.jsonparse.StrictJSONParser"]
+# Strict JSON bodies (REST_FRAMEWORK parser, conf/api.py) nest at most this deep.
 NP_JSON_MAX_DEPTH = env_int("NP_JSON_MAX_DEPTH", 32)
 # API Idempotency-Keys are scoped to the caller and remembered this long (then free again).
 NP_IDEMPOTENCY_KEY_TTL_HOURS = env_int("NP_IDEMPOTENCY_KEY_TTL_HOURS", 24)
 # Signed receipts: a signed timestamp further than this from now is refused (replays).
 NP_RECEIPT_TOLERANCE_SECONDS = env_int("NP_RECEIPT_TOLERANCE_SECONDS", 300)
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "notifyplatform.pagination.Pagination"
-REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
-    "notifyplatform.api_filters.StrictFilterBackend",
-    "rest_framework.filters.OrderingFilter",
-]
 
 CELERY_BEAT_SCHEDULE.update(
     {

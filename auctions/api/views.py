@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from notifyplatform.schema import error_response
 from users.authentication import request_user
 
 from .. import selectors, services
@@ -29,6 +30,13 @@ from .write_serializers import (
     CancelSerializer,
     ItemInputSerializer,
 )
+
+# Domain errors the schema must name (services raise AuctionError with these statuses)
+_STATE = {409: error_response("The auction's state forbids it (e.g. AUCTION_TRANSITION_INVALID).")}
+_BIDDING = {
+    400: error_response("A bidding rule refuses it (e.g. SELLER_CANNOT_BID, NOT_ENTERED)."),
+    409: error_response("The auction is not open for it (AUCTION_ENDED, ENTRY_CLOSED, ...)."),
+}
 
 
 class AuctionViewSet(
@@ -61,7 +69,7 @@ class AuctionViewSet(
         auction = services.auction_create(seller=request_user(request), **data.validated_data)
         return self._show(request, auction, status.HTTP_201_CREATED)
 
-    @extend_schema(request=AuctionUpdateSerializer, responses={200: AuctionSerializer})
+    @extend_schema(request=AuctionUpdateSerializer, responses={200: AuctionSerializer, **_STATE})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = AuctionUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -74,14 +82,21 @@ class AuctionViewSet(
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.partial_update(request, *args, **kwargs)
 
-    @extend_schema(request=None, responses={200: AuctionSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: AuctionSerializer,
+            400: error_response("Its dates no longer work (AUCTION_DATES_INVALID)."),
+            **_STATE,
+        },
+    )
     @action(detail=True, methods=["post"], url_path="schedule")
     def schedule(self, request: Request, pk: str | None = None) -> Response:
         """Publish a draft: it becomes visible and starts at ``starts_at``."""
         auction = services.auction_schedule(auction_id=pk, user=request_user(request))
         return self._show(request, auction)
 
-    @extend_schema(request=CancelSerializer, responses={200: AuctionSerializer})
+    @extend_schema(request=CancelSerializer, responses={200: AuctionSerializer, **_STATE})
     @action(detail=True, methods=["post"], url_path="cancel")
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         data = CancelSerializer(data=request.data)
@@ -91,14 +106,14 @@ class AuctionViewSet(
         )
         return self._show(request, auction)
 
-    @extend_schema(request=None, responses={200: AuctionSerializer})
+    @extend_schema(request=None, responses={200: AuctionSerializer, **_STATE})
     @action(detail=True, methods=["post"], url_path="close")
     def close(self, request: Request, pk: str | None = None) -> Response:
         """End a running auction now and settle it under its type's rules."""
         result = services.auction_close_now(auction_id=pk, user=request_user(request))
         return self._show(request, result.auction)
 
-    @extend_schema(request=ItemInputSerializer, responses={201: AuctionItemSerializer})
+    @extend_schema(request=ItemInputSerializer, responses={201: AuctionItemSerializer, **_STATE})
     @action(detail=True, methods=["post"], url_path="items")
     def items(self, request: Request, pk: str | None = None) -> Response:
         data = ItemInputSerializer(data=request.data)
@@ -109,7 +124,7 @@ class AuctionViewSet(
         return Response(AuctionItemSerializer(item).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        methods=["POST"], request=BidCreateSerializer, responses={201: BidSerializer}
+        methods=["POST"], request=BidCreateSerializer, responses={201: BidSerializer, **_BIDDING}
     )
     @extend_schema(methods=["GET"], responses={200: OpenBidSerializer(many=True)})
     @action(detail=True, methods=["get", "post"], url_path="bids")
@@ -135,14 +150,14 @@ class AuctionViewSet(
         )
         return Response(BidSerializer(bid).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={201: BidSerializer})
+    @extend_schema(request=None, responses={201: BidSerializer, **_BIDDING})
     @action(detail=True, methods=["post"], url_path="enter")
     def enter(self, request: Request, pk: str | None = None) -> Response:
         """Japanese: enter before the clock starts."""
         entry = services.auction_enter(auction_id=pk, bidder=request_user(request))
         return Response(BidSerializer(entry).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: BidSerializer})
+    @extend_schema(request=None, responses={200: BidSerializer, **_BIDDING})
     @action(detail=True, methods=["post"], url_path="drop-out")
     def drop_out(self, request: Request, pk: str | None = None) -> Response:
         """Japanese: leave at the current clock price."""

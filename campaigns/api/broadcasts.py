@@ -46,6 +46,10 @@ class BroadcastRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class BroadcastCancelByKeySerializer(serializers.Serializer):
+    cancellation_key = serializers.CharField(max_length=255)
+
+
 class BroadcastSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
 
@@ -142,9 +146,7 @@ class BroadcastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(
         operation_id="broadcasts_cancel_by_key",
-        request=inline_serializer(
-            "BroadcastCancelByKey", {"cancellation_key": serializers.CharField()}
-        ),
+        request=BroadcastCancelByKeySerializer,
         responses={
             200: inline_serializer(
                 "BroadcastsCancelled",
@@ -160,8 +162,9 @@ class BroadcastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         filter_backends=[],
     )
     def cancel_by_key(self, request: Request) -> Response:
-        key = request.data.get("cancellation_key") if isinstance(request.data, dict) else None
-        rows = broadcasts_cancel_by_key(str(key or ""))
+        given = BroadcastCancelByKeySerializer(data=request.data)
+        given.is_valid(raise_exception=True)  # a 400 naming the field, never a 500 (NUL bytes)
+        rows = broadcasts_cancel_by_key(given.validated_data["cancellation_key"])
         return Response({"cancelled": [row.pk for row in rows]})
 
 

@@ -117,6 +117,13 @@ def test_broadcasts_are_staff_only(api_client, user):
     assert api_client.post("/api/v1/broadcasts/", BODY, format="json").status_code == 403
 
 
+@pytest.mark.parametrize("key", ["", "nul\u0000byte", "k" * 256, None, {"a": 1}])
+def test_cancel_by_key_with_a_bad_key_is_a_400_naming_it(staff, key):
+    response = staff.post("/api/v1/broadcasts/cancel/", {"cancellation_key": key}, format="json")
+    assert response.status_code == 400, response.content
+    assert "cancellation_key" in response.json()["error"]["fields"]
+
+
 def test_send_at_waits_for_the_dispatcher_and_cancellation_key_stops_it_before_start(
     staff, staff_user
 ):

@@ -1,9 +1,11 @@
-"""Staff-only suppression list: ``GET/POST /api/v1/suppressions/``, ``GET/DELETE
-/api/v1/suppressions/{id}/``.
+"""Staff-only suppression list: ``GET/POST /api/v1/suppressions/``, ``GET
+/api/v1/suppressions/{id}/``, ``POST /api/v1/suppressions/{id}/lift/``.
 
 POST suppresses an address (reason ``manual`` unless given; 201, or 200 with the active row
-when it is already suppressed); DELETE lifts it (the row stays, with ``lifted_at`` and
-``lifted_by``). Both go through ``deliveries.services.suppression``, as the admin does.
+when it is already suppressed); ``lift/`` lifts it. Lifting is an action, not a DELETE: the
+row stays readable (``active: false``, ``lifted_at``, ``lifted_by``) as the list's history,
+so a DELETE that left the resource in place would break HTTP's contract. Both go through
+``deliveries.services.suppression``, as the admin does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -83,7 +86,6 @@ _FILTERS = [
 class SuppressionViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
     viewsets.GenericViewSet[Suppression],
 ):
     serializer_class = SuppressionSerializer
@@ -130,7 +132,8 @@ class SuppressionViewSet(
         )
 
     @extend_schema(request=None, responses={200: SuppressionSerializer})
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    @action(detail=True, methods=["post"])
+    def lift(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Lift the suppression (idempotent: lifting a lifted one changes nothing)."""
         row = self.get_object()
         suppression_lift(row, by=request.user)

@@ -67,6 +67,10 @@ def test_every_email_to_a_user_carries_the_signed_preference_link_in_text_and_ht
     text, html = _parts(sink.messages[-1])
     [text_link] = re.findall(r"https?://\S+/p/[^/\s]+/", text)
     assert "Manage your notification preferences" in text
+    # the footer follows the standard signature separator, so mail clients recognise it
+    # (SMTP carries CRLF line ends)
+    footer = text.replace("\r\n", "\n").split("\n-- \n")[1]
+    assert footer.startswith("Manage your notification preferences: ")
     assert html is not None
     [html_link] = re.findall(r'href="(https?://[^"]+/p/[^"]+/)"', html)
     assert html_link == text_link

@@ -220,7 +220,7 @@ def test_the_api_is_staff_only(api_client, user):
         api_client.post(URL, {"channel": "email", "address": "x@example.test"}).status_code == 403
     )
     row, _ = suppression_add(channel="email", address="x@example.test")
-    assert api_client.delete(f"{URL}{row.pk}/").status_code == 403
+    assert api_client.post(f"{URL}{row.pk}/lift/").status_code == 403
     row.refresh_from_db()
     assert row.lifted_at is None
 
@@ -248,9 +248,19 @@ def test_staff_add_list_and_lift(api_client, staff_user, user):
     listed = api_client.get(URL, {"address": "ALICE@example.test", "active": "true"}).json()
     assert [r["id"] for r in listed["results"]] == [body["id"]]
 
-    lifted = api_client.delete(f"{URL}{body['id']}/")
+    # DELETE is not how to lift: the row stays as history, so the API does not offer it
+    assert api_client.delete(f"{URL}{body['id']}/").status_code == 405
+    assert api_client.get(f"{URL}{body['id']}/").json()["active"] is True
+
+    lifted = api_client.post(f"{URL}{body['id']}/lift/")
     assert lifted.status_code == 200
     assert lifted.json()["active"] is False and lifted.json()["lifted_by"] == "staff@example.test"
+    # still readable after lifting, as the history it is
+    after = api_client.get(f"{URL}{body['id']}/")
+    assert after.status_code == 200 and after.json()["lifted_at"] is not None
+    assert api_client.post(f"{URL}{body['id']}/lift/").json()["lifted_at"] == after.json()[
+        "lifted_at"
+    ]  # lifting again changes nothing
     assert api_client.get(URL, {"active": "true"}).json()["results"] == []
     assert api_client.get(URL, {"active": "false"}).json()["results"][0]["id"] == body["id"]
     assert _next_email(user).status == "pending"
@@ -287,7 +297,8 @@ def test_the_openapi_schema_covers_the_endpoints(client):
     document = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     paths = document["paths"]
     assert set(paths["/api/v1/suppressions/"]) >= {"get", "post"}
-    assert set(paths["/api/v1/suppressions/{id}/"]) >= {"get", "delete"}
+    assert set(paths["/api/v1/suppressions/{id}/"]) == {"get"}
+    assert set(paths["/api/v1/suppressions/{id}/lift/"]) == {"post"}
     post = paths["/api/v1/suppressions/"]["post"]
     assert {"200", "201", "400", "403"} <= set(post["responses"])
     assert "SuppressionCreateRequest" in document["components"]["schemas"]

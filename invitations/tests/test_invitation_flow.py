@@ -119,8 +119,17 @@ def test_invite_a_user_who_accepts_through_the_json_api(
         delivery_preferences={"channels": ["email", "in_app"]},
     )
     [mail] = wait_for(lambda: smtp_server.messages_to("gil@example.test"))
-    link_token = re.search(r"/i/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)/", mail.get_body(
-        preferencelist=("plain",)).get_content()).group(1)
+    # a registered invitee's email is a notification: its invitation link is a tracked link
+    # (/c/<token>/) that records the click and redirects to the signed /i/<token>/ page
+    base = re.escape(settings.NP_PUBLIC_BASE_URL.rstrip("/"))
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    tracked = re.search(base + r"(/c/[^/\s]+/)", text)
+    assert tracked, text
+    followed = api_client.get(tracked.group(1))
+    assert followed.status_code == 302, followed
+    landing = re.fullmatch(base + r"/i/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)/", followed["Location"])
+    assert landing, followed["Location"]
+    link_token = landing.group(1)
     viewed = api_client.get(f"/api/v1/invitations/by-token/{link_token}/", **BROWSER)
     answer = api_client.post(
         f"/api/v1/invitations/by-token/{link_token}/accept/",

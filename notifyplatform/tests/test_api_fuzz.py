@@ -59,6 +59,13 @@ HOSTILE_VALUES: list[Any] = [
 ]
 
 
+# a delay first: a trigger schedules a run, nothing is sent while the test fuzzes
+WORKFLOW_STEPS: list[dict[str, Any]] = [
+    {"type": "delay", "duration": "1h"},
+    {"type": "channel", "channel": "in_app", "title": "Hi", "message": "Amount {{ amount }}"},
+]
+
+
 @pytest.fixture
 def world(make_user, settings):
     settings.NP_THROTTLE_RATES = {"user": "100000/min", "token": "100000/min", "anon": "100000/min"}
@@ -95,6 +102,11 @@ def world(make_user, settings):
         Provider.objects.create(provider_name=kind, provider_type=channel, provider_class=kind)
     template = f.template()
     preference = f.preference(staff)
+    from campaigns.services import audience_save
+    from campaigns.services.workflows import workflow_save
+
+    audience = audience_save(name="fuzzed", kind="list", user_ids=[staff.pk], created_by=staff)
+    workflow_save(key="fuzzed", name="Fuzzed", steps=WORKFLOW_STEPS)
     return {
         "headers": f.auth(f.token_for(staff, is_service=True)),
         "user": staff,
@@ -107,6 +119,7 @@ def world(make_user, settings):
         "roleplay": RoleplayTemplate.objects.create(
             template_name="Fuzz play", total_characters=100, created_by=staff
         ),
+        "audience": audience,
     }
 
 
@@ -114,7 +127,7 @@ def _endpoints(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, 
     """(method, schema path) → (URL, a valid body)."""
     from invitations.tokens import token_sign
 
-    template, preference = w["template"], w["preference"]
+    template, preference, audience = w["template"], w["preference"], w["audience"]
     link = token_sign(w["invitation"].token)
     template_body = {
         "template_name": "T",
@@ -243,6 +256,58 @@ def _endpoints(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, 
         ("POST", "/api/v1/roleplay-templates/{id}/roles/"): (
             f"/api/v1/roleplay-templates/{w['roleplay'].pk}/roles/",
             {"role_name": "Fuzz role"},
+        ),
+        ("POST", "/api/v1/audiences/"): (
+            "/api/v1/audiences/",
+            {"name": "fuzz-new", "kind": "list", "user_ids": [str(w["user"].pk)]},
+        ),
+        ("PUT", "/api/v1/audiences/{id}/"): (
+            f"/api/v1/audiences/{audience.pk}/",
+            {"name": "fuzzed", "kind": "region", "value": "eu", "description": "d"},
+        ),
+        ("PATCH", "/api/v1/audiences/{id}/"): (
+            f"/api/v1/audiences/{audience.pk}/",
+            {"description": "changed"},
+        ),
+        ("POST", "/api/v1/broadcasts/"): (
+            "/api/v1/broadcasts/",
+            {
+                "audience": audience.pk,
+                "template_key": template.template_key,
+                "channels": ["email"],
+                "context": {"name": "Ada", "amount": "1"},
+                "name": "Fuzzed broadcast",
+                "send_at": (timezone.now() + timedelta(days=1)).isoformat(),
+                "cancellation_key": "fuzz-broadcast",
+            },
+        ),
+        ("POST", "/api/v1/broadcasts/cancel/"): (
+            "/api/v1/broadcasts/cancel/",
+            {"cancellation_key": "fuzz-broadcast"},
+        ),
+        ("POST", "/api/v1/workflows/"): (
+            "/api/v1/workflows/",
+            {"key": "fuzz-new", "name": "New", "is_active": True, "steps": WORKFLOW_STEPS},
+        ),
+        ("PUT", "/api/v1/workflows/{key}/"): (
+            "/api/v1/workflows/fuzzed/",
+            {"key": "fuzzed", "name": "Fuzzed", "description": "d", "steps": WORKFLOW_STEPS},
+        ),
+        ("PATCH", "/api/v1/workflows/{key}/"): (
+            "/api/v1/workflows/fuzzed/",
+            {"steps": WORKFLOW_STEPS[::-1]},
+        ),
+        ("POST", "/api/v1/workflows/{key}/trigger/"): (
+            "/api/v1/workflows/fuzzed/trigger/",
+            {
+                "user_id": str(w["user"].pk),
+                "data": {"amount": 1},
+                "cancellation_key": "fuzz-run",
+            },
+        ),
+        ("POST", "/api/v1/workflows/cancel/"): (
+            "/api/v1/workflows/cancel/",
+            {"cancellation_key": "fuzz-run", "workflow": "fuzzed"},
         ),
         ("POST", "/api/v1/providers/{name}/events/"): (
             "/api/v1/providers/mailgun/events/",

@@ -217,7 +217,9 @@ def test_stale_sweep_marks_connections_that_missed_two_heartbeats(user, settings
     settings.NP_WS_HEARTBEAT_GRACE = 5
     now = timezone.now()
     stale = _connection(user, last_heartbeat=now - timedelta(seconds=66))
-    fresh = _connection(user, last_heartbeat=now - timedelta(seconds=64))
+    # 5 s inside the 65 s limit: the sweep reads its own clock, later than `now` on a loaded
+    # machine (1 s of margin was a flake)
+    fresh = _connection(user, last_heartbeat=now - timedelta(seconds=60))
     short = _connection(user, heartbeat_interval=5, last_heartbeat=now - timedelta(seconds=16))
     done = _connection(
         user,
