@@ -83,7 +83,13 @@ class NewsNarrationViewSet(
             return NewsNarration.objects.none()
         return selectors.narration_list(viewer=request_user(self.request))
 
-    @extend_schema(request=NarrationCreateSerializer, responses={202: NewsNarrationSerializer})
+    @extend_schema(
+        request=NarrationCreateSerializer,
+        responses={
+            202: NewsNarrationSerializer,
+            404: error_response("CONTENT_NOT_FOUND: no such active article"),
+        },
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = NarrationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -121,7 +127,13 @@ class RoleplayTemplateViewSet(
         context["taken_by_template"] = _TakenByTemplate()
         return context
 
-    @extend_schema(request=RoleplayTemplateCreateSerializer, responses={201: RoleplayTemplateSerializer})
+    @extend_schema(
+        request=RoleplayTemplateCreateSerializer,
+        responses={
+            201: RoleplayTemplateSerializer,
+            404: error_response("CONTENT_NOT_FOUND: the story is not yours to use"),
+        },
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = RoleplayTemplateCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -146,7 +158,8 @@ class RoleplayTemplateViewSet(
         return Response(RoleSerializer(role).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: RoleSerializer(many=True)})
-    @action(detail=True, methods=["get"], url_path="free-roles")
+    # the free roles of one template are few: one unpaginated list, as documented
+    @action(detail=True, methods=["get"], url_path="free-roles", pagination_class=None)
     def free_roles(self, request: Request, pk: str | None = None) -> Response:
         template = self.get_object()
         return Response(RoleSerializer(selectors.roles_free(template), many=True).data)
