@@ -139,6 +139,32 @@ def test_escalation_not_read_sends_exactly_one_email_after_the_delay(
     assert len(step.notification_ids) == 2
 
 
+def test_throttle_3_per_minute_sends_3_emails_and_throttles_the_rest(
+    e2e_db, user, pipeline_providers, smtp_server, start_worker
+):
+    sink, _port = smtp_server
+    workflow_save(
+        key="ping-e2e",
+        steps=[
+            {"type": "throttle", "limit": 3, "window": "1m", "key": "room"},
+            {"type": "channel", "channel": "email", "title": "Ping {{ n }}", "message": "hi"},
+        ],
+    )
+    start_worker(beat=True)
+    # when seven triggers for one room arrive within the minute
+    for n in range(7):
+        workflow_trigger("ping-e2e", recipients=[user.pk], data={"room": "a", "n": n})
+    wait_for(lambda: len(sink.messages) >= 3, timeout=60)
+    wait_for(lambda: not WorkflowRun.objects.exclude(state="completed").exists(), timeout=30)
+    time.sleep(2)  # the worker and beat keep running: nothing else goes out
+
+    # then the first three were mailed, once each, and the other four were throttled
+    assert sorted(m["Subject"] for m in sink.messages) == ["Ping 0", "Ping 1", "Ping 2"]
+    decisions = Counter(WorkflowRun.objects.values_list("decision", flat=True))
+    assert decisions == {"completed": 3, "throttled": 4}
+    assert NotificationDelivery.objects.filter(delivery_type="email", status="sent").count() == 3
+
+
 def test_send_at_in_the_recipients_timezone(
     e2e_db, user, pipeline_providers, smtp_server, start_worker
 ):
