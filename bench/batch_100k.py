@@ -332,8 +332,14 @@ def main() -> None:
             else f"not done in {waited:.0f} s: {processed:,} of {recipients:,} recipients",
         },
     ]
+    emit(figures, as_json=args.json)
+
+
+def emit(figures: list[dict], *, as_json: bool) -> None:
+    """Print the figures: one JSON object per line for ``run.py`` (``--json``), else one
+    readable line each (``broadcast.py`` prints its own the same way)."""
     for figure in figures:
-        if args.json:
+        if as_json:
             print(json.dumps(figure), flush=True)
         else:
             print(f"{figure['figure']}: {figure['value']} {figure['unit']} ({figure['note']})")

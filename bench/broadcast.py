@@ -30,6 +30,7 @@ from batch_100k import (
     THREADS,
     _on_signal,
     _stop_workers,
+    emit,
     start_workers,
     users_create,
 )
@@ -192,11 +193,7 @@ def main() -> None:
             else f"not done in {waited:.0f} s: {processed:,} of {recipients:,} recipients",
         },
     ]
-    for figure in figures:
-        if args.json:
-            print(json.dumps(figure), flush=True)
-        else:
-            print(f"{figure['figure']}: {figure['value']} {figure['unit']} ({figure['note']})")
+    emit(figures, as_json=args.json)
 
 
 if __name__ == "__main__":
