@@ -49,7 +49,8 @@ class Auction(models.Model):
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     seller = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="auctions_selling"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="auctions_selling",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     auction_type = models.CharField(max_length=30, choices=AuctionType.choices)
     status = models.CharField(
@@ -112,7 +113,10 @@ class Auction(models.Model):
 
 class AuctionItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_column="item_id")
-    auction = models.ForeignKey(Auction, on_delete=models.CASCADE, related_name="items")
+    auction = models.ForeignKey(
+        Auction, on_delete=models.CASCADE, related_name="items",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
+    )
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     quantity = models.PositiveIntegerField(**seed_default(1))
@@ -147,7 +151,8 @@ class Bid(models.Model):
         AuctionItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="bids"
     )
     bidder = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     max_amount = models.DecimalField(

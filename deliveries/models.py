@@ -45,7 +45,8 @@ class Notification(models.Model):
         primary_key=True, default=uuid.uuid4, editable=False, db_column="notification_id"
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     notification_type = models.CharField(
         max_length=20, choices=Channel.choices, help_text="The primary channel"
@@ -53,7 +54,8 @@ class Notification(models.Model):
     category = models.CharField(max_length=20, choices=NotificationCategory.choices)
     priority = models.CharField(max_length=10, choices=Priority.choices)
     auction = models.ForeignKey(
-        "auctions.Auction", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "auctions.Auction", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     bid = models.ForeignKey(
         "auctions.Bid", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -175,9 +177,11 @@ class NotificationDelivery(models.Model):
         null=True,
         blank=True,
         related_name="deliveries",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Notification, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     delivery_type = models.CharField(max_length=20, choices=Channel.choices)
     provider_type = models.CharField(max_length=20, choices=ProviderType.choices)
@@ -266,6 +270,7 @@ class UserNotificationPreference(models.Model):
         null=True,
         blank=True,
         related_name="notification_preferences",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     invitation_type = models.CharField(
         max_length=50, help_text="Notification/invitation type, e.g. outbid, news_feed, or *"

@@ -96,7 +96,8 @@ class NewsArticle(models.Model):
 class NewsNarration(models.Model):
     id = models.AutoField(primary_key=True)
     news_article = models.ForeignKey(
-        NewsArticle, on_delete=models.CASCADE, null=True, blank=True, related_name="narrations"
+        NewsArticle, on_delete=models.CASCADE, null=True, blank=True, related_name="narrations",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -104,6 +105,7 @@ class NewsNarration(models.Model):
         null=True,
         blank=True,
         related_name="news_narrations",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     conversation_style = models.CharField(max_length=50, null=True, blank=True)
     narrator_profile = models.CharField(max_length=50, null=True, blank=True)
@@ -135,7 +137,8 @@ class DifficultyLevel(models.TextChoices):
 class RoleplayTemplate(models.Model):
     id = models.AutoField(primary_key=True)
     story = models.ForeignKey(
-        Story, on_delete=models.CASCADE, null=True, blank=True, related_name="roleplay_templates"
+        Story, on_delete=models.CASCADE, null=True, blank=True, related_name="roleplay_templates",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     template_name = models.CharField(max_length=255)
     description = models.TextField(null=True, blank=True)
@@ -152,6 +155,7 @@ class RoleplayTemplate(models.Model):
         blank=True,
         db_column="created_by",
         related_name="roleplay_templates",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     template_metadata = models.JSONField(null=True, blank=True)
     created_at = created_at()
@@ -182,10 +186,12 @@ class RoleplayTemplate(models.Model):
 class RoleplayCharacterRole(models.Model):
     id = models.AutoField(primary_key=True)
     roleplay_template = models.ForeignKey(
-        RoleplayTemplate, on_delete=models.CASCADE, null=True, blank=True, related_name="roles"
+        RoleplayTemplate, on_delete=models.CASCADE, null=True, blank=True, related_name="roles",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     character = models.ForeignKey(
-        StoryCharacter, on_delete=models.SET_NULL, null=True, blank=True, related_name="roles"
+        StoryCharacter, on_delete=models.SET_NULL, null=True, blank=True, related_name="roles",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     role_name = models.CharField(max_length=100)
     role_description = models.TextField(null=True, blank=True)
@@ -242,6 +248,7 @@ class StoryInvitation(models.Model):
         null=True,
         blank=True,
         related_name="invitations_received",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     invitee_email = models.EmailField(max_length=254, null=True, blank=True)
     invitee_phone = models.CharField(max_length=20, null=True, blank=True)
@@ -352,9 +359,11 @@ class UserInvitationHistory(models.Model):
         null=True,
         blank=True,
         related_name="invitation_history",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     invitation = models.ForeignKey(
-        StoryInvitation, on_delete=models.CASCADE, null=True, blank=True, related_name="history"
+        StoryInvitation, on_delete=models.CASCADE, null=True, blank=True, related_name="history",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     action = models.CharField(max_length=20, choices=InvitationAction.choices)
     action_timestamp = models.DateTimeField(db_default=Now())

@@ -40,6 +40,7 @@ class WebsocketConnection(models.Model):
         on_delete=models.CASCADE,
         related_name="websocket_connections",
         help_text="Anonymous clients are recorded against the anonymous system user",
+        db_index=False,  # the seed's named index (Meta.indexes) is the one
     )
     session_id = models.CharField(max_length=255)
     socket_id = models.CharField(max_length=255)

@@ -160,3 +160,39 @@ def test_every_enumerated_seed_column_has_a_check_constraint(catalog):
         assert any(
             t == table and kind == "c" and cols == [column] for t, kind, cols, _f, _d in constraints
         )
+
+
+DUPLICATE_INDEXES_SQL = """
+SELECT c.relname, array_agg(i.relname ORDER BY i.relname)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class c ON c.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+GROUP BY c.relname, x.indkey::text, x.indclass::text,
+         pg_get_expr(x.indpred, x.indrelid), pg_get_expr(x.indexprs, x.indrelid)
+HAVING count(*) > 1 AND count(*) FILTER (WHERE NOT x.indisunique) > 0
+"""
+
+
+@pytest.mark.django_db
+def test_no_table_keeps_two_identical_indexes():
+    """Every insert and non-HOT update writes each index of its table: an index identical
+    to another (Django's automatic foreign-key index beside the seed's named one, say)
+    costs every write and answers no query the other would not. A seed's UNIQUE column
+    may keep its separate named index (the seed declares both)."""
+    with connection.cursor() as cur:
+        cur.execute(DUPLICATE_INDEXES_SQL)
+        duplicates = {
+            table: names
+            for table, names in cur.fetchall()
+            if (table, tuple(names)) not in _SEED_UNIQUE_AND_INDEX
+        }
+    assert duplicates == {}
+
+
+# (table, index names): a seed UNIQUE key and the seed's own index on the same column
+_SEED_UNIQUE_AND_INDEX = {
+    ("notification_templates", ("idx_notification_templates_key",
+                                "notification_templates_template_key_key")),
+    ("real_time_events", ("idx_rt_events_sequence", "real_time_events_sequence_number_key")),
+}
