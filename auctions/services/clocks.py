@@ -24,7 +24,7 @@ from ..rules import CandleRules, ClockRules, DutchRules, JapaneseRules, rules_fo
 from .bid_events import publish_price_changed
 from .chain import correlation
 from .closing import auction_close
-from .events import amount_text, base_context, notify_user, watchers
+from .events import amount_text, base_context, notify_users, watchers
 
 
 @transaction.atomic
@@ -77,15 +77,11 @@ def _advance(auction: Auction, state: AuctionRuleState, rules: ClockRules, now: 
     if isinstance(rules, DutchRules):
         context = {**base_context(auction, None),
                    "amount": amount_text(auction.current_price, auction.currency)}
-        for user in watchers(auction):
-            sent = notify_user(
-                user, template_key="auction_price_dropped", context=context,
-                channels=["in_app"], category="auction", priority="normal",
-                idempotency_key=f"auction:{auction.pk}:tick:{target}:{user.pk}",
-                auction=auction,
-            )
-            if sent:
-                notified.append(sent)
+        notified = notify_users(
+            watchers(auction), template_key="auction_price_dropped", context=context,
+            channels=["in_app"], category="auction", priority="normal",
+            idempotency_prefix=f"auction:{auction.pk}:tick:{target}", auction=auction,
+        )
     event = None
     for tick in range(old + 1, target + 1):
         before = rules.price_at(auction, config, tick - 1) if tick > old + 1 else previous

@@ -26,6 +26,7 @@ from .events import (
     bidder_pseudonym,
     money,
     notify_user,
+    notify_users,
     publish_status,
     watchers_and_bidders,
 )
@@ -113,12 +114,19 @@ def _tell_result(auction: Auction, bids: list[Bid], settlement: Settlement) -> l
         if done:
             sent.append(done)
 
-    for user in recipients.values():
-        shown = nobody if winning is None else "you" if user.pk == winning.bidder_id else winner_name
-        tell(user, "auction_ended",
-             {**base, "winner": shown, "amount": amount_text(settlement.price, auction.currency)},
+    price_text = amount_text(settlement.price, auction.currency)
+    # everyone but the winner reads the same message: one bulk fan-out
+    sent += notify_users(
+        [u for u in recipients.values() if winning is None or u.pk != winning.bidder_id],
+        template_key="auction_ended", context={**base, "winner": winner_name or nobody,
+                                               "amount": price_text},
+        channels=["in_app", "email"], category="auction", priority="normal",
+        idempotency_prefix=f"auction:{auction.pk}:ended", auction=auction)
+    if winning is not None and winning.bidder_id in recipients:
+        tell(recipients[winning.bidder_id], "auction_ended",
+             {**base, "winner": "you", "amount": price_text},
              channels=["in_app", "email"], category="auction", priority="normal",
-             idempotency_key=f"auction:{auction.pk}:ended:{user.pk}")
+             idempotency_key=f"auction:{auction.pk}:ended:{winning.bidder_id}")
     if winning is not None and auction.auction_type == "chinese":
         tell(winning.bidder, "auction_drawn", base, channels=["in_app", "email"],
              category="auction", priority="high",

@@ -27,6 +27,7 @@ from .events import (
     base_context,
     human_duration,
     notify_user,
+    notify_users,
     publish_status,
     watchers_and_bidders,
 )
@@ -91,24 +92,22 @@ def auction_start(*, auction_id: Any, now: datetime | None = None) -> bool:
     auction = Auction.objects.get(pk=auction_id)
     told = _start_rules(auction, now)
     context = base_context(auction, None)
-    sent = []
     # watchers, and a Japanese auction's entrants (its only bidders before the start)
-    for user in watchers_and_bidders(auction):
-        sent.append(notify_user(
-            user,
-            template_key="auction_started",
-            context=context,
-            channels=["in_app", "email"],
-            category="auction",
-            priority="normal",
-            idempotency_key=f"auction:{auction.pk}:started:{user.pk}",
-            auction=auction,
-        ))
+    sent = notify_users(
+        watchers_and_bidders(auction),
+        template_key="auction_started",
+        context=context,
+        channels=["in_app", "email"],
+        category="auction",
+        priority="normal",
+        idempotency_prefix=f"auction:{auction.pk}:started",
+        auction=auction,
+    )
     # last: publishing takes the platform's event-ordering lock until this commits
     publish_status(
         auction, AuctionStatus.SCHEDULED, AuctionStatus.ACTIVE,
         correlation_id=correlation("start", auction.pk),
-        expected=impacts([s for s in sent if s]),
+        expected=impacts(sent),
         ends_at=auction.ends_at.isoformat(), **told,
     )
     return True

@@ -25,7 +25,7 @@ from ..models import Auction, AuctionItem, AuctionRuleState, AuctionStatus, Auct
 from ..rules import rules_for
 from .chain import correlation, impacts
 from .closing import CloseResult, auction_close
-from .events import notify_user, publish_status, watchers_and_bidders
+from .events import notify_users, publish_status, watchers_and_bidders
 
 EDITABLE = (AuctionStatus.DRAFT, AuctionStatus.SCHEDULED)
 MONEY_FIELDS = ("starting_price", "reserve_price", "min_increment", "bid_increment")
@@ -206,17 +206,15 @@ def auction_cancel(*, auction_id: Any, user: User, reason: str = "") -> Auction:
     auction.save(update_fields=["status", "updated_at"])
     auction.bids.update(status="lost")
     AuctionRuleState.objects.filter(auction=auction).update(clock_due_at=None)
-    sent = []
-    for other in watchers_and_bidders(auction):
-        sent.append(notify_user(
-            other, template_key="auction_cancelled",
-            context={"auction_title": auction.title, "reason": reason or "cancelled by the seller"},
-            channels=["in_app", "email"], category="auction", priority="normal",
-            idempotency_key=f"auction:{auction.pk}:cancelled:{other.pk}", auction=auction,
-        ))
+    sent = notify_users(
+        watchers_and_bidders(auction), template_key="auction_cancelled",
+        context={"auction_title": auction.title, "reason": reason or "cancelled by the seller"},
+        channels=["in_app", "email"], category="auction", priority="normal",
+        idempotency_prefix=f"auction:{auction.pk}:cancelled", auction=auction,
+    )
     publish_status(auction, old, AuctionStatus.CANCELLED,
                    correlation_id=correlation("cancel", auction.pk),
-                   expected=impacts([s for s in sent if s]), reason=reason or None)
+                   expected=impacts(sent), reason=reason or None)
     return auction
 
 

@@ -94,3 +94,53 @@ def test_reserve_not_met_closes_unsold(make_auction, bidders, seller):
         "Vintage Watch Collection ended. Winner: no winner (reserve not met)"
     )
     assert list(auction.bids.values_list("status", flat=True)) == ["lost"]
+
+
+def _close_with_watchers(make_auction, bidders, count: int) -> tuple[int, Auction]:
+    """Close an auction watched by ``count`` users (one bid from Ann); the queries it took."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from auctions.models import AuctionWatcher
+    from auctions.services import auction_close
+    from users.models import User
+
+    auction = make_auction("english")
+    bid_place(auction_id=auction.pk, bidder=bidders[0], amount=Decimal("120.00"))
+    tag = f"w{count}"
+    users = User.objects.bulk_create(
+        [User(email=f"{tag}-{n}@example.test", display_name=f"W{n}") for n in range(count)]
+    )
+    AuctionWatcher.objects.bulk_create([AuctionWatcher(auction=auction, user=u) for u in users])
+    Auction.objects.filter(pk=auction.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    with CaptureQueriesContext(connection) as queries:
+        assert auction_close(auction_id=auction.pk) is not None
+    return len(queries), auction
+
+
+def test_closing_tells_every_watcher_once_in_queries_that_do_not_grow_with_them(
+    make_auction, bidders
+):
+    # Given two auctions, one watched by 10 users and one by 200
+    few, _ = _close_with_watchers(make_auction, bidders, 10)
+    many, auction = _close_with_watchers(make_auction, bidders, 200)
+    # Then the close of the second took no more queries than the first: the watchers are
+    # told in one bulk fan-out, not a notify() each
+    assert many <= few, (few, many)
+    ended = Notification.objects.filter(
+        auction_id=auction.pk, event_type="auction_ended"
+    )
+    # every watcher, the bidder and the seller, each once, under the per-user key
+    assert ended.count() == 202
+    keys = set(ended.values_list("idempotency_key", flat=True))
+    assert len(keys) == 202 and all(k.startswith(f"auction:{auction.pk}:ended:") for k in keys)
+    winner = ended.get(user=bidders[0])
+    others = ended.exclude(user=bidders[0])
+    assert winner.template_data["winner"] == "you"
+    [shown] = {n.template_data["winner"] for n in others}
+    assert shown.startswith("Bidder ")  # the winner's pseudonym, the same for everyone else
+    # and a second close is a no-op
+    from auctions.services import auction_close
+
+    assert auction_close(auction_id=auction.pk) is None
+    assert ended.count() == 202

@@ -21,7 +21,7 @@ from auctions.services import auction_close
 from realtime.services import publish
 from users.models import User
 
-WATCHERS = 150
+WATCHERS = 2_000
 
 
 @pytest.mark.django_db(transaction=True)
