@@ -325,3 +325,71 @@ def test_batch_sender_publishes_one_in_app_event_per_sent_delivery(
     )
     assert all(e.user_id == owners[e.event_metadata["delivery_id"]] for e in events)
     assert all(e.visibility == "private" for e in events)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fan_out_racing_another_for_the_same_keys_writes_each_user_once(make_user, caplog):
+    """Two notify_many() calls with the same prefix, the second planned while the first's
+    rows are still uncommitted: the second's COPY meets the first's keys, falls back to
+    INSERT ... ON CONFLICT DO NOTHING and reports those users as already notified."""
+    caplog.set_level("INFO", logger="deliveries")
+    users = [make_user() for _ in range(30)]
+    first_written = threading.Event()
+    release_first = threading.Event()
+    outcomes: dict[str, list] = {}
+
+    def first() -> None:
+        try:
+            from django.db import transaction
+
+            with transaction.atomic():
+                outcomes["first"] = notify_many(
+                    users, idempotency_prefix="race", template_key="news_feed",
+                    context=CONTEXT, channels=["in_app", "email"],
+                )
+                first_written.set()
+                assert release_first.wait(30)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            assert first_written.wait(30)
+            outcomes["second"] = notify_many(
+                users, idempotency_prefix="race", template_key="news_feed",
+                context=CONTEXT, channels=["in_app", "email"],
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    # the second's COPY waits on the first's uncommitted keys; then the first commits
+    assert first_written.wait(30)
+    for _ in range(300):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                break
+        threading.Event().wait(0.05)
+    else:
+        pytest.fail("the second fan-out never waited on the first's keys")
+    release_first.set()
+    for thread in threads:
+        thread.join(60)
+
+    assert "using ON CONFLICT" in caplog.text  # the fallback path ran
+    assert [r.created for r in outcomes["first"]] == [True] * 30
+    assert [r.created for r in outcomes["second"]] == [False] * 30
+    # the second's results name the rows the first wrote
+    assert [r.notification.pk for r in outcomes["second"]] == [
+        r.notification.pk for r in outcomes["first"]
+    ]
+    assert Notification.objects.filter(idempotency_key__startswith="race:").count() == 30
+    assert NotificationDelivery.objects.filter(
+        notification__idempotency_key__startswith="race:"
+    ).count() == sum(len(r.deliveries) for r in outcomes["first"])

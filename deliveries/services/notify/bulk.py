@@ -171,10 +171,16 @@ class _BulkWriter:
             self._plan_user(chunk, users[i], keys[i], offset + i, results)
         ids = self.store.allocate_ids(sum(len(p.rows) for p in chunk.planned))
         lines = self._delivery_lines(chunk.planned, ids, chunk.due, chunk.n_lines)
+        due_ids: list[int] = []
         inserted = self.store.insert(
-            chunk.n_lines, lines, [p.notification_id for p in chunk.planned]
+            chunk.n_lines,
+            lines,
+            [p.notification_id for p in chunk.planned],
+            # the result instances are built while the server loads the deliveries
+            lambda went_in: due_ids.extend(
+                self._results(chunk.planned, ids, went_in, results, now)
+            ),
         )
-        due_ids = self._results(chunk.planned, ids, inserted, results, now)
         self._settle(chunk, inserted, results)
         chunk.slow.sort()
         return chunk.slow, due_ids

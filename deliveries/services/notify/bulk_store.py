@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -111,21 +112,29 @@ class _BulkStore:
             )
             return [row[0] for row in cursor.fetchall()]
 
-    def _copy_deliveries(self, lines: list[str]) -> None:
+    def _copy_deliveries(
+        self, lines: list[str], meanwhile: Callable[[], None] | None = None
+    ) -> None:
         """COPY delivery rows with the inbox trigger aside (migration 0011): the only sent
         in-app rows here are the fast path's, whose notifications went in with in_inbox
         set, so the trigger would find nothing to change. Switched back right after, so
         nothing else in the caller's transaction goes without it."""
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'on'")
-        copy_rows(self.d_sql, lines)
+        copy_rows(self.d_sql, lines, meanwhile)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")
 
     def insert(
-        self, n_lines: list[str], d_lines_by_n: list[list[str]], notification_ids: list[uuid.UUID]
+        self,
+        n_lines: list[str],
+        d_lines_by_n: list[list[str]],
+        notification_ids: list[uuid.UUID],
+        meanwhile: Callable[[set[int]], None],
     ) -> set[int]:
         """COPY the rows; returns the positions (in ``n_lines``) whose notification went in.
+        ``meanwhile(those positions)`` runs while the server loads the deliveries (Python
+        work that needs no connection: ``copy_rows``).
 
         Without a prefix nothing can conflict. With one, keys already present were filtered
         out, so a unique violation means a concurrent writer took a key meanwhile: then the
@@ -133,17 +142,19 @@ class _BulkStore:
         if not n_lines:
             return set()
         everything = set(range(len(n_lines)))
+        every_line = [line for lines in d_lines_by_n for line in lines]
         if self.prefix is None:
             copy_rows(self.n_sql, n_lines)
-            self._copy_deliveries([line for lines in d_lines_by_n for line in lines])
+            self._copy_deliveries(every_line, lambda: meanwhile(everything))
             return everything
         try:
             with transaction.atomic():
                 copy_rows(self.n_sql, n_lines)
-                self._copy_deliveries([line for lines in d_lines_by_n for line in lines])
-            return everything
         except psycopg_errors.UniqueViolation:
             logger.info("notify_many: idempotency keys taken concurrently; using ON CONFLICT")
+        else:
+            self._copy_deliveries(every_line, lambda: meanwhile(everything))
+            return everything
         with connection.cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS np_bulk_notifications"
@@ -162,5 +173,7 @@ class _BulkStore:
         inserted = {n for n, nid in enumerate(notification_ids) if nid in went_in}
         lines = [line for n in sorted(inserted) for line in d_lines_by_n[n]]
         if lines:
-            self._copy_deliveries(lines)
+            self._copy_deliveries(lines, lambda: meanwhile(inserted))
+        else:
+            meanwhile(inserted)
         return inserted
