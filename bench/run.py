@@ -111,7 +111,10 @@ def machine(database_url: str, redis_url: str) -> dict[str, str]:
         import psycopg
 
         with psycopg.connect(database_url, connect_timeout=10) as conn:
-            info["PostgreSQL"] = conn.execute("SHOW server_version").fetchone()[0]
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            # the fan-out curve bends where a run's rows outgrow shared_buffers
+            buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
+            info["PostgreSQL"] = f"{version}, shared_buffers {buffers}"
     except Exception as exc:  # noqa: BLE001 - informational
         info["PostgreSQL"] = f"unknown ({exc})"
     try:
