@@ -178,9 +178,20 @@ def _event_row(event: EventToPublish, generated_at: datetime | None = None) -> R
 
 
 def _order_commits() -> None:
+    """Take the ordering lock, held until the transaction commits.
+
+    First the foreign keys the transaction has written so far are checked (``SET
+    CONSTRAINTS ALL IMMEDIATE`` runs the checks deferred to the commit, then they are
+    deferred again): a transaction that fanned out 10,000 notifications before publishing
+    would otherwise check their 30,000 rows at the commit, while every other publish waits
+    for the lock (``bench/auction_close_stall.py``: p99 205 ms → see bench/README.md).
+    One round trip: no parameters, so the three statements go as one simple query."""
     if conf.get("NP_RT_ORDERED_COMMIT"):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PUBLISH_LOCK_KEY])
+            cursor.execute(
+                "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED;"
+                f" SELECT pg_advisory_xact_lock({int(PUBLISH_LOCK_KEY)})"
+            )
 
 
 @transaction.atomic
@@ -212,28 +223,40 @@ def _json_value(field: Any, value: Any) -> Any:
     return value
 
 
-def _insert_events(rows: Sequence[RealTimeEvent]) -> None:
-    """Insert unsaved events (every column set, sequence numbers included) with ONE
-    statement and ONE parameter: the rows as a JSON array, unpacked by PostgreSQL
-    (``jsonb_to_recordset``). ``bulk_create`` spent ~0.1 ms of Python per row preparing
-    and quoting its per-column arrays; one ``json.dumps`` of the group costs a few µs."""
+def _event_records(rows: Sequence[RealTimeEvent]) -> str:
+    """Unsaved events (every column but the sequence number set) as one JSON array, each
+    record with its position ``_i``: built before the ordering lock is taken, so the lock
+    covers the database work only."""
     now = timezone.now()
-    fields = RealTimeEvent._meta.concrete_fields
     records = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if row.created_at is None:
             row.created_at = now
-        records.append({f.column: _json_value(f, getattr(row, f.attname)) for f in fields})
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    types = ", ".join(
-        f"{connection.ops.quote_name(f.column)} {f.db_type(connection)}" for f in fields
-    )
+        record = {f.column: _json_value(f, getattr(row, f.attname)) for f in _RECORD_FIELDS}
+        record["_i"] = i + 1
+        records.append(record)
+    return json.dumps(records)
+
+
+def _insert_events(document: str, numbers: list[int]) -> None:
+    """Insert the events of ``_event_records`` with ONE statement: the rows as one JSON
+    parameter unpacked by PostgreSQL (``jsonb_to_recordset``), the sequence numbers as an
+    array joined on position. ``bulk_create`` spent ~0.1 ms of Python per row preparing
+    and quoting its per-column arrays; one ``json.dumps`` of the group costs a few µs."""
+    quote = connection.ops.quote_name
+    columns = [quote(f.column) for f in _RECORD_FIELDS]
+    types = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in _RECORD_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO real_time_events ({columns}) "  # noqa: S608 - model metadata only
-            f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({types})",
-            [json.dumps(records)],
+            f"INSERT INTO real_time_events ({', '.join(columns)}, sequence_number) "  # noqa: S608 - model metadata only
+            f"SELECT {', '.join(f'r.{c}' for c in columns)}, s.n"
+            f" FROM jsonb_to_recordset(%s::jsonb) AS r({types}, _i bigint)"
+            " JOIN unnest(%s::bigint[]) WITH ORDINALITY AS s(n, i) ON s.i = r._i",
+            [document, numbers],
         )
+
+
+_RECORD_FIELDS = [f for f in RealTimeEvent._meta.concrete_fields if f.attname != "sequence_number"]
 
 
 @transaction.atomic
@@ -264,6 +287,9 @@ def _publish_group(events: Sequence[EventToPublish | Mapping[str, Any]]) -> list
     rows = [
         _event_row(e if isinstance(e, EventToPublish) else EventToPublish(**e), now) for e in events
     ]
+    document = _event_records(rows)
+    # from here to the commit every other publish waits: database work only (the rows'
+    # JSON above, their wire texts after commit)
     _order_commits()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -271,14 +297,13 @@ def _publish_group(events: Sequence[EventToPublish | Mapping[str, Any]]) -> list
         )
         # nextval is monotonic; sorting makes "list order = sequence order" explicit
         numbers = sorted(n for (n,) in cursor.fetchall())
+    _insert_events(document, numbers)
     for row, number in zip(rows, numbers, strict=True):
         row.sequence_number = number
-    _insert_events(rows)
-    texts = [event_text(row) for row in rows]
-    transaction.on_commit(lambda: _fan_out_group(rows, texts), robust=True)
+    transaction.on_commit(lambda: _fan_out_group(rows), robust=True)
     return rows
 
 
-def _fan_out_group(rows: list[RealTimeEvent], texts: list[str]) -> None:
+def _fan_out_group(rows: list[RealTimeEvent]) -> None:
     with gc_paused():
-        fan_out_many(rows, texts)
+        fan_out_many(rows)

@@ -174,3 +174,40 @@ def test_an_event_to_publish_and_the_keyword_form_write_the_same_row(user):
         two.sequence_number + 1,
         two.sequence_number + 2,
     ]
+
+
+def test_the_transactions_pending_foreign_key_checks_run_before_the_ordering_lock(user):
+    """A transaction that wrote many rows before publishing (an auction close fans out to
+    10,000 watchers) has their deferred foreign-key checks run before it takes the
+    event-ordering lock, not at its commit while every other publish waits: a row that
+    breaks one fails the publish itself, and nothing is published."""
+    import uuid
+
+    from django.db import IntegrityError, transaction
+
+    from deliveries.models import Notification, NotificationDelivery
+
+    with pytest.raises(IntegrityError, match="foreign key"), transaction.atomic():
+        NotificationDelivery.objects.create(
+            notification_id=uuid.uuid4(), delivery_type="email", recipient="a@example.test",
+            recipient_type="email", provider_type="email", provider_priority=1, status="pending",
+        )
+        # the insert alone is fine until the commit: the key is deferred
+        services.publish_many([_private(user, 1)])
+    assert not RealTimeEvent.objects.exists()
+    assert not NotificationDelivery.objects.exists()
+    # the keys are deferred again after the publish: a parent written after its child in
+    # the same transaction still commits
+    later = uuid.uuid4()
+    with transaction.atomic():
+        services.publish_many([_private(user, 2)])
+        NotificationDelivery.objects.create(
+            notification_id=later, delivery_type="email", recipient="a@example.test",
+            recipient_type="email", provider_type="email", provider_priority=1, status="pending",
+        )
+        Notification.objects.create(
+            pk=later, user=user, notification_type="email", category="auction",
+            priority="normal", title="Later", message="parent", delivery_channels=["email"],
+        )
+    assert NotificationDelivery.objects.filter(notification_id=later).exists()
+    assert RealTimeEvent.objects.count() == 1
