@@ -202,3 +202,28 @@ def test_each_row_is_written_once(db, in_app_provider, recipients):
     assert NotificationDelivery.objects.filter(status="sent").count() == 3
     assert Notification.objects.filter(in_inbox=True).count() == 3
     assert _updates() == before
+
+
+def test_events_go_out_in_groups_that_each_take_the_ordering_lock_once(
+    db, in_app_provider, make_user, settings, django_capture_on_commit_callbacks
+):
+    """Each group holds the platform's event-ordering lock for its insert: groups of
+    NP_INAPP_PUBLISH_GROUP keep that hold short for every other publish."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.NP_INAPP_PUBLISH_GROUP = 2
+    users = [make_user() for _ in range(5)]
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        results = _fan_out(users)
+    locks = [q for q in queries if "pg_advisory_xact_lock" in q["sql"]]
+    assert len(locks) == 3  # 2 + 2 + 1
+    ids = [r.notification.pk for r in results]
+    assert _events(ids) == Counter({str(pk): 1 for pk in ids})
+    # and in one sequence, in the order of the fan-out
+    seqs = [
+        RealTimeEvent.objects.get(correlation_id=str(pk)).sequence_number for pk in ids
+    ]
+    assert seqs == sorted(seqs)

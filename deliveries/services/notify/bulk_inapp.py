@@ -204,8 +204,5 @@ class InAppFastPath:
 
 
 def publish_in_app_groups(published: list[tuple[int, Any]]) -> None:
-    """After commit: the fast path's in-app events, ``NP_INAPP_PUBLISH_GROUP`` (1,000) per
-    ``publish_many`` (one transaction, one ordering lock and one fan-out hop per group)."""
-    size = max(1, int(getattr(settings, "NP_INAPP_PUBLISH_GROUP", 1000)))
-    for start in range(0, len(published), size):
-        _publish_in_app_group(published[start : start + size])
+    """After commit: the fast path's in-app events, in groups (``_publish_in_app_group``)."""
+    _publish_in_app_group(published)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+
 from notifyplatform.gcpause import gc_paused
 from realtime.services import publish, publish_many
 
@@ -15,16 +17,23 @@ logger = logging.getLogger(__package__)  # one logger for the whole send path (J
 
 
 def _publish_in_app_group(published: list[tuple[int, Any]]) -> None:
-    """``publish_in_app`` for a recorded group, at once: the notifications are read in one
-    query and turned into payloads without a serializer per row, and realtime's
-    ``publish_many`` writes the group's events in one transaction (the global advisory
-    lock that orders event commits is taken once, one INSERT, one WAL flush) and fans
-    them out after commit with one Redis round trip and one bookkeeping UPDATE. One
-    ``publish`` per event cost ~4 ms of worker CPU each (the batch_100k profile).
+    """``publish_in_app`` for recorded deliveries, ``NP_INAPP_PUBLISH_GROUP`` (250) at a
+    time: each group's notifications are read in one query and turned into payloads
+    without a serializer per row, and realtime's ``publish_many`` writes the group's events
+    in one transaction (the global advisory lock that orders event commits is taken once,
+    one INSERT, one WAL flush) and fans them out after commit with one Redis round trip and
+    one bookkeeping UPDATE. One ``publish`` per event cost ~4 ms of worker CPU each (the
+    batch_100k profile); a larger group holds the lock longer for every other publish.
 
     If the group cannot be published as a whole (a database error, one event's bad
     input), its transaction wrote nothing, so each is published again on its own: none
     lost to a neighbour's error, none twice."""
+    size = max(1, int(getattr(settings, "NP_INAPP_PUBLISH_GROUP", 250)))
+    for start in range(0, len(published), size):
+        _publish_one_group(published[start : start + size])
+
+
+def _publish_one_group(published: list[tuple[int, Any]]) -> None:
     if len(published) == 1:
         publish_in_app(*published[0])
         return
