@@ -1,6 +1,6 @@
 """Replay of 10,000 missed events on reconnect: the time from the client's
 ``subscribe {topics, since}`` to the last replayed event read by the client
-(goal <= 0.5 s), on one daphne process serving ``notifyplatform.asgi``.
+(goal <= 0.2 s), on one daphne process serving ``notifyplatform.asgi``.
 
 The 10,000 public events on one topic are written with ``bulk_create`` (the replay
 reads them from ``real_time_events`` like any others). Each run checks that all of them
@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wsbench_common as wb  # noqa: E402
 
 EVENTS = 10_000
-GOAL_S = 0.5
+GOAL_S = 0.2  # issue 20 (it was 0.5)
 SEQ_RE = re.compile(rb'"type":"event","id":"[^"]+","seq":(\d+)')
 
 
