@@ -167,7 +167,11 @@ def test_worker_killed_mid_run_every_delivery_sent_exactly_once(
     )
     ids = [result.deliveries[0].pk for result in results]
     webhook_receiver.hold_after = 300
-    worker = start_worker(NP_DELIVERY_LEASE_SECONDS="3")
+    # a short lease so the killed worker's rows come back soon, but longer than a batch
+    # takes to send on a loaded CI machine: a send that outlives lease + grace is sent
+    # again by design (production: 120 s + 30 s); 3 s was once outlived in the full suite
+    lease = "10"
+    worker = start_worker(NP_DELIVERY_LEASE_SECONDS=lease)
     wait_for(
         lambda: (
             webhook_receiver.held >= 1
@@ -182,7 +186,7 @@ def test_worker_killed_mid_run_every_delivery_sent_exactly_once(
     worker.kill()
     webhook_receiver.release()
     wait_for(lambda: webhook_receiver.dropped == webhook_receiver.held, timeout=30)
-    start_worker(NP_DELIVERY_LEASE_SECONDS="3")
+    start_worker(NP_DELIVERY_LEASE_SECONDS=lease)
 
     def all_sent() -> bool:
         deliveries_sweep()
