@@ -86,6 +86,16 @@ def workflows_on() -> bool:
     return bool(getattr(settings, "NP_AUCTION_WORKFLOWS", True))
 
 
+def _link_auction(key: str, kwargs: dict[str, Any]) -> None:
+    """The auction's link and the catalogue's action label, unless the caller set them."""
+    auction = kwargs.get("auction")
+    if auction is not None:
+        kwargs.setdefault("action_url", auction_url(auction))
+        entry = get_entry(key)
+        label = entry.action_label if entry is not None else None
+        kwargs.setdefault("action_label", label or "View auction")
+
+
 def notify_user(recipient: User, *, workflow: str | None = None, **kwargs: Any) -> str | None:
     """Hand one notification to the pipeline inside a savepoint; returns its type when
     it was created (for ``expected_impacts``).
@@ -101,12 +111,7 @@ def notify_user(recipient: User, *, workflow: str | None = None, **kwargs: Any) 
     savepoint rolled back; anything else is a bug and propagates.
     """
     key = kwargs["template_key"]
-    auction = kwargs.get("auction")
-    if auction is not None:
-        kwargs.setdefault("action_url", auction_url(auction))
-        entry = get_entry(key)
-        label = entry.action_label if entry is not None else None
-        kwargs.setdefault("action_label", label or "View auction")
+    _link_auction(key, kwargs)
     if workflow is not None and workflows_on():
         for name in ("template_key", "channels", "category", "priority"):
             kwargs.pop(name, None)
@@ -133,12 +138,7 @@ def notify_users(
     if not recipients:
         return []
     key = kwargs["template_key"]
-    auction = kwargs.get("auction")
-    if auction is not None:
-        kwargs.setdefault("action_url", auction_url(auction))
-        entry = get_entry(key)
-        label = entry.action_label if entry is not None else None
-        kwargs.setdefault("action_label", label or "View auction")
+    _link_auction(key, kwargs)
     try:
         with transaction.atomic():
             results = notify_many(list(recipients), idempotency_prefix=idempotency_prefix, **kwargs)
