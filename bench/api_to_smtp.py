@@ -71,7 +71,7 @@ def main() -> None:
     from users.services import token_create
 
     report = Reporter(args.json)
-    n = args.requests or (50 if args.quick else 200)
+    n = args.requests or (50 if args.quick else 150)
     log_dir = Path(tempfile.mkdtemp(prefix="np-bench-api-"))
 
     sink = Sink()

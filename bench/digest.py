@@ -1,4 +1,4 @@
-"""Workflow digest: 10,000 triggers across 1,000 users (``--triggers``/``--users``; issue
+"""Workflow digest: 5,000 triggers across 500 users (``--triggers``/``--users``; issue
 18's run was 100,000 across 10,000), each user's collected into ONE digest message.
 
 Creates the users (``COPY``, reused by the next run), a workflow ``bench-digest`` (a digest
@@ -71,8 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.add_argument("--quick", action="store_true", help="2,000 triggers, 200 users")
-    parser.add_argument("--users", type=int, default=1_000)
-    parser.add_argument("--triggers", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--triggers", type=int, default=5_000)
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument(
         "--per-call",

@@ -9,7 +9,8 @@ they print go into one table, also written to ``bench/results/latest.md``.
 
     python bench/run.py [--quick] [--large] [--only fanout,send_throughput]
 
-``--large`` adds the rows that only it runs (the fan-out curve to 1M users).
+``--large`` adds the rows that only it runs (the fan-out curve to 1M users, websocket
+throughput with one event per frame).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ SCRIPTS: list[tuple] = [
     ("batch_100k", 170, 60),
     ("broadcast", 170, 60),
     ("ws_throughput", 110, 60),
+    # the same with one event per frame too (what coalescing adds): --large only
+    ("ws_throughput_single", 140, 60, "ws_throughput", ["--single"]),
     ("ws_split", 70, 45, "ws_split", ["--mode", "split"]),
     ("ws_throughput_busy", 70, 45, "ws_split", ["--mode", "busy"]),
     ("notify_to_inapp", 45, 30),
@@ -61,7 +64,7 @@ SCRIPTS: list[tuple] = [
     ("digest", 150, 120),
 ]
 
-LARGE_ONLY = {"fanout_curve"}
+LARGE_ONLY = {"fanout_curve", "ws_throughput_single"}
 
 
 def log(message: str) -> None:

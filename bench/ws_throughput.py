@@ -218,6 +218,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="also one event per frame (what coalescing adds; make bench --large)",
+    )
     args = parser.parse_args()
     wb.raise_nofile()
     prefix = f"np-bench-wsthr-{os.getpid()}"
@@ -250,8 +255,8 @@ def main() -> None:
     ours_start = max(4.0, stock_cap["rate"]) if stock_cap else 4.0
     results: dict[str, tuple[list[dict[str, Any]], float | None]] = {}
     # the headline uses ?batch=1 because the browser client does (realtime/client.js
-    # asks for coalesced frames by default); one event per frame is measured too
-    variants = [("hub_batch", "&batch=1")] + ([] if args.quick else [("hub_single", "")])
+    # asks for coalesced frames by default); one event per frame with --single
+    variants = [("hub_batch", "&batch=1")] + ([("hub_single", "")] if args.single else [])
     for label, extra in variants:
         results[label] = measure(
             label,
