@@ -157,6 +157,13 @@ def test_worker_killed_mid_run_every_delivery_sent_exactly_once(
     # given 1,000 webhook deliveries, and a receiver that stops answering after 300 so the
     # kill lands while sends are in flight (before the receiver acknowledged them)
     settings.NP_SWEEP_GRACE_SECONDS = 5
+    # the kill is under test, not a slow answer: a read timeout on a loaded CI machine would
+    # make the first attempt ambiguous (it arrived, the client gave up) and its retry arrive
+    # twice at this receiver, which counts deliveries rather than deduplicating webhook-ids
+    pipeline_providers["webhook"].configuration = {
+        **pipeline_providers["webhook"].configuration, "timeout": 60
+    }
+    pipeline_providers["webhook"].save(update_fields=["configuration"])
     user = make_user()
     results = notify_many(
         [user] * 1000,
@@ -200,7 +207,8 @@ def test_worker_killed_mid_run_every_delivery_sent_exactly_once(
     twice = [pk for pk, count in arrivals.items() if count > 1]
     # on failure, how the twice-arrived ones were recorded (retries, attempts, leases)
     assert not twice, [
-        (d.pk, d.retry_count, d.delivery_metadata, d.provider_response)
+        (d.pk, d.retry_count, (d.delivery_metadata or {}).get("decision"),
+         [(a.get("error_code"), a.get("error")) for a in d.provider_response["attempts"]])
         for d in NotificationDelivery.objects.filter(pk__in=twice[:3])
     ]
     assert len(webhook_receiver.arrivals) == 1000
