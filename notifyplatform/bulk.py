@@ -9,14 +9,12 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db import connection
 from django.db.models import Model
 from django.db.models.base import ModelState
 from psycopg.copy import QueuedLibpqWriter
-
-_T = TypeVar("_T")
 
 COPY_NULL = "\\N"
 
@@ -48,22 +46,19 @@ def copy_text(value: Any) -> str:
     return copy_escape(str(value))
 
 
-def copy_rows(
-    sql: str, lines: list[str], meanwhile: Callable[[], _T] | None = None
-) -> _T | None:
+def copy_rows(sql: str, lines: list[str], meanwhile: Callable[[], None] | None = None) -> None:
     """Run one ``COPY ... FROM STDIN`` on Django's connection (inside its transaction).
 
     ``meanwhile``: Python work to do while the server is still loading the rows (it must not
-    use the connection); its result is returned. The data then goes through psycopg's
-    queued writer (a thread sends it) so the call starts at once, and the COPY is finished
-    after it: on 2 cores the server's work and ours overlap (``bench/fanout.py``: building
-    the 100k result instances during the deliveries' COPY).
+    use the connection). The data then goes through psycopg's queued writer (a thread sends
+    it) so the call starts at once, and the COPY is finished after it: on 2 cores the
+    server's work and ours overlap (``bench/fanout.py``: building the 100k result instances
+    during the deliveries' COPY).
 
     The statement is logged in ``connection.queries`` like any other query, so query-count
     assertions and debug tools see it."""
     connection.ensure_connection()
     started = time.monotonic()
-    result = None
     with connection.connection.cursor() as cursor:
         writer = QueuedLibpqWriter(cursor) if meanwhile is not None else None
         with cursor.copy(sql, writer=writer) as copy:
@@ -73,12 +68,11 @@ def copy_rows(
             for offset in range(0, len(data), step):
                 copy.write(view[offset : offset + step])
             if meanwhile is not None:
-                result = meanwhile()
+                meanwhile()
     if connection.queries_logged:
         connection.queries_log.append(
             {"sql": f"{sql} -- {len(lines)} rows", "time": f"{time.monotonic() - started:.3f}"}
         )
-    return result
 
 
 def loaded_instance(

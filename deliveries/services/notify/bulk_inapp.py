@@ -35,7 +35,6 @@ from providers.registry import get_adapter
 from providers.types import Attempt
 
 from ...models import DeliveryStatus
-from ..sending.inapp import _publish_in_app_group
 from .bulk_chunk import _LocaleShare
 from .bulk_store import _D_VARIABLE, _N_VARIABLE, _BulkStore
 from .rows import _DeliveryRow
@@ -202,7 +201,3 @@ class InAppFastPath:
     def fill_delivery_id(line: str, delivery_id: int) -> str:
         return line.replace(_DID, str(delivery_id))
 
-
-def publish_in_app_groups(published: list[tuple[int, Any]]) -> None:
-    """After commit: the fast path's in-app events, in groups (``_publish_in_app_group``)."""
-    _publish_in_app_group(published)
