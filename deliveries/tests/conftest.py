@@ -282,6 +282,7 @@ class Worker:
         log: Path,
         queues: str | None = None,
         pool: str = "threads",
+        args: tuple[str, ...] = (),
     ) -> None:
         command = [
             sys.executable,
@@ -295,6 +296,7 @@ class Worker:
             "--without-gossip",
             "--without-mingle",
             "--loglevel=WARNING",
+            *args,
         ]
         if beat:
             command.append("--beat")
@@ -328,7 +330,12 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
     database_url = child_database_url()
 
     def start(
-        *, beat: bool = False, queues: str | None = None, pool: str = "threads", **extra_env: str
+        *,
+        beat: bool = False,
+        queues: str | None = None,
+        pool: str = "threads",
+        args: tuple[str, ...] = (),
+        **extra_env: str,
     ) -> Worker:
         env = {
             **os.environ,
@@ -343,7 +350,7 @@ def start_worker(settings, tmp_path) -> Iterator[Callable[..., Worker]]:
             WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
             **extra_env,
         }
-        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log", queues, pool)
+        worker = Worker(env, beat, tmp_path / f"worker-{len(workers)}.log", queues, pool, args)
         workers.append(worker)
         return worker
 

@@ -146,7 +146,9 @@ def celery_broker(
     RabbitMQ: publisher confirms (a publish returns once the broker has the message) and
     quorum queues (replicated, durable). Quorum queues have no priorities and no global
     QoS: Celery detects them and sets the prefetch per consumer (worker_detect_quorum_queues,
-    on by default), and countdowns go through its native delayed delivery.
+    on by default), and countdowns go through its native delayed delivery, which needs
+    topic exchanges (a broker that still has the direct exchanges of an earlier version
+    refuses the redeclare with 406 PRECONDITION_FAILED: delete those exchanges once).
     Redis: the visibility timeout after which a claimed, unacknowledged message returns.
     """
     kind = broker_kind(url)
@@ -168,8 +170,12 @@ def celery_broker(
                 options["password"] = parsed.password
             if _sentinel_kwargs():
                 options["sentinel_kwargs"] = _sentinel_kwargs()
+    # RabbitMQ: topic exchanges, because Celery's native delayed delivery (how a countdown
+    # waits in the broker rather than in a worker's memory, with quorum queues) binds only
+    # to those; on a direct exchange a countdown task is held by the worker until due.
+    exchange_type = "topic" if kind == "amqp" else "direct"
     queues = [
-        Queue(name, Exchange(name), routing_key=name, queue_arguments=arguments)
+        Queue(name, Exchange(name, type=exchange_type), routing_key=name, queue_arguments=arguments)
         for name in queue_names
     ]
     return url, options, queues

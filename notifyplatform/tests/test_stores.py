@@ -25,6 +25,7 @@ print(json.dumps({
     "broker": s.CELERY_BROKER_URL,
     "transport": s.CELERY_BROKER_TRANSPORT_OPTIONS,
     "queues": [[q.name, q.queue_arguments] for q in s.CELERY_TASK_QUEUES],
+    "exchanges": sorted({q.exchange.type for q in s.CELERY_TASK_QUEUES}),
 }))
 """
 
@@ -59,6 +60,7 @@ def test_each_redis_role_has_its_own_url():
     assert got["broker"] == "redis://broker-host:6379/3"
     assert got["transport"]["visibility_timeout"] == 600
     assert got["queues"] == [["send", None], ["batch", None], ["control", None]]
+    assert got["exchanges"] == ["direct"]
 
 
 def test_unset_roles_fall_back_to_redis_url():
@@ -77,6 +79,9 @@ def test_rabbitmq_broker_gets_quorum_queues_and_publisher_confirms():
         ["batch", {"x-queue-type": "quorum"}],
         ["control", {"x-queue-type": "quorum"}],
     ]
+    # Celery's native delayed delivery (countdowns waiting in the broker) binds only to
+    # topic exchanges
+    assert got["exchanges"] == ["topic"]
 
 
 def test_sentinel_urls_for_every_role():
