@@ -64,7 +64,7 @@ def main() -> None:
                 ready, failed = pool.wait_ready(timeout=600)
                 connect_s = time.monotonic() - started
                 wb.log(f"{ready} connections open ({failed} failed) in {connect_s:.1f}s")
-                time.sleep(3 if args.quick else 10)
+                time.sleep(3 if args.quick else 5)
                 snap = pool.snapshot()
                 held = snap["open"]
                 rss_idle = server.rss_mb("VmRSS")
