@@ -8,13 +8,13 @@ Kept out of any ``tests`` package so ``bench/`` scripts can import it too.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
-
-from notifyplatform.launcher.system import free_port
+from pathlib import Path
 
 __all__ = [
     "CHROMIUM",
@@ -89,16 +89,41 @@ def stop_process(proc: subprocess.Popen | None, *, grace: float = 10) -> None:
         proc.wait(timeout=5)
 
 
-def two_free_ports() -> int:
-    """A port whose next one is free too (the launcher's PORT and its sandbox's PORT+1),
-    held until returned so nothing else takes them meanwhile."""
-    for _ in range(50):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (where outgoing connections get
+    their local port)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(count: int = 1) -> int:
+    """A loopback port for a server a test starts (with ``count``: that many consecutive
+    ports, all free), below the kernel's ephemeral range.
+
+    The server binds it later, often seconds later; a port from the ephemeral range (what
+    binding port 0 gives) can meanwhile become the local port of any outgoing connection of
+    a parallel test, and the server then fails with "address already in use". Below that
+    range only explicit binds take ports, and the random pick keeps parallel tests apart.
+    """
+    low = max(_ephemeral_low(), 11_000)
+    for _ in range(500):
+        port = random.randrange(10_000, low - count)
+        if all(_is_free(port + n) for n in range(count)):
             return port
-    raise RuntimeError("no two adjacent free ports")
+    raise RuntimeError(f"no {count} consecutive free ports below {low}")
+
+
+def two_free_ports() -> int:
+    """A port whose next one is free too (the launcher's PORT and its sandbox's PORT+1)."""
+    return free_port(2)
