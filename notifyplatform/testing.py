@@ -21,7 +21,9 @@ __all__ = [
     "CHROMIUM_ARGS",
     "child_database_url",
     "free_port",
+    "port_is_free",
     "stop_process",
+    "two_free_ports",
     "wait_listening",
 ]
 
@@ -98,7 +100,8 @@ def _ephemeral_low() -> int:
         return 32768  # Linux's default
 
 
-def _is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on (or holds) the loopback port ``port`` now."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -119,7 +122,7 @@ def free_port(count: int = 1) -> int:
     low = max(_ephemeral_low(), 11_000)
     for _ in range(500):
         port = random.randrange(10_000, low - count)
-        if all(_is_free(port + n) for n in range(count)):
+        if all(port_is_free(port + n) for n in range(count)):
             return port
     raise RuntimeError(f"no {count} consecutive free ports below {low}")
 

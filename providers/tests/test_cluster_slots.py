@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,26 +16,18 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from notifyplatform.testing import port_is_free
 from providers import circuit, kv, ratelimit
 from providers.models import Provider
 
 pytestmark = pytest.mark.django_db
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _cluster_port() -> int:
     """A free port whose cluster-bus port (+10000) is free too, both under 65536."""
     for _ in range(200):
         port = random.randint(20000, 50000)
-        if _port_free(port) and _port_free(port + 10000):
+        if port_is_free(port) and port_is_free(port + 10000):
             return port
     raise AssertionError("no free port pair for a Redis Cluster node")
 
