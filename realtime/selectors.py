@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max, Min, Q, QuerySet, TextField
+from django.db.models import Func, Max, Min, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -64,8 +64,32 @@ def event_list_since(
     )
 
 
+class _IsoText(Func):
+    """A timestamptz as the text of Python's ``isoformat()`` of it in UTC (what the live
+    frame's ``wire._iso`` gives for the values Django loads): microseconds only when
+    not zero, offset ``+00:00``; NULL stays NULL. Made by PostgreSQL, so a replay of
+    10,000 events runs no Python timestamp loader and formatter per row."""
+
+    output_field = TextField()
+    template = (
+        "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        " || CASE WHEN mod(date_part('microseconds', %(expressions)s)::bigint, 1000000) = 0"
+        " THEN '' ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+    )
+
+
+# the columns a replay reads, as wire.replay_message unpacks them: the id and timestamps
+# as text, the JSON columns as jsonb's text (spliced into the frame)
+REPLAY_ANNOTATIONS = {
+    "id_text": Cast("id", TextField()),
+    "topics_json": Cast("broadcast_channels", TextField()),
+    "data_json": Cast("event_data", TextField()),
+    "metadata_json": Cast("event_metadata", TextField()),
+    "generated_text": _IsoText("generated_at"),
+    "expires_text": _IsoText("expires_at"),
+}
 REPLAY_ROW_FIELDS = (
-    "id",
+    "id_text",
     "sequence_number",
     "event_type",
     "event_category",
@@ -79,8 +103,8 @@ REPLAY_ROW_FIELDS = (
     "bid_id",
     "correlation_id",
     "previous_event_id",
-    "generated_at",
-    "expires_at",
+    "generated_text",
+    "expires_text",
     "ack_required",
     "ack_timeout",
 )
@@ -95,19 +119,16 @@ def event_messages_since(
     limit: int,
 ) -> list[dict[str, Any]]:
     """``event_list_since`` as ready layer messages (see ``wire.layer_message``) for
-    a replay: tuples instead of model instances and the JSON columns as the database's
-    text, spliced into the frame without a decode/encode round trip (10,000 events in a
-    fraction of the time the model path takes)."""
+    a replay: tuples instead of model instances, the JSON columns as the database's
+    text, spliced into the frame without a decode/encode round trip, and ids, timestamps
+    and the topic list as text made by PostgreSQL (10,000 events in a fraction of the
+    time the model path takes)."""
     condition = visible_q(user_id=user_id, topics=topics, include_private=include_private)
     if condition is None:
         return []
     rows = (
         RealTimeEvent.objects.filter(condition, _live(), sequence_number__gt=since)
-        .annotate(
-            topics_json=Cast("broadcast_channels", TextField()),
-            data_json=Cast("event_data", TextField()),
-            metadata_json=Cast("event_metadata", TextField()),
-        )
+        .annotate(**REPLAY_ANNOTATIONS)
         .order_by("sequence_number")
         .values_list(*REPLAY_ROW_FIELDS)[:limit]
     )
@@ -227,11 +248,7 @@ def event_messages_by_sequence(sequences: Iterable[int]) -> list[dict[str, Any]]
     order; expired ones are left out, as a replay leaves them out."""
     rows = (
         RealTimeEvent.objects.filter(_live(), sequence_number__in=list(sequences))
-        .annotate(
-            topics_json=Cast("broadcast_channels", TextField()),
-            data_json=Cast("event_data", TextField()),
-            metadata_json=Cast("event_metadata", TextField()),
-        )
+        .annotate(**REPLAY_ANNOTATIONS)
         .order_by("sequence_number")
         .values_list(*REPLAY_ROW_FIELDS)
     )

@@ -229,11 +229,36 @@ def _js_id(value: Any) -> str:
     return _encode(str(value)) if value else "null"
 
 
+@functools.lru_cache(maxsize=1024)
+def _js_word(value: str | None) -> str:
+    """``_js`` of a value from a small set (event type, category, visibility, priority),
+    encoded once per process rather than once per replayed row."""
+    return _js(value)
+
+
+def _js_iso(value: str | None) -> str:
+    """A timestamp's ISO text as a JSON string: it holds only digits, ``-:.+T``, so
+    quoting is all the encoding it needs."""
+    return "null" if value is None else f'"{value}"'
+
+
+def _topics_csv(topics_json: str | None) -> str:
+    """The comma-joined topic names of ``broadcast_channels``' jsonb text (``["a", "b"]``).
+    Without a backslash in it no name holds a quote (jsonb escapes quotes and control
+    characters), so the names are cut out of the text; anything else is decoded."""
+    if not topics_json or topics_json == "[]":
+        return ""
+    if "\\" not in topics_json and topics_json.startswith('["') and topics_json.endswith('"]'):
+        return topics_json[2:-2].replace('", "', ",")
+    return ",".join(json.loads(topics_json))
+
+
 def replay_message(row: Sequence[Any]) -> dict[str, Any]:
     """The layer message of an event row read for a replay
     (``selectors.REPLAY_ROW_FIELDS``). The frame has ``event_frame``'s keys and values;
     the JSON columns are the database's own text of them (same values, jsonb's key
-    order and spacing)."""
+    order and spacing), the id and timestamps the database's text as ``str()`` and
+    ``_iso`` give them."""
     (
         event_id,
         seq,
@@ -257,11 +282,11 @@ def replay_message(row: Sequence[Any]) -> dict[str, Any]:
     text = _REPLAY_FRAME % (
         event_id,
         seq,
-        _js(event_type),
-        _js(category),
-        _js(visibility),
+        _js_word(event_type),
+        _js_word(category),
+        _js_word(visibility),
         topics_json or "[]",
-        _js(priority),
+        _js_word(priority),
         data_json or "null",
         metadata_json or "null",
         _js_id(auction_id),
@@ -269,8 +294,8 @@ def replay_message(row: Sequence[Any]) -> dict[str, Any]:
         _js_id(bid_id),
         _js(correlation_id),
         _js_id(previous_event_id),
-        _js(_iso(generated_at)),
-        _js(_iso(expires_at)),
+        _js_iso(generated_at),
+        _js_iso(expires_at),
         "true" if ack_required else "false",
         _js(ack_timeout),
     )
@@ -278,11 +303,11 @@ def replay_message(row: Sequence[Any]) -> dict[str, Any]:
         "type": EVENT_MESSAGE_TYPE,
         "text": text,
         "seq": seq,
-        "id": str(event_id),
+        "id": event_id,
         "ack": ack_timeout if ack_required else 0,
         "n": len(text.encode()),
         "et": event_type,
         "cat": category,
         "pri": priority,
-        "tk": ",".join(json.loads(topics_json)) if topics_json else "",
+        "tk": _topics_csv(topics_json),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -210,6 +211,36 @@ def test_replay_frames_carry_the_same_values_as_live_frames(user, other_user):
         assert message["id"] == str(event.pk)
     assert by_seq[full.sequence_number]["ack"] == 7
     assert by_seq[bare.sequence_number]["ack"] == 0
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 500_000])
+def test_replayed_ids_timestamps_and_topics_read_as_text_are_the_live_frames(microsecond):
+    # given: an event stamped on a whole second or not, with topics that need escaping
+    topics = ["plain", 'quote"d', "back\\slash", "comma,name", "é-accent", "tab\tname"]
+    event = services.publish(
+        event_type="tick", category="system", data={}, visibility="public", topics=["plain"]
+    )
+    stamp = datetime(2031, 5, 6, 7, 8, 9, microsecond, tzinfo=UTC)
+    RealTimeEvent.objects.filter(pk=event.pk).update(
+        generated_at=stamp, expires_at=stamp + timedelta(days=1), broadcast_channels=topics
+    )
+    plain = services.publish(
+        event_type="tock", category="system", data={}, visibility="public", topics=["a", "b"]
+    )
+    # when: they are read the replay's way
+    messages = selectors.event_messages_by_sequence([event.sequence_number, plain.sequence_number])
+    # then: the text is the live path's, to the character for ids and timestamps, and the
+    # topic list the preferences filter on is every name
+    for message, pk in zip(messages, (event.pk, plain.pk), strict=True):
+        row = RealTimeEvent.objects.get(pk=pk)
+        live = json.loads(services.event_text(row))
+        assert json.loads(message["text"]) == live
+        assert message["id"] == str(row.pk)
+        assert message["tk"] == ",".join(row.broadcast_channels)
+    first = json.loads(messages[0]["text"])
+    assert first["generated_at"] == stamp.isoformat()
+    assert first["expires_at"] == (stamp + timedelta(days=1)).isoformat()
+    assert messages[1]["tk"] == "a,b"
 
 
 @pytest.mark.parametrize(
