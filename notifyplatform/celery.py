@@ -21,8 +21,9 @@ class PromptShutdown(bootsteps.StartStopStep):
     """A worker leaves within about a second of SIGTERM, on every broker.
 
     The signal only sets a flag that the event loop reads between polls, and the loop
-    polls until its next timer: up to 10 s on RabbitMQ, where the transport keeps no
-    timer of its own (Redis' polls every second). A one-second tick bounds the wait.
+    polls until its next timer: up to 10 s on RabbitMQ without worker heartbeats
+    (``--without-heartbeat``; their timer fires every 2 s), as the amqp transport keeps
+    no timer of its own (Redis' fires every second). A one-second tick bounds the wait.
     """
 
     requires = {"celery.worker.components:Hub"}
