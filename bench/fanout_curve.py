@@ -52,5 +52,6 @@ def main() -> None:
 
     report_curve(report, points)
 
+
 if __name__ == "__main__":
     main()

@@ -22,7 +22,6 @@ def main() -> None:
     setup_django()
     from deliveries.services import notify_many
     from deliveries.services.notify import bulk as bulk_module
-    from deliveries.services.notify import bulk_inapp
     from providers.models import Provider
     from templates.catalog import catalogue_rows
     from templates.models import NotificationTemplate
@@ -50,7 +49,7 @@ def main() -> None:
     truncate("notifications", "notification_deliveries", "real_time_events")
 
     publish_seconds = 0.0
-    original = bulk_inapp.publish_in_app_groups
+    original = bulk_module.publish_in_app_groups
 
     def timed(published):  # type: ignore[no-untyped-def]
         nonlocal publish_seconds

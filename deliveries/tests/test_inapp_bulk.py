@@ -14,7 +14,7 @@ from django.utils import timezone
 from deliveries.models import Notification
 from deliveries.payloads import inbox_payload, inbox_payloads
 from deliveries.services import notify
-from deliveries.services.sending import _publish_in_app_group, publish_in_app
+from deliveries.services.sending import publish_in_app, publish_in_app_groups
 from realtime.models import RealTimeEvent
 
 pytestmark = pytest.mark.usefixtures("catalogue")
@@ -94,7 +94,7 @@ def test_a_group_publishes_what_publish_in_app_would_in_delivery_order(
     one_by_one = list(RealTimeEvent.objects.order_by("sequence_number"))
     RealTimeEvent.objects.all().delete()
 
-    _publish_in_app_group(published)
+    publish_in_app_groups(published)
     together = list(RealTimeEvent.objects.order_by("sequence_number"))
 
     assert [e.event_metadata for e in together] == [{"delivery_id": d} for d, _ in published]
@@ -112,7 +112,7 @@ def test_a_notification_deleted_before_its_group_is_published_is_skipped(
     kept, gone = _notifications(user, other_user)
     Notification.objects.filter(pk=gone.pk).delete()
 
-    _publish_in_app_group([(1, kept.pk), (2, gone.pk)])
+    publish_in_app_groups([(1, kept.pk), (2, gone.pk)])
 
     events = list(RealTimeEvent.objects.all())
     assert [(e.correlation_id, e.event_metadata) for e in events] == [

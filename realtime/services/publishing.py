@@ -223,6 +223,10 @@ def _json_value(field: Any, value: Any) -> Any:
     return value
 
 
+# every column an event record carries; its sequence number is joined on at insert
+_RECORD_FIELDS = [f for f in RealTimeEvent._meta.concrete_fields if f.attname != "sequence_number"]
+
+
 def _event_records(rows: Sequence[RealTimeEvent]) -> str:
     """Unsaved events (every column but the sequence number set) as one JSON array, each
     record with its position ``_i``: built before the ordering lock is taken, so the lock
@@ -254,9 +258,6 @@ def _insert_events(document: str, numbers: list[int]) -> None:
             " JOIN unnest(%s::bigint[]) WITH ORDINALITY AS s(n, i) ON s.i = r._i",
             [document, numbers],
         )
-
-
-_RECORD_FIELDS = [f for f in RealTimeEvent._meta.concrete_fields if f.attname != "sequence_number"]
 
 
 @transaction.atomic

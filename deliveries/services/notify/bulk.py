@@ -28,7 +28,7 @@ from ...models import (
 from ...selectors import suppression_reasons
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries
-from ..sending.inapp import _publish_in_app_group
+from ..sending.inapp import publish_in_app_groups
 from ..status import notification_status_from
 from .address import _push_devices, _user_addresses
 from .bulk_chunk import _Chunk, _LocaleShare, _Planned
@@ -116,7 +116,7 @@ def notify_many(
             transaction.on_commit(lambda: enqueue_deliveries(due_ids, chunk=chunk_size))
         if recipients and writer.fast.published:
             published = writer.fast.published  # in-app rows written as sent: live after commit
-            transaction.on_commit(lambda: _publish_in_app_group(published))
+            transaction.on_commit(lambda: publish_in_app_groups(published))
     return [result for result in results if result is not None]
 
 

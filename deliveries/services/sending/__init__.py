@@ -38,7 +38,7 @@ countdowns).
 from .claim import _claim, _expire
 from .dispatch import deliveries_dispatch_due, send_queue_backlog
 from .enqueue import enqueue_deliveries
-from .inapp import _publish_in_app_group, publish_in_app
+from .inapp import publish_in_app, publish_in_app_groups
 from .pipeline import deliveries_send, deliveries_send_batch, delivery_send
 from .policy import (
     LEASE_EXPIRED,
@@ -58,7 +58,6 @@ __all__ = [
     "SEND_CRASHED",
     "_claim",
     "_expire",
-    "_publish_in_app_group",
     "_refresh_notification",
     "_without",
     "build_message",
@@ -70,6 +69,7 @@ __all__ = [
     "enqueue_deliveries",
     "lease_seconds",
     "publish_in_app",
+    "publish_in_app_groups",
     "retry_delay",
     "send_batch_size",
     "send_concurrency",

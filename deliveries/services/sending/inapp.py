@@ -16,7 +16,7 @@ from ...payloads import inbox_payload, inbox_payload_rows
 logger = logging.getLogger(__package__)  # one logger for the whole send path (JSON logs)
 
 
-def _publish_in_app_group(published: list[tuple[int, Any]]) -> None:
+def publish_in_app_groups(published: list[tuple[int, Any]]) -> None:
     """``publish_in_app`` for recorded deliveries, ``NP_INAPP_PUBLISH_GROUP`` (250) at a
     time: each group's notifications are read in one query and turned into payloads
     without a serializer per row, and realtime's ``publish_many`` writes the group's events

@@ -23,7 +23,7 @@ from users.services import device_disable
 from ...models import DeliveryStatus, Notification, NotificationDelivery
 from ...types import SendOutcomeSummary
 from ..status import USER_STATUSES, notification_status_from
-from .inapp import _publish_in_app_group, publish_in_app
+from .inapp import publish_in_app, publish_in_app_groups
 from .policy import _without, retry_delay
 
 logger = logging.getLogger(__package__)  # one logger for the whole send path (JSON logs)
@@ -378,7 +378,7 @@ def _record_batch(done: list[tuple[NotificationDelivery, SendOutcome]]) -> list[
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL notifyplatform.inbox_synced = 'off'")
         if published:
-            transaction.on_commit(lambda: _publish_in_app_group(published))
+            transaction.on_commit(lambda: publish_in_app_groups(published))
     return summaries
 
 
