@@ -135,9 +135,14 @@ def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 class WebhookReceiver:
     """A real HTTP server. ``hold_after = n``: from the n-th arrival on, requests are held
-    (not answered, not counted) until ``release()``; a held request whose client vanished
-    meanwhile is dropped uncounted — it was never acknowledged, like a receiver whose
-    transaction rolls back when the response cannot be sent."""
+    (not answered, not counted) until ``release()``. A request whose client vanished before
+    the answer (held meanwhile, or read late) is dropped uncounted — it was never
+    acknowledged, like a receiver whose transaction rolls back when the response cannot be
+    sent. So is one whose answer could not be written.
+
+    ``busy`` counts the requests read but not yet answered (the held ones included): a test
+    that kills the sender waits for ``busy == held`` first, else a request answered between
+    the kill and its answer would count as arrived although its sender never learnt it."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
@@ -145,6 +150,7 @@ class WebhookReceiver:
         self.bad_signatures = 0
         self.dropped = 0
         self.held = 0
+        self.busy = 0
         self.hold_after: int | None = None
         self._release = threading.Event()
         self.lock = threading.Lock()
@@ -156,16 +162,25 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                with outer.lock:
+                    outer.busy += 1
+                try:
+                    self.answer(body)
+                finally:
+                    with outer.lock:
+                        outer.busy -= 1
+
+            def answer(self, body: bytes) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if outer.must_hold():
                     with outer.lock:
                         outer.held += 1
                     outer._release.wait(120)
-                    if outer.client_gone(self.connection):
-                        with outer.lock:
-                            outer.dropped += 1
-                        self.close_connection = True
-                        return
+                if outer.client_gone(self.connection):
+                    with outer.lock:
+                        outer.dropped += 1
+                    self.close_connection = True
+                    return
                 if self.path.endswith("/gone"):
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
@@ -178,15 +193,21 @@ class WebhookReceiver:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                arrival = {"webhook_id": headers["webhook-id"], "payload": json.loads(body)}
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    self.wfile.flush()
+                except OSError:  # the client is gone: never acknowledged, not counted
+                    with outer.lock:
+                        outer.dropped += 1
+                    self.close_connection = True
+                    return
                 with outer.lock:
-                    outer.arrivals.append(
-                        {"webhook_id": headers["webhook-id"], "payload": json.loads(body)}
-                    )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                    outer.arrivals.append(arrival)
 
             def log_message(self, *args: Any) -> None:
                 pass
