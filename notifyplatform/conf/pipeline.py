@@ -41,9 +41,12 @@ NP_DELIVERY_MAX_RETRIES = env_int("NP_DELIVERY_MAX_RETRIES", 3)
 # Retry backoff: uniform(0, min(CAP, BASE * 2**retry_count)) seconds ("full jitter").
 NP_DELIVERY_RETRY_BASE_SECONDS = env_int("NP_DELIVERY_RETRY_BASE_SECONDS", 30)
 NP_DELIVERY_RETRY_CAP_SECONDS = env_int("NP_DELIVERY_RETRY_CAP_SECONDS", 3600)
-# A delivery in "sending" whose worker vanished is re-queued after this lease; keep it
-# above the slowest provider timeout times the number of failover candidates.
+# A delivery in "sending" whose worker vanished is re-queued after this lease. A live
+# worker renews the leases of its sends in flight every third of it (however slow the
+# provider or long the failover), for at most LEASE_MAX seconds after the claim: a send
+# stuck longer is given up on and may be re-queued (deliveries.services.sending.lease).
 NP_DELIVERY_LEASE_SECONDS = env_int("NP_DELIVERY_LEASE_SECONDS", 120)
+NP_DELIVERY_LEASE_MAX_SECONDS = env_int("NP_DELIVERY_LEASE_MAX_SECONDS", 3600)
 # Sweeper: rows untouched for GRACE seconds and due are re-enqueued, BATCH_SIZE per run.
 NP_SWEEP_INTERVAL_SECONDS = env_int("NP_SWEEP_INTERVAL_SECONDS", 15)
 NP_SWEEP_GRACE_SECONDS = env_int("NP_SWEEP_GRACE_SECONDS", 30)

@@ -2,7 +2,7 @@
 
 Modules by job: ``claim``, ``send``, ``record`` (and ``pipeline``, which runs the three for
 one delivery or a batch), ``inapp`` (the live event), ``enqueue``, ``dispatch``, ``sweep``,
-``policy`` (leases, backoff, batch size).
+``policy`` (leases, backoff, batch size), ``lease`` (renewing the leases of sends in flight).
 
 The send is split in three steps so no database transaction is open during a network call
 and a crash at any point leaves a state the sweeper can repair:
@@ -18,8 +18,10 @@ and a crash at any point leaves a state the sweeper can repair:
 3. **Record** (short transaction): a conditional UPDATE that only applies while *our* lease
    holds, then the notification's status is recomputed under its row lock.
 
-If the worker dies between 1 and 3 the row stays ``sending`` until the lease runs out
-(``NP_DELIVERY_LEASE_SECONDS``, longer than any provider timeout × candidates); the sweeper
+While the send is in flight its worker renews the lease (``lease``: every third of
+``NP_DELIVERY_LEASE_SECONDS``, for at most ``NP_DELIVERY_LEASE_MAX_SECONDS``), so a slow
+provider or a long failover never looks like a dead worker. If the worker dies between 1 and
+3 the renewals stop and the row stays ``sending`` until the lease runs out; the sweeper
 then puts it back to ``pending`` (counting an attempt, so a message that crashes workers ends
 ``failed`` instead of looping) and it is sent again with the **same** idempotency key.
 Trade-off, stated plainly: a crash *after* the provider accepted the message but *before*

@@ -20,6 +20,7 @@ from providers.types import SendOutcome
 from ...models import NotificationDelivery
 from ...types import SendOutcomeSummary
 from .claim import _claim, _claim_batch, _expire_among, _suppress_among
+from .lease import leases_kept
 from .policy import send_batch_size
 from .record import _record, _record_batch
 from .send import _route_groups, _route_key, _send, _send_all, build_message
@@ -32,8 +33,10 @@ def delivery_send(delivery_id: int, *, now: datetime | None = None) -> SendOutco
     claimed = _claim(delivery_id, now or timezone.now())
     if isinstance(claimed, SendOutcomeSummary):
         return claimed
+    token = claimed.delivery_metadata["lease"]["token"]  # type: ignore[index]  # claimed
     with log_fields(**delivery_fields(claimed)):  # on every line logged while sending it
-        outcome = _send(claimed)
+        with leases_kept(token, [claimed.pk]):
+            outcome = _send(claimed)
         return _record(claimed, outcome, timezone.now())
 
 
@@ -78,6 +81,17 @@ def deliveries_send_batch(
             jobs.append((delivery, None, exc))
             continue
         jobs.append((delivery, message, routes[_route_key(delivery)]))
+    # one token per claim; a slow send keeps its lease while this worker lives (.lease)
+    token = claimed[0].delivery_metadata["lease"]["token"]  # type: ignore[index]
+    with leases_kept(token, [delivery.pk for delivery in claimed]):
+        summaries += _send_and_record(jobs)
+    return summaries
+
+
+def _send_and_record(
+    jobs: list[tuple[NotificationDelivery, Any, list[Any] | Exception]],
+) -> list[SendOutcomeSummary]:
+    summaries: list[SendOutcomeSummary] = []
     results: queue.SimpleQueue[tuple[NotificationDelivery, SendOutcome]] = queue.SimpleQueue()
     tally = SuccessTally()
     sending = aio.submit(_send_all(jobs, results, tally))
