@@ -94,7 +94,7 @@ NP_RETENTION_MAX_SECONDS = env_int("NP_RETENTION_MAX_SECONDS", 60)  # per table 
 # --- the end-user preference page (deliveries/preference_links.py): every email to a user
 # carries a signed link to /p/<token>/ in its footer; the link works this many days.
 NP_PREFERENCE_LINK_MAX_AGE_DAYS = env_int("NP_PREFERENCE_LINK_MAX_AGE_DAYS", 90)
-# --- notify_many's in-app fast path (deliveries/services/notify/bulk_inapp.py): a due
+# --- the in-app fast path (deliveries/services/notify/inapp_sent.py): a due
 # in-app delivery is written as sent in the fan-out's transaction, its event published
 # after commit in groups of NP_INAPP_PUBLISH_GROUP; 0 sends every row through the queue.
 NP_INAPP_FAST_PATH = env_bool("NP_INAPP_FAST_PATH", True)

@@ -1,22 +1,5 @@
-"""The in-app fast path of ``notify_many()``: a due in-app delivery is a write to our own
-database, so it is written as sent in the fan-out's own transaction and its event is
-published with its group after commit — no enqueue, claim, record and notification
-refresh per row (three more row versions of each delivery and notification).
-
-The rows are exactly what the send pipeline would have recorded for it (status ``sent``,
-the in-app provider's name, type and priority, ``provider_message_id`` = the delivery id,
-the same ``provider_response`` with its one attempt, ``sent_at``), and its notification
-carries what the record would have set (status from all its deliveries, one attempt,
-``sent_at`` when the notification as a whole is sent, ``in_inbox``). Exactly once holds
-because the row is never pending: no worker can claim it.
-
-A row takes the fast path only when nothing would have made the send path decide
-otherwise: the channel is in-app, the row is plain (no preference rule, no preferred or
-blocked providers: its metadata is the channel's plain one) and due now, it has not
-expired, and the provider routing would pick for its region is a healthy local in-app
-adapter with no rate limit, no spend cap and no feature it refuses. Anything else goes the
-ordinary way. ``NP_INAPP_FAST_PATH=0`` turns the fast path off.
-"""
+"""The in-app fast path of ``notify_many()`` (``inapp_sent``): the due in-app rows written
+as sent, here as pre-encoded COPY text."""
 
 from __future__ import annotations
 
@@ -24,20 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
 from notifyplatform.bulk import copy_text
 from notifyplatform.choices import Channel
-from providers import features, routing, spendcap
-from providers.adapters.in_app.local import InAppAdapter
-from providers.models import Provider
-from providers.registry import get_adapter
-from providers.types import Attempt
 
-from ...models import DeliveryStatus
 from .bulk_chunk import _LocaleShare
 from .bulk_store import _D_VARIABLE, _N_VARIABLE, _BulkStore
-from .rows import _DeliveryRow
+from .inapp_sent import InAppSentNow
 
 # stand-ins in the pre-encoded COPY text, replaced per row: plain letters and digits, which
 # JSON and COPY leave as they are (and so do the ids put in their place)
@@ -45,119 +20,16 @@ _DID = f"npdid{uuid.uuid4().hex}"
 _UID = f"npuid{uuid.uuid4().hex}"
 
 
-def fast_path_enabled() -> bool:
-    return bool(getattr(settings, "NP_INAPP_FAST_PATH", True))
-
-
-def _plain_in_app(provider: Provider, region: str | None) -> bool:
-    """Whether sending through ``provider`` is nothing but recording the row."""
-    if not provider.is_healthy or not routing.usable(provider, region=region):
-        return False
-    if not isinstance(get_adapter(provider), InAppAdapter):
-        return False
-    if any(
-        getattr(provider, f"rate_limit_per_{period}") is not None
-        for period in ("minute", "hour", "day")
-    ):
-        return False
-    if spendcap.applies(provider):
-        return False
-    return not features.lacking(provider.supported_features, list(features.FEATURES))
-
-
-class InAppFastPath:
-    """Per ``notify_many()`` call: which regions may take the fast path, and the COPY text
-    of the sent rows."""
+class InAppFastPath(InAppSentNow):
+    """Per ``notify_many()`` call: ``InAppSentNow`` and the COPY text of the sent rows."""
 
     def __init__(self, store: _BulkStore, channels: list[str], expires_at: datetime | None):
+        super().__init__(channels, expires_at)
         self.store = store
-        self.enabled = fast_path_enabled() and Channel.IN_APP in channels
-        self.expires_at = expires_at
-        self._providers: dict[str | None, Provider | None] = {}
         self._d_text: dict[tuple[int, int], str] = {}
         self._n_text: dict[tuple[int, int, bool], str] = {}
-        self.published: list[tuple[int, Any]] = []  # (delivery id, notification id)
 
-    def provider(self, region: str | None) -> Provider | None:
-        """The provider routing would pick for an in-app row in ``region``, if plain."""
-        if region not in self._providers:
-            enabled = Provider.objects.filter(provider_type=Channel.IN_APP, is_enabled=True)
-            covering = sorted(
-                (p for p in enabled if p.covers(region)),
-                key=lambda p: routing.sort_key(p, []),
-            )
-            first = covering[0] if covering else None
-            self._providers[region] = (
-                first if first is not None and _plain_in_app(first, region) else None
-            )
-        return self._providers[region]
-
-    def apply(
-        self, rows: list[_DeliveryRow], region: str | None, now: datetime
-    ) -> list[_DeliveryRow]:
-        """``rows`` with the due, plain in-app ones marked sent (planning, before COPY)."""
-        if not self.enabled or (self.expires_at is not None and self.expires_at <= now):
-            return rows
-        out = rows
-        for n, row in enumerate(rows):
-            if (
-                row.channel == Channel.IN_APP
-                and row.status == DeliveryStatus.PENDING
-                and row.meta is None
-                and row.scheduled_at <= now
-                and self.provider(region) is not None
-            ):
-                if out is rows:
-                    out = list(rows)
-                out[n] = row._replace(status=DeliveryStatus.SENT)
-        return out
-
-    # -- values and COPY text -----------------------------------------------------------
-    @staticmethod
-    def _response(provider: Provider, delivery_id: Any, user_id: Any) -> dict[str, Any]:
-        response = {"stored": True, "user_id": str(user_id)}
-        attempt = Attempt(
-            provider_name=provider.provider_name,
-            ok=True,
-            error_code=None,
-            response=response,
-            duration_ms=0,
-            provider_message_id=str(delivery_id),
-        )
-        return {"response": response, "attempts": [attempt.to_dict()]}
-
-    def delivery_values(
-        self, region: str | None, delivery_id: Any, user_id: Any, now: datetime
-    ) -> dict[str, Any]:
-        """The columns a sent in-app row has beyond the channel's shared ones."""
-        provider = self.provider(region)
-        assert provider is not None  # only rows apply() marked sent come here
-        return {
-            "status": DeliveryStatus.SENT,
-            "provider_name": provider.provider_name,
-            "provider_type": provider.provider_type,
-            "provider_priority": provider.priority,
-            "provider_message_id": str(delivery_id),
-            "provider_response": self._response(provider, delivery_id, user_id),
-            "cost_per_message": provider.cost_per_message,
-            "sent_at": now,
-            "updated_at": now,
-        }
-
-    def notification_values(
-        self, region: str | None, delivery_id: Any, user_id: Any, sent: bool, now: datetime
-    ) -> dict[str, Any]:
-        """What the record would have set on the notification of a sent in-app row."""
-        provider = self.provider(region)
-        assert provider is not None
-        return {
-            "delivery_attempts": 1,
-            "provider_response": self._response(provider, delivery_id, user_id),
-            "sent_at": now if sent else None,
-            "in_inbox": True,
-            "updated_at": now,
-        }
-
+    # -- COPY text ----------------------------------------------------------------------
     def delivery_tail(
         self, share: _LocaleShare, region: str | None, delivery_id: int, user_id: Any
     ) -> str:
@@ -200,4 +72,3 @@ class InAppFastPath:
     @staticmethod
     def fill_delivery_id(line: str, delivery_id: int) -> str:
         return line.replace(_DID, str(delivery_id))
-
