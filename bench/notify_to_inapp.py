@@ -6,8 +6,10 @@ the benchmark database. A user connected with an API token waits on its private
 stream; the bench calls ``deliveries.services.notify(user, channels=["in_app"])`` one
 notification at a time and times it from the call to the moment the client reads the
 ``notification.created`` event (matched by ``correlation_id``). The path is the
-product's: notify's transaction -> on-commit enqueue -> worker claims and sends through
-the in-app provider -> ``publish`` -> channel layer -> the server's hub -> the socket.
+product's: notify's transaction (the due in-app delivery written as sent) -> on-commit
+``publish`` -> channel layer -> the server's hub -> the socket. (Before 2026-12-02 the
+row went through the worker: on-commit enqueue -> claim -> in-app send -> record ->
+``publish``; the worker still runs here, as it does in production.)
 
     DATABASE_URL=... REDIS_URL=... python bench/notify_to_inapp.py --json [--quick] [--busy]
 
@@ -190,7 +192,7 @@ def main() -> None:
             f"{len(latencies)} notifications one at a time (of {count} asked), p50 "
             f"{p50 * 1000 if p50 else 0:.1f} ms, max {max(latencies) * 1000 if latencies else 0:.1f}"
             f" ms, lost {lost}; the notify() call itself p50 "
-            f"{(wb.percentile(calls, 50) or 0) * 1000:.1f} ms; notify() -> Celery worker (threads) -> in-app send -> publish"
+            f"{(wb.percentile(calls, 50) or 0) * 1000:.1f} ms; notify() writes the in-app row sent -> on-commit publish"
             " -> daphne -> client"
         ),
         as_json=args.json,

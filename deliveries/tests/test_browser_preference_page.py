@@ -107,4 +107,4 @@ def test_the_link_in_a_received_email_opens_the_page_and_a_switched_off_type_is_
     assert email.status == "skipped"
     assert email.delivery_metadata["decision"]["rule"] == "opt_out"
     assert email.delivery_metadata["decision"]["preference_id"] == pref.pk
-    assert in_app.status == "pending"
+    assert in_app.status == "sent"  # the other channel goes out (in-app: written sent)

@@ -18,7 +18,10 @@ def _in_app(result):
     return next(d for d in result.deliveries if d.delivery_type == "in_app")
 
 
-def test_in_app_delivery_sent_puts_the_notification_in_the_inbox(user, pipeline_providers):
+def test_in_app_delivery_sent_puts_the_notification_in_the_inbox(
+    user, pipeline_providers, settings
+):
+    settings.NP_INAPP_FAST_PATH = False  # a pending row for the single sender
     result = notify(user, title="Hi", message="You have mail", channels=["in_app"])
     assert (inbox_unread_count(user), list(inbox_list(user))) == (0, [])  # pending: not yet
 
@@ -57,6 +60,13 @@ def test_fan_out_fast_path_fills_each_recipients_inbox_at_once(make_user, pipeli
     assert Notification.objects.filter(in_inbox=True).count() == 3
 
 
+def test_notify_puts_a_due_in_app_notification_in_the_inbox_at_once(user, pipeline_providers):
+    result = notify(user, title="Hi", message="Now", channels=["in_app"])
+    assert list(inbox_list(user)) == [result.notification]
+    assert inbox_unread_count(user) == 1
+    assert Notification.objects.get(pk=result.notification.pk).in_inbox is True
+
+
 def test_other_channels_never_reach_the_inbox(user, pipeline_providers, webhook_receiver):
     result = notify(
         user, title="Hook", message="x", channels=["webhook"], webhook_url=webhook_receiver.url
@@ -90,11 +100,14 @@ def test_flag_follows_status_edits_and_raw_inserts(user, pipeline_providers):
     assert list(inbox_list(user)) == [other]
 
 
-def test_trigger_steps_aside_only_where_the_transaction_keeps_the_flag(user, pipeline_providers):
+def test_trigger_steps_aside_only_where_the_transaction_keeps_the_flag(
+    user, pipeline_providers, settings
+):
     """The batch sender sets ``in_inbox`` in its own notification UPDATE and says so with a
     transaction-local setting; anywhere else the trigger still keeps the flag."""
     from django.db import transaction
 
+    settings.NP_INAPP_FAST_PATH = False  # a pending row, sent by hand below
     result = notify(user, title="Hi", message="x", channels=["in_app"])
     delivery = _in_app(result)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -107,9 +120,12 @@ def test_trigger_steps_aside_only_where_the_transaction_keeps_the_flag(user, pip
     assert inbox_unread_count(user) == 1  # the trigger is back
 
 
-def test_batch_record_inside_a_callers_transaction_leaves_the_trigger_on(user, pipeline_providers):
+def test_batch_record_inside_a_callers_transaction_leaves_the_trigger_on(
+    user, pipeline_providers, settings
+):
     """pytest-django runs each test in a transaction, so the batch path below runs nested,
     as it would under a caller's atomic block: the trigger must work again afterwards."""
+    settings.NP_INAPP_FAST_PATH = False  # pending rows for the batch sender
     first = notify(user, title="A", message="x", channels=["in_app"])
     assert [s.outcome for s in deliveries_send([_in_app(first).pk])] == ["sent"]
     assert inbox_unread_count(user) == 1

@@ -215,11 +215,11 @@ def test_in_app_payload_carries_everything(
 ):
     from realtime.models import RealTimeEvent
 
-    result = notify(
-        user, title="Shipped", message="On its way", channels=["in_app"], rich_content=RICH
-    )
-    with django_capture_on_commit_callbacks(execute=True):
-        assert delivery_send(result.deliveries[0].pk).outcome == "sent"
+    with django_capture_on_commit_callbacks(execute=True):  # published after commit
+        result = notify(
+            user, title="Shipped", message="On its way", channels=["in_app"], rich_content=RICH
+        )
+    assert result.deliveries[0].status == "sent"  # a due in-app row is written sent
 
     event = RealTimeEvent.objects.get(event_type="notification.created", user_id=str(user.pk))
     shown = event.event_data["rich_content"]

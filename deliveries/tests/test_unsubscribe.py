@@ -80,7 +80,7 @@ def test_marketing_email_carries_one_click_headers_and_posting_the_url_opts_out(
     assert email.delivery_metadata["decision"]["rule"] == "unsubscribed"
     assert email.delivery_metadata["decision"]["preference_id"] == pref.pk
     assert email.delivery_metadata["decision"]["unsubscribed"]["via"] == "list-unsubscribe"
-    assert in_app.status == "pending"
+    assert in_app.status == "sent"  # the other channel goes out (in-app: written sent)
 
 
 def test_unsubscribing_keeps_the_users_existing_row_settings(user, pipeline_providers):

@@ -8,6 +8,9 @@ fan-out) → on commit, enqueue the due sends.
 
 Deliveries are written un-routed (``provider_name=""``, ``provider_priority=0``): the provider
 is chosen at send time, when health, circuit and rate limits are current, and recorded then.
+The exception is a due, plain in-app delivery (``inapp_sent``): sending it is only writing
+our own row, so it is written sent, routed as the sender would, and its event is published
+after commit instead of enqueued.
 The rendered message of each channel is kept in ``delivery_metadata["message"]`` so the send
 never re-renders (a template edited in between cannot change a queued message).
 """

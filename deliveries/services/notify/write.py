@@ -12,8 +12,9 @@ from ... import errors
 from ...errors import NotifyError
 from ...models import DeliveryStatus, Notification, NotificationDelivery, NotificationStatus
 from ...types import NotifyResult, Recipient
-from ..sending import enqueue_deliveries
+from ..sending import enqueue_deliveries, publish_in_app
 from ..status import notification_status_from
+from .inapp_sent import InAppSentNow
 from .plan import _decision, _Plan, _plan
 from .rows import (
     _base_delivery_metadata,
@@ -223,6 +224,9 @@ def _write(
     built = _delivery_rows(
         plan, recipient, is_user=is_user, idempotency_key=idempotency_key, due=due
     )
+    # a due, plain in-app row is written as sent, its event published after commit
+    sent_now = InAppSentNow(plan.channels if is_user else [], plan.expires_at)
+    marked = sent_now.apply([row for row, _meta in built], plan.region, now)
     rows = [
         NotificationDelivery(
             notification=notification,
@@ -240,21 +244,48 @@ def _write(
     ]
     # one row at a time, not bulk_create: the frequency cap of a later channel counts rows
     # written earlier in this same transaction, and a notification has a handful.
-    for delivery in rows:
+    sent_in_app: NotificationDelivery | None = None
+    for delivery, (row, _meta), mark in zip(rows, built, marked, strict=True):
+        if notification is not None and mark.status != row.status:
+            sent_in_app = delivery
+            delivery.pk = _next_delivery_id()
+            for name, value in sent_now.delivery_values(
+                plan.region, delivery.pk, recipient.pk, now
+            ).items():
+                setattr(delivery, name, value)
         delivery.save(force_insert=True)
 
     if notification is not None:
         status = notification_status_from([delivery.status for delivery in rows])
+        fields: dict[str, Any] = {}
+        if sent_in_app is not None:
+            fields = sent_now.notification_values(
+                plan.region, sent_in_app.pk, recipient.pk, status in ("sent", "delivered"), now
+            )
+            notification_id = notification.pk
+            delivery_id = sent_in_app.pk
+            transaction.on_commit(lambda: publish_in_app(delivery_id, notification_id))
         if status != notification.status:
-            notification.status = status
-            Notification.objects.filter(pk=notification.pk).update(status=status)
+            fields["status"] = status
+        if fields:
+            for name, value in fields.items():
+                setattr(notification, name, value)
+            Notification.objects.filter(pk=notification.pk).update(**fields)
 
     due_ids = [
         delivery.id
         for delivery, (row, _meta) in zip(rows, built, strict=True)
-        if row.status == DeliveryStatus.PENDING and row.scheduled_at <= now
+        if delivery.status == DeliveryStatus.PENDING and row.scheduled_at <= now
     ]
     return NotifyResult(notification, rows, created=True), due_ids
+
+
+def _next_delivery_id() -> int:
+    """The id a delivery is inserted with when its own values name it (a sent in-app row's
+    provider message id and response)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('notification_deliveries', 'id'))")
+        return int(cursor.fetchone()[0])
 
 
 def _delivery_rows(
