@@ -325,3 +325,52 @@ def test_a_delivery_planned_before_the_suppression_is_skipped_at_send_time(path,
     assert email.status == "skipped"
     assert email.delivery_metadata["decision"]["rule"] == "suppressed"
     assert "lease" not in email.delivery_metadata
+
+
+def test_a_batch_expires_skips_and_sends_each_row_by_its_own_state(make_user, smtp_server):
+    """The batch's one pre-claim query finds both the expired and the suppressed rows; an
+    expired row to a suppressed address is expired (as the single path decides)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deliveries.services.sending.pipeline import deliveries_send_batch
+
+    sink, port = smtp_server
+    Provider.objects.create(
+        provider_name="batch-smtp",
+        provider_type="email",
+        provider_class="smtp",
+        configuration={"host": "127.0.0.1", "port": port, "timeout": 5},
+    )
+    names = ("expired", "suppressed", "both", "plain")
+    users = {name: make_user(email=f"{name}@example.test") for name in names}
+    email = {
+        name: next(
+            d
+            for d in notify(user, title="T", message="M", channels=["email"]).deliveries
+            if d.delivery_type == "email"
+        )
+        for name, user in users.items()
+    }
+    NotificationDelivery.objects.filter(pk__in=[email["expired"].pk, email["both"].pk]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    for name in ("suppressed", "both"):
+        suppression_add(channel="email", address=f"{name}@example.test")
+
+    outcomes = {
+        o.delivery_id: o.outcome for o in deliveries_send_batch([d.pk for d in email.values()])
+    }
+
+    assert {name: outcomes[d.pk] for name, d in email.items()} == {
+        "expired": "expired",
+        "suppressed": "suppressed",
+        "both": "expired",
+        "plain": "sent",
+    }
+    statuses = dict(
+        NotificationDelivery.objects.filter(pk__in=outcomes).values_list("pk", "status")
+    )
+    assert [statuses[email[name].pk] for name in names] == ["expired", "skipped", "expired", "sent"]
+    assert [m["To"] for m in sink.messages] == ["plain@example.test"]

@@ -94,28 +94,44 @@ def _skip_suppressed(delivery: NotificationDelivery, now: datetime, reason: str)
         _refresh_notification(delivery.notification_id)
 
 
-# Pending deliveries of a batch whose address has an active suppression: one indexed
-# query (suppressions_active_unique); stored addresses are normalised as notify() plans
-# them, so only an email needs lower-casing here.
-_SUPPRESSED_AMONG_SQL = """
-    SELECT d.id, s.reason FROM notification_deliveries d
+# The pending deliveries of a batch that must not be sent: past ``expires_at``, or to an
+# address with an active suppression (suppressions_active_unique). One query for both, as
+# nearly every batch has neither; stored addresses are normalised as notify() plans them,
+# so only an email needs lower-casing here.
+_UNSENDABLE_AMONG_SQL = """
+    SELECT d.id, 'expired' AS why, NULL AS reason, NULL AS category
+    FROM notification_deliveries d
+    WHERE d.id = ANY(%(ids)s) AND d.status = 'pending' AND d.expires_at <= %(now)s
+    UNION ALL
+    SELECT d.id, 'suppressed', s.reason, s.category FROM notification_deliveries d
     JOIN suppressions s ON s.lifted_at IS NULL AND s.channel = d.delivery_type
         AND s.address = CASE WHEN d.delivery_type = 'email'
                              THEN lower(btrim(d.recipient)) ELSE btrim(d.recipient) END
         AND (s.category IS NULL OR s.category = d.delivery_metadata->>'category')
     WHERE d.id = ANY(%(ids)s) AND d.status = 'pending'
-    ORDER BY s.category NULLS LAST  -- dict(): the every-category row (NULL) wins
+    ORDER BY 2, 4 NULLS LAST  -- dict(): the every-category row (NULL) wins
 """
 
 
-def _suppress_among(delivery_ids: list[int], now: datetime) -> list[SendOutcomeSummary]:
-    """Skip the batch's pending deliveries to an address suppressed since they were
-    planned (the send-time re-check; planning already skipped the rest)."""
+def _settle_unsendable(delivery_ids: list[int], now: datetime) -> list[SendOutcomeSummary]:
+    """Expire the batch's pending deliveries past ``expires_at`` and skip those to an
+    address suppressed since they were planned (the send-time re-check; planning already
+    skipped the rest), before the claim."""
     with connection.cursor() as cursor:
-        cursor.execute(_SUPPRESSED_AMONG_SQL, {"ids": delivery_ids})
-        hit = dict(cursor.fetchall())
-    if not hit:
+        cursor.execute(_UNSENDABLE_AMONG_SQL, {"ids": delivery_ids, "now": now})
+        found = cursor.fetchall()
+    if not found:
         return []
+    expired = [pk for pk, why, _reason, _category in found if why == "expired"]
+    suppressed = {pk: reason for pk, why, reason, _category in found if why == "suppressed"}
+    summaries = _expire_among(expired, now) if expired else []
+    if suppressed:
+        summaries += _suppress_among(suppressed, now)
+    return summaries
+
+
+def _suppress_among(hit: dict[int, str], now: datetime) -> list[SendOutcomeSummary]:
+    """Skip these pending deliveries (id → suppression reason), each under its row lock."""
     with transaction.atomic():
         rows = list(
             NotificationDelivery.objects.select_for_update(skip_locked=True).filter(

@@ -19,7 +19,7 @@ from providers.types import SendOutcome
 
 from ...models import NotificationDelivery
 from ...types import SendOutcomeSummary
-from .claim import _claim, _claim_batch, _expire_among, _suppress_among
+from .claim import _claim, _claim_batch, _settle_unsendable
 from .lease import leases_kept
 from .policy import send_batch_size
 from .record import _record, _record_batch
@@ -64,8 +64,7 @@ def deliveries_send_batch(
     if ids is not None:
         if not ids:
             return []
-        summaries += _expire_among(ids, now)
-        summaries += _suppress_among(ids, now)
+        summaries += _settle_unsendable(ids, now)
     claimed = _claim_batch(ids, limit, now)
     if not claimed:
         return summaries
