@@ -22,13 +22,15 @@ import gc
 from django.conf import settings
 
 
-def freeze_heap() -> None:
-    """Collect, freeze what is left alive, and set the young-generation threshold
-    (``NP_GC_THRESHOLD``; 0 keeps Python's own). Idempotent: a later call freezes what
-    came since."""
+def freeze_heap(thresholds: tuple[int, ...] | None = None) -> None:
+    """Collect, freeze what is left alive, and set the collector's thresholds: these, else
+    a Celery worker's (``NP_GC_THRESHOLD`` for the young generation; 0 keeps Python's).
+    Idempotent: a later call freezes what came since. The websocket hub calls it with its
+    own (``realtime.hub``)."""
     gc.collect()
     gc.freeze()
-    threshold = int(getattr(settings, "NP_GC_THRESHOLD", 50_000))
-    if threshold > 0:
-        _gen0, gen1, gen2 = gc.get_threshold()
-        gc.set_threshold(threshold, gen1, gen2)
+    if thresholds is None:
+        young = int(getattr(settings, "NP_GC_THRESHOLD", 50_000))
+        thresholds = (young, *gc.get_threshold()[1:]) if young > 0 else None
+    if thresholds:
+        gc.set_threshold(*thresholds)

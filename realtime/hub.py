@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 import weakref
@@ -53,6 +52,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import get_channel_layer
+
+from notifyplatform.gcfreeze import freeze_heap
 
 from . import conf
 from .hub_connections import HubConnections, HubMember
@@ -428,9 +429,7 @@ def _tune_gc() -> None:
     if _gc_tuned or not thresholds:
         return
     _gc_tuned = True
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*thresholds)
+    freeze_heap(tuple(thresholds))
 
 
 def metrics_key(prefix: str) -> str:
