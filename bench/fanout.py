@@ -143,6 +143,12 @@ def main() -> None:
     notify_many(users[:500], idempotency_prefix="warmup", **kwargs)  # caches, connections
     truncate("notifications", "notification_deliveries")
     flush_redis()
+    # the collector as in the Celery worker that runs fan-outs in production (batch jobs,
+    # broadcasts): its startup heap frozen, young-generation threshold NP_GC_THRESHOLD
+    # (notifyplatform.gcfreeze); here the frozen heap also holds the users
+    from notifyplatform.gcfreeze import freeze_heap
+
+    freeze_heap()
 
     # the curve's small point: a tenth of the users, through the same warm path
     tenth = users[: max(1, n_users // 10)]
