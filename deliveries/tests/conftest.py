@@ -54,6 +54,28 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, interval: flo
         time.sleep(interval)
 
 
+def in_app_record_shape(notification_pk: Any) -> tuple[Any, ...]:
+    """What recording a notification's in-app delivery as sent wrote, less what differs
+    between any two sends (ids, durations): the fast paths must write what the sender does."""
+    from deliveries.models import Notification, NotificationDelivery
+
+    n = Notification.objects.get(pk=notification_pk)
+    d = NotificationDelivery.objects.get(notification=n, delivery_type="in_app")
+    response = d.provider_response
+    for attempt in response["attempts"]:
+        attempt.pop("duration_ms")
+        attempt.pop("provider_message_id")
+        attempt["response"].pop("user_id")
+    response["response"].pop("user_id")
+    return (
+        (n.status, n.in_inbox, n.delivery_attempts, n.sent_at is not None),
+        (d.status, d.provider_name, d.provider_type, d.provider_priority, d.retry_count),
+        response,
+        d.delivery_metadata,
+        d.sent_at is not None,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Catalogue: transactional tests truncate every table, data migrations included
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from deliveries.services.sending import deliveries_send
 from providers.models import Provider
 from realtime.models import RealTimeEvent
 
+from .conftest import in_app_record_shape
+
 pytestmark = pytest.mark.usefixtures("catalogue")
 
 
@@ -147,21 +149,7 @@ def test_the_ordinary_path_records_the_same_rows(
         deliveries_send([slow.deliveries[0].pk])
 
     def shape(result):
-        n = Notification.objects.get(pk=result.notification.pk)
-        d = NotificationDelivery.objects.get(notification=n)
-        response = d.provider_response
-        for attempt in response["attempts"]:
-            attempt.pop("duration_ms")
-            attempt.pop("provider_message_id")
-            attempt["response"].pop("user_id")
-        response["response"].pop("user_id")
-        return (
-            (n.status, n.in_inbox, n.delivery_attempts, n.sent_at is not None),
-            (d.status, d.provider_name, d.provider_type, d.provider_priority, d.retry_count),
-            response,
-            d.delivery_metadata,
-            d.sent_at is not None,
-        )
+        return in_app_record_shape(result.notification.pk)
 
     assert shape(fast) == shape(slow)
     assert shape(fast)[0] == ("sent", True, 1, True)
