@@ -71,10 +71,11 @@ class _Keeper:
             token, ids, lease, give_up_at=now + lease_max_seconds(), next_at=now + lease / 3
         )
         with self._lock:
-            self._held.add(held)
-            if self._pid != os.getpid():
+            if self._pid != os.getpid():  # first use, or a forked child: a thread of its own
+                self._held.clear()  # a parent's claims are the parent's to renew
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="np-lease-keeper", daemon=True).start()
+            self._held.add(held)
         self._wake.set()
         return held
 
