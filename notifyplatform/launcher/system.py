@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -79,10 +80,39 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (where outgoing connections get
+    their local port)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on (or holds) ``port`` on ``host`` now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", *, count: int = 1) -> int:
+    """A port for a server started a moment later (``count``: that many consecutive ones,
+    all free), picked at random below the kernel's ephemeral range.
+
+    The server binds it later, sometimes seconds later; a port from the ephemeral range
+    (what binding port 0 gives) can meanwhile become the local port of any outgoing
+    connection on the machine, and the server then fails with "address already in use".
+    Below that range only explicit binds take ports."""
+    low = max(_ephemeral_low(), 11_000)
+    for _ in range(500):
+        port = random.randrange(10_000, low - count)
+        if all(port_is_free(port + n, host) for n in range(count)):
+            return port
+    raise LauncherError(f"no {count} consecutive free ports below {low}")
 
 
 def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:

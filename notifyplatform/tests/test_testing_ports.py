@@ -1,8 +1,9 @@
 """The ports tests start their servers on: free, and outside the kernel's ephemeral range.
 
-Before: port 0's pick, from the ephemeral range; between the pick and the server's bind
-(seconds, for ``make run``'s launcher) an outgoing connection of a parallel test could get
-it as its local port, and the server failed with "address already in use"."""
+Before (tests and the launcher alike): port 0's pick, from the ephemeral range; between
+the pick and the server's bind (seconds, for ``make run``'s launcher) an outgoing
+connection of a parallel test could get it as its local port, and the server failed with
+"address already in use"."""
 
 from __future__ import annotations
 
@@ -38,3 +39,15 @@ def test_two_free_ports_are_consecutive_and_both_bindable():
     first, second = _bind(port), _bind(port + 1)
     first.close()
     second.close()
+
+
+def test_the_launcher_picks_its_embedded_servers_ports_the_same_way():
+    """`make run` and `make test` start embedded Redis (and the app when its port is taken)
+    on a port picked before the server binds it: the same race as a test's server."""
+    from notifyplatform.launcher.system import free_port as launcher_free_port
+
+    low, _high = _ephemeral_range()
+    ports = [launcher_free_port() for _ in range(50)]
+    assert all(1024 < port < low for port in ports), ports
+    assert len(set(ports)) > 40
+    _bind(ports[0]).close()
