@@ -8,13 +8,14 @@ Kept out of any ``tests`` package so ``bench/`` scripts can import it too.
 from __future__ import annotations
 
 import contextlib
-import random
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from notifyplatform.launcher import system
+from notifyplatform.launcher.system import port_is_free
 
 __all__ = [
     "CHROMIUM",
@@ -91,40 +92,12 @@ def stop_process(proc: subprocess.Popen | None, *, grace: float = 10) -> None:
         proc.wait(timeout=5)
 
 
-def _ephemeral_low() -> int:
-    """The first port of the kernel's ephemeral range (where outgoing connections get
-    their local port)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def port_is_free(port: int) -> bool:
-    """Whether nothing listens on (or holds) the loopback port ``port`` now."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_port(count: int = 1) -> int:
     """A loopback port for a server a test starts (with ``count``: that many consecutive
-    ports, all free), below the kernel's ephemeral range.
-
-    The server binds it later, often seconds later; a port from the ephemeral range (what
-    binding port 0 gives) can meanwhile become the local port of any outgoing connection of
-    a parallel test, and the server then fails with "address already in use". Below that
-    range only explicit binds take ports, and the random pick keeps parallel tests apart.
-    """
-    low = max(_ephemeral_low(), 11_000)
-    for _ in range(500):
-        port = random.randrange(10_000, low - count)
-        if all(port_is_free(port + n) for n in range(count)):
-            return port
-    raise RuntimeError(f"no {count} consecutive free ports below {low}")
+    ports, all free), below the kernel's ephemeral range (``launcher.system.free_port``:
+    the server binds it later, and a port from that range can meanwhile become the local
+    port of any outgoing connection of a parallel test)."""
+    return system.free_port(count=count)
 
 
 def two_free_ports() -> int:
