@@ -90,7 +90,10 @@ class _Keeper:
                 now = time.monotonic()
                 due = [held for held in self._held if held.next_at <= now]
             for held in due:
-                self._renew(held)
+                try:
+                    self._renew(held)
+                except Exception:  # noqa: BLE001 - the thread must outlive any one round
+                    logger.exception("lease renewal round failed")
             with self._lock:
                 now = time.monotonic()
                 wait = min((held.next_at - now for held in self._held), default=60.0)
