@@ -10,7 +10,7 @@ import os
 
 from celery import Celery, bootsteps, signals
 
-from notifyplatform import gcfreeze
+from notifyplatform.gcfreeze import freeze_heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyplatform.settings")
 
@@ -66,4 +66,4 @@ def _tune_collector(**_kwargs: object) -> None:
     higher young-generation threshold (notifyplatform.gcfreeze; measured there).
     ``worker_ready``: the threads and solo pools' one process; ``worker_process_init``:
     each prefork child."""
-    gcfreeze.freeze_heap()
+    freeze_heap()
