@@ -28,6 +28,7 @@ class InAppFastPath(InAppSentNow):
         self.store = store
         self._d_text: dict[tuple[int, int], str] = {}
         self._n_text: dict[tuple[int, int, bool], str] = {}
+        self.published: list[tuple[int, Any]] = []  # (delivery id, notification id)
 
     # -- COPY text ----------------------------------------------------------------------
     def delivery_tail(

@@ -102,15 +102,7 @@ class _BulkStore:
         }
 
     def allocate_ids(self, count: int) -> list[int]:
-        if not count:
-            return []
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('notification_deliveries', 'id'))"
-                " FROM generate_series(1, %s)",
-                [count],
-            )
-            return [row[0] for row in cursor.fetchall()]
+        return allocate_delivery_ids(count)
 
     def _copy_deliveries(
         self, lines: list[str], meanwhile: Callable[[], None] | None = None
@@ -177,3 +169,17 @@ class _BulkStore:
         else:
             meanwhile(inserted)
         return inserted
+
+
+def allocate_delivery_ids(count: int) -> list[int]:
+    """``count`` delivery ids from the table's sequence, in one query: for rows whose own
+    values name their id (COPY lines, a sent in-app row's provider message id)."""
+    if not count:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('notification_deliveries', 'id'))"
+            " FROM generate_series(1, %s)",
+            [count],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -59,14 +59,12 @@ def _plain_in_app(provider: Provider, region: str | None) -> bool:
 
 class InAppSentNow:
     """Per ``notify()`` or ``notify_many()`` call: which regions' due in-app rows are
-    written as sent, with which values, and the (delivery id, notification id) pairs to
-    publish after commit."""
+    written as sent, and with which values."""
 
     def __init__(self, channels: list[str], expires_at: datetime | None):
         self.enabled = fast_path_enabled() and Channel.IN_APP in channels
         self.expires_at = expires_at
         self._providers: dict[str | None, Provider | None] = {}
-        self.published: list[tuple[int, Any]] = []  # (delivery id, notification id)
 
     def provider(self, region: str | None) -> Provider | None:
         """The provider routing would pick for an in-app row in ``region``, if plain."""

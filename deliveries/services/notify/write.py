@@ -14,6 +14,7 @@ from ...models import DeliveryStatus, Notification, NotificationDelivery, Notifi
 from ...types import NotifyResult, Recipient
 from ..sending import enqueue_deliveries, publish_in_app
 from ..status import notification_status_from
+from .bulk_store import allocate_delivery_ids
 from .inapp_sent import InAppSentNow
 from .plan import _decision, _Plan, _plan
 from .rows import (
@@ -248,7 +249,7 @@ def _write(
     for delivery, (row, _meta), mark in zip(rows, built, marked, strict=True):
         if notification is not None and mark.status != row.status:
             sent_in_app = delivery
-            delivery.pk = _next_delivery_id()
+            [delivery.pk] = allocate_delivery_ids(1)  # its values name it
             for name, value in sent_now.delivery_values(
                 plan.region, delivery.pk, recipient.pk, now
             ).items():
@@ -278,14 +279,6 @@ def _write(
         if delivery.status == DeliveryStatus.PENDING and row.scheduled_at <= now
     ]
     return NotifyResult(notification, rows, created=True), due_ids
-
-
-def _next_delivery_id() -> int:
-    """The id a delivery is inserted with when its own values name it (a sent in-app row's
-    provider message id and response)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence('notification_deliveries', 'id'))")
-        return int(cursor.fetchone()[0])
 
 
 def _delivery_rows(

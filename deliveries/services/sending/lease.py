@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection, connections
@@ -50,9 +50,9 @@ class Held:
     token: str
     ids: list[int]
     lease: float
-    give_up_at: float  # monotonic
-    next_at: float  # monotonic
-    renewals: int = field(default=0)
+    started: float  # monotonic, as the two below
+    give_up_at: float
+    next_at: float
 
 
 class _Keeper:
@@ -67,9 +67,7 @@ class _Keeper:
     def hold(self, token: str, ids: list[int]) -> Held:
         lease = lease_seconds()
         now = time.monotonic()
-        held = Held(
-            token, ids, lease, give_up_at=now + lease_max_seconds(), next_at=now + lease / 3
-        )
+        held = Held(token, ids, lease, now, now + lease_max_seconds(), now + lease / 3)
         with self._lock:
             if self._pid != os.getpid():  # first use, or a forked child: a thread of its own
                 self._held.clear()  # a parent's claims are the parent's to renew
@@ -106,7 +104,7 @@ class _Keeper:
                 "sends of claim %s still in flight after %.0f s: their leases are no longer "
                 "renewed (NP_DELIVERY_LEASE_MAX_SECONDS)",
                 held.token,
-                now - (held.give_up_at - lease_max_seconds()),
+                now - held.started,
             )
             self.release(held)
             return
@@ -115,7 +113,6 @@ class _Keeper:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(_RENEW_SQL, {"until": until, "ids": held.ids, "token": held.token})
-            held.renewals += 1
         except Exception:  # noqa: BLE001 - the next round tries again; the sends go on
             logger.exception("renewing the leases of claim %s failed", held.token)
         finally:
@@ -126,10 +123,10 @@ _keeper = _Keeper()
 
 
 @contextmanager
-def leases_kept(token: str, ids: list[int]) -> Iterator[Held]:
+def leases_kept(token: str, ids: list[int]) -> Iterator[None]:
     """Renew the leases of this claim's rows while the block runs (their sends)."""
     held = _keeper.hold(token, ids)
     try:
-        yield held
+        yield
     finally:
         _keeper.release(held)
